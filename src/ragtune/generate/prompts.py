@@ -1,0 +1,80 @@
+"""Prompts with numbered sources, and parsing of the model's reply.
+
+Training (SFT, RAFT) and inference (ask, compare, serve) build prompts here and nowhere else, so a tuned
+model sees at inference exactly the format it was trained on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragtune.types import Hit
+
+SYSTEM_RAG = (
+    "You answer questions using only the numbered sources. "
+    "Give the shortest answer that is correct, then cite the source number like [1]."
+)
+SYSTEM_CLOSED = "You answer questions about the organisation's documents. Give the shortest answer that is correct."
+
+ANSWER_MARKER = "Answer:"
+QUOTE_MARKER = "Quote:"
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
+    """Number sources from 1 in rank order: '[1] Title: text'."""
+    lines = []
+    for number, hit in enumerate(hits, start=1):
+        title = f"{hit.chunk.title}: " if hit.chunk.title else ""
+        lines.append(f"[{number}] {title}{hit.chunk.text[:max_chars].strip()}")
+    return "\n\n".join(lines)
+
+
+def build_messages(question: str, hits: Sequence[Hit] | None) -> list[dict[str, str]]:
+    """Chat messages for one question; closed-book when hits is None.
+
+    >>> build_messages("Who?", None)[1]
+    {'role': 'user', 'content': 'Question: Who?'}
+    """
+    if hits is None:
+        return [
+            {"role": "system", "content": SYSTEM_CLOSED},
+            {"role": "user", "content": f"Question: {question.strip()}"},
+        ]
+    return [
+        {"role": "system", "content": SYSTEM_RAG},
+        {"role": "user", "content": f"Sources:\n{format_sources(hits)}\n\nQuestion: {question.strip()}"},
+    ]
+
+
+def format_raft_target(answer: str, quote: str | None, source_number: int | None) -> str:
+    """The quote-then-answer completion RAFT trains on: 'Quote: [2] "..."\\nAnswer: X [2]'.
+
+    Without a quote (oracle absent), the target is the bare answer line.
+    """
+    if quote and source_number:
+        return f'{QUOTE_MARKER} [{source_number}] "{quote.strip()}"\n{ANSWER_MARKER} {answer.strip()} [{source_number}]'
+    return f"{ANSWER_MARKER} {answer.strip()}"
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    answer: str  # the final answer text, citation markers removed
+    cited: tuple[int, ...]  # 1-based source numbers cited anywhere in the reply
+    raw: str
+
+
+def parse_answer(text: str) -> ParsedAnswer:
+    """Extract the final answer (after 'Answer:' if present) and the cited source numbers."""
+    raw = text.strip()
+    cited = tuple(dict.fromkeys(int(n) for n in _CITATION.findall(raw)))
+    body = raw
+    if ANSWER_MARKER in body:
+        body = body.rsplit(ANSWER_MARKER, 1)[1]
+    elif body.startswith(QUOTE_MARKER):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    body = _CITATION.sub("", body).strip()
+    return ParsedAnswer(answer=body, cited=cited, raw=raw)
