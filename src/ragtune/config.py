@@ -72,3 +72,5 @@ class GenerateConfig(StrictModel):
     temperature: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1)
     api_key_env: str = "OPENAI_API_KEY"  # used only for http(s) endpoints
+    model_name: str | None = None  # remote model name for http(s) endpoints (else the URL #fragment, else "default")
+    timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only

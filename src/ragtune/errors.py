@@ -32,3 +32,9 @@ class MissingExtraError(RagtuneError):
 
     def __init__(self, module: str, extra: str):
         super().__init__(f"{module} is not installed: pip install 'ragtune[{extra}]'")
+
+
+class BackendError(RagtuneError):
+    """A model backend (e.g. a remote OpenAI-compatible endpoint) failed or answered malformed data."""
+
+    exit_code = 5

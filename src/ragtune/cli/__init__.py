@@ -63,5 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        typer.secho(f"error: invalid setting: {problems}", fg="red", err=True)
+        sys.exit(2)
     if isinstance(result, int) and result != 0:
         sys.exit(result)

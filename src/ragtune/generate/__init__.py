@@ -1,0 +1,18 @@
+"""Generation: prompts with numbered sources, batched local/remote LLM backends, citations.
+
+Light to import: backends load torch/transformers/httpx only when a generator is built.
+"""
+
+from ragtune.generate.base import Generator, Messages, generate_one
+from ragtune.generate.registry import backend_name, clear_generator_cache, load_generator
+from ragtune.types import Generation
+
+__all__ = [
+    "Generation",
+    "Generator",
+    "Messages",
+    "backend_name",
+    "clear_generator_cache",
+    "generate_one",
+    "load_generator",
+]

@@ -1,0 +1,9 @@
+"""The index folder: documents, chunks and vectors with atomic commits; dense (exact/HNSW) and BM25 search.
+
+Importing this package is light; torch, sentence-transformers, bm25s and faiss load only when used.
+"""
+
+from ragtune.index.embed import Embedder, HashEmbedder, get_embedder
+from ragtune.index.store import DocumentInfo, Index, IndexState, IngestStats
+
+__all__ = ["DocumentInfo", "Embedder", "HashEmbedder", "Index", "IndexState", "IngestStats", "get_embedder"]

@@ -1,0 +1,59 @@
+"""`ragtune compare`: every arm side by side on the same questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def compare(
+        index: Path = typer.Option(..., "--index", help="Index folder (ragtune ingest)."),
+        questions: Path = typer.Option(..., "--questions", help="ragtune QA JSONL or SQuAD JSON."),
+        out: Path = typer.Option(..., "--out", help="Run folder to write (atomically)."),
+        arms: str = typer.Option("base,rag,ft,ft_rag,raft", "--arms", help="Comma-separated arms."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
+        raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
+        train: bool = typer.Option(False, "--train", help="Train the adapters the arms need and were not given."),
+        train_data: Optional[Path] = typer.Option(None, "--train-data", help="QA file to train on (default: synthesised from the index)."),
+        train_epochs: Optional[float] = typer.Option(None, "--train-epochs", help="Epochs for --train (default: per mode)."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N questions."),
+        seed: int = typer.Option(0, "--seed"),
+        k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
+        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid"),
+        model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
+        max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+        freshness: Optional[Path] = typer.Option(None, "--freshness", help="Folder of updated documents + questions.jsonl on the changed facts."),
+        resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same --out."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+        knowledge_change: str = typer.Option("monthly", "--knowledge-change", help="Scenario: static | monthly | weekly | daily."),
+        latency_budget_ms: Optional[float] = typer.Option(None, "--latency-budget-ms", help="Scenario: p95 latency allowed."),
+        queries_per_day: float = typer.Option(1000, "--queries-per-day", help="Scenario: expected traffic."),
+        training_budget_usd: Optional[float] = typer.Option(None, "--training-budget-usd", help="Scenario: training budget."),
+        needs_citations: bool = typer.Option(False, "--needs-citations", help="Scenario: answers must cite sources."),
+        cpu_hour_usd: float = typer.Option(0.10, "--cpu-hour-usd", help="Cost model: $ per CPU machine hour."),
+        gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
+    ) -> None:
+        """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
+        from ragtune.evaluate.compare_run import CompareConfig, run_compare
+        from ragtune.evaluate.cost import CostModel
+        from ragtune.evaluate.harness import parse_arms
+
+        config = CompareConfig(
+            index=str(index), questions=str(questions), out=str(out), arms=tuple(parse_arms(arms)),
+            adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
+            train=train, train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
+            limit=limit, seed=seed, k=k, mode=mode, model=model, max_new_tokens=max_new_tokens,
+            freshness=str(freshness) if freshness else None, resume=resume, overwrite=overwrite,
+            scenario={"knowledge_change": knowledge_change, "latency_budget_ms": latency_budget_ms,
+                      "queries_per_day": queries_per_day, "training_budget_usd": training_budget_usd,
+                      "needs_citations": needs_citations},
+            cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
+        )
+        run_dir = run_compare(config)
+        from ragtune.cli.summary import print_run_summary
+
+        print_run_summary(run_dir)

@@ -1,0 +1,101 @@
+"""`ragtune demo`: the whole product on the shipped sample handbook, offline.
+
+Builds the index, trains the SFT and RAFT adapters (cached by content hash after the first run), runs every
+arm plus the freshness test and writes the report. The training data is synthesised from the handbook's own
+chunks plus the handbook's training questions; the evaluation questions (test split) are never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ragtune import __version__
+from ragtune.paths import cache_dir
+
+logger = logging.getLogger(__name__)
+
+ARMS = ("base", "rag", "ft", "ft_rag", "raft")
+
+
+def sample_dir() -> Path:
+    """The sample corpus shipped inside the package."""
+    return Path(__file__).resolve().parent / "sample"
+
+
+def _split_questions(src: Path, split: str, dst: Path) -> Path:
+    lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    keep = [ln for ln in lines if json.loads(ln).get("split") == split]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("\n".join(keep) + "\n", encoding="utf-8")
+    return dst
+
+
+def build_demo_index(work: Path) -> Any:
+    """Ingest the sample handbook into work/index (idempotent: unchanged documents are not re-embedded)."""
+    from ragtune.index import Index
+    from ragtune.ingest import load_documents
+
+    index = Index.open_or_create(work / "index")
+    loaded = load_documents([sample_dir() / "handbook"])
+    if loaded.skipped:
+        logger.warning("sample corpus: %d file(s) skipped: %s", len(loaded.skipped), loaded.skipped[:3])
+    index.add_documents(loaded.documents)
+    return index
+
+
+def _adapters_key(index: Any, train_file: Path, epochs: dict[str, int], seed: int) -> str:
+    digest = hashlib.sha256()
+    for doc in sorted(index.documents(), key=lambda d: d.doc_id):
+        digest.update(f"{doc.doc_id}\0{doc.hash}\n".encode())
+    digest.update(train_file.read_bytes())
+    digest.update(json.dumps({"epochs": epochs, "seed": seed, "version": __version__}, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0) -> dict[str, str]:
+    """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
+    from ragtune.evaluate.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
+
+    key = _adapters_key(index, train_file, DEFAULT_EPOCHS, seed)
+    folder = work / "adapters" / key
+    paths = {kind: folder / kind for kind in ("sft", "raft")}
+    missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]
+    if missing:
+        logger.info("training demo adapters %s into %s", missing, folder)
+        examples = training_examples(index, None, seed=seed) + training_examples(index, str(train_file))
+        train_adapters(index, missing, folder, examples=examples, seed=seed)
+        for stale in (work / "adapters").iterdir():
+            if stale.name != key:
+                shutil.rmtree(stale, ignore_errors=True)
+    return {kind: str(path) for kind, path in paths.items()}
+
+
+def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0) -> Path:
+    """Run the demo comparison; returns the run folder (with report.html)."""
+    from ragtune.evaluate.compare_run import CompareConfig, run_compare
+
+    work = cache_dir() / "demo"
+    sample = sample_dir()
+    test_questions = _split_questions(sample / "questions.jsonl", "test", work / "questions_test.jsonl")
+    train_questions = _split_questions(sample / "questions.jsonl", "train", work / "questions_train.jsonl")
+    index = build_demo_index(work)
+    adapters = demo_adapters(index, work, train_questions, seed=seed)
+    config = CompareConfig(
+        index=str(work / "index"),
+        questions=str(test_questions),
+        out=str(out),
+        arms=ARMS,
+        adapter=adapters["sft"],
+        raft_adapter=adapters["raft"],
+        freshness=str(sample / "updates"),
+        limit=limit,
+        seed=seed,
+        overwrite=True,
+        scenario={"knowledge_change": "monthly", "needs_citations": False},
+    )
+    return run_compare(config)

@@ -1,0 +1,272 @@
+"""`ragtune compare`: every arm on the same questions, scored, reported, recorded — crash-safe and resumable.
+
+The run is built in RUN_DIR.partial (predictions appended batch by batch, so `--resume` skips what is done)
+and renamed to RUN_DIR only when results.json, predictions.jsonl and report.html are all written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ragtune import __version__
+from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
+from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.evaluate.cost import CostModel
+from ragtune.evaluate.harness import ARMS, DEFAULT_ARMS, gold_doc_ids, run_arm
+from ragtune.types import Example
+
+logger = logging.getLogger(__name__)
+
+
+class CompareConfig(StrictModel):
+    """Everything a comparison run depends on; saved as config.json in the run folder."""
+
+    index: str
+    questions: str
+    out: str
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    adapter: str | None = None  # SFT adapter for ft / ft_rag
+    raft_adapter: str | None = None  # RAFT adapter for raft
+    train: bool = False  # train missing adapters as part of the run
+    train_data: str | None = None  # QA file to train on (default: synthesised from the index)
+    train_epochs: float | None = None
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+    k: int = Field(3, ge=1)
+    mode: RetrieveMode = "hybrid"
+    model: str = BUNDLED
+    max_new_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(8, ge=1)
+    freshness: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    runs_db: str | None = None
+    scenario: dict[str, Any] = Field(default_factory=dict)
+    cost: CostModel = CostModel()
+
+
+def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
+    """Evaluation questions from ragtune QA JSONL or SQuAD JSON; malformed entries are a clear error."""
+    from ragtune.train.data import load_examples
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"questions file not found: {str(path)!r}")
+    loaded = load_examples(path)
+    if loaded.errors:
+        shown = "; ".join(loaded.errors[:3])
+        more = f" (and {len(loaded.errors) - 3} more)" if len(loaded.errors) > 3 else ""
+        raise InputError(f"{path}: {len(loaded.errors)} malformed question(s): {shown}{more}")
+    examples = [e if e.qid else _with_qid(e, i) for i, e in enumerate(loaded.examples)]
+    if len({e.qid for e in examples}) != len(examples):
+        raise InputError(f"{path}: question ids are not unique")
+    return examples[:limit] if limit else examples
+
+
+def _with_qid(example: Example, i: int) -> Example:
+    from dataclasses import replace
+
+    return replace(example, qid=f"q{i:05d}")
+
+
+def _check_gold(examples: list[Example], index: Any, what: str) -> None:
+    known = {d.doc_id for d in index.documents()}
+    missing = sorted({d for e in examples for d in gold_doc_ids(e)} - known)
+    if missing:
+        raise InputError(
+            f"{what}: {len(missing)} gold document id(s) are not in the index, e.g. {missing[:3]} — "
+            "ingest the documents the questions are about, or drop doc_id from the questions"
+        )
+
+
+def _adapter_paths(config: CompareConfig, base_dir: Path) -> dict[str, str | None]:
+    from ragtune.train.adapter import check_adapter
+
+    paths = {"sft": config.adapter, "raft": config.raft_adapter}
+    for kind in {ARMS[a].adapter for a in config.arms} - {None}:
+        path = paths[kind]
+        if path is None:
+            if not config.train:
+                flag = "--adapter" if kind == "sft" else "--raft-adapter"
+                arms = [a for a in config.arms if ARMS[a].adapter == kind]
+                raise ConfigError(f"arm(s) {', '.join(arms)} need a {kind} adapter: pass {flag} DIR or --train")
+            continue
+        if not Path(path).is_dir():
+            raise NotBuiltError(f"adapter folder not found: {path!r}")
+        check_adapter(path, base_dir)
+    return paths
+
+
+class _PartialRun:
+    """RUN_DIR.partial: rows appended and fsync'd per batch so a crash loses at most one batch."""
+
+    def __init__(self, out: Path, resume: bool):
+        self.out = out
+        self.dir = out.with_name(out.name + ".partial")
+        self.rows_path = self.dir / "predictions.partial.jsonl"
+        if self.dir.exists() and not resume:
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.done: dict[tuple[str, str, bool], dict[str, Any]] = {}
+        if self.rows_path.exists():
+            for line in self.rows_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line from a kill: that batch is redone
+                    continue
+                self.done[(row["arm"], row["qid"], bool(row["freshness"]))] = row
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        with self.rows_path.open("a", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self.done[(row["arm"], row["qid"], bool(row["freshness"]))] = row
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def todo(self, arm: str, examples: list[Example], freshness: bool) -> list[Example]:
+        return [e for e in examples if (arm, e.qid, freshness) not in self.done]
+
+    def rows(self, arms: tuple[str, ...], examples: list[Example], freshness: bool) -> list[dict[str, Any]]:
+        return [self.done[(a, e.qid, freshness)] for a in arms for e in examples]
+
+    def commit(self) -> Path:
+        self.rows_path.unlink(missing_ok=True)
+        if self.out.exists():
+            trash = self.out.with_name(self.out.name + ".old")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(self.out, trash)
+            os.replace(self.dir, self.out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(self.dir, self.out)
+        return self.out
+
+
+def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, list[Example]]:
+    """Copy the index, apply the update documents to the copy only, and load the freshness questions."""
+    from ragtune.index import Index
+    from ragtune.ingest import load_documents
+
+    questions = updates / "questions.jsonl"
+    if not questions.is_file():
+        raise InputError(f"freshness folder {str(updates)!r} has no questions.jsonl")
+    roots = sorted(p for p in updates.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not roots:
+        raise InputError(f"freshness folder {str(updates)!r} has no document folder beside questions.jsonl")
+    target = work / "fresh_index"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(index_dir, target, ignore=shutil.ignore_patterns("*.lock", "lock"))
+    index = Index.open(target)
+    loaded = load_documents(roots)
+    if loaded.skipped:
+        raise InputError(f"freshness update {loaded.skipped[0].path}: {loaded.skipped[0].reason}")
+    stats = index.add_documents(loaded.documents)
+    logger.info("freshness: %s", stats)
+    examples = load_questions(questions)
+    _check_gold(examples, index, str(questions))
+    return index, examples
+
+
+def run_compare(config: CompareConfig) -> Path:
+    """Run the comparison described by `config`; returns the finished run folder."""
+    from ragtune.evaluate.scoring import score_run
+    from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
+    from ragtune.generate import load_generator
+    from ragtune.index import Index
+    from ragtune.models import resolve_llm
+    from ragtune.progress import progress_task
+    from ragtune.report.recommend import Scenario
+
+    out = Path(config.out)
+    if out.exists() and not (config.overwrite or config.resume):
+        raise ConfigError(f"run folder {str(out)!r} already exists: choose another --out, or --overwrite")
+    # Everything that can fail fast is checked before any long work.
+    scenario = Scenario(**config.scenario)
+    examples = load_questions(config.questions, config.limit)
+    if not examples:
+        raise InputError(f"{config.questions}: no questions")
+    index = Index.open(config.index)
+    if len(index) == 0:
+        raise InputError(f"index {config.index!r} is empty: ingest documents first (ragtune ingest)")
+    _check_gold(examples, index, config.questions)
+    base_dir = resolve_llm(config.model) if not config.model.startswith(("http://", "https://")) else None
+    adapters = _adapter_paths(config, base_dir) if base_dir else {"sft": None, "raft": None}
+    if config.freshness and not Path(config.freshness).is_dir():
+        raise InputError(f"freshness folder not found: {config.freshness!r}")
+
+    partial = _PartialRun(out, config.resume)
+    write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
+    setup: dict[str, Any] = {
+        "models": {"llm": config.model, "embedder": index.config.embed.model, "package_version": __version__},
+        "index": {"path": str(config.index), "chunks": len(index), "documents": len(index.documents())},
+        "retrieval": {"mode": config.mode, "k": config.k},
+        "decoding": {"max_new_tokens": config.max_new_tokens, "greedy": True},
+        "arms": {},
+    }
+    needed = {ARMS[a].adapter for a in config.arms} - {None}
+    if config.train and any(adapters[kind] is None for kind in needed):
+        from ragtune.evaluate.train_arms import train_adapters
+
+        trained = train_adapters(
+            index,
+            kinds=sorted(kind for kind in needed if adapters[kind] is None),
+            out_dir=partial.dir / "adapters",
+            model=config.model,
+            train_data=config.train_data,
+            epochs=config.train_epochs,
+            seed=config.seed,
+        )
+        for kind, info in trained.items():
+            adapters[kind] = str(info["path"])
+            setup.setdefault("training", {})[kind] = info
+    for arm in config.arms:
+        kind = ARMS[arm].adapter
+        info = setup.get("training", {}).get(kind, {}) if kind else {}
+        setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": info.get("train_s", 0.0)}
+
+    fresh_index, fresh_examples = (None, [])
+    if config.freshness:
+        fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
+    retriever = index.retriever(config.mode)
+    fresh_retriever = fresh_index.retriever(config.mode) if fresh_index is not None else None
+    total = sum(len(partial.todo(a, examples, False)) + len(partial.todo(a, fresh_examples, True)) for a in config.arms)
+    t_start = time.perf_counter()
+    with progress_task("Answering", total=total) as task:
+        for arm in config.arms:
+            kind = ARMS[arm].adapter
+            generator = load_generator(
+                GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
+                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
+            )
+            task.update(description=f"Answering [{arm}]")
+            for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):
+                todo = partial.todo(arm, group, fresh)
+                if todo:
+                    run_arm(arm, todo, generator, retr, k=config.k, max_new_tokens=config.max_new_tokens,
+                            batch_size=config.batch_size, freshness=fresh, on_rows=partial.append, progress=task)
+    setup["answer_s"] = round(time.perf_counter() - t_start, 2)
+    rows = partial.rows(config.arms, examples, False) + partial.rows(config.arms, fresh_examples, True)
+    results = score_run(rows, setup=setup, scenario=scenario, cost_model=config.cost, seed=config.seed, k=config.k)
+    write_text_atomic(partial.dir / "predictions.jsonl", dumps_predictions(rows))
+    write_text_atomic(partial.dir / "results.json", dumps_results(results))
+    shutil.rmtree(partial.dir / "fresh_index", ignore_errors=True)
+    from ragtune.report.render import render_report
+
+    render_report(partial.dir)
+    run_dir = partial.commit()
+    try:
+        from ragtune.runs_db import record_run
+
+        record_run(run_dir, results, db_path=config.runs_db)
+    except Exception as exc:  # noqa: BLE001 - the run itself is complete; a DB problem must not lose it
+        logger.warning("could not record the run in the runs database: %s", exc)
+    return run_dir

@@ -1,0 +1,100 @@
+"""Training the adapters a comparison needs (`compare --train`, the demo) with the fine-tuning pipeline.
+
+Training data: a QA file the user gives, else questions synthesised from the index's own chunks — never the
+evaluation questions. SFT trains closed-book question → short answer (knowledge injection, with paraphrases);
+RAFT trains question + oracle/distractor passages → quote-then-answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import BUNDLED, GenerateConfig
+from ragtune.errors import InputError
+from ragtune.types import Example
+
+logger = logging.getLogger(__name__)
+
+# Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
+# reading from passages (RAFT) is learnt in 1-2 epochs.
+DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
+
+
+def training_examples(
+    index: Any,
+    train_data: str | Sequence[str] | None,
+    *,
+    model: str = BUNDLED,
+    per_chunk: int = 2,
+    paraphrases: int = 1,
+    seed: int = 0,
+) -> list[Example]:
+    """QA examples to train on: the given file(s), or synthesised from every chunk of the index."""
+    if train_data:
+        from ragtune.train.data import load_examples
+
+        files = [train_data] if isinstance(train_data, str | Path) else list(train_data)
+        examples: list[Example] = []
+        for path in files:
+            loaded = load_examples(path)
+            if loaded.errors:
+                logger.warning("%s: %d malformed training example(s) skipped", path, len(loaded.errors))
+            examples += loaded.examples
+        if not examples:
+            raise InputError(f"no valid training examples in {files}")
+        return examples
+    from ragtune.generate import load_generator
+    from ragtune.train.synth import synthesize_qa
+
+    generator = load_generator(GenerateConfig(model=model))
+    result = synthesize_qa(index.chunks(), generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed)
+    if not result.examples:
+        raise InputError(f"no training questions could be synthesised from the index (rejected: {result.rejected})")
+    logger.info("synthesised %d training questions (rejected %s)", len(result.examples), result.rejected)
+    return list(result.examples)
+
+
+def train_adapters(
+    index: Any,
+    kinds: Sequence[str],
+    out_dir: str | Path,
+    *,
+    model: str = BUNDLED,
+    train_data: str | Sequence[str] | None = None,
+    examples: Sequence[Example] | None = None,
+    epochs: float | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Train one adapter per kind ('sft', 'raft') into out_dir/<kind>; returns {kind: {path, train_s, ...}}."""
+    from ragtune.train.builders import build_raft_examples, build_sft_examples, export_jsonl
+    from ragtune.train.config import FinetuneConfig
+    from ragtune.train.trainer import finetune
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if examples is None:
+        examples = training_examples(index, train_data, model=model, seed=seed)
+    trained: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        if kind == "sft":
+            train = build_sft_examples(examples)
+        elif kind == "raft":
+            train = build_raft_examples(examples, index, seed=seed)
+        else:
+            raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
+        export_jsonl(train, out_dir / f"{kind}_train.jsonl")
+        config = FinetuneConfig(base_model=model, epochs=int(epochs or DEFAULT_EPOCHS[kind]), seed=seed)
+        t0 = time.perf_counter()
+        info = finetune(train, out_dir / kind, config)
+        trained[kind] = {
+            "path": str(info.path),
+            "train_s": round(time.perf_counter() - t0, 2),
+            "examples": len(train),
+            "epochs": config.epochs,
+            "metrics": info.metrics,
+        }
+    return trained

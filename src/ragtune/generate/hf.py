@@ -1,0 +1,161 @@
+"""Local transformers backend: batched greedy (or sampled) chat generation on CPU.
+
+Prompts are rendered with the tokenizer's chat template and LEFT-padded, so every row's last position is the
+real end of its prompt and generation continues from there. A batch is sorted by prompt length before it is
+split into sub-batches of `batch_size` (less padding, less wasted compute) and the order is restored after.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ConfigError, InputError
+from ragtune.generate.base import Messages
+from ragtune.types import Generation
+
+log = logging.getLogger(__name__)
+
+
+class HFGenerator:
+    """A local Hugging Face causal LM, optionally with a peft (LoRA) adapter on top.
+
+    `.model` and `.tokenizer` are public so training can reuse a loaded model.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        batch_size: int = 8,
+        temperature: float = 0.0,
+        model_id: str | None = None,
+        merge_adapter: bool = True,
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self.temperature = temperature
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(f"the tokenizer in {str(model_dir)!r} has no chat template; use an instruct/chat model")
+        # sdpa is the fastest attention on CPU here (see bench/bench_generate.py); eager is the fallback.
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+        except (ValueError, ImportError):
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        self.adapter = Path(adapter) if adapter else None
+        if self.adapter is not None:
+            model = _apply_adapter(model, self.adapter, model_dir, merge=merge_adapter)
+        model.eval()
+        self.model = model
+        name = model_id or _model_name(model_dir)
+        self.model_id = f"{name}+{self.adapter.name}" if self.adapter else name
+        self._eos_ids = _eos_ids(self.tokenizer, model)
+
+    def render(self, batch: list[Messages]) -> list[str]:
+        """The prompt strings the model sees (chat template with the assistant turn opened)."""
+        prompts = []
+        for messages in batch:
+            if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
+                raise InputError(f"each conversation must be a non-empty list of {{role, content}} dicts: {messages!r}")
+            prompts.append(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        return prompts
+
+    def generate(self, batch: list[Messages], max_new_tokens: int = 64) -> list[Generation]:
+        """One Generation per conversation, same order; sorted by length and split into sub-batches inside."""
+        if not batch:
+            return []
+        prompts = self.render(batch)
+        # The chat template already holds the special tokens (BOS/im_start): don't add them twice.
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: list[Generation | None] = [None] * len(encoded)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens)
+            for row, generation in zip(rows, outputs, strict=True):
+                results[row] = generation
+        return [r for r in results if r is not None]
+
+    def _generate_padded(self, input_ids: list[list[int]], max_new_tokens: int) -> list[Generation]:
+        import torch
+        from transformers import GenerationConfig
+
+        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt")
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=self.temperature > 0,
+            eos_token_id=self._eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], generation_config=config
+            )
+        new_tokens = out[:, padded["input_ids"].shape[1] :]  # (batch, generated) — prompt stripped
+        generations = []
+        for prompt, row in zip(input_ids, new_tokens.tolist(), strict=True):
+            kept = _until_eos(row, self._eos_ids)
+            text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+            generations.append(Generation(text=text, prompt_tokens=len(prompt), completion_tokens=len(kept)))
+        return generations
+
+
+def _until_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:
+    """Generated tokens up to (not including) the first end-of-sequence token; later ones are padding."""
+    for position, token in enumerate(tokens):
+        if token in eos_ids:
+            return tokens[:position]
+    return tokens
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    ids: list[int] = []
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, configured):
+        for token in value if isinstance(value, list) else [value]:
+            if token is not None and token not in ids:
+                ids.append(int(token))
+    return ids
+
+
+def _model_name(model_dir: Path) -> str:
+    import json
+
+    manifest = model_dir / "ragtune-manifest.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text()).get("model_id") or model_dir.name
+        except ValueError:
+            pass
+    return model_dir.name
+
+
+def _apply_adapter(model: Any, adapter: Path, model_dir: Path, *, merge: bool) -> Any:
+    """Load a peft adapter onto the base model; merged into the weights for faster inference by default."""
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"not a peft adapter folder (no adapter_config.json): {str(adapter)!r}")
+    try:  # the training engineer's compatibility check, when present
+        from ragtune.train.adapter import check_adapter
+    except ImportError:
+        check_adapter = None
+    if check_adapter is not None:
+        check_adapter(adapter, model_dir)
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(adapter))
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise ConfigError(f"adapter {str(adapter)!r} does not fit the model {str(model_dir)!r}: {exc}") from exc
+    log.info("loaded adapter %s", adapter)
+    return peft_model.merge_and_unload() if merge else peft_model

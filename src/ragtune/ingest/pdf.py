@@ -1,0 +1,66 @@
+"""PDF files via pypdf: the text layer of every page, pages separated by blank lines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from ragtune.ingest.base import SkipFile
+from ragtune.ingest.decoding import humanize_stem, read_bytes
+from ragtune.types import Document
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER_TITLES = {"", "untitled", "(anonymous)", "anonymous"}  # what PDF writers put when no title is set
+
+
+def _first_line(text: str) -> str | None:
+    for line in text.split("\n"):
+        line = " ".join(line.split())
+        if line:
+            return line[:200]
+    return None
+
+
+def load_pdf(path: Path, doc_id: str, source: str) -> Iterator[Document]:
+    """One document per PDF; encrypted, corrupt and text-less (scanned) PDFs are skipped with a reason."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    data = read_bytes(path)
+    if not data.strip():
+        raise SkipFile("empty")
+    if not data.lstrip()[:5] == b"%PDF-":
+        raise SkipFile("corrupt PDF (no %PDF- header)")
+    # pypdf raises many exception types on damaged files; any of them means "corrupt" for one file.
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # An owner-password-only PDF opens with the empty user password; anything else is locked.
+            try:
+                if not reader.decrypt(""):
+                    raise SkipFile("encrypted PDF (password required)")
+            except (FileNotDecryptedError, NotImplementedError) as exc:
+                raise SkipFile(f"encrypted PDF ({exc})") from None
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta_title = reader.metadata.title if reader.metadata is not None else None
+    except SkipFile:
+        raise
+    except FileNotDecryptedError:
+        raise SkipFile("encrypted PDF (password required)") from None
+    except PdfReadError as exc:
+        raise SkipFile(f"corrupt PDF ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - see comment above
+        logger.debug("pypdf failed on %s", path, exc_info=True)
+        raise SkipFile(f"corrupt PDF ({type(exc).__name__}: {exc})") from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    if not text:
+        raise SkipFile("no text layer (scanned PDF?)")
+    meta_title = " ".join((meta_title or "").split())
+    if meta_title.lower() in PLACEHOLDER_TITLES:
+        meta_title = ""
+    title = meta_title or _first_line(text) or humanize_stem(path)
+    yield Document(doc_id=doc_id, text=text, title=title, source=source, metadata={"pages": len(pages)})

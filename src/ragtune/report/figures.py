@@ -1,0 +1,148 @@
+"""Plotly figures of a run, returned as HTML <div>s without the plotly.js library (the page embeds it once).
+
+Each builder takes the results dict (and prediction rows where it needs distributions) and returns a
+plotly Figure; `figure_divs` renders them all. Colours are fixed per arm so every chart reads the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ARM_COLOURS = {"base": "#8c8c8c", "rag": "#2f6fde", "ft": "#e8862e", "ft_rag": "#8e44ad", "raft": "#1e9e6a"}
+EXTRA_COLOURS = ["#c0392b", "#16a085", "#d35400", "#2c3e50", "#7f8c8d"]
+METRIC_LABELS = {
+    "exact_match": "Exact match",
+    "f1": "F1",
+    "semantic_similarity": "Semantic sim.",
+    "faithfulness": "Faithfulness",
+    "citation_precision": "Citation precision",
+    "retrieval_recall_at_k": "Recall@k",
+}
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+
+def arm_colour(arm: str, position: int = 0) -> str:
+    """The fixed colour of an arm (known arms), else one from a small extra palette."""
+    return ARM_COLOURS.get(arm, EXTRA_COLOURS[position % len(EXTRA_COLOURS)])
+
+
+def _layout(fig, title: str, **kwargs: Any):
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 16}},
+        template="plotly_white",
+        font={"family": FONT, "size": 12},
+        height=380,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.18},
+        **kwargs,
+    )
+    return fig
+
+
+def _error(values: list, cis: list) -> dict:
+    plus = [None if v is None or c is None else max(c[1] - v, 0.0) for v, c in zip(values, cis)]
+    minus = [None if v is None or c is None else max(v - c[0], 0.0) for v, c in zip(values, cis)]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1.2, "width": 4}
+
+
+def quality_figure(results: dict):
+    """Grouped bars: each quality metric per arm, with 95% bootstrap CI error bars."""
+    import plotly.graph_objects as go
+
+    arms = results["arms"]
+    metrics = [m for m in METRIC_LABELS if any(arms[a]["metrics"].get(m) is not None for a in arms)]
+    fig = go.Figure()
+    for i, (arm, info) in enumerate(arms.items()):
+        values = [info["metrics"].get(m) for m in metrics]
+        cis = [info.get("ci95", {}).get(m) for m in metrics]
+        fig.add_trace(go.Bar(
+            name=arm, x=[METRIC_LABELS[m] for m in metrics], y=values, marker_color=arm_colour(arm, i),
+            error_y=_error(values, cis),
+            hovertemplate="%{x}: %{y:.3f}<extra>" + arm + "</extra>",
+        ))
+    return _layout(fig, "Answer quality per arm (95% CI)", barmode="group", yaxis={"range": [0, 1.05], "title": "score"})
+
+
+def latency_figure(rows: list[dict]):
+    """Box plots per arm of retrieval, generation and end-to-end latency (ms)."""
+    import plotly.graph_objects as go
+
+    main = [r for r in rows if not r.get("freshness")]
+    arms = list(dict.fromkeys(r["arm"] for r in main))
+    fig = go.Figure()
+    parts = [("Retrieval", "#5b8def", lambda r: r["retrieve_ms"], lambda r: bool(r["citations"])),
+             ("Generation", "#f0a04b", lambda r: r["generate_ms"], lambda r: True),
+             ("End-to-end", "#555555", lambda r: r["retrieve_ms"] + r["generate_ms"], lambda r: True)]
+    for name, colour, value, keep in parts:
+        selected = [r for r in main if keep(r)]
+        fig.add_trace(go.Box(
+            name=name, x=[r["arm"] for r in selected], y=[value(r) for r in selected], marker_color=colour,
+            boxpoints="outliers", line={"width": 1.3},
+        ))
+    return _layout(fig, "Latency per query (ms): retrieval vs generation", boxmode="group",
+                   xaxis={"categoryorder": "array", "categoryarray": arms}, yaxis={"title": "ms", "rangemode": "tozero"})
+
+
+def cost_figure(results: dict):
+    """Quality (primary metric, with CI) against serving cost per 1k queries, one point per arm."""
+    import plotly.graph_objects as go
+
+    primary = results.get("primary_metric", "f1")
+    fig = go.Figure()
+    for i, (arm, info) in enumerate(results["arms"].items()):
+        m = info["metrics"]
+        value, ci = m.get(primary), info.get("ci95", {}).get(primary)
+        fig.add_trace(go.Scatter(
+            name=arm, x=[m.get("cost_per_1k_queries")], y=[value], mode="markers+text", text=[arm],
+            textposition="top center", marker={"size": 14, "color": arm_colour(arm, i), "line": {"width": 1, "color": "#fff"}},
+            error_y=_error([value], [ci]),
+            customdata=[[m.get("latency_ms_p50"), m.get("training_usd") or 0.0]],
+            hovertemplate=(f"<b>{arm}</b><br>{METRIC_LABELS.get(primary, primary)} %{{y:.3f}}<br>$%{{x:.4f}} per 1k queries"
+                           "<br>p50 %{customdata[0]:.0f} ms<br>training $%{customdata[1]:.3f}<extra></extra>"),
+        ))
+    return _layout(fig, f"{METRIC_LABELS.get(primary, primary)} vs serving cost", showlegend=False,
+                   xaxis={"title": "USD per 1,000 queries", "rangemode": "tozero"},
+                   yaxis={"title": METRIC_LABELS.get(primary, primary), "range": [0, 1.05]})
+
+
+def freshness_figure(results: dict):
+    """Per arm: primary metric on unchanged facts vs on facts changed after training (None without data)."""
+    import plotly.graph_objects as go
+
+    fresh = (results.get("freshness") or {}).get("arms") or {}
+    if not fresh:
+        return None
+    primary = results.get("primary_metric", "f1")
+    arms = [a for a in results["arms"] if a in fresh] + [a for a in fresh if a not in results["arms"]]
+    fig = go.Figure()
+    for name, source, colour in (("Unchanged facts", results["arms"], "#b8c4d6"), ("Changed facts", fresh, "#d9534f")):
+        values = [source.get(a, {}).get("metrics", {}).get(primary) for a in arms]
+        cis = [source.get(a, {}).get("ci95", {}).get(primary) for a in arms]
+        fig.add_trace(go.Bar(name=name, x=arms, y=values, marker_color=colour, error_y=_error(values, cis),
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
+    return _layout(fig, f"Freshness: {METRIC_LABELS.get(primary, primary)} after the documents changed",
+                   barmode="group", yaxis={"range": [0, 1.05], "title": METRIC_LABELS.get(primary, primary)})
+
+
+def figure_div(fig, div_id: str) -> str:
+    """One figure as an HTML <div> + inline script, relying on a plotly.js already on the page."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def figure_divs(results: dict, rows: list[dict]) -> dict[str, str]:
+    """All report figures by name: quality, latency, cost and (when measured) freshness."""
+    figures = {
+        "quality": quality_figure(results),
+        "latency": latency_figure(rows),
+        "cost": cost_figure(results),
+        "freshness": freshness_figure(results),
+    }
+    return {name: figure_div(fig, f"fig-{name}") for name, fig in figures.items() if fig is not None}
+
+
+def plotly_js() -> str:
+    """The full plotly.js bundle shipped with the plotly package (offline), safe to inline in <script>."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().replace("</script", "<\\/script")

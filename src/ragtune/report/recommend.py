@@ -1,0 +1,247 @@
+"""Which arm to deploy: measured results combined with the user's scenario.
+
+The rules follow the trade-offs the field documents (Ovadia et al. 2023; Zhang et al. 2024, RAFT;
+Balaguer et al. 2024): retrieval for knowledge that changes and for answers that must cite sources;
+fine-tuning for static knowledge, style and format at low latency; both when quality matters and the
+training budget allows retraining as often as the knowledge changes.
+
+1. Hard constraints exclude arms: citations needed → closed-book arms out; knowledge that changes →
+   arms that went stale on the freshness questions out (or, without freshness data, closed-book tuned arms
+   when it changes weekly or daily); training cost per month over the budget → out; p95 latency over the
+   budget → out. If nothing survives, the constraints are relaxed in reverse order and the reasons say so.
+2. Among the survivors the best arm on the primary metric (F1) leads; every arm whose difference from it is
+   not statistically significant (Holm-adjusted paired test) is tied with it.
+3. Among tied arms the cheapest per month (serving at the stated traffic + retraining) wins if it saves at
+   least 10% over the best arm; otherwise the best arm stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from ragtune.config import StrictModel
+from ragtune.evaluate.cost import RETRAINS_PER_MONTH, KnowledgeChange, payback
+
+STALE_RATIO = 0.5  # without a significance test, an arm at < half the best freshness score is stale
+CHEAPER_BY = 0.10  # among arms tied on quality, switch to a cheaper one only if it saves at least 10%
+
+
+class Scenario(StrictModel):
+    """What the deployment needs; the `--scenario` flags of `ragtune compare`."""
+
+    knowledge_change: KnowledgeChange = Field("monthly", description="how often the documents' facts change")
+    latency_budget_ms: float | None = Field(None, gt=0, description="p95 end-to-end latency allowed per query")
+    queries_per_day: float = Field(1000, ge=0, description="expected traffic")
+    training_budget_usd: float | None = Field(
+        None, ge=0, description="what may be spent on (re)training per month; None = no limit"
+    )
+    needs_citations: bool = Field(False, description="answers must cite their sources")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The arm to deploy, why, and why each other arm was ruled out."""
+
+    arm: str | None
+    reasons: tuple[str, ...]
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arm": self.arm, "reasons": list(self.reasons), "excluded": dict(self.excluded)}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:,.2f}" if value >= 0.995 else f"${value:.4f}".rstrip("0").rstrip(".")
+
+
+def find_comparison(results: dict, a: str, b: str, metric: str, section: str = "comparisons") -> dict | None:
+    """The paired comparison of arms a and b on metric, oriented as a − b (None if not computed)."""
+    if section == "comparisons":
+        source = results.get("comparisons") or []
+    else:
+        source = (results.get("freshness") or {}).get("comparisons") or []
+    for entry in source:
+        if entry["metric"] != metric:
+            continue
+        if entry["a"] == a and entry["b"] == b:
+            return entry
+        if entry["a"] == b and entry["b"] == a:
+            flipped = dict(entry, a=a, b=b, delta=-entry["delta"])
+            if entry.get("ci95"):
+                flipped["ci95"] = [-entry["ci95"][1], -entry["ci95"][0]]
+            return flipped
+    return None
+
+
+def _is_tuned(arm: str, metrics: dict) -> bool:
+    return (metrics.get("training_s") or 0) > 0 or arm in ("ft", "ft_rag", "raft")
+
+
+def _monthly_training(metrics: dict, scenario: Scenario) -> float:
+    """Training spend per month: each change retrains; static knowledge amortises one run over a year."""
+    usd = metrics.get("training_usd") or 0.0
+    per_month = RETRAINS_PER_MONTH[scenario.knowledge_change]
+    return usd * per_month if per_month > 0 else usd / 12
+
+
+def _monthly_cost(metrics: dict, scenario: Scenario) -> float:
+    serving = (metrics.get("cost_per_1k_queries") or 0.0) * scenario.queries_per_day * 30 / 1000
+    return serving + _monthly_training(metrics, scenario)
+
+
+def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> dict[str, str]:
+    """Arms that did significantly worse on changed facts than the best arm there."""
+    fresh = (results.get("freshness") or {}).get("arms") or {}
+    scored = {a: fresh[a]["metrics"].get(primary) for a in arms if a in fresh and fresh[a]["metrics"].get(primary) is not None}
+    if not scored:
+        return {}
+    best = max(scored, key=scored.get)
+    stale = {}
+    for arm, value in scored.items():
+        if arm == best:
+            continue
+        test = find_comparison(results, arm, best, primary, section="freshness")
+        worse = (test["delta"] < 0 and test.get("significant", test["p_value"] < alpha)) if test else value < STALE_RATIO * scored[best]
+        if worse:
+            stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs {_fmt(scored[best])} "
+                          f"for {best} on the freshness questions")
+    return stale
+
+
+def _constraints(results: dict, scenario: Scenario, arms: list[str], primary: str, alpha: float) -> list[dict[str, str]]:
+    """One {arm: reason} dict per rule, in the order they are relaxed last-first."""
+    info = results["arms"]
+    citations = {a: "closed-book: cannot cite sources, and citations are required"
+                 for a in arms if scenario.needs_citations and not info[a].get("uses_retrieval")}
+    freshness: dict[str, str] = {}
+    if scenario.knowledge_change != "static":
+        freshness = _stale_arms(results, arms, primary, alpha)
+        if not results.get("freshness") and scenario.knowledge_change in ("weekly", "daily"):
+            for a in arms:
+                if not info[a].get("uses_retrieval") and _is_tuned(a, info[a]["metrics"]):
+                    freshness[a] = (f"closed-book and tuned: knowledge changes {scenario.knowledge_change}, "
+                                    "so its answers go stale between retrainings")
+    budget: dict[str, str] = {}
+    if scenario.training_budget_usd is not None:
+        for a in arms:
+            spend = _monthly_training(info[a]["metrics"], scenario) if scenario.knowledge_change != "static" \
+                else info[a]["metrics"].get("training_usd") or 0.0
+            if _is_tuned(a, info[a]["metrics"]) and spend > scenario.training_budget_usd:
+                budget[a] = (f"training costs {_money(spend)} per month with {scenario.knowledge_change} changes, "
+                             f"over the {_money(scenario.training_budget_usd)} budget")
+    latency: dict[str, str] = {}
+    if scenario.latency_budget_ms is not None:
+        for a in arms:
+            p95 = info[a]["metrics"].get("latency_ms_p95")
+            if p95 is not None and p95 > scenario.latency_budget_ms:
+                latency[a] = f"p95 latency {p95:.0f} ms is over the {scenario.latency_budget_ms:.0f} ms budget"
+    return [citations, freshness, budget, latency]
+
+
+def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Recommendation:
+    """The arm to deploy for this scenario, with the reasons a team lead can check against the tables."""
+    scenario = scenario or Scenario()
+    info = results.get("arms") or {}
+    arms = list(info)
+    if not arms:
+        return Recommendation(arm=None, reasons=("no arm was scored",))
+    primary = results.get("primary_metric", "f1")
+    alpha = results.get("alpha", 0.05)
+    rules = _constraints(results, scenario, arms, primary, alpha)
+    reasons: list[str] = []
+    active = list(rules)
+    while True:
+        excluded: dict[str, str] = {}
+        for rule in active:
+            for arm, why in rule.items():
+                excluded.setdefault(arm, why)
+        survivors = [a for a in arms if a not in excluded]
+        if survivors or not active:
+            break
+        relaxed = active.pop()
+        reasons.append("no arm meets every constraint; relaxed: " + "; ".join(f"{a}: {w}" for a, w in relaxed.items()))
+
+    def quality(a: str) -> float:
+        value = info[a]["metrics"].get(primary)
+        return -1.0 if value is None else value
+
+    best = max(survivors, key=quality)
+    tied = [best]
+    for a in survivors:
+        if a == best:
+            continue
+        test = find_comparison(results, a, best, primary)
+        if test is not None and not test.get("significant", test["p_value"] < alpha):
+            tied.append(a)
+    cheapest = min(tied, key=lambda a: (_monthly_cost(info[a]["metrics"], scenario),
+                                        info[a]["metrics"].get("latency_ms_p50") or 0.0))
+    # A tie on quality goes to the cheaper arm only when the saving is real (CHEAPER_BY), not rounding noise.
+    saving_is_real = _monthly_cost(info[cheapest]["metrics"], scenario) < (1 - CHEAPER_BY) * _monthly_cost(
+        info[best]["metrics"], scenario)
+    choice = cheapest if saving_is_real else best
+    m = info[choice]["metrics"]
+    ci = info[choice].get("ci95", {}).get(primary)
+    ci_text = f" (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})" if ci else ""
+    label = primary.replace("_", " ").upper() if primary in ("f1",) else primary.replace("_", " ")
+    if choice == best:
+        reasons.insert(0, f"{choice} has the best {label} among the eligible arms: {_fmt(m.get(primary))}{ci_text}")
+    else:
+        test = find_comparison(results, choice, best, primary)
+        reasons.insert(0, f"{choice} ({label} {_fmt(m.get(primary))}{ci_text}) is statistically tied with {best} "
+                          f"({_fmt(info[best]['metrics'].get(primary))}; p={_fmt(test.get('p_value_holm', test['p_value']), 3)}) "
+                          f"and costs less to run")
+    for other in survivors:
+        if other in tied or other == choice:
+            continue
+        test = find_comparison(results, best, other, primary)
+        if test is not None:
+            reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} "
+                           f"(p={_fmt(test.get('p_value_holm', test['p_value']), 3)}, significant)")
+    for other in tied:
+        if other != choice and other != best:
+            reasons.append(f"{other} is not significantly different from {best} on {label} but costs more")
+    reasons.append(
+        f"serving {choice} costs {_money(m.get('cost_per_1k_queries'))} per 1k queries "
+        f"(p50 {_fmt(m.get('latency_ms_p50'), 0)} ms, p95 {_fmt(m.get('latency_ms_p95'), 0)} ms); "
+        f"about {_money(_monthly_cost(m, scenario))} per month at {scenario.queries_per_day:,.0f} queries/day "
+        f"with {scenario.knowledge_change} knowledge changes"
+    )
+    reasons.extend(_payback_reasons(info, choice, scenario))
+    reasons.append(_field_note(choice, info[choice], scenario, results))
+    return Recommendation(arm=choice, reasons=tuple(reasons), excluded=excluded)
+
+
+def _payback_reasons(info: dict, choice: str, scenario: Scenario) -> list[str]:
+    """When a tuned arm is chosen over plain RAG (or vice versa): does the training pay back?"""
+    if "rag" not in info or choice == "rag" or not _is_tuned(choice, info[choice]["metrics"]):
+        return []
+    tuned, rag = info[choice]["metrics"], info["rag"]["metrics"]
+    saving = (rag.get("cost_per_1k_queries") or 0.0) - (tuned.get("cost_per_1k_queries") or 0.0)
+    result = payback(tuned.get("training_usd") or 0.0, saving, scenario.queries_per_day)
+    if result.days is None:
+        return [f"{choice}'s training ({_money(tuned.get('training_usd'))}) is bought for quality, not cost: it does "
+                f"not save serving cost over rag"]
+    return [f"{choice} saves {_money(saving)} per 1k queries over rag; its training ({_money(tuned.get('training_usd'))}) "
+            f"pays back after {result.days:,.1f} days at {scenario.queries_per_day:,.0f} queries/day"]
+
+
+def _field_note(choice: str, arm: dict, scenario: Scenario, results: dict) -> str:
+    retrieval, tuned = arm.get("uses_retrieval"), _is_tuned(choice, arm["metrics"])
+    if retrieval and tuned:
+        return ("tuning plus retrieval: the tuned model reads its sources better, and retrieval keeps answers current "
+                "and cited — worth it while the budget covers retraining")
+    if retrieval:
+        note = "retrieval follows knowledge changes without retraining and lets answers cite their sources"
+        return note + (" (see the freshness chart)" if results.get("freshness") else "")
+    if tuned:
+        return "a closed-book tuned model suits static knowledge, fixed style and format, and the lowest latency"
+    return "the untuned model needs neither an index nor training; the cheapest option when its quality suffices"

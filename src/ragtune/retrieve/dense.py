@@ -1,0 +1,33 @@
+"""Dense retrieval: embed the queries, inner product against the index's normalised vectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ragtune.retrieve.base import Filters
+from ragtune.types import Hit
+
+
+def hits_from_rows(chunks: list[Any], rows: Any, scores: Any) -> list[Hit]:
+    return [Hit(chunk=chunks[int(r)], score=float(s), rank=i) for i, (r, s) in enumerate(zip(rows, scores))]
+
+
+class DenseRetriever:
+    """Cosine similarity search (exact or HNSW, see ragtune.index.dense) over an Index's chunks."""
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    def search_rows(self, queries: list[str], k: int, filters: Filters | None = None) -> tuple[Any, list[Any]]:
+        """(state, [(rows, scores)] per query): the raw ranking, used by hybrid fusion."""
+        state = self.index.state
+        mask = state.metadata_index().mask(filters)
+        if not queries:
+            return state, []
+        vectors = self.index.embedder.encode(list(queries))  # (nq, dim)
+        return state, state.dense(self.index.config).search(vectors, k, mask)
+
+    def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
+        """Top-k chunks per query by cosine similarity."""
+        state, results = self.search_rows(queries, k, filters)
+        return [hits_from_rows(state.chunks, rows, scores) for rows, scores in results]

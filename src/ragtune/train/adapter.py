@@ -1,0 +1,225 @@
+"""The adapter folder: peft LoRA weights plus a ragtune manifest; base-model checks, loading and merging.
+
+An adapter folder is what `peft.PeftModel.from_pretrained(base, folder)` loads (adapter_config.json +
+adapter_model.safetensors) plus `ragtune_adapter.json`: format version, base model name and sha256 (config +
+weights), LoRA and training config, training-data hash, metrics, package versions, creation time. It is always
+written into a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import BUNDLED
+from ragtune.errors import ConfigError, InputError, NotBuiltError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "ragtune_adapter.json"
+MERGED_MANIFEST = "ragtune_merged.json"
+FORMAT_VERSION = 1
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+_fingerprints: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """A finished adapter folder and what its manifest says."""
+
+    path: Path
+    base_model: str
+    base_model_sha256: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_base_model(name: str = BUNDLED) -> Path:
+    """The local HF folder of a base model: 'bundled' (converted once, see ragtune.models) or a folder."""
+    if name == BUNDLED:
+        try:
+            from ragtune.models import resolve_llm
+        except ImportError as exc:  # until the generation engineer's resolve_llm lands
+            raise ConfigError("the bundled LLM cannot be resolved in this build: pass a model folder") from exc
+        return Path(resolve_llm(name))
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"base model folder not found or has no config.json: {name!r} (use 'bundled' or a folder)")
+    return path
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """sha256 over a model folder's config.json and weight files (cached per process by size and mtime)."""
+    model_dir = Path(model_dir)
+    files = [model_dir / "config.json"] + sorted(
+        p for p in model_dir.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _fingerprints:
+            file_digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    file_digest.update(block)
+            _fingerprints[key] = file_digest.hexdigest()
+        digest.update(path.name.encode() + b"\0" + _fingerprints[key].encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _architecture(model_dir: Path) -> dict[str, Any]:
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
+    return {k: config.get(k) for k in keys}
+
+
+def read_manifest(adapter_dir: str | Path) -> dict[str, Any]:
+    """The manifest of an adapter folder; NotBuiltError when the folder or its peft files are missing."""
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        partial = adapter_dir.with_name(adapter_dir.name + ".partial")
+        hint = f" (an unfinished run is in {partial}: rerun with --resume)" if partial.is_dir() else ""
+        raise NotBuiltError(f"adapter folder not found: {str(adapter_dir)!r}{hint}")
+    if not (adapter_dir / "adapter_config.json").is_file() or not any(
+        (adapter_dir / f"adapter_model{s}").is_file() for s in (".safetensors", ".bin")
+    ):
+        raise NotBuiltError(f"{str(adapter_dir)!r} is not a complete adapter (adapter_config.json/adapter_model missing)")
+    path = adapter_dir / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise NotBuiltError(f"{path}: corrupt manifest ({exc.msg})") from exc
+
+
+def check_adapter(adapter_dir: str | Path, base_model_dir: str | Path) -> dict[str, Any]:
+    """Check that an adapter was trained on this base model; returns its manifest.
+
+    Raises NotBuiltError when the adapter is missing/incomplete and ConfigError when the base model differs
+    (architecture or weights). An adapter without a ragtune manifest (trained elsewhere) is accepted with a
+    warning when its architecture cannot be checked.
+    """
+    manifest = read_manifest(adapter_dir)
+    base_model_dir = Path(base_model_dir)
+    if not manifest:
+        logger.warning("%s has no %s: cannot verify its base model", adapter_dir, MANIFEST)
+        return manifest
+    expected = manifest.get("base_model", {})
+    name = expected.get("name", "?")
+    actual_arch = _architecture(base_model_dir)
+    for key, value in (expected.get("architecture") or {}).items():
+        if value is not None and actual_arch.get(key) != value:
+            raise ConfigError(
+                f"adapter {str(adapter_dir)!r} was trained on base model {name!r} ({key}={value}), "
+                f"but {str(base_model_dir)!r} has {key}={actual_arch.get(key)}: use the base model it was trained on"
+            )
+    sha = expected.get("sha256")
+    if sha and model_fingerprint(base_model_dir) != sha:
+        raise ConfigError(
+            f"adapter {str(adapter_dir)!r} was trained on base model {name!r} (sha256 {sha[:12]}), "
+            f"but {str(base_model_dir)!r} has different weights: use the base model it was trained on"
+        )
+    return manifest
+
+
+def write_adapter(model: Any, folder: Path, manifest: dict[str, Any]) -> None:
+    """Save a PeftModel's adapter and the manifest into `folder` (a temporary folder the caller renames)."""
+    model.save_pretrained(str(folder), safe_serialization=True)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+
+
+def build_manifest(
+    *, base_name: str, base_dir: Path, lora: dict[str, Any], training: dict[str, Any], data: dict[str, Any],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The ragtune_adapter.json content."""
+    import peft
+    import torch
+    import transformers
+
+    from ragtune import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "ragtune-lora-adapter",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ragtune_version": __version__,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "base_model": {"name": base_name, "path": str(base_dir), "sha256": model_fingerprint(base_dir),
+                       "architecture": _architecture(base_dir)},
+        "lora": lora,
+        "training": training,
+        "data": data,
+        "metrics": metrics,
+    }
+
+
+def place_dir(tmp: Path, final: Path, *, overwrite: bool) -> None:
+    """Rename a finished temporary folder into place; an existing folder is replaced only with overwrite."""
+    if final.exists():
+        if not overwrite:
+            raise ConfigError(f"output folder already exists: {str(final)!r} (choose another or allow overwrite)")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def load_adapted_model(
+    adapter_dir: str | Path, base_model: str | None = None, *, device: str = "cpu", dtype: Any = None
+) -> tuple[Any, Any]:
+    """(PeftModel, tokenizer) with the adapter on its base model, after check_adapter.
+
+    base_model defaults to the one named in the manifest ('bundled' or a folder).
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest = read_manifest(adapter_dir)
+    name = base_model or manifest.get("base_model", {}).get("name") or BUNDLED
+    base_dir = resolve_base_model(name)
+    check_adapter(adapter_dir, base_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype or torch.float32).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
+
+
+def merge_adapter(
+    adapter_dir: str | Path, out_dir: str | Path, base_model: str | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write a standalone model folder with the LoRA weights merged in (loads with plain transformers)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ConfigError(f"output folder already exists: {str(out_dir)!r}")
+    model, tokenizer = load_adapted_model(adapter_dir, base_model)
+    merged = model.merge_and_unload()
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        info = {"format_version": FORMAT_VERSION, "kind": "ragtune-merged-model", "adapter": str(adapter_dir),
+                "adapter_manifest": read_manifest(adapter_dir),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        (tmp / MERGED_MANIFEST).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+        place_dir(tmp, out_dir, overwrite=overwrite)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write merged model to {str(out_dir)!r}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
