@@ -82,6 +82,7 @@ def build_tiny_lm(folder: Path, seed: int = 0) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=0.5,  # large random weights: varied, prompt-dependent outputs instead of one repeated token
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

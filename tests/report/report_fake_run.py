@@ -75,7 +75,7 @@ def _citations(rng: random.Random, fact: dict, hit: bool) -> list[dict]:
     return passages
 
 
-def make_rows(seed: int = 7, n_questions: int = 40, n_fresh: int = 10) -> list[dict]:
+def make_rows(seed: int = 7, n_questions: int = 40, n_fresh: int = 12) -> list[dict]:
     """Prediction rows of a fake run, following the predictions.jsonl row contract."""
     rng = random.Random(seed)
     rows = []

@@ -196,27 +196,33 @@ def compare_arms(
     seed: int = 0,
     n_resamples: int = DEFAULT_RESAMPLES,
     alpha: float = 0.05,
+    reference: str | None = None,
 ) -> list[dict[str, Any]]:
     """Paired tests between every pair of arms (later arm `a` vs earlier arm `b`) on shared questions.
 
-    p-values are Holm-adjusted within each metric's family of pairs; `significant` uses the adjusted value.
+    With `reference`, only each other arm against it (a smaller family: more power). p-values are
+    Holm-adjusted within each metric's family of pairs; `significant` uses the adjusted value.
     """
     by_arm = {r.arm: r for r in arm_results}
     order = _ordered_arms(list(by_arm))
+    if reference is not None and reference not in by_arm:
+        raise InputError(f"reference arm {reference!r} is not among the arms {order}")
+    pairs = [(a, b) for j, a in enumerate(order) for b in order[:j]]
+    if reference is not None:
+        pairs = [(a, reference) for a in order if a != reference]
     comparisons: list[dict[str, Any]] = []
     for metric in metrics:
         family = []
-        for j, a in enumerate(order):
-            for b in order[:j]:
-                va = dict(zip(by_arm[a].qids, by_arm[a].per_question.get(metric, [])))
-                vb = dict(zip(by_arm[b].qids, by_arm[b].per_question.get(metric, [])))
-                shared = [q for q in va if q in vb and va[q] is not None and vb[q] is not None]
-                if len(shared) < 2:
-                    continue
-                test = paired_test([va[q] for q in shared], [vb[q] for q in shared], seed=seed,
-                                   n_resamples=n_resamples, alpha=alpha)
-                family.append({"a": a, "b": b, "metric": metric, "delta": test.delta, "ci95": list(test.ci),
-                               "p_value": test.p_value, "n": test.n, "method": test.method})
+        for a, b in pairs:
+            va = dict(zip(by_arm[a].qids, by_arm[a].per_question.get(metric, [])))
+            vb = dict(zip(by_arm[b].qids, by_arm[b].per_question.get(metric, [])))
+            shared = [q for q in va if q in vb and va[q] is not None and vb[q] is not None]
+            if len(shared) < 2:
+                continue
+            test = paired_test([va[q] for q in shared], [vb[q] for q in shared], seed=seed,
+                               n_resamples=n_resamples, alpha=alpha)
+            family.append({"a": a, "b": b, "metric": metric, "delta": test.delta, "ci95": list(test.ci),
+                           "p_value": test.p_value, "n": test.n, "method": test.method})
         for entry, adjusted in zip(family, holm([e["p_value"] for e in family])):
             entry["p_value_holm"] = adjusted
             entry["significant"] = adjusted < alpha
@@ -224,7 +230,8 @@ def compare_arms(
     return comparisons
 
 
-def _score_group(rows, scores, setup, cost_model, seed, n_resamples, alpha, compared) -> tuple[list[ArmResult], list]:
+def _score_group(rows, scores, setup, cost_model, seed, n_resamples, alpha, compared,
+                 reference: str | None = None) -> tuple[list[ArmResult], list]:
     by_arm: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         by_arm.setdefault(row["arm"], []).append(i)
@@ -233,7 +240,11 @@ def _score_group(rows, scores, setup, cost_model, seed, n_resamples, alpha, comp
                   cost_model=cost_model, seed=seed, n_resamples=n_resamples, alpha=alpha)
         for arm in _ordered_arms(list(by_arm))
     ]
-    return results, compare_arms(results, compared, seed=seed, n_resamples=n_resamples, alpha=alpha)
+    if reference == "auto":  # the arm that should follow changed facts: rag, else the first retrieval arm
+        retrieval = [r.arm for r in results if r.uses_retrieval]
+        reference = "rag" if "rag" in retrieval else (retrieval[0] if retrieval else None)
+    return results, compare_arms(results, compared, seed=seed, n_resamples=n_resamples, alpha=alpha,
+                                 reference=reference)
 
 
 def score_run(
@@ -286,7 +297,7 @@ def score_run(
     freshness = None
     if fresh:
         fresh_arms, fresh_comparisons = _score_group([rows[i] for i in fresh], [scores[i] for i in fresh],
-                                                     compared=("f1", "exact_match"), **common)
+                                                     compared=("f1", "exact_match"), reference="auto", **common)
         freshness = {
             "n": len({rows[i]["qid"] for i in fresh}),
             "arms": {r.arm: {"n": r.n, "metrics": {m: r.metrics[m] for m in ("exact_match", "f1")},

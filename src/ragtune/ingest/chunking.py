@@ -185,26 +185,35 @@ class _Packer:
         return [window] if window else []
 
 
+def _groups(blocks: list[list[_Unit]]) -> list[list[_Unit]]:
+    """Blocks to pack as one: a run of headings travels with the block it introduces."""
+    groups: list[list[_Unit]] = []
+    pending: list[_Unit] = []
+    for block in blocks:
+        pending.extend(block)
+        if not block[0].heading:
+            groups.append(pending)
+            pending = []
+    if pending:
+        groups.append(pending)
+    return groups
+
+
 def _pack(blocks: list[list[_Unit]], limit: int, overlap: int, tokenizer: TokenCounter) -> list[tuple[list[_Unit], int]]:
     packer = _Packer(limit, overlap, tokenizer)
-    for b, block in enumerate(blocks):
-        size = sum(u.tokens for u in block)
-        if block[0].heading and packer.has_own:
-            # Keep a heading with the block it introduces: cut before it when the chunk is half full
-            # or when the heading and its first block would not fit together.
-            following = blocks[b + 1] if b + 1 < len(blocks) and not blocks[b + 1][0].heading else []
-            with_next = size + sum(u.tokens for u in following)
-            if packer.tokens >= limit / 2 or (not packer.fits(with_next) and with_next <= limit):
-                packer.flush()
+    for group in _groups(blocks):
+        size = sum(u.tokens for u in group)
+        if group[0].heading and packer.has_own and packer.tokens >= limit / 2:
+            packer.flush()
         if packer.fits(size):
-            packer.add(block)
+            packer.add(group)
             continue
         packer.flush()
-        if size <= limit:  # a whole block fits a fresh chunk: give up overlap rather than cut it
+        if size <= limit:  # the group fits a fresh chunk: give up overlap rather than cut it
             packer.make_room(size)
-            packer.add(block)
+            packer.add(group)
             continue
-        for unit in block:
+        for unit in group:
             if not packer.fits(unit.tokens):
                 packer.flush()
                 packer.make_room(unit.tokens)

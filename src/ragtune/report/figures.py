@@ -27,13 +27,14 @@ def arm_colour(arm: str, position: int = 0) -> str:
 
 
 def _layout(fig, title: str, **kwargs: Any):
+    # The page puts the title in an <h3> above the figure; it stays in the figure's metadata for exports.
     fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 16}},
+        meta={"title": title},
         template="plotly_white",
         font={"family": FONT, "size": 12},
-        height=380,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.18},
+        height=360,
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.08, "x": 0},
         **kwargs,
     )
     return fig

@@ -99,7 +99,10 @@ def _monthly_cost(metrics: dict, scenario: Scenario) -> float:
 
 
 def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> dict[str, str]:
-    """Arms that did significantly worse on changed facts than the best arm there."""
+    """Arms that did significantly worse on changed facts than the reference arm there (rag, tested paired).
+
+    Without a paired test for an arm, it is stale below STALE_RATIO × the best freshness score.
+    """
     fresh = (results.get("freshness") or {}).get("arms") or {}
     scored = {a: fresh[a]["metrics"].get(primary) for a in arms if a in fresh and fresh[a]["metrics"].get(primary) is not None}
     if not scored:
@@ -109,11 +112,16 @@ def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> d
     for arm, value in scored.items():
         if arm == best:
             continue
-        test = find_comparison(results, arm, best, primary, section="freshness")
-        worse = (test["delta"] < 0 and test.get("significant", test["p_value"] < alpha)) if test else value < STALE_RATIO * scored[best]
-        if worse:
-            stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs {_fmt(scored[best])} "
-                          f"for {best} on the freshness questions")
+        tests = [t for t in (find_comparison(results, arm, other, primary, section="freshness") for other in scored)
+                 if t is not None and t["b"] != arm]
+        losing = [t for t in tests if t["delta"] < 0 and t.get("significant", t["p_value"] < alpha)]
+        if losing:
+            t = losing[0]
+            stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs "
+                          f"{_fmt(scored[t['b']])} for {t['b']} (p={_fmt(t.get('p_value_holm', t['p_value']), 3)})")
+        elif not tests and value < STALE_RATIO * scored[best]:
+            stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs "
+                          f"{_fmt(scored[best])} for {best}")
     return stale
 
 

@@ -21,23 +21,27 @@ DEFAULT_MAX_QUESTIONS = 500
 SOURCE_CHARS = 600
 
 # (key, label, kind, better): kind selects the formatter; better marks the best cell per column.
-TABLE_COLUMNS = [
-    ("exact_match", "EM", "score", "high"),
+QUALITY_COLUMNS = [
+    ("exact_match", "Exact match", "score", "high"),
     ("f1", "F1", "score", "high"),
     ("semantic_similarity", "Semantic sim.", "score", "high"),
     ("faithfulness", "Faithfulness", "score", "high"),
-    ("citation_precision", "Citation prec.", "score", "high"),
+    ("citation_precision", "Citation precision", "score", "high"),
     ("retrieval_recall_at_k", "Recall@k", "score", "high"),
+]
+EFFICIENCY_COLUMNS = [
     ("latency_ms_p50", "p50 ms", "ms", "low"),
     ("latency_ms_p95", "p95 ms", "ms", "low"),
     ("retrieve_ms_p50", "retrieval p50", "ms", None),
     ("generate_ms_p50", "generation p50", "ms", None),
     ("tokens_per_s", "tokens/s", "rate", "high"),
-    ("cost_per_1k_queries", "$ / 1k queries", "usd", "low"),
-    ("training_usd", "training $", "usd", None),
-    ("training_s", "training time", "seconds", None),
     ("peak_memory_mb", "peak MiB", "int", None),
+    ("cost_per_1k_queries", "$ / 1k queries", "usd", "low"),
+    ("training_s", "training time", "seconds", None),
+    ("training_usd", "training $", "usd", None),
+    ("indexing_usd", "indexing $", "usd", None),
 ]
+TABLE_COLUMNS = QUALITY_COLUMNS + EFFICIENCY_COLUMNS
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -59,10 +63,10 @@ def format_value(value: Any, kind: str) -> str:
     return str(value)
 
 
-def metrics_table(results: dict) -> dict[str, Any]:
-    """Header and rows of the metrics table, with the best cell per column flagged."""
+def metrics_table(results: dict, columns: list[tuple] | None = None) -> dict[str, Any]:
+    """Header and rows of a metrics table (default: every column), with the best cell per column flagged."""
     arms = results.get("arms") or {}
-    columns = [c for c in TABLE_COLUMNS if any(arms[a]["metrics"].get(c[0]) is not None for a in arms)]
+    columns = [c for c in (columns or TABLE_COLUMNS) if any(arms[a]["metrics"].get(c[0]) is not None for a in arms)]
     best: dict[str, Any] = {}
     for key, _label, _kind, better in columns:
         values = [arms[a]["metrics"].get(key) for a in arms if arms[a]["metrics"].get(key) is not None]
@@ -179,7 +183,8 @@ def report_context(results: dict, rows: list[dict], title: str | None = None,
         "colours": {a: arm_colour(a, i) for i, a in enumerate(arms)},
         "primary": results.get("primary_metric", "f1"),
         "recommendation": results.get("recommendation") or {},
-        "table": metrics_table(results),
+        "tables": [("Answer quality", metrics_table(results, QUALITY_COLUMNS)),
+                   ("Efficiency and cost", metrics_table(results, EFFICIENCY_COLUMNS))],
         "notes": significance_notes(results),
         "fresh_notes": significance_notes(results, "freshness"),
         "figures": figure_divs(results, rows) if arms else {},

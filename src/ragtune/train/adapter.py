@@ -154,7 +154,7 @@ def build_manifest(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "ragtune_version": __version__,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        "base_model": {"name": base_name, "path": str(base_dir), "sha256": model_fingerprint(base_dir),
+        "base_model": {"name": base_name, "path": str(base_dir.resolve()), "sha256": model_fingerprint(base_dir),
                        "architecture": _architecture(base_dir)},
         "lora": lora,
         "training": training,
@@ -188,7 +188,10 @@ def load_adapted_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     manifest = read_manifest(adapter_dir)
-    name = base_model or manifest.get("base_model", {}).get("name") or BUNDLED
+    recorded = manifest.get("base_model", {})
+    name = base_model or recorded.get("name") or BUNDLED
+    if base_model is None and name != BUNDLED and not Path(name).is_dir() and recorded.get("path"):
+        name = recorded["path"]  # a relative folder name recorded from another working directory
     base_dir = resolve_base_model(name)
     check_adapter(adapter_dir, base_dir)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype or torch.float32).to(device)

@@ -251,8 +251,11 @@ _KIND_WEIGHT = {"date": 3.0, "year": 3.0, "number": 2.5, "money": 3.0, "percent"
                 "place": 3.0, "entity": 2.0, "quote": 2.0, "code": 2.0, "term": 1.0}
 
 
-def choose_spans(spans: Sequence[AnswerSpan], n: int, rng: random.Random) -> list[AnswerSpan]:
-    """Pick up to n spans, favouring informative kinds and spreading them over different sentences."""
+def choose_spans(spans: Sequence[AnswerSpan], n: int, rng: random.Random, *, keep_order: bool = True) -> list[AnswerSpan]:
+    """Pick up to n spans, favouring informative kinds and spreading them over different sentences.
+
+    keep_order=True returns them in reading order, else in the order drawn (best candidates first).
+    """
     pool = list(spans)
     chosen: list[AnswerSpan] = []
     used_sentences: set[int] = set()
@@ -268,4 +271,4 @@ def choose_spans(spans: Sequence[AnswerSpan], n: int, rng: random.Random) -> lis
         chosen.append(span)
         used_sentences.add(span.sentence_start)
         used_texts.add(span.text.lower())
-    return sorted(chosen, key=lambda s: s.start)
+    return sorted(chosen, key=lambda s: s.start) if keep_order else chosen

@@ -1,0 +1,92 @@
+"""SciFact retrieval quality and latency: ragtune bm25 / dense / hybrid vs the LlamaIndex peer's figures.
+
+    .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
+
+Builds (or reuses) the index of ../shared/data/scifact under the ragtune cache, runs the split's queries one at
+a time (after a warm-up) and prints nDCG@10, Recall@10/100, MRR@10 and p50/p95 latency per mode, beside the
+peer's figures measured on this machine (LlamaIndex 0.14, same models). With --tune, also scans hybrid RRF
+weights on the TRAIN split (never on test) and prints the grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+# LlamaIndex 0.14 on this machine, default config (brief / ../shared/peer): nDCG@10, p50 ms per query.
+PEER = {"dense": (0.645, 100.0), "bm25": (0.687, 2.6), "hybrid": (0.717, 114.0)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--chunk-tokens", type=int, default=None)
+    ap.add_argument("--overlap", type=int, default=None)
+    ap.add_argument("--modes", default="bm25,dense,hybrid")
+    ap.add_argument("--tune", action="store_true", help="grid over hybrid weights / rrf_k on the train split")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"SciFact data not found at {DATA}; nothing to measure.")
+        return 0
+
+    from ragtune.config import ChunkConfig, IndexConfig, RetrieveConfig
+    from ragtune.evaluate.retrieval import build_beir_index, evaluate_retrieval, load_beir
+    from ragtune.retrieve import build_retriever
+
+    chunk = ChunkConfig()
+    if args.chunk_tokens:
+        chunk = ChunkConfig(chunk_tokens=args.chunk_tokens, overlap_tokens=args.overlap if args.overlap is not None else 32)
+    config = IndexConfig(chunk=chunk)
+    t0 = time.perf_counter()
+    index = build_beir_index(DATA, config=config)
+    print(f"index: {len(index.documents())} docs, {len(index)} chunks, chunk={chunk.model_dump()}, "
+          f"ready in {time.perf_counter() - t0:.1f}s at {index.path}")
+    # build the derived structures before timing (BM25 matrix, dense matrix, embedder)
+    t0 = time.perf_counter()
+    index.state.bm25(index.config)
+    print(f"bm25 build over {len(index)} chunks: {time.perf_counter() - t0:.2f}s")
+    index.embedder.encode(["warm up"])
+
+    data = load_beir(DATA, args.split)
+    rows = []
+    for mode in args.modes.split(","):
+        retriever = build_retriever(index, RetrieveConfig(mode=mode))
+        result = evaluate_retrieval(retriever, data.queries, data.qrels, mode=mode, timed=True)
+        rows.append(result)
+        m = result.metrics
+        print(f"  {mode}: ndcg@10 {m['ndcg@10']:.4f}  p50 {result.latency_ms['p50']:.1f} ms", flush=True)
+
+    print(f"\nSciFact {args.split} ({len(data.qrels)} queries), doc score = max over chunks, BEIR definitions")
+    header = f"{'mode':8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7} | {'peer nDCG':>9} {'peer p50':>8} {'Δ nDCG':>7} {'speedup':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        m, lat = r.metrics, r.latency_ms
+        peer_ndcg, peer_p50 = PEER.get(r.mode, (float("nan"), float("nan")))
+        print(f"{r.mode:8} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
+              f"{lat['p50']:7.2f} {lat['p95']:7.2f} | {peer_ndcg:9.3f} {peer_p50:8.1f} {m['ndcg@10'] - peer_ndcg:+7.3f} "
+              f"{peer_p50 / lat['p50']:6.1f}x")
+
+    if args.tune:
+        train = load_beir(DATA, "train")
+        print(f"\nhybrid grid on TRAIN ({len(train.qrels)} queries): nDCG@10")
+        for rrf_k in (10, 30, 60):
+            line = []
+            for dense_w in (0.5, 0.75, 1.0, 1.5):
+                cfg = RetrieveConfig(mode="hybrid", rrf_k=rrf_k, dense_weight=dense_w, bm25_weight=1.0)
+                res = evaluate_retrieval(build_retriever(index, cfg), train.queries, train.qrels, mode="hybrid")
+                line.append(f"dense_w={dense_w}: {res.metrics['ndcg@10']:.4f}")
+            print(f"  rrf_k={rrf_k:3d}  " + "  ".join(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
