@@ -18,8 +18,15 @@ def test_jsonl_fields_ids_and_metadata(tmp_path: Path):
     path = write_lines(
         tmp_path / "kb.jsonl",
         [
-            json.dumps({"id": "faq-1", "title": "Refunds", "text": "Refunds take 5 days.", "lang": "en",
-                        "metadata": {"team": "billing", "lang": "fr"}}),  # fmt: skip
+            json.dumps(
+                {
+                    "id": "faq-1",
+                    "title": "Refunds",
+                    "text": "Refunds take 5 days.",
+                    "lang": "en",
+                    "metadata": {"team": "billing", "lang": "fr"},
+                }
+            ),
             json.dumps({"text": "No id here.", "tags": ["x"]}),
             "",
             json.dumps({"id": 7, "text": "Numeric id."}),
@@ -46,8 +53,9 @@ def test_beir_corpus_lines(tmp_path: Path):
     path = write_lines(
         tmp_path / "corpus.jsonl",
         [
-            json.dumps({"_id": "4983", "title": "Microstructural development", "text": "Alterations of...",
-                        "metadata": {}}),  # fmt: skip
+            json.dumps(
+                {"_id": "4983", "title": "Microstructural development", "text": "Alterations of...", "metadata": {}}
+            ),
             json.dumps({"_id": "5836", "title": "Induction", "text": "Myelodysplastic...", "metadata": {"year": 2001}}),
         ],
     )
@@ -104,8 +112,13 @@ def squad_payload() -> dict:
     return {
         "version": "1.1",
         "data": [
-            {"title": "Super_Bowl_50", "paragraphs": [{"context": "Denver Broncos won.", "qas": qas},
-                                                       {"context": "It was in Santa Clara.", "qas": []}]},  # fmt: skip
+            {
+                "title": "Super_Bowl_50",
+                "paragraphs": [
+                    {"context": "Denver Broncos won.", "qas": qas},
+                    {"context": "It was in Santa Clara.", "qas": []},
+                ],
+            },
             {"title": "Normans", "paragraphs": [{"context": "The Normans were in Normandy.", "qas": []}]},
         ],
     }

@@ -86,6 +86,17 @@ def test_html_drops_chrome_and_keeps_structure(tmp_path: Path):
         assert hidden not in doc.text
 
 
+def test_html_table_rows_become_lines(tmp_path: Path):
+    path = tmp_path / "escorts.html"
+    path.write_text(
+        "<h2>Escort rules</h2><table><tr><th>Area</th><th>Escort needed?</th></tr>"
+        "<tr><td>Laboratories</td><td>Yes, <b>always</b></td></tr></table>"
+    )
+    doc = load_documents([path]).documents[0]
+    assert doc.text == "## Escort rules\n\nArea | Escort needed?\n\nLaboratories | Yes, always"
+    assert doc.title == "Escorts"  # no <title>, no <h1>
+
+
 def test_html_title_from_first_h1(tmp_path: Path):
     path = tmp_path / "page.htm"
     path.write_text("<body><h1>Holiday  Calendar</h1><p>Closed on 25 December.<br>Open on 26th.</p></body>")
@@ -103,15 +114,27 @@ def test_html_without_text_is_skipped(tmp_path: Path):
 
 
 def test_pdf_pages_and_metadata_title(tmp_path: Path):
-    path = make_pdf(tmp_path / "handbook.pdf", [["Employee Handbook", "Welcome aboard."], ["Page two text."]],
-                    title="The Handbook")  # fmt: skip
+    path = make_pdf(
+        tmp_path / "handbook.pdf", [["Employee Handbook", "Welcome aboard."], ["Page two text."]], title="The Handbook"
+    )
     doc = load_documents([path]).documents[0]
     assert doc.doc_id == "handbook.pdf"
     assert doc.title == "The Handbook"
     assert doc.metadata == {"pages": 2}
-    assert "Welcome aboard." in doc.text
-    first, second = doc.text.split("\n\n")
-    assert "Employee Handbook" in first and second == "Page two text."
+    assert doc.text == "Employee Handbook\n\nWelcome aboard.\n\nPage two text."
+
+
+def test_pdf_lines_regrouped_into_paragraphs():
+    from ragtune.ingest.pdf import pdf_paragraphs
+
+    page = (
+        "Weather limits\nSmall-boat work stops when the wind reaches force 6 and the infor-\nmation is "
+        "posted.\nForecasts are checked daily.\n\nCrew\nTwo people, always.\nA closing line"
+    )
+    assert pdf_paragraphs(page) == (
+        "Weather limits\n\nSmall-boat work stops when the wind reaches force 6 and the infor-mation is posted. "
+        "Forecasts are checked daily.\n\nCrew\n\nTwo people, always. A closing line"
+    )
 
 
 def test_pdf_title_falls_back_to_first_line(tmp_path: Path):
@@ -163,7 +186,7 @@ def test_folder_walk_ids_are_relative_posix_paths_and_stable(tmp_path: Path):
 
 
 def test_missing_path_raises_input_error(tmp_path: Path):
-    with pytest.raises(InputError, match="nope.md"):
+    with pytest.raises(InputError, match=r"nope\.md"):
         load_documents([tmp_path / "nope.md"])
 
 
@@ -225,7 +248,10 @@ def test_duplicate_ids_across_arguments_are_reported(tmp_path: Path):
     result = load_documents([tmp_path / "a", tmp_path / "b"])
     assert [d.text for d in result.documents] == ["first"]
     assert result.skipped == [
-        Skipped(str(tmp_path / "b" / "notes.txt"), f"duplicate document id 'notes.txt' (first from {tmp_path / 'a' / 'notes.txt'})")
+        Skipped(
+            str(tmp_path / "b" / "notes.txt"),
+            f"duplicate document id 'notes.txt' (first from {tmp_path / 'a' / 'notes.txt'})",
+        )
     ]
 
 

@@ -98,7 +98,7 @@ def test_raft_mix_distractors_and_targets():
         ids = b.meta["chunk_ids"]
         assert len(ids) == 4 and len(set(ids)) == 4  # constant number of sources, no duplicates
         user = b.messages[1]["content"]
-        assert user.count("\n[") + user.startswith("Sources:\n[") == 4
+        assert [f"[{i}]" in user for i in range(1, 6)] == [True] * 4 + [False]
         answer = b.meta["qid"].replace("q", "Person") + " Smith"
         if b.meta["oracle"]:
             n = b.meta["source_number"]

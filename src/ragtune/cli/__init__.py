@@ -17,7 +17,11 @@ from ragtune.errors import RagtuneError
 
 # Add a module name here when you add a command module (ragtune/cli/<name>.py with register(app)).
 COMMAND_MODULES = [
-
+    "ingest",
+    "search",
+    "evaluate",
+    "report",
+    "serve",
 ]
 
 

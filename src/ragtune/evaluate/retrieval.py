@@ -245,6 +245,12 @@ def evaluate_beir(
     """Build or reuse the index of a BEIR corpus and evaluate each retrieval mode on a split."""
     from ragtune.retrieve import build_retriever
 
+    from ragtune.errors import ConfigError
+    from ragtune.retrieve import MODES
+
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"unknown retrieval mode(s) {bad}: choose from {', '.join(MODES)}")
     data = load_beir(root, split)
     index = build_beir_index(root, index_dir, index_config, embedder=embedder)
     base = retrieve_config or RetrieveConfig()

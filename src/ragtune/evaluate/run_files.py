@@ -68,6 +68,8 @@ def validate_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a predictions.jsonl file (a run folder or the file itself), validated."""
     file = Path(path)
+    if not file.exists():
+        raise NotBuiltError(f"run folder not found: {str(file)!r} (predictions file not found)")
     if file.is_dir():
         file = file / PREDICTIONS_FILE
     if not file.is_file():
@@ -87,6 +89,8 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
 def read_results(path: str | Path) -> dict[str, Any]:
     """The results dict of a run folder (or of a results.json file)."""
     file = Path(path)
+    if not file.exists():
+        raise NotBuiltError(f"run folder not found: {str(file)!r} (results file not found)")
     if file.is_dir():
         file = file / RESULTS_FILE
     if not file.is_file():

@@ -54,7 +54,8 @@ class Embedder:
         self.model_path = model_path
         self._st = SentenceTransformer(model_path, device="cpu")
         self._st.eval()
-        self.dim = int(self._st.get_sentence_embedding_dimension())
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.max_seq_length = int(self._st.max_seq_length or 256)
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads in serve
 
@@ -152,6 +153,4 @@ def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
 def chunk_embed_text(title: str, text: str) -> str:
     """The text indexed for a chunk (dense and BM25): title prepended, as BEIR does ('title text')."""
     title = title.strip()
-    if title and not text.startswith(title):
-        return f"{title} {text}"
-    return text
+    return f"{title} {text}" if title else text

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from ragtune.progress import progress_task
 from ragtune.types import Document
 
 
@@ -52,3 +54,21 @@ class SkipFile(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class _NoTask:
+    def advance(self, n: float = 1) -> None:
+        pass
+
+    def update(self, **kwargs: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def bulk_progress(description: str, total: int, minimum: int) -> Iterator[Any]:
+    """`progress_task`, but silent for small jobs (one document updated by the server needs no bar)."""
+    if total < minimum:
+        yield _NoTask()
+        return
+    with progress_task(description, total=total) as task:
+        yield task

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragtune.config import ChunkConfig
-from ragtune.ingest.base import TokenCounter
+from ragtune.ingest.base import TokenCounter, bulk_progress
 from ragtune.ingest.hashing import normalize_content
-from ragtune.progress import progress_task
 from ragtune.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
 
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")  # inside a fenced code block '# x' is a comment, not a heading
 _HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 # A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and whitespace.
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+")
@@ -63,8 +63,11 @@ def split_blocks(text: str) -> list[_Block]:
         if paragraph:
             blocks.append(_Block(tuple(split_sentences(paragraph)), section, False))
 
+    in_fence = False
     for line in normalize_content(text).split("\n"):
-        match = _HEADING.match(line)
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _HEADING.match(line)
         if match and match.group(2).strip():
             flush()
             section = " ".join(match.group(2).split())
@@ -117,19 +120,18 @@ def split_windows(text: str, limit: int, tokenizer: TokenCounter) -> list[tuple[
 
 
 def _tail_window(unit: _Unit, overlap: int, tokenizer: TokenCounter) -> _Unit | None:
-    """The last ~`overlap` tokens of a unit, starting on a word boundary when one is near."""
+    """The last ~`overlap` tokens of a unit, starting at a word start (at most 2x `overlap` tokens), or None."""
     offsets = tokenizer.offsets(unit.text)
-    first = max(0, len(offsets) - overlap)
-    i = first
-    while i < len(offsets) and not _word_start(offsets, i):
-        i += 1
-    if i >= len(offsets):
-        i = first
-    if i >= len(offsets):
+    n = len(offsets)
+    first = max(0, n - overlap)
+    starts = [i for i in range(first, n) if _word_start(offsets, i)]
+    if not starts:  # the tail is inside one long word: back up to its start if that is not too far
+        starts = [i for i in range(first - 1, max(-1, n - 2 * overlap - 1), -1) if _word_start(offsets, i)][:1]
+    if not starts:
         return None
-    text = unit.text[offsets[i][0] :].strip()
-    tokens = len(offsets) - i if getattr(tokenizer, "additive", False) else tokenizer.count(text)
-    if not text or tokens > overlap:
+    text = unit.text[offsets[starts[0]][0] :].strip()
+    tokens = n - starts[0] if getattr(tokenizer, "additive", False) else tokenizer.count(text)
+    if not text or tokens > 2 * overlap:
         return None
     return _Unit(text, tokens, unit.block, unit.section, unit.heading)
 
@@ -199,7 +201,9 @@ def _groups(blocks: list[list[_Unit]]) -> list[list[_Unit]]:
     return groups
 
 
-def _pack(blocks: list[list[_Unit]], limit: int, overlap: int, tokenizer: TokenCounter) -> list[tuple[list[_Unit], int]]:
+def _pack(
+    blocks: list[list[_Unit]], limit: int, overlap: int, tokenizer: TokenCounter
+) -> list[tuple[list[_Unit], int]]:
     packer = _Packer(limit, overlap, tokenizer)
     for group in _groups(blocks):
         size = sum(u.tokens for u in group)
@@ -250,7 +254,7 @@ def chunk_documents(docs: Sequence[Document], config: ChunkConfig, tokenizer: To
     limit, overlap = config.chunk_tokens, config.overlap_tokens
     parsed = [split_blocks(doc.text) for doc in docs]
     sentences = [s for blocks in parsed for block in blocks for s in block.sentences]
-    with progress_task("Chunking", total=len(sentences)) as task:
+    with bulk_progress("Chunking", total=len(sentences), minimum=_COUNT_BATCH) as task:
         counts = iter(_count_all(sentences, tokenizer, task))
         packed: list[tuple[Document, list[tuple[list[_Unit], int]]]] = []
         for doc, blocks in zip(docs, parsed, strict=True):
@@ -279,7 +283,7 @@ def chunk_documents(docs: Sequence[Document], config: ChunkConfig, tokenizer: To
         for units, n_overlap in chunks:
             text, tokens = _join(units), next(totals)
             section = units[n_overlap].section
-            metadata = dict(doc.metadata) if section is None else {**doc.metadata, "section": section}
+            extra = {} if section is None else {"section": section}
             # Sums of sentence counts are exact for WordPiece; other tokenizers may need one more cut.
             pieces = [text] if tokens <= limit else [p for p, _ in split_windows(text, limit, tokenizer)]
             if len(pieces) > 1:
@@ -293,7 +297,7 @@ def chunk_documents(docs: Sequence[Document], config: ChunkConfig, tokenizer: To
                         title=doc.title,
                         position=position,
                         source=doc.source,
-                        metadata=metadata,
+                        metadata={**doc.metadata, **extra},  # a dict per chunk: never shared
                     )
                 )
                 position += 1

@@ -12,9 +12,31 @@ from ragtune.types import Document
 
 DROPPED_TAGS = ["script", "style", "nav", "footer", "head", "noscript", "template", "svg", "iframe", "form"]
 BLOCK_TAGS = [
-    "p", "div", "section", "article", "main", "header", "aside", "blockquote", "pre", "ul", "ol", "li",
-    "dl", "dt", "dd", "table", "tr", "figure", "figcaption", "address", "hr", "details", "summary", "body",
-]  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "aside",
+    "blockquote",
+    "pre",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "figure",
+    "figcaption",
+    "address",
+    "hr",
+    "details",
+    "summary",
+    "body",
+]
 _HEADING = re.compile(r"^h[1-6]$")
 # Private-use sentinels survive get_text() and never occur in real pages.
 _BREAK = "\ue000"
@@ -39,6 +61,9 @@ def html_to_text(html: str) -> tuple[str, str | None]:
         words = " ".join(heading.get_text(" ").split())
         marker = "#" * int(heading.name[1])
         heading.replace_with(f"{_BREAK}{marker} {words}{_BREAK}" if words else _BREAK)
+    for row in soup.find_all("tr"):  # one line per table row: "cell | cell"
+        cells = [" ".join(cell.get_text(" ").split()) for cell in row.find_all(["td", "th"])]
+        row.replace_with(_BREAK + " | ".join(cells) + _BREAK)
     for br in soup.find_all("br"):
         br.replace_with(_LINE)
     for tag in soup.find_all(BLOCK_TAGS):

@@ -63,6 +63,8 @@ def load_jsonl(path: Path, doc_id: str, source: str) -> Iterator[Document | Skip
         if isinstance(parsed, str):
             yield Skipped(f"{source}:{number}", parsed)
         elif first_line.setdefault(parsed.doc_id, number) != number:
-            yield Skipped(f"{source}:{number}", f"duplicate id {parsed.doc_id!r} (first on line {first_line[parsed.doc_id]})")
+            yield Skipped(
+                f"{source}:{number}", f"duplicate id {parsed.doc_id!r} (first on line {first_line[parsed.doc_id]})"
+            )
         else:
             yield parsed

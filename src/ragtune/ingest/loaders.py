@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ragtune.errors import InputError
-from ragtune.ingest.base import LoadResult, Skipped, SkipFile
+from ragtune.ingest.base import LoadResult, SkipFile, Skipped, bulk_progress
 from ragtune.ingest.html import load_html
 from ragtune.ingest.jsonl import load_jsonl
 from ragtune.ingest.pdf import load_pdf
 from ragtune.ingest.squad import load_squad
 from ragtune.ingest.text import load_markdown, load_text
-from ragtune.progress import progress_task
 from ragtune.types import Document
 
 logger = logging.getLogger(__name__)
@@ -46,6 +45,8 @@ def discover_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     posix path relative to it. A file given directly is named by its file name.
     Raises InputError if a path does not exist.
     """
+    if isinstance(paths, str | Path):  # a lone path, not a sequence of characters
+        paths = [paths]
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise InputError(f"path not found: {', '.join(repr(m) for m in missing)}")
@@ -88,7 +89,7 @@ def iter_documents(paths: Sequence[str | Path]) -> Iterator[Document | Skipped]:
     """
     files = discover_files(paths)
     seen: dict[str, str] = {}
-    with progress_task("Loading documents", total=len(files)) as task:
+    with bulk_progress("Loading documents", total=len(files), minimum=20) as task:
         for path, doc_id in files:
             for item in load_file(path, doc_id):
                 if isinstance(item, Document):

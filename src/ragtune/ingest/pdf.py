@@ -15,6 +15,51 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_TITLES = {"", "untitled", "(anonymous)", "anonymous"}  # what PDF writers put when no title is set
 
 
+_HEADING_MAX_CHARS = 80
+_HEADING_MAX_WORDS = 8
+
+
+def _looks_like_heading(line: str) -> bool:
+    """A short line with a capital start and no sentence punctuation at the end ('Weather limits')."""
+    return (
+        len(line) <= _HEADING_MAX_CHARS
+        and len(line.split()) <= _HEADING_MAX_WORDS
+        and line[:1].isupper()
+        and line[-1] not in ".,;:!?-"
+    )
+
+
+def pdf_paragraphs(page_text: str) -> str:
+    """pypdf's lines regrouped into paragraphs separated by blank lines.
+
+    pypdf gives one line per printed line and no paragraph gaps; wrapped lines are joined (a line ending
+    in '-' joins the next without a space) and heading-like lines become paragraphs of their own, so
+    chunking can cut between sections.
+    """
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            paragraphs.append(" ".join(current))
+            current.clear()
+
+    lines = [" ".join(line.split()) for line in page_text.split("\n")]
+    for i, line in enumerate(lines):
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if not line:
+            flush()
+        elif _looks_like_heading(line) and following:
+            flush()
+            paragraphs.append(line)
+        elif current and current[-1].endswith("-") and current[-1][-2:-1].isalpha():
+            current[-1] += line
+        else:
+            current.append(line)
+    flush()
+    return "\n\n".join(paragraphs)
+
+
 def _first_line(text: str) -> str | None:
     for line in text.split("\n"):
         line = " ".join(line.split())
@@ -53,10 +98,10 @@ def load_pdf(path: Path, doc_id: str, source: str) -> Iterator[Document]:
         raise SkipFile("encrypted PDF (password required)") from None
     except PdfReadError as exc:
         raise SkipFile(f"corrupt PDF ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - see comment above
+    except Exception as exc:  # see the comment above
         logger.debug("pypdf failed on %s", path, exc_info=True)
         raise SkipFile(f"corrupt PDF ({type(exc).__name__}: {exc})") from None
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    text = "\n\n".join(pdf_paragraphs(page) for page in pages if page.strip())
     if not text:
         raise SkipFile("no text layer (scanned PDF?)")
     meta_title = " ".join((meta_title or "").split())

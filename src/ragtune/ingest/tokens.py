@@ -21,9 +21,10 @@ class HFTokenCounter:
         self._tokenizer = tokenizer
         # WordPiece behind BERT's pre-tokenizer never merges across whitespace, so the count of texts
         # joined by whitespace is the sum of their counts; chunking then needs no recount.
-        self.additive = (
-            type(tokenizer.model).__name__ == "WordPiece"
-            and type(tokenizer.pre_tokenizer).__name__ in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
+        self.additive = type(tokenizer.model).__name__ == "WordPiece" and type(tokenizer.pre_tokenizer).__name__ in (
+            "BertPreTokenizer",
+            "Whitespace",
+            "WhitespaceSplit",
         )
 
     @classmethod

@@ -33,8 +33,8 @@ def _layout(fig, title: str, **kwargs: Any):
         template="plotly_white",
         font={"family": FONT, "size": 12},
         height=360,
-        margin={"l": 60, "r": 20, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": 1.08, "x": 0},
+        margin={"l": 60, "r": 20, "t": 30, "b": 70},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
         **kwargs,
     )
     return fig

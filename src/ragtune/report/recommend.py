@@ -215,8 +215,11 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
             reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} "
                            f"(p={_fmt(test.get('p_value_holm', test['p_value']), 3)}, significant)")
     for other in tied:
-        if other != choice and other != best:
-            reasons.append(f"{other} is not significantly different from {best} on {label} but costs more")
+        if other == choice:
+            continue
+        cheaper = _monthly_cost(info[other]["metrics"], scenario) < _monthly_cost(m, scenario)
+        reasons.append(f"{other} is not significantly different from {choice} on {label} "
+                       + ("and saves less than 10% of the cost" if cheaper else "but costs more"))
     reasons.append(
         f"serving {choice} costs {_money(m.get('cost_per_1k_queries'))} per 1k queries "
         f"(p50 {_fmt(m.get('latency_ms_p50'), 0)} ms, p95 {_fmt(m.get('latency_ms_p95'), 0)} ms); "

@@ -1,7 +1,8 @@
 """Hybrid retrieval: weighted reciprocal rank fusion (RRF) of dense and BM25 rankings.
 
 fused(d) = sum over rankings r of  w_r / (rrf_k + rank_r(d)),  rank 1-based; a document absent from a
-ranking contributes nothing from it (Cormack et al. 2009, with per-ranking weights).
+ranking contributes nothing from it (Cormack et al. 2009, with per-ranking weights); a ranking of
+weight 0 is ignored entirely.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], rrf_k:
     fused: dict[int, float] = {}
     best: dict[int, int] = {}
     for ranking, weight in zip(rankings, weights):
+        if weight <= 0:  # a switched-off ranking contributes no candidates either
+            continue
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + weight / (rrf_k + rank)
             best[item] = min(best.get(item, rank), rank)

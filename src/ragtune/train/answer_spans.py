@@ -32,11 +32,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("date", re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:{_MONTHS})\s\d{{4}}\b")),
     ("date", re.compile(rf"\b(?:{_MONTHS})\s(?:\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?)\b")),
     ("date", re.compile(r"\b(?:\d{1,2}(?:st|nd|rd|th)|[a-z]+(?:teenth|tieth|first|second|third|fifth|eighth|ninth|tenth|eleventh|twelfth))\s(?:century|centuries)\b")),
+    ("date", re.compile(r"\b(?:January|February|March|April|June|July|August|September|October|November|December)\b|(?<=\s)May\b")),
     ("year", re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b(?![.,]?\d)")),
     ("money", re.compile(rf"[$€£¥]\s?{_NUM}(?:bn|m|k)?{_SCALE}|\b{_NUM}{_SCALE}\s(?:dollars|euros|pounds|yen)\b")),
     ("percent", re.compile(rf"\b{_NUM}\s?(?:%|percent\b|per cent\b)")),
     ("code", re.compile(r"\b[A-Z]{1,6}-\d[\w-]*\b|\b[A-Z]{2,}\d+[A-Z\d]*\b|\bv\d+(?:\.\d+)+\b")),
-    ("number", re.compile(rf"\b{_NUM}(?:[–-]{_NUM})?{_SCALE}(?:\s(?:%|km|kilometres|kilometers|miles|m|kg|tonnes|tons|feet|ft|metres|meters|hours|days|weeks|months|years|minutes|seconds|people|times))?\b")),
+    ("number", re.compile(rf"\b{_NUM}(?:[–-]{_NUM})?{_SCALE}(?:\s(?:%|(?:square |cubic )?(?:km|kilometres|kilometers|miles|metres|meters|feet)|kilometers|miles|m|kg|tonnes|tons|feet|ft|metres|meters|hours|days|weeks|months|years|minutes|seconds|people|times))?\b")),
     ("number", re.compile(rf"\b(?:{_NUMBER_WORDS})(?:[- ](?:{_NUMBER_WORDS}))*{_SCALE}\b", re.IGNORECASE)),
     ("quote", re.compile(r"\"([^\"]{2,60})\"|“([^”]{2,60})”")),
 ]
@@ -58,8 +59,7 @@ _PLACE_WORDS = {"city", "river", "county", "island", "islands", "mountains", "mo
                 "coast", "desert", "region", "district", "square", "bridge", "airport", "harbour", "harbor", "hall",
                 "building", "castle", "church", "cathedral", "palace", "tower", "center", "centre", "campus"}
 _PERSON_VERBS = {"said", "says", "wrote", "argued", "claimed", "stated", "founded", "invented", "discovered",
-                 "married", "died", "born", "believed", "proposed", "designed", "painted", "composed", "led",
-                 "became", "won", "ruled", "served", "studied", "announced", "who"}
+                 "married", "died", "born", "believed", "proposed", "designed", "painted", "composed", "ruled", "served", "studied", "announced", "who"}
 _PLACE_PREPS = {"in", "at", "near", "from", "into", "across", "throughout", "to"}
 _DEFINERS = re.compile(r"\b(?:called|known as|named|termed|referred to as|nicknamed|dubbed)\s+", re.IGNORECASE)
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "inc", "ltd", "co",
@@ -84,8 +84,13 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of the sentences of text; abbreviations and initials do not split."""
     spans: list[tuple[int, int]] = []
     begin = 0
-    for match in re.finditer(r"[.!?][\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])|\n\s*\n", text):
+    for match in re.finditer(r"[.!?][\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])|\s*\n\s*", text):
         before = text[begin : match.start() + 1]
+        if "\n" in match.group():
+            if text[begin : match.start()].strip():
+                spans.append(_strip(text, begin, match.start()))
+            begin = match.end()
+            continue
         last_word = re.findall(r"([\w.]+)\.$", before)
         if last_word and (last_word[0].lower() in _ABBREVIATIONS or len(last_word[0]) == 1):
             continue
@@ -99,6 +104,10 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Trim whitespace and a leading list marker ('- ', '* ', '3. ')."""
+    marker = re.match(r"\s*(?:[-*•]|\d{1,2}[.)])\s+", text[start:end])
+    if marker:
+        start += marker.end()
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -166,7 +175,7 @@ def _name_kind(text: str, start: int, end: int, s_start: int) -> str:
     after = [w.lower().strip(".,") for w in text[end : end + 40].split()[:2]]
     if any(w in _PLACE_WORDS for w in name_words[-1:]):
         return "place"
-    if (before and before[-1] in _TITLES) or name_words[0] in _TITLES or (after and after[0] in _PERSON_VERBS) or text[end : end + 3] == ", w":
+    if (before and before[-1] in _TITLES) or name_words[0] in _TITLES or (after and after[0] in _PERSON_VERBS) or re.match(r",\s(?:who|whose)\b", text[end : end + 8]):
         return "person"
     if before and before[-1] in _PLACE_PREPS:
         return "place"

@@ -22,15 +22,18 @@ _INTRO = {"as", "when", "after", "although", "because", "since", "while", "howev
           "also", "thus", "therefore", "instead", "nevertheless", "originally", "eventually", "finally", "then",
           "according", "like", "until", "upon", "within", "whereas", "unlike", "along", "among", "without"}
 _ABSORBED = {
-    "When": {"on", "in", "at", "during", "since", "by", "around", "from", "until"},
+    "When": {"on", "in", "at", "during", "since", "by", "around", "from", "until", "every", "each"},
     "In what year": {"in"},
     "Where": {"in", "at", "near", "on", "into", "throughout", "inside"},
 }
 _PREPOSITIONS = {"in", "on", "at", "by", "for", "from", "to", "of", "with", "into", "during", "near", "about",
                  "against", "between", "under", "over", "through", "across", "as", "than", "via", "within",
                  "around", "among", "after", "before", "since", "until", "throughout", "toward", "towards"}
+_FRONTABLE = {"within", "for", "after", "in", "during", "under", "over", "at", "with", "from", "to"}
+_APPROXIMATORS = {"about", "around", "nearly", "almost", "approximately", "roughly", "over", "some", "only", "exactly"}
+_SUBJECT_BREAKERS = {"also", "not", "never", "always", "often", "still", "usually", "only", "then", "now"}
 _DETERMINERS = {"the", "a", "an", "its", "their", "his", "her", "our", "this", "these", "that", "those"}
-_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that)\s")
+_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that)\s|\sand\s(?=\w+ed\b)")
 _CLAUSE_WORDS = {"which", "where", "who", "whom", "whose", "that", "when", "while", "and", "or", "but", "if"}
 _EMPTY_QUOTES = re.compile(r"[\"“”'‘’]\s*[\"“”'‘’]")
 _WORD = re.compile(r"\S+")
@@ -48,6 +51,9 @@ def wh_word(span: AnswerSpan, preceding_word: str) -> str:
     if kind == "percent":
         return "What percentage"
     if kind == "number":
+        unit = re.fullmatch(r"[\d,.]+(?:\s(?:thousand|million|billion))?\s((?:square |cubic )?[a-z]+)", span.text)
+        if unit and unit.group(1) not in {"m", "ft", "km", "kg"}:
+            return f"How many {unit.group(1)}"
         plain = re.fullmatch(r"[\d,.]+(?:\s(?:thousand|million|billion))?|[a-zA-Z]+(?:[- ][a-zA-Z]+)*", span.text)
         return "How many" if plain else "What"
     if kind == "person":
@@ -86,7 +92,7 @@ def _is_modifier(word: str) -> bool:
     lower = word.lower()
     if lower in _PREPOSITIONS or lower in _AUX or lower in {"and", "or", "but", "that", "which", "who"}:
         return False
-    return word[-1] not in ",;:()" and _verb_form(word) is None
+    return word[-1] not in ",;:()'’\"" and _verb_form(word) is None
 
 
 def _drop_parentheticals(sentence: str, a: int, b: int) -> tuple[str, int, int] | None:
@@ -115,15 +121,22 @@ def _clause(sentence: str, a: int, b: int) -> tuple[int, int] | None:
 
 
 def _lower_first(text: str) -> str:
-    first = text.split(" ", 1)[0]
-    return first.lower() + text[len(first):] if first.lower() in _FUNCTION_WORDS else text
+    """Lower-case a sentence-initial ordinary word ("The game", "Water on") but not a name ("Super Bowl")."""
+    words = text.split(" ", 2)
+    first = words[0]
+    second = words[1] if len(words) > 1 else ""
+    if first.lower() in _FUNCTION_WORDS or (first[1:].islower() and _readings(first) and not second[:1].isupper()):
+        return first.lower() + text[len(first):]
+    return text
 
 
 def _finish(question: str) -> str | None:
     question = re.sub(r"\s+", " ", question).strip(" ,;:.!")
     question = re.sub(r"\s+([,;:.)?])", r"\1", question)
     words = question.split()
-    if len(words) < 5 or len(words) > 30 or _EMPTY_QUOTES.search(question) or question.count("(") != question.count(")") or '"' in question[:-1] and question.count('"') % 2:
+    if words and words[-1].lower() in _AUX | _DETERMINERS | _CLAUSE_WORDS:
+        return None
+    if len(words) < 4 or len(words) > 30 or _EMPTY_QUOTES.search(question) or question.count("(") != question.count(")") or '"' in question[:-1] and question.count('"') % 2:
         return None
     return question[:1].upper() + question[1:] + "?"
 
@@ -149,8 +162,16 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
     a, b = a - cs, b - cs
     before = [m for m in _WORD.finditer(clause[:a])]
     after_text = clause[b:]
-    # A clause opening with an introducer ("In 1066", "As this was ...") has no subject of its own here.
-    if before and before[0].group().lower() in _INTRO:
+    first = before[0].group().lower() if before else ""
+    if first in _PREPOSITIONS and (len(before) == 1 or (len(before) == 2 and before[1].group().lower() in _DETERMINERS)):
+        # The answer is an adverbial of its own segment ("In 1066, ...", "..., at Levi's Stadium"): ask about
+        # the main clause instead — "Where was the game played?"
+        wh = wh_word(span, first)
+        if wh in _ABSORBED and first in _ABSORBED[wh]:
+            return _adjunct_question(sentence, (cs, ce), wh)
+        return None
+    # A clause opening with an introducer ("As this was ...") has no subject of its own here.
+    if first in _INTRO:
         return None
     preceding = before[-1].group().lower() if before else ""
     wh = wh_word(span, preceding)
@@ -165,12 +186,22 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
     if not _clean_subject(subject) or re.match(r"['’]s\b", after_text):
         return None
     head = [m.group() for m in before[verb_index + 1 :]]
+    if verb.lower() in {"has", "have", "had"} and not any(_is_participle(w) for w in head[:2]):
+        form = "VBD" if verb.lower() == "had" else "VBZ"  # possession: "has a room" → "does ... have"
+        verb = {"has": "has", "have": "has", "had": "had"}[verb.lower()]
+    while head and head[-1].lower() in _APPROXIMATORS and span.kind in {"number", "money", "percent"}:
+        head.pop()  # "about 1,200 people" → "How many people"
+    if head and head[-1].lower() == "every" and span.kind in {"number", "date"} and wh.startswith(("How many", "What")):
+        head.pop()
+        wh = "How often" if span.kind == "number" else "When"
     # head = [verb-ish words] [object NP] [preposition] [determiner + modifiers] answer
     stranded = ""
     modifiers: list[str] = []
     det = next((i for i in range(len(head) - 1, -1, -1) if head[i].lower() in _DETERMINERS), None)
     if det is not None and all(_is_modifier(w) for w in head[det + 1 :]):
         modifiers, head = head[det + 1 :], head[:det]
+    elif det is None and head and all(w.islower() and _is_modifier(w) for w in head) and "NOUN" in _readings(head[-1]):
+        modifiers, head = head, []  # "requires form [CA-3]" → "Which form"
     if head and head[-1].lower() in _PREPOSITIONS:
         prep = head.pop().lower()
         if prep not in _ABSORBED.get(wh, set()):
@@ -181,26 +212,75 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
         return None  # the answer sits in an embedded clause or a second prepositional phrase
     if modifiers:
         last = modifiers[-1]
-        if wh not in {"What", "Who"} or not (last[:1].isupper() or "NOUN" in _readings(last)):
+        if wh not in {"What", "Who"} or span.kind not in {"entity", "person", "place", "term", "quote"} or not (last[:1].isupper() or "NOUN" in _readings(last)):
             return None
         wh = "Which " + " ".join(modifiers)
     tail = _TAIL_BREAKS.split(after_text, maxsplit=1)[0]
     tail_words = tail.split()
-    if stranded and (tail_words or stranded == "of" or wh.startswith("How")):
+    if tail_words and tail_words[0] == "of":
+        return None  # partitive ("two of the six packages") or the head of a longer phrase
+    if wh == "How many":  # count the noun that follows: "won 24 games" → "How many games"
+        k = 0
+        while k < min(3, len(tail_words)) and re.fullmatch(r"[a-z]+", tail_words[k]) and {"NOUN", "ADJ"} & set(_readings(tail_words[k])):
+            k += 1
+        while k > 0 and not re.search(r"(?:s|people|staff|children|men|women)$", tail_words[k - 1]):
+            k -= 1  # the counted noun is plural: "42 permanent survey plots"
+        counted, tail_words = tail_words[:k], tail_words[k:]
+        wh = f"How many {' '.join(counted)}" if counted else "What"
+    if stranded == "than":
+        return None
+    if stranded and wh.startswith("How") and stranded in _FRONTABLE:
+        wh, stranded = f"{stranded.capitalize()} {wh[0].lower()}{wh[1:]}", ""  # "Within how many days ..."
+    if stranded and (tail_words or stranded == "of"):
         return None  # "What was X the champion of __ for the season" reads badly
-    if wh == "How many" and tail_words and tail_words[0] == "of":
-        return None  # partitive: "two of the six packages"
-    if wh == "How many" and tail_words and re.fullmatch(r"[a-z]+", tail_words[0]) and "NOUN" in _readings(tail_words[0]):
-        wh = f"How many {tail_words.pop(0)}"
-    elif tail_words and tail_words[0][:1].islower() and tail_words[0].lower() not in _PREPOSITIONS | {"to"} and _verb_form(tail_words[0]) is None:
+    if tail_words and (tail_words[0][:1] in "'’" or tail_words[0][:1].isupper() or tail_words[0][:1].isdigit()):
+        return None  # an appositive or possessive follows the answer ("code [AMB-17]", "Fishers' Guild")
+    if tail_words and not wh.startswith("How") and tail_words[0][:1].islower() and tail_words[0].lower() not in _PREPOSITIONS | {"to"} and _verb_form(tail_words[0]) is None:
         return None  # the answer is part of a longer phrase ("an [American] football game")
     rest = " ".join(head + tail_words + ([stranded] if stranded else []))
+    return _invert(wh, verb, subject, rest, form)
+
+
+def _invert(wh: str, verb: str, subject: str, rest: str, form: str | None = None) -> str | None:
+    """wh + fronted auxiliary (or do-support) + subject + the rest: 'When' 'was' 'the game' 'played'."""
+    if not subject:
+        return None
+    form = form or _verb_form(verb)
     if form == "aux":
-        body = f"{verb.lower()} {subject} {rest}"
+        body = f"{verb.lower().strip(',')} {subject} {rest}"
     else:
-        lemma = _readings(verb)["VERB"][0]
+        lemma = "have" if verb.lower() in {"has", "had"} else _readings(verb)["VERB"][0]
         body = f"{'did' if form == 'VBD' else 'does'} {subject} {lemma} {rest}"
-    return _finish(f"{wh} {body}") if subject else None
+    return _finish(f"{wh} {body}")
+
+
+def _adjunct_question(sentence: str, answer_segment: tuple[int, int], wh: str) -> str | None:
+    """A When/Where question about the sentence's main clause (the answer's own segment left out)."""
+    cuts = list(re.finditer(r"[,;:]\s+(?!\d)|\s[–—]\s", sentence))
+    starts = [0] + [m.end() for m in cuts]
+    ends = [m.start() for m in cuts] + [len(sentence)]
+    for s, e in zip(starts, ends):
+        if s < answer_segment[1] and answer_segment[0] < e:
+            continue
+        words = list(_WORD.finditer(sentence[s:e]))
+        if not words or words[0].group().lower() in _INTRO | _CLAUSE_WORDS:
+            continue
+        verb_index = next((i for i, m in enumerate(words) if i > 0 and _verb_form(m.group())), None)
+        if verb_index is None:
+            continue
+        subject = _lower_first(sentence[s : s + words[verb_index].start()].strip())
+        rest = [m.group() for m in words[verb_index + 1 :]]
+        if not _clean_subject(subject) or any(w.lower() in _CLAUSE_WORDS for w in rest):
+            return None
+        return _invert(wh, words[verb_index].group(), subject, " ".join(rest))
+    return None
+
+
+def _is_participle(word: str) -> bool:
+    from lemminflect import getInflection
+
+    verb = _readings(word).get("VERB")
+    return bool(verb) and word.lower() != verb[0] and word.lower() in getInflection(verb[0], "VBN")
 
 
 def _clean_subject(subject: str) -> bool:
@@ -208,10 +288,10 @@ def _clean_subject(subject: str) -> bool:
     from lemminflect import getInflection
 
     words = [w.lower().strip(",;:\"“”") for w in subject.split()]
-    if not words or words[0] in _CLAUSE_WORDS:
+    if not words or words[0] in _CLAUSE_WORDS or (words[0].endswith("ly") and len(words) > 1):
         return False
     for w in words:
-        if w in _CLAUSE_WORDS or w in _AUX:
+        if w in _CLAUSE_WORDS or w in _AUX or w in _SUBJECT_BREAKERS or w == "-":
             return False
         verb = _readings(w).get("VERB")
         if verb and w != verb[0] and w in getInflection(verb[0], "VBD"):

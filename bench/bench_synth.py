@@ -1,0 +1,176 @@
+"""Question quality of `ragtune synth` on SQuAD paragraphs, against baselines measured in the same run.
+
+SQuAD's human annotators picked answer spans and wrote questions for the same paragraphs, so we can ask:
+  - answer match: how often a synthesized answer is (EM) or overlaps (F1) a human answer of its paragraph,
+    against random 1–4-word spans of the same paragraphs (baseline);
+  - extractor recall: how many human answers are exactly one of the candidate spans;
+  - question similarity: for synthesized answers that match a human answer, the token F1 between the
+    synthesized question and the human question for that answer — rules vs the LLM (few-shot, same spans)
+    vs copying the answer's sentence as the "question" (baseline);
+  - the round trip: how many rule questions the bundled model answers from the paragraph.
+
+    .venv/bin/python bench/bench_synth.py --paragraphs 50 [--llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad" / "squad-v1.1-dev-even.json"
+
+
+def load_paragraphs(n: int):
+    from ragtune.types import Chunk
+
+    data = json.loads(SQUAD.read_text())["data"]
+    rows = []
+    per_article = max(1, -(-n // len(data)))
+    for article in data:
+        for j, paragraph in enumerate(article["paragraphs"][:per_article]):
+            chunk = Chunk(chunk_id=f"{article['title']}#{j}", doc_id=article["title"], text=paragraph["context"])
+            qas = [(qa["question"], [a["text"] for a in qa["answers"]]) for qa in paragraph["qas"]]
+            rows.append((chunk, qas))
+    return rows[:n]
+
+
+def matching_human_questions(answer: str, qas, threshold: float = 1.0):
+    from ragtune.evaluate.answer_metrics import f1
+
+    return [q for q, golds in qas if f1(answer, golds) >= threshold]
+
+
+def question_similarity(question: str, humans: list[str]) -> float:
+    from ragtune.evaluate.answer_metrics import f1
+
+    return f1(question, humans) if humans else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--paragraphs", type=int, default=50)
+    parser.add_argument("--per-chunk", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llm", action="store_true", help="also measure LLM questions and the round trip")
+    parser.add_argument("--show", type=int, default=20, help="print this many synthesized pairs")
+    args = parser.parse_args()
+    if not SQUAD.is_file():
+        print(f"shared SQuAD data not found at {SQUAD}; nothing to measure")
+        return 0
+    from ragtune.evaluate.answer_metrics import exact_match, f1
+    from ragtune.progress import set_progress
+    from ragtune.train.answer_spans import extract_answer_spans
+    from ragtune.train.synth import synthesize_qa
+
+    set_progress(False)
+    rows = load_paragraphs(args.paragraphs)
+    qas_by_chunk = {chunk.chunk_id: qas for chunk, qas in rows}
+    chunks = [chunk for chunk, _ in rows]
+
+    t0 = time.perf_counter()
+    result = synthesize_qa(chunks, None, per_chunk=args.per_chunk, seed=args.seed, questions="rules")
+    rules_s = time.perf_counter() - t0
+    examples = result.examples
+
+    def answer_scores(pairs):
+        ems = [exact_match(a, [g for _, gs in qas_by_chunk[cid] for g in gs]) for cid, a in pairs]
+        f1s = [f1(a, [g for _, gs in qas_by_chunk[cid] for g in gs]) for cid, a in pairs]
+        return sum(ems) / max(len(ems), 1), sum(f1s) / max(len(f1s), 1)
+
+    synth_em, synth_f1 = answer_scores([(e.chunk_id, e.answer) for e in examples])
+    rng = random.Random(args.seed)
+    random_pairs = []
+    for e in examples:
+        words = e.context.split()
+        size = rng.randint(1, 4)
+        start = rng.randrange(0, max(1, len(words) - size))
+        random_pairs.append((e.chunk_id, " ".join(words[start : start + size])))
+    rand_em, rand_f1 = answer_scores(random_pairs)
+
+    covered = total = 0
+    for chunk, qas in rows:
+        candidates = [s.text for s in extract_answer_spans(chunk.text)]
+        for _, golds in qas:
+            total += 1
+            covered += bool(candidates) and exact_match(golds[0], candidates) == 1.0
+    recall = covered / max(total, 1)
+
+    matched = [(e, matching_human_questions(e.answer, qas_by_chunk[e.chunk_id])) for e in examples]
+    matched = [(e, humans) for e, humans in matched if humans]
+    rule_sim = sum(question_similarity(e.question, h) for e, h in matched) / max(len(matched), 1)
+
+    def sentence_of(e):
+        from ragtune.train.answer_spans import split_sentences
+
+        start = e.metadata["answer_start"]
+        s, t = next(((s, t) for s, t in split_sentences(e.context) if s <= start < t), (0, len(e.context)))
+        return e.context[s:t]
+
+    copy_sim = sum(question_similarity(sentence_of(e), h) for e, h in matched) / max(len(matched), 1)
+
+    print(f"SQuAD v1.1 dev (even articles): {len(chunks)} paragraphs, per_chunk={args.per_chunk}, seed={args.seed}")
+    print(f"rules-only synth: {len(examples)} questions in {rules_s:.2f} s; rejected {result.rejected}")
+    print()
+    print(f"{'answer spans':36s} {'EM vs human':>12s} {'F1 vs human':>12s}")
+    print(f"{'random 1-4 word spans (baseline)':36s} {rand_em:12.3f} {rand_f1:12.3f}")
+    print(f"{'synthesized answers':36s} {synth_em:12.3f} {synth_f1:12.3f}   ratio EM {synth_em / max(rand_em, 1e-9):.1f}x")
+    print(f"extractor recall (human answers that are exactly a candidate span): {recall:.3f} of {total}")
+    print()
+    print(f"question similarity to the human question, {len(matched)} synthesized answers matching a human answer:")
+    print(f"{'copy the answer sentence (baseline)':36s} token F1 {copy_sim:.3f}")
+    print(f"{'rule questions':36s} token F1 {rule_sim:.3f}")
+
+    if args.llm:
+        from ragtune.config import GenerateConfig
+        from ragtune.generate import load_generator
+        from ragtune.train.synth import _round_trip, _Candidate, question_messages
+        from ragtune.train.paraphrase import clean_question
+        from ragtune.train.answer_spans import AnswerSpan
+        from collections import Counter
+
+        generator = load_generator(GenerateConfig(model="bundled", batch_size=8))
+        t0 = time.perf_counter()
+        messages = [question_messages(sentence_of(e), e.answer) for e, _ in matched]
+        replies = []
+        for start in range(0, len(messages), 8):
+            replies.extend(g.text for g in generator.generate(messages[start : start + 8], max_new_tokens=40))
+        llm_s = time.perf_counter() - t0
+        llm_questions = [clean_question(r) for r in replies]
+        llm_sim = sum(question_similarity(q, h) for q, (_, h) in zip(llm_questions, matched)) / max(len(matched), 1)
+        from ragtune.train.synth import check_pair
+
+        llm_pass = sum(check_pair(q, e.answer, e.context) is None for q, (e, _) in zip(llm_questions, matched))
+        print(f"{'LLM questions (same spans)':36s} token F1 {llm_sim:.3f}  pass filters {llm_pass}/{len(matched)}  ({llm_s:.1f} s)")
+        for q, (e, h) in list(zip(llm_questions, matched))[:8]:
+            print(f"   LLM: {q!r}  | rules: {e.question!r}  | human: {h[0]!r}")
+
+        candidates = []
+        by_id = {c.chunk_id: c for c in chunks}
+        for e in examples:
+            start = e.metadata["answer_start"]
+            span = AnswerSpan(e.answer, start, start + len(e.answer), e.metadata["answer_kind"], 0, 0)
+            candidates.append(_Candidate(by_id[e.chunk_id], span, e.question))
+        rejected: Counter[str] = Counter()
+        t0 = time.perf_counter()
+        passed = _round_trip(generator, candidates, rejected, 8)
+        rt_s = time.perf_counter() - t0
+        passed_ids = {id(c) for c in passed}
+        kept_sim = [question_similarity(c.question, matching_human_questions(c.span.text, qas_by_chunk[c.chunk.chunk_id]))
+                    for c in candidates if id(c) in passed_ids]
+        print(f"round trip: the bundled model recovers {len(passed)}/{len(candidates)} rule answers ({rt_s:.1f} s)")
+        kept_em, _ = answer_scores([(c.chunk.chunk_id, c.span.text) for c in passed])
+        print(f"  answer EM vs human among round-trip survivors {kept_em:.3f} (all: {synth_em:.3f})")
+
+    print()
+    print(f"{args.show} synthesized pairs (answer kind | answer | question):")
+    for e in examples[: args.show]:
+        print(f"  {e.metadata['answer_kind']:7s} | {e.answer[:28]:28s} | {e.question}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

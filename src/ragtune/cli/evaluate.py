@@ -1,0 +1,35 @@
+"""`ragtune eval ...`: the evaluation sub-commands. `eval retrieval BEIR_DIR` lives here; more may join it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+eval_app = typer.Typer(help="Evaluate retrieval (BEIR) and more.", no_args_is_help=True)
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    beir_dir: Path = typer.Argument(..., help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)."),
+    split: str = typer.Option("test", "--split", help="qrels split: qrels/<split>.tsv"),
+    modes: list[str] = typer.Option(["hybrid"], "--mode", help="dense | bm25 | hybrid (repeatable)."),
+    index_dir: Path = typer.Option(None, "--index", help="Use this index (default: a cached one per corpus)."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
+) -> None:
+    """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
+    from ragtune.cli.common import print_json
+    from ragtune.evaluate.retrieval import evaluate_beir
+
+    results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir)
+    if as_json:
+        print_json({r.mode: r.metrics for r in results})
+        return
+    typer.echo(f"{'mode':8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7}  queries")
+    for r in results:
+        m = r.metrics
+        typer.echo(f"{r.mode:8} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f}  {m['n_queries']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

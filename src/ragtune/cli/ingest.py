@@ -1,0 +1,56 @@
+"""`ragtune ingest PATH... --index DIR` and `ragtune delete DOC_ID... --index DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    def ingest(
+        paths: list[Path] = typer.Argument(..., help="Files and folders (recursive): .txt .md .html .pdf .jsonl, BEIR corpus, SQuAD JSON."),
+        index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
+        chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
+        overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
+        embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
+    ) -> None:
+        """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
+        from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
+        from ragtune.errors import ConfigError
+        from ragtune.index import Index
+        from ragtune.ingest import load_documents
+
+        overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
+        config = None
+        if overrides or embedder:
+            try:
+                config = IndexConfig(chunk=ChunkConfig(**overrides), embed=EmbedConfig(model=embedder or "bundled"))
+            except ValueError as exc:
+                raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
+        index = Index.open_or_create(index_dir, config)
+        result = load_documents(paths)
+        stats = index.add_documents(result.documents)
+        typer.echo(
+            f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "
+            f"chunks: +{stats.chunks_added} -{stats.chunks_removed}; index now {len(index.documents())} documents, "
+            f"{len(index)} chunks"
+        )
+        for skipped in result.skipped:
+            typer.secho(f"skipped {skipped.path}: {skipped.reason}", fg="yellow", err=True)
+        if result.skipped:
+            typer.secho(f"{len(result.skipped)} file(s) or line(s) skipped", fg="yellow", err=True)
+            raise typer.Exit(1)
+
+    @app.command("delete")
+    def delete(
+        doc_ids: list[str] = typer.Argument(..., help="Document ids to remove (see `ragtune search --json`)."),
+        index_dir: Path = typer.Option(..., "--index", help="Index folder."),
+    ) -> None:
+        """Remove documents from an index (all or nothing: an unknown id changes nothing)."""
+        from ragtune.index import Index
+
+        index = Index.open(index_dir)
+        removed = index.delete_documents(doc_ids)
+        typer.echo(f"deleted {len(set(doc_ids))} document(s), {removed} chunk(s); index now {len(index)} chunks")

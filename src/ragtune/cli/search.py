@@ -1,0 +1,38 @@
+"""`ragtune search "query" --index DIR -k 10 --mode hybrid [--filter k=v] [--json]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def search(
+        query: str = typer.Argument(..., help="The search query."),
+        index_dir: Path = typer.Option(..., "--index", help="Index folder."),
+        k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of hits."),
+        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid"),
+        filters: list[str] = typer.Option([], "--filter", help="key=value metadata filter (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+    ) -> None:
+        """Print the ranked hits for a query: rank, score, document id, title and a snippet."""
+        from ragtune.cli.common import print_json
+        from ragtune.index import Index
+        from ragtune.retrieve.filters import parse_filter_args
+
+        index = Index.open(index_dir)
+        hits = index.retriever(mode).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
+        if as_json:
+            print_json([
+                {"rank": h.rank + 1, "score": h.score, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id,
+                 "title": h.chunk.title, "source": h.chunk.source, "text": h.chunk.text, "metadata": h.chunk.metadata}
+                for h in hits
+            ])
+            return
+        if not hits:
+            typer.echo("no hits")
+        for h in hits:
+            snippet = " ".join(h.chunk.text.split())[:160]
+            typer.echo(f"{h.rank + 1:3d}. {h.score:8.4f}  {h.chunk.doc_id}  {h.chunk.title}\n     {snippet}")

@@ -1,0 +1,46 @@
+"""`ragtune serve --index DIR [--arm rag] [--adapter A] [--host 127.0.0.1] [--port 8000]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (needed by arms that retrieve)."),
+        arms: list[str] = typer.Option(["rag"], "--arm", help="Arm to serve (repeatable): base, rag, ft, ft_rag, raft."),
+        model: str = typer.Option("bundled", "--model", help="'bundled' or a local HF model folder."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
+        raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs API keys."),
+        port: int = typer.Option(8000, "--port"),
+        api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="File of 'KEY=group1,group2' lines."),
+        mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | bm25 | hybrid"),
+        k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
+        screening: str = typer.Option("neutralise", "--screening", help="Injection screening: neutralise | drop | off"),
+        max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
+        queue_size: int = typer.Option(64, "--queue-size", help="Waiting questions before answering 429."),
+        rate_limit: float = typer.Option(120.0, "--rate-limit", help="Requests per minute per API key."),
+    ) -> None:
+        """Serve the chosen arms over an OpenAI-compatible HTTP API with live document updates and a web UI."""
+        import uvicorn
+
+        from ragtune.progress import set_progress
+        from ragtune.serve.app import create_app
+        from ragtune.serve.settings import ServeSettings
+
+        set_progress(False)  # per-request progress bars would flood the server log
+        settings = ServeSettings(
+            index=str(index) if index else None, arms=tuple(arms), model=model,
+            adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
+            host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
+            screening=screening, max_batch=max_batch, queue_size=queue_size, rate_limit_per_minute=rate_limit,
+        )
+        typer.echo(f"loading {', '.join(settings.arms)} ...", err=True)
+        application = create_app(settings)
+        typer.echo(f"ragtune serving {', '.join(settings.arms)} on http://{host}:{port}/ (web UI at /)", err=True)
+        uvicorn.run(application, host=host, port=port, log_level="warning")

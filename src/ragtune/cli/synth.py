@@ -1,0 +1,46 @@
+"""`ragtune synth`: question/answer pairs synthesized from an index's chunks, for fine-tuning (SFT or RAFT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def synth(
+        index: Path = typer.Option(..., "--index", help="Index folder (ragtune ingest)."),
+        out: Path = typer.Option(..., "--out", help="QA JSONL file to write (atomically)."),
+        per_chunk: int = typer.Option(2, "--per-chunk", min=1, help="Questions per chunk (at most)."),
+        paraphrases: int = typer.Option(0, "--paraphrases", min=0, help="Reworded copies of each question."),
+        seed: int = typer.Option(0, "--seed", help="Same index + seed → the same file."),
+        limit_chunks: Optional[int] = typer.Option(None, "--limit-chunks", min=1, help="Use only the first N chunks."),
+        model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
+        rules_only: bool = typer.Option(False, "--rules-only", help="No LLM: rule-based questions and paraphrases."),
+        questions: str = typer.Option("auto", "--questions", help="auto | rules | llm: who writes the questions."),
+        round_trip: bool = typer.Option(False, "--round-trip", help="Keep only pairs the model answers from the chunk."),
+    ) -> None:
+        """Generate QA pairs from the indexed chunks (answer spans first), filter them, write QA JSONL."""
+        from ragtune.cli.common import console
+        from ragtune.config import GenerateConfig
+        from ragtune.index import Index
+        from ragtune.train.synth import synthesize_qa, write_qa_jsonl
+
+        chunks = Index.open(index).chunks()
+        chunks = chunks[:limit_chunks] if limit_chunks else chunks
+        needs_llm = not rules_only and (paraphrases > 0 or questions == "llm" or round_trip or questions == "auto")
+        generator = None
+        if needs_llm:
+            from ragtune.generate import load_generator
+
+            generator = load_generator(GenerateConfig(model=model))
+        result = synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed,
+                               questions="rules" if rules_only else questions, round_trip=round_trip)
+        write_qa_jsonl(result.examples, out)
+        kept = ", ".join(f"{n} {kind}" for kind, n in sorted(result.kept.items())) or "0"
+        rejected = ", ".join(f"{reason} {n}" for reason, n in result.rejected.items()) or "none"
+        console().print(f"wrote {len(result.examples)} QA pairs from {len(chunks)} chunks to {out}")
+        console().print(f"kept: {kept}")
+        console().print(f"rejected: {rejected}")

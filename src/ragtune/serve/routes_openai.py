@@ -1,0 +1,219 @@
+"""OpenAI-compatible routes: GET /v1/models and POST /v1/chat/completions (JSON or server-sent events).
+
+The `model` of a request names an arm (base, rag, ft, ft_rag, raft) the server loaded. The question is the
+last user message; earlier turns are not sent to the model (every answer is grounded on fresh retrieval).
+Answers carry their citations twice: as [n] markers plus a "Sources:" list in the message content, and as
+structured data in the response's extra fields `citations` and `ragtune`.
+
+Streaming sends the finished answer in word pieces (the generation worker batches whole answers, so tokens
+are not streamed one by one); the final chunk carries `citations` and `ragtune`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from ragtune.serve.auth import Caller
+from ragtune.serve.deps import APIError, error_body, get_caller
+from ragtune.serve.worker import QueueFullError
+from ragtune.types import Prediction
+
+router = APIRouter()
+
+CITATION_TEXT_CHARS = 500
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The fields ragtune reads; anything else an OpenAI client sends (temperature, user, ...) is accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stream: bool = False
+    n: int = 1
+
+
+def message_text(message: ChatMessage) -> str:
+    """The text of a message: a string, or the text parts of a content list."""
+    if isinstance(message.content, str):
+        return message.content
+    if isinstance(message.content, list):
+        return "\n".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return ""
+
+
+def resolve_arm(request: Request, model: str) -> str:
+    arms = request.app.state.service.settings.arms
+    if model in arms:
+        return model
+    if model in ("ragtune", "default", ""):
+        return arms[0]
+    raise APIError(404, f"model {model!r} is not served here; available: {', '.join(arms)}", code="model_not_found")
+
+
+def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:
+    """(arm, question, max_tokens) after every request limit is checked."""
+    settings = request.app.state.service.settings
+    arm = resolve_arm(request, body.model)
+    if body.n != 1:
+        raise APIError(400, f"n={body.n} is not supported (only 1)")
+    if not body.messages or len(body.messages) > settings.max_messages:
+        raise APIError(400, f"messages must hold 1..{settings.max_messages} messages, got {len(body.messages)}")
+    users = [m for m in body.messages if m.role == "user"]
+    question = message_text(users[-1]).strip() if users else ""
+    if not question:
+        raise APIError(400, "no user message with text content")
+    if len(question) > settings.max_question_chars:
+        raise APIError(400, f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
+                       code="question_too_long")
+    max_tokens = body.max_completion_tokens or body.max_tokens or settings.default_max_tokens
+    if not 1 <= max_tokens <= settings.max_tokens_limit:
+        raise APIError(400, f"max_tokens={max_tokens} is outside 1..{settings.max_tokens_limit}", code="max_tokens")
+    return arm, question, max_tokens
+
+
+def answer_content(prediction: Prediction, cites: list[dict]) -> str:
+    """The message text: answer, [n] markers, then a numbered 'Sources:' list."""
+    text = prediction.answer.strip() or "(no answer)"
+    markers = "".join(f"[{c['number']}]" for c in cites)
+    content = f"{text} {markers}".strip()
+    if cites:
+        lines = [f"[{c['number']}] {c['title'] or c['doc_id']} ({c['doc_id']})" for c in cites]
+        content += "\n\nSources:\n" + "\n".join(lines)
+    return content
+
+
+def ragtune_extra(prediction: Prediction, cites: list[dict], flags: list[dict], model_id: str) -> dict[str, Any]:
+    return {
+        "arm": prediction.arm,
+        "generator": model_id,
+        "answer": prediction.answer,
+        "citations": cites,
+        "sources": [
+            {"number": n, "doc_id": h.chunk.doc_id, "title": h.chunk.title, "chunk_id": h.chunk.chunk_id, "score": float(h.score)}
+            for n, h in enumerate(prediction.hits, start=1)
+        ],
+        "screening": {"flagged": bool(flags), "chunks": flags},
+        "timings": {"retrieve_ms": round(prediction.retrieve_ms, 2), "generate_ms": round(prediction.generate_ms, 2)},
+    }
+
+
+async def _submit(request: Request, caller: Caller, arm: str, question: str, max_tokens: int) -> tuple[Any, Any, float]:
+    """Retrieve + screen (thread pool), then queue the generation: (future, Retrieved or None, deadline)."""
+    service = request.app.state.service
+    deadline = time.monotonic() + service.settings.request_timeout_s
+    retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
+    try:
+        future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens)
+    except QueueFullError as exc:
+        service.metrics.inc("ragtune_rate_limited_total", reason="queue_full")
+        raise APIError(429, f"server overloaded: {exc}; retry shortly", "rate_limit_error", "overloaded",
+                       headers={"Retry-After": "1"}) from None
+    return future, retrieved, deadline
+
+
+async def _wait(request: Request, future: Any, retrieved: Any, deadline: float) -> Prediction:
+    try:
+        prediction = await asyncio.wait_for(asyncio.wrap_future(future), max(0.0, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        future.cancel()
+        timeout = request.app.state.service.settings.request_timeout_s
+        raise APIError(504, f"request timed out after {timeout:g}s", "timeout_error") from None
+    # The worker saw prepared hits; the real retrieval time was measured when they were fetched.
+    return dataclasses.replace(prediction, retrieve_ms=retrieved.retrieve_ms) if retrieved else prediction
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+    """The arms this server answers with, as OpenAI model objects."""
+    service = request.app.state.service
+    data = [
+        {"id": arm, "object": "model", "created": request.app.state.started, "owned_by": "ragtune",
+         "description": service.arm_specs[arm].description, "generator": service.generators[arm].model_id}
+        for arm in service.settings.arms
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, request: Request, caller: Caller = Depends(get_caller)) -> Any:
+    """Answer the last user message with the requested arm (retrieval → screening → batched generation)."""
+    from ragtune.pipeline import citations
+
+    arm, question, max_tokens = validate_chat(request, body)
+    service = request.app.state.service
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    model_id = service.generators[arm].model_id
+    # Limits, auth and a full queue fail before anything is sent; later errors become an SSE error event.
+    future, retrieved, deadline = await _submit(request, caller, arm, question, max_tokens)
+    flags = retrieved.flags if retrieved else []
+    if body.stream:
+        return StreamingResponse(_stream(_wait(request, future, retrieved, deadline), flags, completion_id, created, arm, model_id),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    prediction = await _wait(request, future, retrieved, deadline)
+    cites = citations(prediction, max_text_chars=CITATION_TEXT_CHARS)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": arm,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_content(prediction, cites)},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": prediction.prompt_tokens, "completion_tokens": prediction.completion_tokens,
+                  "total_tokens": prediction.prompt_tokens + prediction.completion_tokens},
+        "citations": cites,
+        "ragtune": ragtune_extra(prediction, cites, flags, model_id),
+    }
+
+
+_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+async def _stream(waiting: Any, flags: list[dict], completion_id: str, created: int, arm: str, model_id: str):
+    from ragtune.pipeline import citations
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> dict:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": arm,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+
+    yield _sse(chunk({"role": "assistant", "content": ""}))
+    try:
+        prediction = await waiting
+    except APIError as exc:
+        yield _sse(error_body(str(exc.detail), exc.type, exc.code))
+        yield "data: [DONE]\n\n"
+        return
+    cites = citations(prediction, max_text_chars=CITATION_TEXT_CHARS)
+    for piece in _PIECE.findall(answer_content(prediction, cites)):
+        yield _sse(chunk({"content": piece}))
+        await asyncio.sleep(0)
+    usage = {"prompt_tokens": prediction.prompt_tokens, "completion_tokens": prediction.completion_tokens,
+             "total_tokens": prediction.prompt_tokens + prediction.completion_tokens}
+    yield _sse(chunk({}, "stop", usage=usage, citations=cites, ragtune=ragtune_extra(prediction, cites, flags, model_id)))
+    yield "data: [DONE]\n\n"

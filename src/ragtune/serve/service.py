@@ -1,0 +1,193 @@
+"""What the HTTP routes call: access-filtered retrieval, screening, batched answers and document writes.
+
+Everything here is synchronous and thread-safe; routes run it in the thread pool (retrieval, writes) or
+through the generation worker (answers), so the event loop never blocks.
+
+Access control happens BEFORE ranking: the caller's visible documents become a `doc_id` filter, which the
+retriever turns into a row mask before scoring. Hits are then checked once more against the chunk's own
+metadata (same index state as the ranking), so a document whose groups changed mid-request cannot leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ragtune.errors import ConfigError, InputError
+from ragtune.generate.base import Generator
+from ragtune.serve.auth import GROUPS_FIELD, Caller, document_groups
+from ragtune.serve.metrics import Metrics
+from ragtune.serve.screening import screen_hits
+from ragtune.serve.settings import ServeSettings
+from ragtune.serve.worker import GenerationWorker, Job
+from ragtune.types import Document, Hit, Prediction
+
+log = logging.getLogger(__name__)
+
+RELOAD_EVERY_S = 0.5  # how often readers look for commits made by another process (our own are immediate)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Hits for one query after access filtering and screening, with the screening flags."""
+
+    hits: list[Hit]
+    flags: list[dict]
+    retrieve_ms: float = 0.0
+
+
+class _FixedHits:
+    """A Retriever that hands `pipeline.answer` hits already fetched per job (per-caller filters, screened)."""
+
+    def __init__(self, hits_per_question: list[list[Hit]]):
+        self._hits = hits_per_question
+
+    def retrieve(self, queries: list[str], k: int = 10, filters: Any = None) -> list[list[Hit]]:
+        if len(queries) != len(self._hits):
+            raise InputError(f"{len(queries)} questions for {len(self._hits)} prepared hit lists")
+        return [list(h) for h in self._hits]
+
+
+class ServeService:
+    """The loaded index, generators per arm, generation worker and document writer of one server."""
+
+    def __init__(self, settings: ServeSettings, index: Any, generators: Mapping[str, Generator], metrics: Metrics):
+        from ragtune.evaluate.harness import ARMS
+
+        self.settings = settings
+        self.index = index
+        self.generators = dict(generators)
+        self.metrics = metrics
+        self.arm_specs = {arm: ARMS[arm] for arm in settings.arms}
+        missing = [arm for arm in settings.arms if arm not in self.generators]
+        if missing:
+            raise ConfigError(f"no generator for arm(s) {missing}")
+        if index is None and any(spec.retrieval for spec in self.arm_specs.values()):
+            raise ConfigError(f"arms {list(settings.arms)} retrieve, but no --index was given")
+        self._retriever = index.retriever(settings.retrieve_mode) if index is not None else None
+        self._write_lock = threading.Lock()
+        self._last_reload = time.monotonic()
+        self.worker = GenerationWorker(
+            self._answer_batch,
+            queue_size=settings.queue_size,
+            max_batch=settings.max_batch,
+            batch_wait_s=settings.batch_wait_ms / 1000.0,
+            on_batch=lambda n: metrics.observe("ragtune_generation_batch_size", n),
+        )
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    def _fresh_index(self) -> Any:
+        if self.index is None:
+            raise InputError("this server has no index (start it with --index DIR)")
+        now = time.monotonic()
+        if now - self._last_reload > RELOAD_EVERY_S:  # commits by another process (e.g. `ragtune ingest`)
+            self._last_reload = now
+            self.index.reload()
+        return self.index
+
+    def visible_documents(self, caller: Caller) -> list[Any]:
+        """DocumentInfo of every live document the caller may see."""
+        return [d for d in self._fresh_index().documents() if caller.can_see(d.metadata)]
+
+    def access_filter(self, caller: Caller) -> dict[str, list[str]] | None:
+        """The pre-ranking filter for a caller: None for admins, else {"doc_id": [visible ids]}."""
+        if caller.is_admin:
+            return None
+        return {"doc_id": [d.doc_id for d in self.visible_documents(caller)]}
+
+    def retrieve(self, caller: Caller, queries: list[str], k: int, filters: Mapping[str, Any] | None = None) -> list[Retrieved]:
+        """Access-filtered (before ranking), access-checked (after) and screened hits for each query."""
+        start = time.perf_counter()
+        index = self._fresh_index()
+        if len(index) == 0 or not queries:
+            return [Retrieved([], []) for _ in queries]
+        combined = dict(filters or {})
+        acl = self.access_filter(caller)
+        if acl is not None:
+            wanted = combined.pop("doc_id", None)
+            ids = acl["doc_id"]
+            if wanted is not None:
+                wanted_set = {str(w) for w in (wanted if isinstance(wanted, (list, tuple)) else [wanted])}
+                ids = [d for d in ids if d in wanted_set]
+            if not ids:
+                return [Retrieved([], []) for _ in queries]
+            combined["doc_id"] = ids
+        raw = self._retriever.retrieve(list(queries), k=k, filters=combined or None)
+        checked: list[list[Hit]] = []
+        for hits in raw:
+            allowed = [h for h in hits if caller.can_see(h.chunk.metadata)]
+            if len(allowed) != len(hits):  # only possible if a document's groups changed mid-request
+                self.metrics.inc("ragtune_acl_dropped_hits_total", len(hits) - len(allowed))
+            checked.append(allowed)
+        screened, flags = screen_hits(checked, self.settings.screening)
+        for query_flags in flags:
+            for flag in query_flags:
+                self.metrics.inc("ragtune_screened_chunks_total", action=flag["action"])
+        elapsed_ms = (time.perf_counter() - start) * 1000 / len(queries)
+        return [Retrieved(h, f, elapsed_ms) for h, f in zip(screened, flags)]
+
+    # ---- answering -----------------------------------------------------------------------------------------
+    def prepare(self, caller: Caller, arm: str, question: str) -> Retrieved | None:
+        """The screened sources for a question (None for a closed-book arm)."""
+        if not self.arm_specs[arm].retrieval:
+            return None
+        return self.retrieve(caller, [question], self.settings.k)[0]
+
+    def _answer_batch(self, arm: str, max_tokens: int, jobs: Sequence[Job]) -> list[Prediction]:
+        from ragtune.pipeline import answer
+
+        retriever = _FixedHits([job.hits or [] for job in jobs]) if self.arm_specs[arm].retrieval else None
+        return answer(
+            [job.question for job in jobs],
+            self.generators[arm],
+            retriever,
+            k=self.settings.k,
+            arm=arm,
+            max_new_tokens=max_tokens,
+            batch_size=len(jobs),
+        )
+
+    # ---- writing -------------------------------------------------------------------------------------------
+    def put_document(self, doc: Document, create_only: bool = False) -> dict[str, Any]:
+        """Add or replace one document in one atomic commit; returns what happened.
+
+        create_only: InputError-like conflict (raised as FileExistsError) when the id already exists.
+        """
+        index = self._fresh_index()
+        with self._write_lock:  # one writer at a time in this process; the index file lock guards the rest
+            exists = any(d.doc_id == doc.doc_id for d in index.documents())
+            if create_only and exists:
+                raise FileExistsError(doc.doc_id)
+            stats = index.add_documents([doc])
+        status = "unchanged" if stats.unchanged else ("replaced" if stats.replaced else "added")
+        self.metrics.inc("ragtune_document_writes_total", op=status)
+        return {"id": doc.doc_id, "status": status, "chunks": stats.chunks_added, "generation": index.generation}
+
+    def delete_document(self, caller: Caller, doc_id: str) -> dict[str, Any]:
+        """Delete one document (KeyError when it does not exist or the caller cannot see it)."""
+        index = self._fresh_index()
+        with self._write_lock:
+            info = next((d for d in index.documents() if d.doc_id == doc_id), None)
+            if info is None or not caller.can_see(info.metadata):
+                raise KeyError(doc_id)
+            removed = index.delete_documents([doc_id])
+        self.metrics.inc("ragtune_document_writes_total", op="deleted")
+        return {"id": doc_id, "deleted": True, "chunks_removed": removed, "generation": index.generation}
+
+
+def document_record(info: Any) -> dict[str, Any]:
+    """The JSON shape of a document in GET /v1/documents."""
+    metadata = {k: v for k, v in info.metadata.items() if k != GROUPS_FIELD}
+    return {
+        "id": info.doc_id,
+        "object": "document",
+        "title": info.title,
+        "source": info.source,
+        "chunks": info.n_chunks,
+        "groups": sorted(document_groups(info.metadata)),
+        "metadata": metadata,
+    }

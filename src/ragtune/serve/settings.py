@@ -1,0 +1,73 @@
+"""Settings of `ragtune serve`: what to serve, who may call it, and the limits that protect it."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ragtune.config import BUNDLED, RetrieveMode, StrictModel
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'; False for anything else (0.0.0.0 included)."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServeSettings(StrictModel):
+    """Everything `create_app` needs. Arms follow the compare harness: base, rag, ft, ft_rag, raft.
+
+    API keys come from `api_keys_file` and/or the env var named by `api_keys_env` (see ragtune.serve.auth);
+    with none configured the server is open but only allowed on a loopback host.
+    """
+
+    index: str | None = None  # index folder; required by arms that retrieve
+    arms: tuple[str, ...] = ("rag",)
+    model: str = BUNDLED
+    adapter: str | None = None  # SFT adapter for ft / ft_rag
+    raft_adapter: str | None = None  # RAFT adapter for raft (falls back to `adapter`)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    retrieve_mode: RetrieveMode = "hybrid"
+    k: int = Field(3, ge=1, le=20)
+
+    api_keys_file: str | None = None
+    api_keys_env: str = "RAGTUNE_API_KEYS"
+
+    screening: Literal["neutralise", "drop", "off"] = "neutralise"
+
+    max_body_bytes: int = Field(1_000_000, ge=1024)  # JSON requests
+    max_upload_bytes: int = Field(10_000_000, ge=1024)  # one uploaded file
+    max_question_chars: int = Field(2000, ge=10)
+    max_messages: int = Field(64, ge=1)
+    max_tokens_limit: int = Field(256, ge=1, le=4096)  # cap on a request's max_tokens
+    default_max_tokens: int = Field(64, ge=1, le=4096)
+    rate_limit_per_minute: float = Field(120.0, gt=0)  # per API key (per client address when open)
+    rate_limit_burst: int = Field(60, ge=1)
+    request_timeout_s: float = Field(120.0, gt=0)
+
+    queue_size: int = Field(64, ge=1)  # generation jobs waiting; beyond that: 429
+    max_batch: int = Field(8, ge=1)  # dynamic batching: jobs answered in one generate call
+    batch_wait_ms: float = Field(5.0, ge=0)  # how long the worker waits to fill a batch
+
+    @model_validator(mode="after")
+    def _check(self) -> ServeSettings:
+        from ragtune.evaluate.harness import parse_arms
+
+        parsed = tuple(parse_arms(list(self.arms)))
+        if parsed != self.arms:
+            object.__setattr__(self, "arms", parsed)
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError(
+                f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit})"
+            )
+        return self

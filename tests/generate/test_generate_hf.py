@@ -1,0 +1,103 @@
+"""The local transformers backend on a tiny random Llama: batching, ordering, padding, adapters, the factory."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragtune.config import GenerateConfig
+from ragtune.errors import ConfigError, InputError
+from ragtune.generate import clear_generator_cache, load_generator
+from ragtune.generate.hf import HFGenerator, _until_eos
+
+PROMPTS = [
+    [{"role": "user", "content": "Question: " + "capital " * n}] for n in (5, 1, 9, 3, 2, 7)
+] + [[{"role": "system", "content": "Be short."}, {"role": "user", "content": "Who wrote the report?"}]]
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_lm_dir):
+    return HFGenerator(tiny_lm_dir, batch_size=3)
+
+
+def test_batched_equals_one_by_one_greedy(tiny_generator):
+    batched = tiny_generator.generate(PROMPTS, max_new_tokens=8)
+    single = [tiny_generator.generate([p], max_new_tokens=8)[0] for p in PROMPTS]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.prompt_tokens for g in batched] == [g.prompt_tokens for g in single]
+    assert len({g.text for g in batched}) > 1  # outputs depend on the prompt: order really is restored
+
+
+def test_prompt_tokens_are_unpadded_lengths_and_completion_bounded(tiny_generator):
+    out = tiny_generator.generate(PROMPTS, max_new_tokens=5)
+    expected = [len(tiny_generator.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in tiny_generator.render(PROMPTS)]
+    assert [g.prompt_tokens for g in out] == expected
+    assert all(0 <= g.completion_tokens <= 5 for g in out)
+
+
+def test_render_uses_chat_template_with_generation_prompt(tiny_generator):
+    text = tiny_generator.render([[{"role": "user", "content": "Hi"}]])[0]
+    assert text.endswith("<|im_start|>assistant\n")
+    assert "<|im_start|>user\nHi<|im_end|>" in text
+
+
+def test_left_padding_and_pad_token(tiny_generator):
+    assert tiny_generator.tokenizer.padding_side == "left"
+    assert tiny_generator.tokenizer.pad_token_id is not None
+
+
+def test_empty_batch_and_bad_messages(tiny_generator):
+    assert tiny_generator.generate([]) == []
+    with pytest.raises(InputError, match="role"):
+        tiny_generator.generate([[{"text": "no role"}]])
+
+
+def test_until_eos_cuts_at_first_eos():
+    assert _until_eos([5, 6, 2, 7, 2], [2]) == [5, 6]
+    assert _until_eos([5, 6], [2]) == [5, 6]
+    assert _until_eos([0, 5], [2, 0]) == []
+
+
+def test_load_generator_caches_per_config(tiny_lm_dir):
+    clear_generator_cache()
+    first = load_generator(GenerateConfig(model=str(tiny_lm_dir), batch_size=2))
+    again = load_generator(GenerateConfig(model=str(tiny_lm_dir), batch_size=2))
+    other = load_generator(GenerateConfig(model=str(tiny_lm_dir), batch_size=4))
+    assert first is again and first is not other
+    assert first.model_id == tiny_lm_dir.name
+    assert hasattr(first, "model") and hasattr(first, "tokenizer")
+    clear_generator_cache()
+
+
+def test_load_generator_rejects_missing_folder_and_adapter(tmp_path, tiny_lm_dir):
+    with pytest.raises(ConfigError, match="not found"):
+        load_generator(GenerateConfig(model=str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match="config.json"):
+        load_generator(GenerateConfig(model=str(tmp_path)))
+    with pytest.raises(ConfigError, match="adapter folder not found"):
+        load_generator(GenerateConfig(model=str(tiny_lm_dir), adapter=str(tmp_path / "missing")))
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        HFGenerator(tiny_lm_dir, adapter=tmp_path)
+
+
+def test_adapter_is_applied(tiny_lm_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    torch.manual_seed(1)
+    # init_lora_weights=False: random B, so the adapter really changes the outputs
+    lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(base, lora)
+    adapter_dir = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+
+    plain = HFGenerator(tiny_lm_dir)
+    tuned = HFGenerator(tiny_lm_dir, adapter=adapter_dir)
+    unmerged = HFGenerator(tiny_lm_dir, adapter=adapter_dir, merge_adapter=False)
+    a = [g.text for g in plain.generate(PROMPTS[:3], max_new_tokens=6)]
+    b = [g.text for g in tuned.generate(PROMPTS[:3], max_new_tokens=6)]
+    c = [g.text for g in unmerged.generate(PROMPTS[:3], max_new_tokens=6)]
+    assert a != b
+    assert b == c  # merging the LoRA weights does not change greedy outputs
+    assert tuned.model_id.endswith("+adapter")

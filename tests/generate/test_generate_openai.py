@@ -1,0 +1,112 @@
+"""The OpenAI-compatible backend against a fake chat-completions server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ragtune.config import GenerateConfig
+from ragtune.errors import BackendError, ConfigError
+from ragtune.generate import backend_name, clear_generator_cache, load_generator
+from ragtune.generate.openai_compat import OpenAICompatGenerator, split_endpoint
+
+
+class _FakeChat(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _FakeChat.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if self.path != "/v1/chat/completions":
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"no such route")
+            return
+        question = body["messages"][-1]["content"]
+        if "FAIL" in question:
+            reply = {"error": "boom"}
+        else:
+            reply = {
+                "choices": [{"message": {"role": "assistant", "content": f" echo: {question} [1] "}}],
+                "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3},
+            }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeChat)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _user(text):
+    return [{"role": "system", "content": "sys"}, {"role": "user", "content": text}]
+
+
+def test_split_endpoint_variants():
+    assert split_endpoint("http://h:1") == ("http://h:1/v1/chat/completions", None)
+    assert split_endpoint("http://h:1/v1/") == ("http://h:1/v1/chat/completions", None)
+    assert split_endpoint("https://h/api/v1#gpt-x") == ("https://h/api/v1/chat/completions", "gpt-x")
+    assert split_endpoint("http://h/v1/chat/completions") == ("http://h/v1/chat/completions", None)
+    with pytest.raises(ConfigError, match="ftp://h"):
+        split_endpoint("ftp://h")
+
+
+def test_batch_order_usage_model_and_key(fake_server, monkeypatch):
+    monkeypatch.setenv("RAGTUNE_TEST_KEY", "sekret")
+    _FakeChat.requests.clear()
+    gen = OpenAICompatGenerator(fake_server + "#tiny-remote", api_key_env="RAGTUNE_TEST_KEY", concurrency=3)
+    questions = [f"question number {i}" for i in range(7)]
+    out = gen.generate([_user(q) for q in questions], max_new_tokens=11)
+    assert [g.text for g in out] == [f"echo: {q} [1]" for q in questions]
+    assert [g.prompt_tokens for g in out] == [3] * 7 and all(g.completion_tokens == 3 for g in out)
+    assert len(_FakeChat.requests) == 7
+    first = _FakeChat.requests[0]
+    assert first["auth"] == "Bearer sekret"
+    assert first["body"]["model"] == "tiny-remote"
+    assert first["body"]["max_tokens"] == 11 and first["body"]["temperature"] == 0.0
+    assert gen.model_id == "tiny-remote"
+
+
+def test_model_name_from_config_and_no_key(fake_server, monkeypatch):
+    monkeypatch.delenv("RAGTUNE_ABSENT_KEY", raising=False)
+    clear_generator_cache()
+    _FakeChat.requests.clear()
+    gen = load_generator(GenerateConfig(model=fake_server + "/v1", model_name="named", api_key_env="RAGTUNE_ABSENT_KEY"))
+    assert gen.generate([_user("hello")])[0].text == "echo: hello [1]"
+    assert _FakeChat.requests[0]["body"]["model"] == "named"
+    assert _FakeChat.requests[0]["auth"] is None
+    assert backend_name(fake_server) == "openai" and backend_name("bundled") == "hf"
+    clear_generator_cache()
+
+
+def test_errors_become_backend_errors(fake_server):
+    gen = OpenAICompatGenerator(fake_server)
+    with pytest.raises(BackendError, match="no chat completion"):
+        gen.generate([_user("FAIL please")])
+    wrong_path = OpenAICompatGenerator(fake_server + "/other/chat/completions")
+    with pytest.raises(BackendError, match="404"):
+        wrong_path.generate([_user("x")])
+    dead = OpenAICompatGenerator("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(BackendError, match="failed"):
+        dead.generate([_user("x")])
+
+
+def test_adapter_rejected_for_remote(fake_server):
+    with pytest.raises(ConfigError, match="adapter"):
+        load_generator(GenerateConfig(model=fake_server, adapter="/some/adapter"))

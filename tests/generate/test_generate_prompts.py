@@ -1,0 +1,53 @@
+"""Prompt building with numbered sources and parsing of replies (ragtune.generate.prompts)."""
+
+from __future__ import annotations
+
+from ragtune.generate.prompts import (
+    SYSTEM_CLOSED,
+    SYSTEM_RAG,
+    build_messages,
+    format_raft_target,
+    format_sources,
+    parse_answer,
+)
+from ragtune.types import Chunk, Hit
+
+
+def _hit(text, title="", n=0):
+    return Hit(Chunk(f"d{n}#0", f"d{n}", text, title=title), 1.0, rank=n)
+
+
+def test_sources_are_numbered_in_rank_order_with_titles():
+    text = format_sources([_hit("Alpha text.", "Alpha"), _hit("Beta text.", n=1)])
+    assert text == "[1] Alpha: Alpha text.\n\n[2] Beta text."
+
+
+def test_sources_are_truncated():
+    assert format_sources([_hit("x" * 50)], max_chars=10) == "[1] " + "x" * 10
+
+
+def test_rag_and_closed_book_messages():
+    rag = build_messages(" Who? ", [_hit("Ann wrote it.", "Report")])
+    assert rag[0] == {"role": "system", "content": SYSTEM_RAG}
+    assert rag[1]["role"] == "user"
+    assert "[1] Report: Ann wrote it." in rag[1]["content"]
+    assert rag[1]["content"].rstrip().endswith("Who?")
+    closed = build_messages("Who?", None)
+    assert closed[0]["content"] == SYSTEM_CLOSED
+    assert "Sources" not in closed[1]["content"] and "Who?" in closed[1]["content"]
+
+
+def test_parse_answer_markers_and_citations():
+    parsed = parse_answer('Quote: [2] "Ann wrote it"\nAnswer: Ann [2]')
+    assert parsed.answer == "Ann" and parsed.cited == (2,)
+    plain = parse_answer("Paris [1][3] and [1]")
+    assert plain.cited == (1, 3)
+    assert "[" not in plain.answer and plain.answer.startswith("Paris")
+    assert parse_answer("  ").answer == ""
+
+
+def test_raft_target_round_trips_through_parse():
+    target = format_raft_target("Ann", "Ann wrote the report.", 2)
+    parsed = parse_answer(target)
+    assert parsed.answer == "Ann" and parsed.cited == (2,)
+    assert parse_answer(format_raft_target("Ann", None, None)).answer == "Ann"

@@ -1,0 +1,43 @@
+"""The report opened in headless Chromium: the plotly figures render and the tables are there.
+
+Skips when Debian's `chromium` is not installed (apt-get install -y chromium).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+
+
+def _chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+               "--virtual-time-budget=5000", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_plots_render_in_chromium(rendered_report, tmp_path):
+    done = _chromium(tmp_path, "--dump-dom", rendered_report.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    # plotly draws each figure into an <svg class="main-svg">; 4 figures (quality, latency, cost, freshness)
+    for name in ("quality", "latency", "cost", "freshness"):
+        start = dom.index(f'id="fig-{name}"')
+        assert 'class="main-svg"' in dom[start:start + 20000], f"figure {name} did not render"
+    assert dom.count("js-plotly-plot") >= 4  # the class plotly adds to a div it has drawn into
+    assert dom.count('<table class="metrics"') == 3  # quality, efficiency and freshness tables
+    assert dom.count('class="qrow"') == 52
+
+
+def test_screenshot_is_taken(rendered_report, tmp_path):
+    shot = tmp_path / "report.png"
+    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", rendered_report.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 50_000  # a page with charts, not a blank one

@@ -1,0 +1,121 @@
+"""Recommendation rules on constructed results and on the fake run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from ragtune.report.recommend import Scenario, find_comparison, recommend
+
+
+def arm(f1, p95=500.0, cost=0.01, retrieval=True, train_usd=0.0, train_s=0.0):
+    return {"n": 100, "uses_retrieval": retrieval, "ci95": {"f1": [f1 - 0.05, f1 + 0.05]},
+            "metrics": {"f1": f1, "latency_ms_p50": p95 * 0.8, "latency_ms_p95": p95, "cost_per_1k_queries": cost,
+                        "training_usd": train_usd, "training_s": train_s}}
+
+
+def comp(a, b, delta, p):
+    return {"a": a, "b": b, "metric": "f1", "delta": delta, "p_value": p, "p_value_holm": p, "significant": p < 0.05}
+
+
+def results_with(arms, comparisons, freshness=None):
+    return {"primary_metric": "f1", "alpha": 0.05, "arms": arms, "comparisons": comparisons, "freshness": freshness}
+
+
+def test_significantly_best_arm_wins_even_if_pricier():
+    r = results_with({"rag": arm(0.5, cost=0.01), "raft": arm(0.7, cost=0.02, train_usd=1.0, train_s=100)},
+                     [comp("raft", "rag", 0.2, 0.001)])
+    rec = recommend(r, Scenario())
+    assert rec.arm == "raft"
+    assert "raft has the best F1" in rec.reasons[0]
+    assert any("raft beats rag on F1 by +0.20" in x for x in rec.reasons)
+
+
+def test_tie_goes_to_the_clearly_cheaper_arm():
+    r = results_with({"rag": arm(0.55, cost=0.01), "raft": arm(0.6, cost=0.03, train_usd=1.0, train_s=100)},
+                     [comp("raft", "rag", 0.05, 0.30)])
+    rec = recommend(r, Scenario())
+    assert rec.arm == "rag"
+    assert "statistically tied with raft" in rec.reasons[0]
+
+
+def test_tie_with_negligible_saving_keeps_the_best():
+    r = results_with({"rag": arm(0.55, cost=0.0100), "raft": arm(0.6, cost=0.0101)}, [comp("raft", "rag", 0.05, 0.30)])
+    assert recommend(r, Scenario(knowledge_change="static")).arm == "raft"
+
+
+def test_citations_exclude_closed_book_arms():
+    r = results_with({"ft": arm(0.8, retrieval=False, train_usd=0.1, train_s=10), "rag": arm(0.5)},
+                     [comp("ft", "rag", 0.3, 0.001)])
+    assert recommend(r, Scenario()).arm == "ft"
+    rec = recommend(r, Scenario(needs_citations=True))
+    assert rec.arm == "rag"
+    assert "cannot cite" in rec.excluded["ft"]
+
+
+def test_latency_budget_excludes_slow_arms():
+    r = results_with({"rag": arm(0.5, p95=300), "raft": arm(0.7, p95=900, train_usd=0.1, train_s=10)},
+                     [comp("raft", "rag", 0.2, 0.001)])
+    rec = recommend(r, Scenario(latency_budget_ms=500))
+    assert rec.arm == "rag"
+    assert rec.excluded["raft"] == "p95 latency 900 ms is over the 500 ms budget"
+
+
+def test_freshness_results_exclude_stale_arms():
+    fresh = {"arms": {"ft": {"metrics": {"f1": 0.1}}, "rag": {"metrics": {"f1": 0.8}}},
+             "comparisons": [comp("ft", "rag", -0.7, 0.001)]}
+    r = results_with({"ft": arm(0.8, retrieval=False, train_usd=0.1, train_s=10), "rag": arm(0.5)},
+                     [comp("ft", "rag", 0.3, 0.001)], freshness=fresh)
+    assert recommend(r, Scenario(knowledge_change="static")).arm == "ft"  # static knowledge: staleness is moot
+    rec = recommend(r, Scenario(knowledge_change="weekly"))
+    assert rec.arm == "rag"
+    assert "went stale" in rec.excluded["ft"] and "0.10 vs 0.80" in rec.excluded["ft"]
+
+
+def test_frequent_change_without_freshness_data_rules_out_closed_book_tuned():
+    r = results_with({"ft": arm(0.8, retrieval=False, train_usd=0.1, train_s=10), "rag": arm(0.5)},
+                     [comp("ft", "rag", 0.3, 0.001)])
+    assert recommend(r, Scenario(knowledge_change="daily")).arm == "rag"
+    assert recommend(r, Scenario(knowledge_change="monthly")).arm == "ft"
+
+
+def test_training_budget_counts_retraining():
+    r = results_with({"rag": arm(0.5), "raft": arm(0.7, train_usd=2.0, train_s=100)}, [comp("raft", "rag", 0.2, 0.001)])
+    assert recommend(r, Scenario(knowledge_change="monthly", training_budget_usd=5.0)).arm == "raft"
+    rec = recommend(r, Scenario(knowledge_change="daily", training_budget_usd=5.0))  # 30 × $2 = $60 a month
+    assert rec.arm == "rag"
+    assert "$60.00 per month" in rec.excluded["raft"]
+
+
+def test_constraints_relaxed_when_nothing_survives():
+    r = results_with({"rag": arm(0.5, p95=900), "raft": arm(0.7, p95=950, train_usd=0.1, train_s=10)},
+                     [comp("raft", "rag", 0.2, 0.001)])
+    rec = recommend(r, Scenario(latency_budget_ms=100))
+    assert rec.arm == "raft"
+    assert any(x.startswith("no arm meets every constraint; relaxed") for x in rec.reasons)
+
+
+def test_find_comparison_flips_orientation():
+    r = results_with({}, [comp("raft", "rag", 0.2, 0.01)])
+    flipped = find_comparison(r, "rag", "raft", "f1")
+    assert flipped["delta"] == -0.2 and flipped["a"] == "rag"
+    assert find_comparison(r, "rag", "raft", "exact_match") is None
+
+
+def test_scenario_validation():
+    with pytest.raises(ValidationError):
+        Scenario(knowledge_change="hourly")
+    with pytest.raises(ValidationError):
+        Scenario(latency_budget_ms=-5)
+
+
+def test_fake_run_recommendations(fake_run_dir):
+    results = json.loads((fake_run_dir / "results.json").read_text())
+    default = recommend(results, Scenario())
+    assert default.arm == "raft"
+    assert set(default.excluded) == {"base", "ft"}  # stale on the changed facts
+    frugal = recommend(results, Scenario(knowledge_change="daily", training_budget_usd=0.0, needs_citations=True))
+    assert frugal.arm == "rag"
+    assert default.to_dict()["arm"] == results["recommendation"]["arm"]

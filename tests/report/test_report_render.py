@@ -1,0 +1,106 @@
+"""report.html: self-contained, with its figures, tables, notes, recommendation and drill-down."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ragtune.evaluate.run_files import read_predictions, read_results
+from ragtune.report.render import drilldown, metrics_table, render_html, render_report, significance_notes
+
+
+def test_report_is_self_contained(rendered_report):
+    html = rendered_report.read_text(encoding="utf-8")
+    assert html.count("plotly.js v") == 1  # the library is embedded exactly once
+    assert not re.search(r"<script[^>]+src=", html)  # no external scripts
+    # plotly.js itself holds a default topojson URL used only by geo maps; the rest of the page holds no URL.
+    start = html.index("plotly.js v")
+    page = html[:start] + html[html.index("</script>", start):]
+    assert "cdn.plot.ly" not in page and "cdn.jsdelivr" not in page
+    assert not re.search(r"(src|href)=[\"']https?://", page)
+    assert not re.search(r"<link[^>]+href=\"https?://", html)  # no external stylesheets or fonts
+
+
+def test_report_has_figures_tables_and_recommendation(rendered_report, fake_run_dir):
+    html = rendered_report.read_text(encoding="utf-8")
+    results = json.loads((fake_run_dir / "results.json").read_text())
+    for name in ("quality", "latency", "cost", "freshness"):
+        assert f'id="fig-{name}"' in html
+        assert f'Plotly.newPlot(\n                        "fig-{name}"' in html or f'"fig-{name}"' in html
+    assert html.count('class="metrics"') >= 3  # quality, efficiency, freshness tables
+    assert f'<div class="arm" style="color: #1e9e6a">{results["recommendation"]["arm"]}</div>' in html
+    assert "went stale on the changed facts" in html
+    assert "not significant" in html and "significant</span>" in html
+    assert html.count('class="qrow"') == 52  # 40 questions + 12 freshness questions
+    assert "changed fact" in html
+
+
+def test_metrics_table_marks_best_cells(fake_run_dir):
+    results = read_results(fake_run_dir)
+    table = metrics_table(results)
+    labels = [c["label"] for c in table["columns"]]
+    assert labels[:2] == ["Exact match", "F1"]
+    by_arm = {row["arm"]: row for row in table["rows"]}
+    f1_col = labels.index("F1")
+    best_arm = max(results["arms"], key=lambda a: results["arms"][a]["metrics"]["f1"])
+    assert by_arm[best_arm]["cells"][f1_col]["best"]
+    assert not by_arm["base"]["cells"][f1_col]["best"]
+    assert by_arm["base"]["cells"][labels.index("Faithfulness")]["text"] == "–"
+
+
+def test_significance_notes_sentences(fake_run_dir):
+    notes = significance_notes(read_results(fake_run_dir))
+    first = notes[0]
+    assert first["primary"] and first["metric"] == "f1"
+    assert re.fullmatch(r"\w+ vs \w+: [+-]\d\.\d{3} F1 \(95% CI [+-]\d\.\d\d to [+-]\d\.\d\d\), p=\d\.\d{3} \(Holm\), "
+                        r"(not )?significant", first["text"])
+
+
+def test_drilldown_grades_and_sources(fake_run_dir):
+    results, rows = read_results(fake_run_dir), read_predictions(fake_run_dir)
+    drill = drilldown(results, rows, max_questions=5)
+    assert drill["shown"] == 5 and drill["total"] == 52
+    q = drill["questions"][0]
+    assert set(q["answers"]) == {"base", "rag", "ft", "ft_rag", "raft"}
+    for arm_name, answer in q["answers"].items():
+        row = next(r for r in rows if r["qid"] == q["qid"] and r["arm"] == arm_name and not r["freshness"])
+        expected = "ok" if row["answer"].lower() == row["gold_answers"][0].lower() else None
+        if expected:
+            assert answer["grade"] == "ok"
+        assert len(answer["sources"]) == len(row["citations"])
+    assert q["answers"]["base"]["sources"] == []
+
+
+def test_user_text_is_escaped(fake_run_dir):
+    results, rows = read_results(fake_run_dir), read_predictions(fake_run_dir)
+    rows = [dict(r) for r in rows]
+    rows[0]["answer"] = "<script>alert('x')</script>"
+    html = render_html(results, rows, max_questions=3)
+    assert "<script>alert('x')</script>" not in html
+    assert "&lt;script&gt;alert(" in html
+
+
+def test_render_report_writes_atomically(fake_run_dir, tmp_path):
+    out = render_report(fake_run_dir, out=tmp_path / "r.html", max_questions=10)
+    assert out == tmp_path / "r.html"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temp file left behind
+    assert out.stat().st_mode & 0o044  # readable by others
+    assert "The first 10 of 52 questions are shown" in out.read_text(encoding="utf-8")
+
+
+def test_report_without_freshness_or_retrieval(tmp_path):
+    rows = [{"qid": f"q{i}", "arm": arm, "answer": "x" if arm == "base" else "gold", "gold_answers": ["gold"]}
+            for i in range(5) for arm in ("base", "ft")]
+    from ragtune.evaluate.scoring import score_run
+
+    results = score_run(rows, semantic=False, n_resamples=200)
+    html = render_html(results, read_rows(rows))
+    assert 'id="fig-freshness"' not in html
+    assert 'id="fig-quality"' in html
+    assert results["recommendation"]["arm"] == "ft"
+
+
+def read_rows(rows):
+    from ragtune.evaluate.run_files import validate_rows
+
+    return validate_rows(rows)

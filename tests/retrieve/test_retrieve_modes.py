@@ -1,0 +1,131 @@
+"""Dense, BM25 and hybrid retrieval over a small index with the hashing fake embedder; RRF math; filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, RetrieveConfig
+from ragtune.errors import ConfigError, InputError
+from ragtune.index import Index
+from ragtune.index.dense import DenseIndex, top_k_rows
+from ragtune.retrieve import Retriever, build_retriever, rrf_fuse
+from ragtune.retrieve.filters import MetadataIndex, parse_filter_args
+from ragtune.types import Chunk, Document
+
+CONFIG = IndexConfig(embed=EmbedConfig(model="hash:128"), chunk=ChunkConfig(chunk_tokens=64, overlap_tokens=8))
+MODES = ["dense", "bm25", "hybrid"]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    docs = [
+        Document(f"animal{i}", f"The {name} is an animal that lives on the farm and eats grass.", title=name,
+                 metadata={"groups": ["all", "farm"], "year": 2000 + i})
+        for i, name in enumerate(["cow", "sheep", "goat", "horse", "donkey", "pig"])
+    ]
+    docs.append(Document("policy", "Employees get thirty days of paid leave per year.", title="Leave policy",
+                         metadata={"groups": ["hr"], "year": 2020}))
+    docs.append(Document("vpn", "Connect to the VPN before opening the intranet.", title="VPN",
+                         metadata={"groups": ["it"]}))
+    index = Index.create(tmp_path_factory.mktemp("ix") / "ix", CONFIG)
+    index.add_documents(docs)
+    return index
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_modes_find_the_obvious_document(index: Index, mode: str) -> None:
+    retriever = index.retriever(mode)
+    assert isinstance(retriever, Retriever)
+    hits = retriever.retrieve(["how many days of paid leave do employees get", "VPN intranet"], k=3)
+    assert [h[0].chunk.doc_id for h in hits] == ["policy", "vpn"]
+    assert [h.rank for h in hits[0]] == list(range(len(hits[0])))
+    assert all(a.score >= b.score for a, b in zip(hits[0], hits[0][1:]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_apply_before_ranking(index: Index, mode: str) -> None:
+    # the farm animals outrank the leave policy for this query; with k=1 a post-filter would return nothing
+    query = ["animal on the farm eats grass"]
+    unfiltered = index.retriever(mode).retrieve(query, k=1)[0]
+    assert unfiltered[0].chunk.doc_id.startswith("animal")
+    hits = index.retriever(mode).retrieve(query, k=1, filters={"groups": ["hr", "it"]})[0]
+    if mode == "bm25":  # BM25 returns only chunks sharing a term with the query
+        assert [h.chunk.doc_id for h in hits] in (["policy"], ["vpn"], [])
+    else:
+        assert len(hits) == 1 and hits[0].chunk.doc_id in {"policy", "vpn"}
+    by_year = index.retriever(mode).retrieve(query, k=10, filters={"year": "2003"})[0]  # text matches int 2003
+    assert [h.chunk.doc_id for h in by_year] == ["animal3"]
+    assert index.retriever(mode).retrieve(query, k=10, filters={"doc_id": "nope"})[0] == []
+
+
+def test_list_metadata_intersects_and_fields_and() -> None:
+    chunks = [
+        Chunk("a#0", "a", "x", metadata={"groups": ["hr", "all"], "lang": "en"}),
+        Chunk("b#0", "b", "x", metadata={"groups": ["it"], "lang": "en"}),
+        Chunk("c#0", "c", "x", source="s.md", metadata={"lang": "fr"}),
+    ]
+    meta = MetadataIndex(chunks)
+    assert meta.mask(None) is None
+    assert meta.mask({"groups": ["all", "it"]}).tolist() == [True, True, False]
+    assert meta.mask({"groups": "hr", "lang": "en"}).tolist() == [True, False, False]
+    assert meta.mask({"source": "s.md"}).tolist() == [False, False, True]
+    assert parse_filter_args(["groups=hr", "groups=it", "lang = en"]) == {"groups": ["hr", "it"], "lang": ["en"]}
+    with pytest.raises(InputError, match="nokey"):
+        parse_filter_args(["nokey"])
+
+
+def test_rrf_fusion_math() -> None:
+    fused = dict(rrf_fuse([[1, 2, 3], [3, 1]], [1.0, 0.5], rrf_k=60))
+    assert fused[1] == pytest.approx(1 / 61 + 0.5 / 62)
+    assert fused[2] == pytest.approx(1 / 62)
+    assert fused[3] == pytest.approx(1 / 63 + 0.5 / 61)
+    assert [item for item, _ in rrf_fuse([[1, 2, 3], [3, 1]], [1.0, 0.5], rrf_k=60)] == [1, 3, 2]
+    # equal fused scores: the item with the better single rank wins, then the smaller id
+    assert [i for i, _ in rrf_fuse([[5, 6], [6, 5]], [1.0, 1.0])] == [5, 6]
+    with pytest.raises(ValueError):
+        rrf_fuse([[1]], [1.0, 1.0])
+
+
+def test_hybrid_weights_change_the_order(index: Index) -> None:
+    bm25_only = build_retriever(index, RetrieveConfig(mode="hybrid", dense_weight=0.0, bm25_weight=1.0))
+    pure_bm25 = index.retriever("bm25")
+    query = ["paid leave for employees"]
+    assert [h.chunk.chunk_id for h in bm25_only.retrieve(query, k=3)[0]] == [
+        h.chunk.chunk_id for h in pure_bm25.retrieve(query, k=3)[0]
+    ]
+
+
+def test_bad_mode_and_empty_queries(index: Index) -> None:
+    with pytest.raises(ConfigError, match="graph"):
+        index.retriever("graph")
+    assert index.retriever("hybrid").retrieve([], k=3) == []
+    assert index.retriever("bm25").retrieve(["zzzz qqqq"], k=3) == [[]]  # no known term: no hits
+
+
+def test_top_k_rows_order_and_ties() -> None:
+    rows, scores = top_k_rows(np.array([0.1, 0.9, 0.5, 0.9, -np.inf], dtype=np.float32), 3)
+    assert rows.tolist() == [1, 3, 2] and scores.tolist() == pytest.approx([0.9, 0.9, 0.5])
+    assert top_k_rows(np.array([-np.inf, 0.2]), 5)[0].tolist() == [1]
+
+
+def test_hnsw_matches_exact_and_respects_filters(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((50, 32)).astype(np.float32)
+    vectors = centers[rng.integers(0, 50, 3000)] + 0.5 * rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:20] + 0.1
+    exact = DenseIndex(vectors, backend="exact").search(queries, 10)
+    ann = DenseIndex(vectors, cache_dir=tmp_path, key="k1", backend="hnsw")
+    assert list(tmp_path.glob("*.faiss"))  # the graph is cached
+    approx = ann.search(queries, 10)
+    recall = np.mean([len(set(a[0]) & set(e[0])) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
+    mask = np.zeros(3000, dtype=bool)
+    mask[::2] = True  # broad filter: searched in the graph with an ID selector
+    for rows, _ in ann.search(queries, 10, mask):
+        assert len(rows) == 10 and np.all(rows % 2 == 0)
+    reopened = DenseIndex(vectors, cache_dir=tmp_path, key="k1", backend="hnsw")
+    assert [r[0].tolist() for r in reopened.search(queries, 5)] == [r[0].tolist() for r in ann.search(queries, 5)]

@@ -1,0 +1,174 @@
+"""synthesize_qa end to end with hand-made chunks and a scripted fake generator: filters, dedupe, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragtune.errors import ConfigError
+from ragtune.train.synth import check_pair, synthesize_qa, write_qa_jsonl
+from ragtune.types import Chunk, Generation
+
+HANDBOOK = [
+    Chunk(
+        chunk_id="conduct#0",
+        doc_id="conduct",
+        text=(
+            "The ombudsperson is Hettie Brannagh, who is not employed by any team of the institute. "
+            "Every concern is acknowledged within 5 working days. "
+            "Gifts above 40 crowns in value must be declared in the register kept by the Finance Office."
+        ),
+    ),
+    Chunk(
+        chunk_id="lab#0",
+        doc_id="lab",
+        text=(
+            "The Brinewell Laboratory opened in 1997. It was designed by the architect Halvard Stenmoe. "
+            "The Kelp Ecology Team maintains 42 permanent survey plots in Gannet Reach."
+        ),
+    ),
+    Chunk(
+        chunk_id="history#0",
+        doc_id="history",
+        text="The institute was founded on 14 March 1979 by Ilse Vantongeren. Each plot is visited in May.",
+    ),
+]
+
+
+class ScriptedGenerator:
+    """Answers by prompt type: question generation, paraphrase, or the RAG round trip."""
+
+    model_id = "scripted"
+
+    def __init__(self, question_reply=None, paraphrase_reply=None, answer_reply=None):
+        self.calls: list[int] = []
+        self.question_reply = question_reply or (lambda answer: f"Which value is asked about here, please?")
+        self.paraphrase_reply = paraphrase_reply or (lambda question: "Could you tell me: " + question)
+        self.answer_reply = answer_reply or (lambda question, source: "I do not know")
+
+    def generate(self, batch, max_new_tokens=64):
+        self.calls.append(len(batch))
+        out = []
+        for messages in batch:
+            system, user = messages[0]["content"], messages[-1]["content"]
+            if system.startswith("You write reading-comprehension"):
+                text = self.question_reply(user.rsplit("Answer: ", 1)[1])
+            elif system.startswith("You rewrite questions"):
+                text = self.paraphrase_reply(user.removeprefix("Question: "))
+            else:
+                question = user.rsplit("Question: ", 1)[1]
+                text = self.answer_reply(question, user)
+            out.append(Generation(text=text))
+        return out
+
+
+def test_rules_only_examples_pass_every_filter_and_keep_their_gold_chunk():
+    result = synthesize_qa(HANDBOOK, None, per_chunk=2, seed=0)
+    assert len(result.examples) >= 5
+    by_id = {c.chunk_id: c for c in HANDBOOK}
+    for example in result.examples:
+        chunk = by_id[example.chunk_id]
+        assert example.doc_id == chunk.doc_id and example.context == chunk.text
+        start = example.metadata["answer_start"]
+        assert chunk.text[start : start + len(example.answer)] == example.answer
+        assert check_pair(example.question, example.answer, chunk.text) is None
+        assert example.metadata["source"] == "synth" and example.metadata["kind"] == "original"
+    assert sum(e.chunk_id == "conduct#0" for e in result.examples) <= 2
+    questions = {e.question for e in result.examples}
+    assert questions & {"Who is the ombudsperson?", "In what year did the Brinewell Laboratory open?",
+                        "Within how many working days is every concern acknowledged?"}
+
+
+@pytest.mark.parametrize(
+    "question, answer, reason",
+    [
+        ("", "1997", "empty"),
+        ("When did it open?", "  ", "empty"),
+        ("When did the laboratory open?", "2001", "answer_not_in_chunk"),
+        ("When did the laboratory open in 1997?", "1997", "answer_in_question"),
+        ("When did the laboratory open", "1997", "no_question_mark"),
+        ("When open?", "1997", "too_short"),
+        ("When " + "did the laboratory really open " * 6 + "?", "1997", "too_long"),
+        ("When did the Brinewell Laboratory open?", "1997", None),
+        ("Who designed the laboratory?", "halvard stenmoe", None),  # normalised match
+    ],
+)
+def test_check_pair_reasons(question, answer, reason):
+    assert check_pair(question, answer, HANDBOOK[1].text) == reason
+
+
+def test_same_seed_same_file_and_chunks_are_independent(tmp_path):
+    a = write_qa_jsonl(synthesize_qa(HANDBOOK, None, per_chunk=2, paraphrases=1, seed=3).examples, tmp_path / "a.jsonl")
+    b = write_qa_jsonl(synthesize_qa(HANDBOOK, None, per_chunk=2, paraphrases=1, seed=3).examples, tmp_path / "b.jsonl")
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes()
+    alone = synthesize_qa(HANDBOOK[1:2], None, per_chunk=2, seed=3).examples
+    together = [e for e in synthesize_qa(HANDBOOK, None, per_chunk=2, seed=3).examples if e.chunk_id == "lab#0"]
+    assert [e.question for e in alone] == [e.question for e in together]
+
+
+def test_duplicate_chunks_give_duplicate_rejections():
+    twin = Chunk(chunk_id="conduct-copy#0", doc_id="conduct-copy", text=HANDBOOK[0].text)
+    result = synthesize_qa([HANDBOOK[0], twin], None, per_chunk=2, seed=0)
+    assert result.rejected.get("duplicate", 0) >= 1
+    questions = [e.question for e in result.examples]
+    assert len(questions) == len(set(questions))
+
+
+def test_jsonl_records_have_the_contract_fields_and_load_as_training_data(tmp_path):
+    from ragtune.train.data import load_examples
+
+    result = synthesize_qa(HANDBOOK, None, per_chunk=1, seed=0)
+    path = write_qa_jsonl(result.examples, tmp_path / "out" / "qa.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == len(result.examples)
+    for record in records:
+        assert {"question", "answer", "doc_id", "chunk_id", "context", "source", "kind", "seed"} <= set(record)
+        assert record["source"] == "synth" and record["kind"] == "original" and record["seed"] == 0
+    loaded = load_examples(path)
+    assert [e.question for e in loaded.examples] == [r["question"] for r in records] and not loaded.errors
+    assert not list((tmp_path / "out").glob(".*tmp"))  # no temp file left behind
+
+
+def test_rule_paraphrases_follow_their_original():
+    result = synthesize_qa(HANDBOOK, None, per_chunk=2, paraphrases=1, seed=0)
+    kinds = [e.metadata["kind"] for e in result.examples]
+    assert "paraphrase" in kinds
+    for i, example in enumerate(result.examples):
+        if example.metadata["kind"] == "paraphrase":
+            original = result.examples[i - 1]
+            assert original.answer == example.answer and original.question != example.question
+    assert result.kept["paraphrase"] == kinds.count("paraphrase")
+
+
+def test_llm_questions_are_filtered_by_reason():
+    replies = {"1997": "When did the Brinewell Laboratory open in 1997?", "42": "How many plots are there"}
+    gen = ScriptedGenerator(question_reply=lambda answer: replies.get(answer, f"Question: What is meant here by the text?"))
+    result = synthesize_qa(HANDBOOK[1:2], gen, per_chunk=3, seed=0, questions="llm")
+    assert gen.calls and max(gen.calls) <= 8
+    assert all(e.metadata["method"] == "llm" for e in result.examples)
+    assert result.rejected.get("answer_in_question", 0) + result.rejected.get("no_question_mark", 0) >= 1
+    assert [e.question for e in result.examples].count("What is meant here by the text?") == 1  # deduped
+    assert result.rejected.get("duplicate", 0) >= 1
+
+
+def test_llm_paraphrases_and_round_trip():
+    def answer(question, sources):
+        return "Answer: Hettie Brannagh [1]" if "ombudsperson" in question else "Answer: no idea [1]"
+
+    gen = ScriptedGenerator(answer_reply=answer)
+    result = synthesize_qa(HANDBOOK[:1], gen, per_chunk=2, paraphrases=1, seed=0, questions="rules", round_trip=True)
+    originals = [e for e in result.examples if e.metadata["kind"] == "original"]
+    assert [e.answer for e in originals] == ["Hettie Brannagh"]
+    assert result.rejected.get("round_trip", 0) >= 1
+    paraphrases = [e for e in result.examples if e.metadata["kind"] == "paraphrase"]
+    assert [p.question for p in paraphrases] == ["Could you tell me: Who is the ombudsperson?"]
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="per_chunk"):
+        synthesize_qa(HANDBOOK, None, per_chunk=0)
+    with pytest.raises(ConfigError, match="generator"):
+        synthesize_qa(HANDBOOK, None, questions="llm")
+    with pytest.raises(ConfigError, match="questions"):
+        synthesize_qa(HANDBOOK, None, questions="magic")
