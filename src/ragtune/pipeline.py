@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from ragtune.errors import BackendError, InputError
@@ -153,3 +154,36 @@ def prediction_to_dict(prediction: Prediction, model: str = "") -> dict:
             for n, h in enumerate(prediction.hits, start=1)
         ],
     }
+
+
+def read_questions(path: str | Path) -> tuple[list[str], list[str]]:
+    """(qids, questions) from a file: one question per line, or JSONL with "question" (and optional "id"/"qid").
+
+    Blank lines are skipped; qids default to the 1-based line number.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"questions file not found: {str(path)!r}")
+    qids, questions = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: invalid JSON: {exc}") from exc
+            question = row.get("question") if isinstance(row, dict) else None
+            if not isinstance(question, str) or not question.strip():
+                raise InputError(f"{path}:{number}: no \"question\" string in {line[:80]!r}")
+            qids.append(str(row.get("qid") or row.get("id") or number))
+            questions.append(question.strip())
+        else:
+            qids.append(str(number))
+            questions.append(line)
+    if not questions:
+        raise InputError(f"no questions in {str(path)!r}")
+    return qids, questions

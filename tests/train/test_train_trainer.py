@@ -138,7 +138,7 @@ def test_bad_output_and_input(train_lm_dir, tmp_path):
     with pytest.raises(InputError, match="no trainable examples"):
         finetune(_train_set(2), tmp_path / "long", _config(train_lm_dir, max_len=16))
     assert not (tmp_path / "long").exists()
-    with pytest.raises(ConfigError, match="base model folder not found"):
+    with pytest.raises(ConfigError, match="not found"):
         finetune(_train_set(2), tmp_path / "x", _config(tmp_path / "no_model"))
 
 

@@ -22,6 +22,9 @@ COMMAND_MODULES = [
     "evaluate",
     "report",
     "serve",
+    "synth",
+    "ask",
+    "finetune",
 ]
 
 

@@ -31,11 +31,7 @@ def register(app: typer.Typer) -> None:
         chunks = Index.open(index).chunks()
         chunks = chunks[:limit_chunks] if limit_chunks else chunks
         needs_llm = not rules_only and (paraphrases > 0 or questions == "llm" or round_trip or questions == "auto")
-        generator = None
-        if needs_llm:
-            from ragtune.generate import load_generator
-
-            generator = load_generator(GenerateConfig(model=model))
+        generator = _LazyGenerator(GenerateConfig(model=model)) if needs_llm else None
         result = synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed,
                                questions="rules" if rules_only else questions, round_trip=round_trip)
         write_qa_jsonl(result.examples, out)
@@ -44,3 +40,19 @@ def register(app: typer.Typer) -> None:
         console().print(f"wrote {len(result.examples)} QA pairs from {len(chunks)} chunks to {out}")
         console().print(f"kept: {kept}")
         console().print(f"rejected: {rejected}")
+
+
+class _LazyGenerator:
+    """Loads the model on first use: with --questions auto the rules often leave it nothing to do."""
+
+    def __init__(self, config):
+        self.config = config
+        self.model_id = config.model
+        self._generator = None
+
+    def generate(self, batch, max_new_tokens=64):
+        if self._generator is None:
+            from ragtune.generate import load_generator
+
+            self._generator = load_generator(self.config)
+        return self._generator.generate(batch, max_new_tokens=max_new_tokens)

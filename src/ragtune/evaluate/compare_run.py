@@ -261,7 +261,7 @@ def run_compare(config: CompareConfig) -> Path:
     shutil.rmtree(partial.dir / "fresh_index", ignore_errors=True)
     from ragtune.report.render import render_report
 
-    render_report(partial.dir)
+    render_report(partial.dir, title=f"ragtune report — {out.name}")
     run_dir = partial.commit()
     try:
         from ragtune.runs_db import record_run

@@ -65,12 +65,16 @@ def faithfulness(
     if len(answers) != len(passages):
         raise InputError(f"{len(answers)} answers but {len(passages)} passage lists")
     scores: list[float | None] = []
+    passage_tokens: dict[str, frozenset[str]] = {}  # arms sharing a retriever see the same passages: stem once
     for answer, texts in zip(answers, passages):
         tokens = content_tokens(answer)
         if not texts or not tokens:
             scores.append(None)
             continue
-        support = set(content_tokens(" ".join(texts)))
+        for text in texts:
+            if text not in passage_tokens:
+                passage_tokens[text] = frozenset(content_tokens(text))
+        support = frozenset().union(*(passage_tokens[text] for text in texts))
         scores.append(sum(t in support for t in tokens) / len(tokens))
     if judge is not None:
         defined = [i for i, s in enumerate(scores) if s is not None]

@@ -323,6 +323,11 @@ def score_run(
         "cost_model": cost_model.model_dump(),
         "per_question": per_question,
         "warnings": warnings,
+        "methods": {
+            "faithfulness": "LLM judge" if judge is not None else "content-token support (stemmed, stopwords removed)",
+            "ci": f"percentile bootstrap of the mean, {n_resamples} resamples",
+            "paired_test": "sign-flip permutation p-value (Holm-adjusted per metric), paired-bootstrap CI",
+        },
     }
     results = json_safe(results)
     results["recommendation"] = recommend(results, scenario).to_dict()

@@ -43,16 +43,11 @@ class AdapterInfo:
 
 def resolve_base_model(name: str = BUNDLED) -> Path:
     """The local HF folder of a base model: 'bundled' (converted once, see ragtune.models) or a folder."""
-    if name == BUNDLED:
-        try:
-            from ragtune.models import resolve_llm
-        except ImportError as exc:  # until the generation engineer's resolve_llm lands
-            raise ConfigError("the bundled LLM cannot be resolved in this build: pass a model folder") from exc
-        return Path(resolve_llm(name))
-    path = Path(name).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"base model folder not found or has no config.json: {name!r} (use 'bundled' or a folder)")
-    return path
+    from ragtune.models import resolve_llm
+
+    if name.startswith(("http://", "https://")):
+        raise ConfigError(f"cannot fine-tune a remote endpoint: {name!r} (use 'bundled' or a local model folder)")
+    return Path(resolve_llm(name))
 
 
 def model_fingerprint(model_dir: str | Path) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ragtune.errors import InputError
+from ragtune.errors import ConfigError, InputError
 from ragtune.generate.prompts import build_messages, format_raft_target
 from ragtune.types import Chunk, Example, Hit
 
@@ -149,6 +149,34 @@ def build_raft_examples(
                 "chunk_ids": [c.chunk_id for c in docs]}
         out.append(TrainExample(messages, target, meta))
     return out
+
+
+TRAINING_MODES = ("sft", "sft-context", "raft")
+
+
+def build_training_set(
+    examples: Sequence[Example],
+    mode: str,
+    index: ChunkSource | str | Path | None = None,
+    *,
+    distractors: int = 3,
+    p_oracle: float = 0.8,
+    seed: int = 0,
+) -> list[TrainExample]:
+    """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
+    required). `index` may be an opened Index or its folder."""
+    mode = mode.replace("_", "-")
+    if mode not in TRAINING_MODES:
+        raise ConfigError(f"unknown training mode {mode!r}: use one of {', '.join(TRAINING_MODES)}")
+    if mode == "raft" and index is None:
+        raise ConfigError("--mode raft needs an index (--index DIR): distractors are retrieved from it")
+    if isinstance(index, (str, Path)):
+        from ragtune.index import Index
+
+        index = Index.open(index)  # NotBuiltError when missing
+    if mode == "raft":
+        return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed)
+    return build_sft_examples(examples, with_context=mode == "sft-context", index=index)
 
 
 def export_jsonl(train: Sequence[TrainExample], path: str | Path) -> Path:

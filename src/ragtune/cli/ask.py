@@ -1,0 +1,81 @@
+"""`ragtune ask "question" --index DIR [--k 5] [--json] [--closed-book] [--model M] [--adapter DIR]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ask")
+    def ask(
+        question: Optional[str] = typer.Argument(None, help="The question (or use --questions FILE)."),
+        index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (ragtune ingest)."),
+        k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved and shown to the model."),
+        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid"),
+        filters: list[str] = typer.Option([], "--filter", help="key=value metadata filter (repeatable)."),
+        questions_file: Optional[Path] = typer.Option(None, "--questions", help="File of questions: one per line or JSONL."),
+        closed_book: bool = typer.Option(False, "--closed-book", help="Answer without retrieval (the base arm)."),
+        model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an http(s) OpenAI-compatible URL."),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name for an http(s) --model."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune train) on top of the model."),
+        max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions generated together."),
+        as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
+    ) -> None:
+        """Answer questions from the index with the LLM, citing the numbered sources it used."""
+        from ragtune.cli.common import print_json
+        from ragtune.config import GenerateConfig
+        from ragtune.errors import InputError
+        from ragtune.generate import load_generator
+        from ragtune.pipeline import answer, prediction_to_dict, read_questions
+
+        qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
+        if questions_file and question:
+            raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")
+        if not questions_file and not (question or "").strip():
+            raise InputError("no question: pass QUESTION or --questions FILE")
+        if index_dir is None and not closed_book:
+            raise InputError("--index DIR is required (or pass --closed-book to answer without retrieval)")
+        retriever = None
+        if not closed_book:
+            from ragtune.index import Index
+            from ragtune.retrieve.filters import parse_filter_args
+
+            retriever = Index.open(index_dir).retriever(mode)
+        config = GenerateConfig(
+            model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
+            max_new_tokens=max_new_tokens, batch_size=batch_size,
+        )
+        generator = load_generator(config)
+        preds = answer(
+            questions, generator, retriever, k=k, max_new_tokens=max_new_tokens, qids=qids,
+            filters=(parse_filter_args(filters) or None) if retriever is not None else None,
+            arm="base" if closed_book else "rag",
+        )
+        if as_json:
+            rows = [prediction_to_dict(p, model=generator.model_id) for p in preds]
+            print_json(rows if questions_file else rows[0])
+            return
+        for pred in preds:
+            print_prediction(pred, show_question=questions_file is not None)
+
+
+def print_prediction(pred, show_question: bool = False) -> None:
+    """The answer, then its numbered sources (title, doc id, chunk id, score); '*' marks cited ones."""
+    from ragtune.pipeline import citations
+
+    if show_question:
+        typer.secho(f"Q: {pred.question}", bold=True)
+    typer.echo(pred.answer or "(no answer)")
+    backing = citations(pred)
+    if backing:
+        how = "cited by the model" if backing[0]["cited"] else "best supporting passage (the model cited none)"
+        typer.echo(f"\nSources ({how}):")
+        for c in backing:
+            typer.echo(f"  [{c['number']}] {c['title'] or '(untitled)'} — {c['doc_id']} ({c['chunk_id']}) score {c['score']:.4f}")
+    typer.echo(f"\n({pred.retrieve_ms:.0f} ms retrieval, {pred.generate_ms:.0f} ms generation)", err=True)
+    if show_question:
+        typer.echo("")

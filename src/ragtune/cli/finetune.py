@@ -1,0 +1,85 @@
+"""`ragtune finetune` (LoRA SFT / RAFT from QA, chat or SQuAD files) and `ragtune merge`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune")
+    def finetune_command(
+        train: Path = typer.Option(..., "--train", help="QA JSONL, chat JSONL (messages) or SQuAD JSON."),
+        out: Path = typer.Option(..., "--out", help="Adapter folder to write (atomically)."),
+        mode: str = typer.Option("sft", "--mode", help="sft (closed-book) | sft-context (gold passage) | raft."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (needed for raft)."),
+        base_model: str = typer.Option("bundled", "--base-model", help="'bundled' or a local HF causal-LM folder."),
+        epochs: int = typer.Option(10, "--epochs", min=1),
+        lr: float = typer.Option(1e-3, "--lr"),
+        lora_r: int = typer.Option(16, "--lora-r", min=1),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        grad_accum: int = typer.Option(1, "--grad-accum", min=1),
+        max_len: int = typer.Option(1024, "--max-len", min=16, help="Longer examples are skipped, never cut."),
+        checkpoint_every: int = typer.Option(50, "--checkpoint-every", min=0, help="Steps between checkpoints."),
+        resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing adapter folder."),
+        holdout: float = typer.Option(0.0, "--holdout", help="Hold out this fraction BY DOCUMENT (OUT/heldout.jsonl)."),
+        distractors: int = typer.Option(3, "--distractors", min=0, help="RAFT: distractor chunks per example."),
+        p_oracle: float = typer.Option(0.8, "--p-oracle", help="RAFT: fraction of examples that keep the oracle."),
+        export: Optional[Path] = typer.Option(None, "--export", help="Also write the built examples as chat JSONL."),
+        merge: Optional[Path] = typer.Option(None, "--merge", help="Also write a merged model folder here."),
+        qlora: bool = typer.Option(False, "--qlora", help="4-bit base weights (CUDA + bitsandbytes)."),
+        seed: int = typer.Option(0, "--seed"),
+        json_out: bool = typer.Option(False, "--json", help="Print the adapter's metrics as JSON."),
+    ) -> None:
+        """Fine-tune a LoRA adapter (loss on answer tokens only; checkpoints; --resume after a kill)."""
+        from ragtune.cli.common import print_json
+        from ragtune.errors import ConfigError
+        from ragtune.train import FinetuneConfig, finetune, load_examples, split_by_document
+        from ragtune.train.builders import build_training_set, export_jsonl
+        from ragtune.train.data import write_examples_jsonl
+
+        try:
+            config = FinetuneConfig(base_model=base_model, epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r,
+                                    batch_size=batch_size, grad_accum=grad_accum, max_len=max_len, seed=seed,
+                                    checkpoint_every=checkpoint_every, qlora=qlora)
+        except ValueError as exc:
+            raise ConfigError(f"bad fine-tuning option: {exc}") from exc
+        loaded = load_examples(train)
+        for error in loaded.errors:
+            typer.secho(f"skipped {error}", fg="yellow", err=True)
+        examples, heldout = split_by_document(loaded.examples, holdout, seed) if holdout else (loaded.examples, [])
+        built = build_training_set(examples, mode, index, distractors=distractors, p_oracle=p_oracle, seed=seed)
+        if export:
+            export_jsonl(built, export)
+        info = finetune(built, out, config, resume=resume, overwrite=overwrite)
+        if heldout:
+            write_examples_jsonl(heldout, out / "heldout.jsonl")
+        if merge:
+            from ragtune.train import merge_adapter
+
+            merge_adapter(out, merge, overwrite=overwrite)
+        if json_out:
+            print_json({"adapter": str(out), "examples": len(built), "heldout": len(heldout), **info.metrics})
+            return
+        m = info.metrics
+        typer.echo(f"adapter written to {out}: {len(built)} {mode} examples ({len(loaded.errors)} bad lines skipped), "
+                   f"{m['steps']} steps, loss {m['loss_first_epoch']:.3f} -> {m['loss_last_epoch']:.3f}, "
+                   f"{m['train_seconds']:.0f} s, {m['tokens_per_s']:.0f} tokens/s")
+        if heldout:
+            typer.echo(f"held out {len(heldout)} questions by document: {out / 'heldout.jsonl'}")
+
+    @app.command("merge")
+    def merge_command(
+        adapter: Path = typer.Argument(..., help="Adapter folder written by `ragtune finetune`."),
+        out: Path = typer.Option(..., "--out", help="Merged model folder to write."),
+        base_model: Optional[str] = typer.Option(None, "--base-model", help="Default: the adapter's own base."),
+        overwrite: bool = typer.Option(False, "--overwrite"),
+    ) -> None:
+        """Merge a LoRA adapter into its base model: a plain HF model folder (usable with --model)."""
+        from ragtune.train import merge_adapter
+
+        merge_adapter(adapter, out, base_model, overwrite=overwrite)
+        typer.echo(f"merged model written to {out}")

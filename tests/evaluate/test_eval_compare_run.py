@@ -1,0 +1,118 @@
+"""`ragtune compare` end to end on a tiny corpus with a tiny random LM and the hashing embedder (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.errors import ConfigError, InputError
+from ragtune.evaluate.compare_run import CompareConfig, run_compare
+from ragtune.index import Index
+from ragtune.types import Document
+
+DOCS = [
+    Document("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952.", "Harbour"),
+    Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
+    Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
+]
+QUESTIONS = [
+    {"id": "a", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
+    {"id": "b", "question": "How many charts does the library hold?", "answer": "4,200", "doc_id": "library.md"},
+    {"id": "c", "question": "Who is the chef?", "answer": "Anwen Lark", "doc_id": "kitchen.md"},
+]
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, tiny_lm_dir: Path, monkeypatch) -> dict:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents(DOCS)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    return {"index": str(tmp_path / "index"), "questions": str(questions), "model": str(tiny_lm_dir),
+            "tmp": tmp_path}
+
+
+def _config(setup: dict, **changes) -> CompareConfig:
+    base = dict(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                arms=("base", "rag"), model=setup["model"], max_new_tokens=4, k=2)
+    return CompareConfig(**{**base, **changes})
+
+
+def test_compare_writes_a_complete_run(setup):
+    run = run_compare(_config(setup))
+    results = json.loads((run / "results.json").read_text())
+    rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert set(results["arms"]) == {"base", "rag"}
+    assert len(rows) == 2 * len(QUESTIONS)
+    assert {r["arm"] for r in rows} == {"base", "rag"}
+    # retrieval only in the rag arm, and the hashing embedder + BM25 find the gold doc for these questions
+    assert all(not r["citations"] for r in rows if r["arm"] == "base")
+    assert results["arms"]["rag"]["metrics"]["retrieval_recall_at_k"] == pytest.approx(1.0)
+    assert (run / "report.html").stat().st_size > 10_000
+    assert not (setup["tmp"] / "run.partial").exists()
+    assert results["recommendation"]["arm"] in {"base", "rag"}
+
+
+def test_bad_inputs_fail_before_any_work(setup):
+    with pytest.raises(ConfigError, match="need a sft adapter"):
+        run_compare(_config(setup, arms=("ft",)))
+    bad = setup["tmp"] / "bad.jsonl"
+    bad.write_text('{"question": "x?", "answer": "y", "doc_id": "nope.md"}\n')
+    with pytest.raises(InputError, match="not in the index"):
+        run_compare(_config(setup, questions=str(bad)))
+    broken = setup["tmp"] / "broken.jsonl"
+    broken.write_text('{"question": "x?", "answer": "y"}\n{not json\n')
+    with pytest.raises(InputError, match="malformed"):
+        run_compare(_config(setup, questions=str(broken)))
+    assert not (setup["tmp"] / "run").exists()
+
+
+def test_existing_run_is_kept_unless_overwrite(setup):
+    run = run_compare(_config(setup))
+    before = (run / "results.json").read_text()
+    with pytest.raises(ConfigError, match="already exists"):
+        run_compare(_config(setup))
+    assert (run / "results.json").read_text() == before
+
+
+def test_resume_reuses_finished_rows(setup, monkeypatch):
+    calls = {"n": 0}
+    real_answer = __import__("ragtune.pipeline", fromlist=["answer"]).answer
+
+    def crashing_answer(questions, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash")
+        return real_answer(questions, *args, **kwargs)
+
+    monkeypatch.setattr("ragtune.pipeline.answer", crashing_answer)
+    with pytest.raises(RuntimeError):
+        run_compare(_config(setup, batch_size=8))
+    partial = setup["tmp"] / "run.partial" / "predictions.partial.jsonl"
+    assert len(partial.read_text().splitlines()) == len(QUESTIONS)  # the base arm's batch survived
+    calls["n"] = 10
+    run = run_compare(_config(setup, batch_size=8, resume=True))
+    assert calls["n"] == 11  # only the rag arm was answered again
+    rows = (run / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 2 * len(QUESTIONS)
+
+
+def test_freshness_updates_a_copy_of_the_index(setup):
+    updates = setup["tmp"] / "updates"
+    (updates / "docs").mkdir(parents=True)
+    (updates / "docs" / "harbour.md").write_text("The harbour master is Petra Solm. The harbour opened in 1952.")
+    (updates / "questions.jsonl").write_text(json.dumps(
+        {"id": "f1", "question": "Who is the harbour master?", "answer": "Petra Solm", "doc_id": "harbour.md"}) + "\n")
+    run = run_compare(_config(setup, freshness=str(updates)))
+    results = json.loads((run / "results.json").read_text())
+    assert results["freshness"]["n"] == 1
+    fresh = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if '"freshness": true' in x]
+    rag = [r for r in fresh if r["arm"] == "rag"][0]
+    assert any("Petra Solm" in c["text"] for c in rag["citations"])
+    # the user's own index is untouched
+    texts = " ".join(c.text for c in Index.open(setup["index"]).chunks())
+    assert "Ilse Varga" in texts and "Petra Solm" not in texts

@@ -1,0 +1,70 @@
+"""`ragtune finetune` and `ragtune merge` end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragtune.cli import main
+
+
+def _qa_file(path, n=8):
+    lines = [json.dumps({"question": f"Which badge opens door {i}?", "answer": f"B-{i}", "doc_id": f"doc{i % 4}"})
+             for i in range(n)]
+    path.write_text("\n".join(lines + ["{broken"]) + "\n")
+    return path
+
+
+def _run(argv, capsys):
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_finetune_cli_writes_adapter_export_and_heldout(train_lm_dir, tmp_path, capsys):
+    qa = _qa_file(tmp_path / "qa.jsonl")
+    out = tmp_path / "adapter"
+    code, stdout, stderr = _run(["finetune", "--train", str(qa), "--out", str(out), "--base-model", str(train_lm_dir),
+                                 "--epochs", "1", "--batch-size", "4", "--lora-r", "2", "--holdout", "0.25",
+                                 "--export", str(tmp_path / "built.jsonl"), "--merge", str(tmp_path / "merged"),
+                                 "--json"], capsys)
+    assert code == 0, stderr
+    assert "qa.jsonl:9: invalid JSON" in stderr
+    result = json.loads(stdout)
+    assert result["examples"] == 6 and result["heldout"] == 2 and result["steps"] == 2
+    heldout = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
+    built = [json.loads(line) for line in (tmp_path / "built.jsonl").read_text().splitlines()]
+    assert len({h["doc_id"] for h in heldout}) == 1  # one whole document held out
+    assert not any(h["question"] in b["messages"][1]["content"] for h in heldout for b in built)
+    assert (out / "ragtune_adapter.json").is_file() and (tmp_path / "merged" / "config.json").is_file()
+    code, _, stderr = _run(["merge", str(out), "--out", str(tmp_path / "merged")], capsys)
+    assert code == 2 and "already exists" in stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--mode", "raft"], 2, "--mode raft needs an index"),
+        (["--mode", "raft", "--index", "{tmp}/no-index"], 3, "no-index"),
+        (["--mode", "dpo"], 2, "unknown training mode 'dpo'"),
+        (["--epochs", "0"], 2, "0"),
+    ],
+)
+def test_finetune_cli_errors(train_lm_dir, tmp_path, capsys, extra, code, message):
+    qa = _qa_file(tmp_path / "qa.jsonl")
+    argv = ["finetune", "--train", str(qa), "--out", str(tmp_path / "a"), "--base-model", str(train_lm_dir)]
+    got, _, stderr = _run(argv + [x.format(tmp=tmp_path) for x in extra], capsys)
+    assert got == code and message in stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_finetune_cli_bad_file(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q"}\n')
+    code, _, stderr = _run(["finetune", "--train", str(bad), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "bad.jsonl:1: missing field 'answer'" in stderr
