@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,7 @@ def test_bad_files_reported_while_good_ones_load(tmp_path: Path, monkeypatch: py
     (tmp_path / "Makefile").write_text("all:")
     (tmp_path / "locked.txt").write_text("secret")
     (tmp_path / "dangling.md").symlink_to(tmp_path / "gone.md")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
 
     real_read_bytes = Path.read_bytes
 
@@ -227,6 +229,7 @@ def test_bad_files_reported_while_good_ones_load(tmp_path: Path, monkeypatch: py
         "Makefile": why["Makefile"],
         "locked.txt": "unreadable (permission denied)",
         "dangling.md": "unreadable (No such file or directory)",
+        "pipe.txt": "not a regular file",
     }
     assert why["image.png"].startswith("unsupported file type '.png'")
     assert why["Makefile"].startswith("unsupported file type (no extension)")

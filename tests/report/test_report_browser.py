@@ -30,7 +30,7 @@ def test_plots_render_in_chromium(rendered_report, tmp_path):
         start = dom.index(f'id="fig-{name}"')
         assert 'class="main-svg"' in dom[start:start + 20000], f"figure {name} did not render"
     assert dom.count("js-plotly-plot") >= 4  # the class plotly adds to a div it has drawn into
-    assert dom.count('<table class="metrics"') == 3  # quality, efficiency and freshness tables
+    assert dom.count('<table class="metrics"') == 4  # quality, efficiency, payback and freshness tables
     assert dom.count('class="qrow"') == 52
 
 

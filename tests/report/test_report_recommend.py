@@ -34,11 +34,14 @@ def test_significantly_best_arm_wins_even_if_pricier():
 
 
 def test_tie_goes_to_the_clearly_cheaper_arm():
-    r = results_with({"rag": arm(0.55, cost=0.01), "raft": arm(0.6, cost=0.03, train_usd=1.0, train_s=100)},
-                     [comp("raft", "rag", 0.05, 0.30)])
+    r = results_with({"base": arm(0.1, cost=0.005, retrieval=False), "rag": arm(0.55, cost=0.01),
+                      "raft": arm(0.6, cost=0.03, train_usd=1.0, train_s=100)},
+                     [comp("raft", "rag", 0.05, 0.30), comp("raft", "base", 0.5, 0.001), comp("rag", "base", 0.45, 0.001)])
     rec = recommend(r, Scenario())
     assert rec.arm == "rag"
     assert "statistically tied with raft" in rec.reasons[0]
+    assert "base is significantly below raft on F1 (-0.50, p=0.001)" in rec.reasons
+    assert "raft is not significantly different from rag on F1 but costs more" in rec.reasons
 
 
 def test_tie_with_negligible_saving_keeps_the_best():
@@ -119,3 +122,18 @@ def test_fake_run_recommendations(fake_run_dir):
     frugal = recommend(results, Scenario(knowledge_change="daily", training_budget_usd=0.0, needs_citations=True))
     assert frugal.arm == "rag"
     assert default.to_dict()["arm"] == results["recommendation"]["arm"]
+
+
+def test_payback_table_hand_computed():
+    from ragtune.report.recommend import payback_table
+
+    r = results_with({"rag": arm(0.5, cost=0.03), "ft": arm(0.6, cost=0.01, retrieval=False, train_usd=2.0, train_s=60),
+                      "raft": arm(0.7, cost=0.04, train_usd=1.0, train_s=60), "base": arm(0.1, cost=0.01)}, [])
+    rows = {row["arm"]: row for row in payback_table(r, Scenario(queries_per_day=1000, knowledge_change="weekly"))}
+    assert set(rows) == {"ft", "raft"}  # untuned arms have nothing to pay back
+    assert rows["ft"]["saving_per_1k_usd"] == pytest.approx(0.02)
+    assert rows["ft"]["payback_queries"] == pytest.approx(100_000)  # $2 / $0.02 per 1k
+    assert rows["ft"]["payback_days"] == pytest.approx(100.0)
+    assert rows["ft"]["retraining_per_month_usd"] == pytest.approx(2.0 * 30 / 7)
+    assert rows["raft"]["payback_days"] is None  # costs more per query than rag: never pays back on cost
+    assert payback_table(results_with({"ft": arm(0.6)}, [])) == []  # no rag baseline

@@ -27,7 +27,8 @@ def test_report_has_figures_tables_and_recommendation(rendered_report, fake_run_
     for name in ("quality", "latency", "cost", "freshness"):
         assert f'id="fig-{name}"' in html
         assert f'Plotly.newPlot(\n                        "fig-{name}"' in html or f'"fig-{name}"' in html
-    assert html.count('class="metrics"') >= 3  # quality, efficiency, freshness tables
+    assert html.count('class="metrics"') >= 4  # quality, efficiency, payback, freshness tables
+    assert "Does fine-tuning pay back?" in html
     assert f'<div class="arm" style="color: #1e9e6a">{results["recommendation"]["arm"]}</div>' in html
     assert "went stale on the changed facts" in html
     assert "not significant" in html and "significant</span>" in html

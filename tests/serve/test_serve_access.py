@@ -67,9 +67,10 @@ def test_random_users_documents_queries_never_leak(doc_groups, users, queries):
                     n_prompts = len(generator.prompts)
                     reply = client.post("/v1/chat/completions", headers=auth(key),
                                         json={"model": "rag", "messages": [{"role": "user", "content": query}]}).json()
-                    prompt = "\n".join(generator.prompts[n_prompts:])
+                    # The sources part of the prompt (the question itself may name a marker the user typed).
+                    prompt = "\n".join(p.split("\n\nQuestion:")[0] for p in generator.prompts[n_prompts:])
                     content = reply["choices"][0]["message"]["content"]
-                    leaks += sum(marker(i) in prompt or marker(i) in content for i in hidden)
+                    leaks += sum(marker(i) in prompt or (marker(i) in content and marker(i) not in query) for i in hidden)
                     leaks += sum(c["doc_id"] not in allowed for c in reply["citations"])
                     leaks += sum(s["doc_id"] not in allowed for s in reply["ragtune"]["sources"])
                     listed = {d["id"] for d in client.get("/v1/documents", headers=auth(key)).json()["data"]}

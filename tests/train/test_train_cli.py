@@ -52,7 +52,7 @@ def test_finetune_cli_writes_adapter_export_and_heldout(train_lm_dir, tmp_path, 
         (["--mode", "raft"], 2, "--mode raft needs an index"),
         (["--mode", "raft", "--index", "{tmp}/no-index"], 3, "no-index"),
         (["--mode", "dpo"], 2, "unknown training mode 'dpo'"),
-        (["--epochs", "0"], 2, "0"),
+        (["--epochs", "0"], 2, "bad fine-tuning option"),
     ],
 )
 def test_finetune_cli_errors(train_lm_dir, tmp_path, capsys, extra, code, message):

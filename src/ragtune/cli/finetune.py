@@ -16,22 +16,23 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("sft", "--mode", help="sft (closed-book) | sft-context (gold passage) | raft."),
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (needed for raft)."),
         base_model: str = typer.Option("bundled", "--base-model", help="'bundled' or a local HF causal-LM folder."),
-        epochs: int = typer.Option(10, "--epochs", min=1),
+        epochs: int = typer.Option(10, "--epochs"),
         lr: float = typer.Option(1e-3, "--lr"),
-        lora_r: int = typer.Option(16, "--lora-r", min=1),
-        batch_size: int = typer.Option(8, "--batch-size", min=1),
-        grad_accum: int = typer.Option(1, "--grad-accum", min=1),
-        max_len: int = typer.Option(1024, "--max-len", min=16, help="Longer examples are skipped, never cut."),
-        checkpoint_every: int = typer.Option(50, "--checkpoint-every", min=0, help="Steps between checkpoints."),
+        lora_r: int = typer.Option(16, "--lora-r"),
+        batch_size: int = typer.Option(8, "--batch-size"),
+        grad_accum: int = typer.Option(1, "--grad-accum"),
+        max_len: int = typer.Option(1024, "--max-len", help="Longer examples are skipped, never cut."),
+        checkpoint_every: int = typer.Option(50, "--checkpoint-every", help="Steps between checkpoints."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing adapter folder."),
         holdout: float = typer.Option(0.0, "--holdout", help="Hold out this fraction BY DOCUMENT (OUT/heldout.jsonl)."),
-        distractors: int = typer.Option(3, "--distractors", min=0, help="RAFT: distractor chunks per example."),
+        distractors: int = typer.Option(3, "--distractors", help="RAFT: distractor chunks per example."),
         p_oracle: float = typer.Option(0.8, "--p-oracle", help="RAFT: fraction of examples that keep the oracle."),
         export: Optional[Path] = typer.Option(None, "--export", help="Also write the built examples as chat JSONL."),
         merge: Optional[Path] = typer.Option(None, "--merge", help="Also write a merged model folder here."),
         qlora: bool = typer.Option(False, "--qlora", help="4-bit base weights (CUDA + bitsandbytes)."),
         seed: int = typer.Option(0, "--seed"),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
         json_out: bool = typer.Option(False, "--json", help="Print the adapter's metrics as JSON."),
     ) -> None:
         """Fine-tune a LoRA adapter (loss on answer tokens only; checkpoints; --resume after a kill)."""
@@ -44,7 +45,8 @@ def register(app: typer.Typer) -> None:
         try:
             config = FinetuneConfig(base_model=base_model, epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r,
                                     batch_size=batch_size, grad_accum=grad_accum, max_len=max_len, seed=seed,
-                                    checkpoint_every=checkpoint_every, qlora=qlora)
+                                    checkpoint_every=checkpoint_every, qlora=qlora,
+                                    num_threads=threads)
         except ValueError as exc:
             raise ConfigError(f"bad fine-tuning option: {exc}") from exc
         loaded = load_examples(train)

@@ -33,6 +33,7 @@ class HFGenerator:
         temperature: float = 0.0,
         model_id: str | None = None,
         merge_adapter: bool = True,
+        attn_implementation: str = "sdpa",
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,9 +48,11 @@ class HFGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not getattr(self.tokenizer, "chat_template", None):
             raise ConfigError(f"the tokenizer in {str(model_dir)!r} has no chat template; use an instruct/chat model")
-        # sdpa is the fastest attention on CPU here (see bench/bench_generate.py); eager is the fallback.
+        # sdpa vs eager attention: compared in bench/bench_generate.py; eager is the fallback for old archs.
         try:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+            model = AutoModelForCausalLM.from_pretrained(
+                model_dir, dtype=torch.float32, attn_implementation=attn_implementation
+            )
         except (ValueError, ImportError):
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         self.adapter = Path(adapter) if adapter else None

@@ -75,6 +75,9 @@ def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
         kind = f"'{path.suffix}'" if path.suffix else "(no extension)"
         yield Skipped(source, f"unsupported file type {kind}; supported: {', '.join(SUPPORTED_EXTENSIONS)}")
         return
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        yield Skipped(source, "not a regular file")
+        return
     try:
         yield from loader(path, doc_id, source)
     except SkipFile as skip:

@@ -212,8 +212,11 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
             continue
         test = find_comparison(results, best, other, primary)
         if test is not None:
-            reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} "
-                           f"(p={_fmt(test.get('p_value_holm', test['p_value']), 3)}, significant)")
+            p_text = f"p={_fmt(test.get('p_value_holm', test['p_value']), 3)}"
+            if best == choice:
+                reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} ({p_text}, significant)")
+            else:
+                reasons.append(f"{other} is significantly below {best} on {label} ({-test['delta']:+.2f}, {p_text})")
     for other in tied:
         if other == choice:
             continue
@@ -256,3 +259,24 @@ def _field_note(choice: str, arm: dict, scenario: Scenario, results: dict) -> st
     if tuned:
         return "a closed-book tuned model suits static knowledge, fixed style and format, and the lowest latency"
     return "the untuned model needs neither an index nor training; the cheapest option when its quality suffices"
+
+
+def payback_table(results: dict[str, Any], scenario: Scenario | None = None, baseline: str = "rag") -> list[dict[str, Any]]:
+    """For each tuned arm: serving saving per 1k queries over `baseline`, training cost, days to pay back,
+    and the retraining bill per month at the scenario's rate of knowledge change. Empty without the baseline."""
+    scenario = scenario or Scenario()
+    info = results.get("arms") or {}
+    if baseline not in info:
+        return []
+    base_cost = info[baseline]["metrics"].get("cost_per_1k_queries") or 0.0
+    rows = []
+    for arm, entry in info.items():
+        m = entry["metrics"]
+        if arm == baseline or not _is_tuned(arm, m):
+            continue
+        saving = base_cost - (m.get("cost_per_1k_queries") or 0.0)
+        result = payback(m.get("training_usd") or 0.0, saving, scenario.queries_per_day)
+        rows.append({"arm": arm, "saving_per_1k_usd": saving, "training_usd": m.get("training_usd") or 0.0,
+                     "payback_days": result.days, "payback_queries": result.queries,
+                     "retraining_per_month_usd": (m.get("training_usd") or 0.0) * RETRAINS_PER_MONTH[scenario.knowledge_change]})
+    return rows

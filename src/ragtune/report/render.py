@@ -192,7 +192,26 @@ def report_context(results: dict, rows: list[dict], title: str | None = None,
         "scenario_items": _flatten(results.get("scenario") or {}),
         "cost_items": _flatten(results.get("cost_model") or {}),
         "warnings": results.get("warnings") or [],
+        "payback": _payback_rows(results),
     }
+
+
+def _payback_rows(results: dict) -> list[dict[str, str]]:
+    from ragtune.report.recommend import Scenario, payback_table
+
+    try:
+        scenario = Scenario(**(results.get("scenario") or {}))
+    except ValueError:  # a results.json from another version: fall back to the default scenario
+        scenario = Scenario()
+    return [{
+        "arm": row["arm"],
+        "saving": format_value(row["saving_per_1k_usd"], "usd") if row["saving_per_1k_usd"] >= 0
+        else "−" + format_value(-row["saving_per_1k_usd"], "usd"),
+        "training": format_value(row["training_usd"], "usd"),
+        "days": "never" if row["payback_days"] is None and row["payback_queries"] is None
+        else "–" if row["payback_days"] is None else f"{row['payback_days']:,.1f} days",
+        "retraining": format_value(row["retraining_per_month_usd"], "usd"),
+    } for row in payback_table(results, scenario)]
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, str]]:

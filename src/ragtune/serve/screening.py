@@ -5,7 +5,7 @@ Retrieved chunks are untrusted data. Each sentence/line is matched against three
 - `role_marker`: chat-template or role tokens (`<|im_start|>`, `[INST]`, "### System:", "assistant:");
 - `exfiltration`: links that would carry data out (markdown images, URLs with query placeholders,
   "send ... to http...").
-`neutralise` replaces each offending line/sentence with a marker and keeps the rest of the chunk;
+`neutralise` replaces each offending paragraph with a marker and keeps the rest of the chunk;
 `drop` removes the whole chunk. Either way the chunk is reported in the response's screening flags.
 """
 
@@ -26,7 +26,7 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(
             r"\b(ignore|disregard|forget|override|bypass|skip)\b[^.\n]{0,40}\b(previous|prior|above|earlier|preceding|"
             r"all|any|other|your|the)\b[^.\n]{0,30}\b(instructions?|prompts?|rules?|guidelines?|context|sources?|"
-            r"directions?|messages?|system)",
+            r"directions?|system\s+(prompt|message))",
             _I,
         ),
         re.compile(r"\byou\s+are\s+now\b|\bfrom\s+now\s+on\b[^.\n]{0,40}\b(you|answer|respond|reply|say)\b", _I),
@@ -34,7 +34,8 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(r"\b(system\s+prompt|developer\s+mode|jailbreak|DAN\s+mode)\b", _I),
         re.compile(
             r"\b(AI|assistant|model|chatbot|language\s+model|LLM|bot)s?\b[^.\n]{0,60}\b(must|should|shall|will|need\s+to)\b"
-            r"[^.\n]{0,30}\b(answer|respond|reply|say|output|print|tell|write|ignore|include|reveal|recommend)",
+            r"[^.\n]{0,30}\b(answer|respond|reply|say|output|print|tell|write|ignore|include|reveal|recommend|execute|run|"
+            r"call|perform|send|append)",
             _I,
         ),
         re.compile(
@@ -54,19 +55,21 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(r"<\|?\s*(im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id)\s*\|?>", _I),
         re.compile(r"\[/?INST\]|<</?SYS>>|</?s>", _I),
         re.compile(r"^\s*(#{1,4}\s*)?(system|assistant|developer)\s*(message|prompt)?\s*:", _I | re.MULTILINE),
-        re.compile(r"^\s*#{2,4}\s*(instruction|response)s?\b", _I | re.MULTILINE),
+        re.compile(r"^\s*#{2,4}\s*(instruction|response)s?\s*:", _I | re.MULTILINE),
+        re.compile(r"\[/?\s*(TOOL|FUNCTION)[_ ]?CALLS?\s*\]|<\|?(tool_call|function_call)\|?>", _I),
+        re.compile(r"\bnote\s+to\s+(the\s+)?(AI|assistant|model|LLM|chatbot)\b|<!--\s*(AI|assistant|model|LLM)\b", _I),
     ),
     "exfiltration": (
         re.compile(r"!\[[^\]]*\]\(\s*https?://[^)\s]+\)", _I),
         re.compile(r"https?://[^\s)\"'>]+[?&][\w.-]+=(\{|%7B|\$|<|\[)[^\s)]*", _I),
         re.compile(r"\b(send|post|forward|upload|submit|transmit|append|include)\b[^.\n]{0,80}\b(to|at|into)\s+(https?://|www\.)", _I),
+        re.compile(r"[\"']to[\"']\s*:\s*[\"'][^\"'@\s]+@[^\"'\s]+[\"']", _I),
         re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']?https?://", _I),
         re.compile(r"\b(visit|open|click|go\s+to|load)\s+(https?://|www\.)\S+[?&]\S*=", _I),
     ),
 }
 
-_SEGMENT = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
-
+_PARAGRAPH_BREAK = re.compile(r"(\n\s*\n)")
 
 @dataclass(frozen=True)
 class ScreenResult:
@@ -88,20 +91,14 @@ def find_injection(text: str) -> tuple[str, ...]:
     return tuple(family for family, patterns in PATTERNS.items() if any(p.search(text) for p in patterns))
 
 
-def _segments(text: str) -> list[str]:
-    return [s for s in _SEGMENT.findall(text) if s]
-
-
 def neutralise(text: str) -> str:
-    """Replace each offending sentence/line with REMOVED; a pattern that spans sentences removes them all."""
-    pieces = _segments(text)
-    out: list[str] = []
-    for piece in pieces:
-        out.append(REMOVED + ("\n" if piece.endswith("\n") else " ") if find_injection(piece) else piece)
-    cleaned = "".join(out)
-    if find_injection(cleaned):  # a pattern spanning segment boundaries: keep nothing of it
+    """Replace each offending paragraph with REMOVED (injections come as a block: a role-marker section, a
+    planted note); if a pattern still matches across paragraphs, the whole text becomes REMOVED."""
+    parts = _PARAGRAPH_BREAK.split(text)  # [para, break, para, break, ...]
+    cleaned = "".join(REMOVED if i % 2 == 0 and find_injection(part) else part for i, part in enumerate(parts))
+    if find_injection(cleaned):
         return REMOVED
-    return re.sub(rf"(?:{re.escape(REMOVED)}\s*)+", REMOVED + " ", cleaned).strip()
+    return cleaned.strip()
 
 
 def screen_text(chunk_id: str, doc_id: str, text: str, mode: str) -> ScreenResult:

@@ -65,7 +65,8 @@ _DEFINERS = re.compile(r"\b(?:called|known as|named|termed|referred to as|nickna
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "inc", "ltd", "co",
                   "jr", "sr", "fig", "approx", "dept", "est", "u.s", "u.k", "jan", "feb", "mar", "apr", "jun",
                   "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft", "gen", "gov", "rev", "corp"}
-_WORD = re.compile(r"[\w&][\w'’.&-]*[\w]|[\w]", re.UNICODE)
+# Words, with initials and title abbreviations keeping their dot ("Dwight D. Eisenhower", "St. Johns").
+_WORD = re.compile(r"(?:[A-Z]|St|Dr|Mr|Mrs|Ms|Mt|Jr|Sr)\.(?=\s[A-Z])|[\w&][\w'’.&-]*[\w]|[\w]", re.UNICODE)
 
 
 @dataclass(frozen=True)

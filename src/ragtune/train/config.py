@@ -35,3 +35,4 @@ class FinetuneConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool | None = None  # None: bf16 autocast when CUDA is used
     qlora: bool = False  # 4-bit base weights via bitsandbytes (CUDA only)
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads while training (restored after); None = default

@@ -89,7 +89,9 @@ def finetune(
     items = tokenized.items
     steps = plan_steps([len(x) for x in items], config)
     data_sha = examples_hash(train)
-    fingerprint = hashlib.sha256(f"{config.model_dump_json()}|{data_sha}|{base_dir}".encode()).hexdigest()
+    # What decides the numbers (not thread count or checkpoint cadence): a checkpoint only resumes the same run.
+    run_settings = config.model_dump_json(exclude={"num_threads", "checkpoint_every", "keep_checkpoints"})
+    fingerprint = hashlib.sha256(f"{run_settings}|{data_sha}|{base_dir}".encode()).hexdigest()
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -106,6 +108,9 @@ def finetune(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     use_bf16 = device == "cuda" and (config.bf16 if config.bf16 is not None else True)
     model.train()
+    threads_before = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     try:
         with progress_task("Fine-tuning", total=len(steps)) as task:
             task.advance(start)
@@ -133,6 +138,8 @@ def finetune(
         if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
             raise ConfigError(_oom_message(config)) from exc
         raise
+    finally:
+        torch.set_num_threads(threads_before)
 
     metrics = _metrics(history, steps, len(items), len(tokenized.skipped), config)
     kinds: dict[str, int] = {}

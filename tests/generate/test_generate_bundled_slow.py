@@ -1,0 +1,76 @@
+"""The real bundled LLM (slow): GGUF → fp32 conversion round trip, resolve_llm caching, local-folder checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragtune.errors import ConfigError
+from ragtune.models import MANIFEST_NAME, bundled_gguf_path, convert_gguf, resolve_llm
+
+
+def test_resolve_llm_validates_local_folders(tmp_path, tiny_lm_dir):
+    assert resolve_llm(str(tiny_lm_dir)) == tiny_lm_dir
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_llm(str(tmp_path / "missing"))
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="adapter"):
+        resolve_llm(str(tmp_path))
+    no_tok = tmp_path / "no_tok"
+    no_tok.mkdir()
+    (no_tok / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="tokenizer"):
+        resolve_llm(str(no_tok))
+
+
+@pytest.mark.slow
+def test_gguf_conversion_round_trip(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf_path()
+    target = convert_gguf(gguf, tmp_path / "converted")
+    manifest = json.loads((target / MANIFEST_NAME).read_text())
+    assert manifest["source_bytes"] == gguf.stat().st_size and len(manifest["source_sha256"]) == 64
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp dir renamed away
+
+    converted = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    assert getattr(converted.config, "quantization_config", None) is None
+    assert "<|im_start|>assistant" in tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
+    )
+    reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.inference_mode():
+        ours = converted.generate(**prompt, max_new_tokens=12, do_sample=False)
+        theirs = reference.generate(**prompt, max_new_tokens=12, do_sample=False)
+    assert ours.tolist() == theirs.tolist()
+
+    # resolve_llm reuses a current conversion without redoing it
+    monkeypatch.setattr("ragtune.models.converted_llm_dir", lambda: target)
+    monkeypatch.setattr("ragtune.models.convert_gguf", lambda *a: pytest.fail("converted twice"))
+    assert resolve_llm() == target
+
+
+@pytest.mark.slow
+def test_bundled_generator_answers_from_sources():
+    from ragtune.generate import load_generator
+    from ragtune.pipeline import answer, citations
+    from ragtune.types import Chunk, Hit
+
+    class OneDoc:
+        def retrieve(self, queries, k=10, filters=None):
+            chunk = Chunk("eiffel#0", "eiffel", "The Eiffel Tower was finished in 1889 by Gustave Eiffel.", title="Eiffel Tower")
+            return [[Hit(chunk, 0.9)] for _ in queries]
+
+    generator = load_generator()
+    preds = answer(["When was the Eiffel Tower finished?", "Who built the Eiffel Tower?"], generator, OneDoc(), max_new_tokens=24)
+    assert "1889" in preds[0].answer
+    assert "Eiffel" in preds[1].answer
+    assert citations(preds[0])[0]["doc_id"] == "eiffel"
+    assert all(p.completion_tokens > 0 and p.prompt_tokens > 20 for p in preds)
