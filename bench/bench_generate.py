@@ -57,21 +57,19 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", default="", help="comma-separated torch thread counts (default: torch's)")
+    parser.add_argument("--threads", default="", help="comma-separated torch thread counts (default: auto)")
     parser.add_argument("--attn", default="sdpa", help="comma-separated attention implementations")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"shared SQuAD data not found at {SQUAD}; nothing to measure")
         return 0
 
-    import torch
-
-    from ragtune.generate.hf import HFGenerator
+    from ragtune.generate.hf import HFGenerator, choose_threads
     from ragtune.models import resolve_llm
 
     model_dir = resolve_llm()
     prompts = squad_prompts(args.prompts)
-    thread_counts = [int(t) for t in args.threads.split(",") if t] or [torch.get_num_threads()]
+    thread_counts = [int(t) for t in args.threads.split(",") if t] or [None]  # None: HFGenerator's auto choice
     print(f"model {model_dir.name}; {len(prompts)} SQuAD RAG prompts; max_new_tokens {args.max_new_tokens}; "
           f"cpu cores {os.cpu_count()}; load avg {os.getloadavg()[0]:.1f}")
     rows = []
@@ -80,12 +78,12 @@ def main() -> int:
         generator = HFGenerator(model_dir, attn_implementation=attn)
         generator.generate(prompts[:1], max_new_tokens=2)  # warm-up
         for threads in thread_counts:
-            torch.set_num_threads(threads)
+            generator.num_threads = threads
             for batch in (1, args.batch):
                 seconds, tokens = measure(generator, prompts, batch, args.max_new_tokens)
                 rate = tokens / seconds
                 baseline = baseline or rate
-                rows.append((attn, threads, batch, tokens, seconds, rate, rate / baseline))
+                rows.append((attn, threads or choose_threads(), batch, tokens, seconds, rate, rate / baseline))
                 print(f"  done attn={attn} threads={threads} batch={batch}: {rate:.1f} tok/s", file=sys.stderr)
     print(f"\n{'attn':6} {'threads':>7} {'batch':>5} {'tokens':>6} {'seconds':>8} {'tok/s':>7} {'x base':>7}")
     for attn, threads, batch, tokens, seconds, rate, ratio in rows:

@@ -51,7 +51,7 @@ class IndexConfig(StrictModel):
     bm25: BM25Config = BM25Config()
 
 
-RetrieveMode = Literal["dense", "bm25", "hybrid"]
+RetrieveMode = Literal["dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"]
 
 
 class RetrieveConfig(StrictModel):
@@ -74,3 +74,4 @@ class GenerateConfig(StrictModel):
     api_key_env: str = "OPENAI_API_KEY"  # used only for http(s) endpoints
     model_name: str | None = None  # remote model name for http(s) endpoints (else the URL #fragment, else "default")
     timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only
+    num_threads: int | None = Field(None, ge=1)  # local models: torch CPU threads; None = auto (1 when the CPU is busy)

@@ -67,3 +67,33 @@ def test_real_embedder_on_sample_handbook(tmp_path: Path) -> None:
     found = runner.invoke(app, ["search", "vacation days", "--index", index, "--mode", "dense", "--json", "-k", "3"])
     hits = json.loads(found.output)
     assert len(hits) == 3 and hits[0]["score"] > hits[2]["score"] > 0
+
+
+def test_eval_retrieval_on_tiny_beir(tmp_path: Path) -> None:
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    corpus = [
+        ("d1", "Leave", "Employees get thirty days of paid leave."),
+        ("d2", "VPN", "Connect to the VPN before the intranet."),
+        ("d3", "Lunch", "The canteen serves lunch at noon."),
+    ]
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in corpus)
+    )
+    (beir / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "paid leave days"}) + "\n" + json.dumps({"_id": "q2", "text": "canteen lunch"}) + "\n"
+    )
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    index = tmp_path / "ix"
+    Index.create(index, IndexConfig(embed=EmbedConfig(model="hash")))
+    result = CliRunner().invoke(
+        build_app(), ["eval", "retrieval", str(beir), "--index", str(index), "--mode", "bm25", "--mode", "hybrid", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["bm25"]["ndcg@10"] == 1.0 and metrics["bm25"]["mrr@10"] == 1.0
+    assert metrics["hybrid"]["recall@10"] == 1.0 and metrics["hybrid"]["n_queries"] == 2
+    assert len(Index.open(index)) == 3

@@ -26,7 +26,7 @@ DOCS = [
 ]
 
 _SAY = re.compile(r"\b(?:say|answer|reply|respond)\b(?: only)?(?: with)?\s*[:\"“']\s*([^\"”'\n]+)", re.IGNORECASE)
-_FIRST_SOURCE = re.compile(r"^\[1\] (?:[^:\n]*: )?(.{0,80})", re.MULTILINE)
+_FIRST_SOURCE = re.compile(r"^\[1\] (?:[^:\n]*: )?(.*?)(?=\n\n\[2\]|\n\nQuestion:|\Z)", re.MULTILINE | re.DOTALL)
 
 
 class ScriptedGenerator:
@@ -57,7 +57,8 @@ class ScriptedGenerator:
                 out.append(Generation(obeyed.group(1).strip(), 10, 3))
                 continue
             first = _FIRST_SOURCE.search(prompt)
-            text = f"{first.group(1).strip()} [1]" if first else "I do not know."
+            body = " ".join(line for line in first.group(1).splitlines() if not line.startswith("#")) if first else ""
+            text = f"{' '.join(body.split())[:80].strip()} [1]" if body.strip() else "I do not know."
             out.append(Generation(text, len(prompt.split()), len(text.split())))
         return out
 

@@ -172,3 +172,17 @@ def test_bad_settings_are_config_errors():
         synthesize_qa(HANDBOOK, None, questions="llm")
     with pytest.raises(ConfigError, match="questions"):
         synthesize_qa(HANDBOOK, None, questions="magic")
+
+
+def test_rule_paraphrase_rewrites_the_wh_phrase_only():
+    import random
+
+    from ragtune.train.paraphrase import clean_question, paraphrase_with_rules
+
+    out = paraphrase_with_rules("When was the game played?", 2, random.Random(0))
+    assert sorted(out) == ["At what time was the game played?", "On what date was the game played?"]
+    assert paraphrase_with_rules("How many drift cards did the project release?", 1, random.Random(0)) == [
+        "What number of drift cards did the project release?"
+    ]
+    assert paraphrase_with_rules("Name the director.", 1, random.Random(0)) == []
+    assert clean_question('Question: "Who runs the lab?" It is Ada.') == "Who runs the lab?"

@@ -140,6 +140,12 @@ def test_bad_output_and_input(train_lm_dir, tmp_path):
     assert not (tmp_path / "long").exists()
     with pytest.raises(ConfigError, match="not found"):
         finetune(_train_set(2), tmp_path / "x", _config(tmp_path / "no_model"))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--qlora needs a CUDA GPU"):
+            finetune(_train_set(2), tmp_path / "q", _config(train_lm_dir, qlora=True))
+    assert not any(p.name.startswith(("x", "q", "empty")) for p in tmp_path.iterdir())  # nothing half-written
 
 
 def test_merge_gives_the_same_outputs(train_lm_dir, tmp_path):

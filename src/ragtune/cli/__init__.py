@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "synth",
     "ask",
     "finetune",
+    "graph",
 ]
 
 

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N questions."),
         seed: int = typer.Option(0, "--seed"),
         k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
-        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid"),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
         freshness: Optional[Path] = typer.Option(None, "--freshness", help="Folder of updated documents + questions.jsonl on the changed facts."),

@@ -19,12 +19,13 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs API keys."),
         port: int = typer.Option(8000, "--port"),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="File of 'KEY=group1,group2' lines."),
-        mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | bm25 | hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid"),
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
         screening: str = typer.Option("neutralise", "--screening", help="Injection screening: neutralise | drop | off"),
         max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
         queue_size: int = typer.Option(64, "--queue-size", help="Waiting questions before answering 429."),
         rate_limit: float = typer.Option(120.0, "--rate-limit", help="Requests per minute per API key."),
+        rate_burst: int = typer.Option(60, "--rate-burst", help="Requests a key may make at once before the limit applies."),
     ) -> None:
         """Serve the chosen arms over an OpenAI-compatible HTTP API with live document updates and a web UI."""
         import uvicorn
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
             screening=screening, max_batch=max_batch, queue_size=queue_size, rate_limit_per_minute=rate_limit,
+            rate_limit_burst=rate_burst,
         )
         typer.echo(f"loading {', '.join(settings.arms)} ...", err=True)
         application = create_app(settings)

@@ -7,7 +7,10 @@ split into sub-batches of `batch_size` (less padding, less wasted compute) and t
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ class HFGenerator:
         model_id: str | None = None,
         merge_adapter: bool = True,
         attn_implementation: str = "sdpa",
+        num_threads: int | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -42,6 +46,7 @@ class HFGenerator:
         self.model_dir = model_dir
         self.batch_size = batch_size
         self.temperature = temperature
+        self.num_threads = num_threads
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -101,7 +106,7 @@ class HFGenerator:
             pad_token_id=self.tokenizer.pad_token_id,
             **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
         )
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(choose_threads(self.num_threads)):
             out = self.model.generate(
                 input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], generation_config=config
             )
@@ -112,6 +117,41 @@ class HFGenerator:
             text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
             generations.append(Generation(text=text, prompt_tokens=len(prompt), completion_tokens=len(kept)))
         return generations
+
+
+def choose_threads(requested: int | None = None) -> int:
+    """CPU threads for one generate call: `requested`, else torch's default, else 1 on a busy machine.
+
+    torch's OpenMP threads synchronise at every op; when the CPU is oversubscribed a preempted thread
+    stalls the others. Measured with bench/bench_generate.py on 2 cores at load ~10: 1 thread 3.0 tok/s,
+    2 threads 0.4 tok/s (batch 1). So with a 1-minute load average above cores + 1, use one thread.
+    """
+    import torch
+
+    if requested:
+        return requested
+    default = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return default
+    return 1 if load > (os.cpu_count() or 1) + 1 else default
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Set torch's intra-op thread count for a block, restoring the previous value after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count != previous:
+        log.debug("generating with %d torch thread(s) (was %d)", count, previous)
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != previous:
+            torch.set_num_threads(previous)
 
 
 def _until_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:

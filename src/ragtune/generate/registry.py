@@ -73,5 +73,6 @@ def _build(config: GenerateConfig) -> Generator:
         adapter=adapter,
         batch_size=config.batch_size,
         temperature=config.temperature,
+        num_threads=config.num_threads,
         model_id=BUNDLED_LLM_ID if config.model == BUNDLED else None,
     )

@@ -29,10 +29,16 @@ should will would have has had let here please note see use new other such same 
 january february march april may june july august september october november december monday tuesday
 wednesday thursday friday saturday sunday today tomorrow yesterday mr mrs ms dr prof sir madam st
 """.split())
+# Verbs and adverbs that often open a sentence in front of a name ("Ask Dunmore", "Later Hale left").
+_STARTERS = frozenset("""
+ask later contact call send email visit book read check find bring take keep make go get give write submit report
+tell speak talk meet join follow like unlike whereas although though because once now first next finally
+""".split())
 # Titles and generic heads dropped from the front of a name's key ("Dr Maren Okonkwo-Lisle", "Project SILTLINE").
 _PREFIXES = frozenset({"the", "dr", "prof", "professor", "mr", "mrs", "ms", "sir", "project", "programme", "program"})
 _CONNECTORS = frozenset({"of", "the", "de", "la", "du", "von", "van", "del", "der", "for", "on", "&"})
 _WORD = re.compile(r"[^\W_][\w'’.\-]*[^\W_]|[^\W_]", re.UNICODE)
+_ELISION = re.compile(r"^[^\W\d_]{1,2}['’](?=\w)", re.UNICODE)  # French/Italian elision: l', d'
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _QUOTED = re.compile(r"[\"“«]([^\"”»\n]{2,60})[\"”»]")
 _CODE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)+$|^[A-Z]{1,6}\d+[A-Za-z0-9]*$")
@@ -79,8 +85,8 @@ def _is_code(token: str) -> bool:
     return len(letters) >= 2 and all(ch.isupper() for ch in letters)
 
 
-def _sentence_mentions(sentence: str, index: int) -> list[Mention]:
-    tokens = [m.group(0).rstrip(".") for m in _WORD.finditer(sentence)]
+def _sentence_mentions(sentence: str, index: int, common: frozenset[str] = frozenset()) -> list[Mention]:
+    tokens = [_ELISION.sub("", m.group(0).rstrip(".")) for m in _WORD.finditer(sentence)]
     out: list[Mention] = []
     i = 0
     while i < len(tokens):
@@ -103,6 +109,8 @@ def _sentence_mentions(sentence: str, index: int) -> list[Mention]:
         start = i
         while run and run[0].lower() in _STOP:  # "The Kelp Ecology Team", "Every summer"
             run, start = run[1:], start + 1
+        if start == 0 and len(run) > 1 and (run[0].lower() in _STARTERS or run[0].lower() in common):
+            run, start = run[1:], start + 1  # "Ask Dunmore": a common word that is capitalised only as opener
         while run and run[-1].lower() in _CONNECTORS:
             run = run[:-1]
         at_start = start == 0  # a lone capitalised first word is usually just the start of a sentence
@@ -129,13 +137,20 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in (p.strip() for p in _SENTENCE.split(text)) if s]
 
 
-def extract_chunk_mentions(texts: Sequence[str]) -> list[list[Mention]]:
-    """Mentions per text (batch-first), sentence-indexed, in order; no alias merging."""
+def lowercase_words(texts: Sequence[str]) -> frozenset[str]:
+    """Words the texts use in lower case: a capitalised sentence opener among them is not a name."""
+    return frozenset(w for text in texts for w in _WORD.findall(text or "") if w[0].islower())
+
+
+def extract_chunk_mentions(texts: Sequence[str], common: frozenset[str] = frozenset()) -> list[list[Mention]]:
+    """Mentions per text (batch-first), sentence-indexed, in order; no alias merging.
+
+    `common`: words known in lower case (see `lowercase_words`), dropped when they open a sentence-initial name."""
     out = []
     for text in texts:
         mentions: list[Mention] = []
         for s_index, sentence in enumerate(split_sentences(text or "")):
-            mentions.extend(_sentence_mentions(sentence, s_index))
+            mentions.extend(_sentence_mentions(sentence, s_index, common))
         out.append(mentions)
     return out
 
@@ -164,7 +179,7 @@ def merge_document_aliases(per_chunk: list[list[Mention]]) -> list[list[Mention]
 
 def extract_document(chunk_texts: Sequence[str]) -> list[list[Mention]]:
     """Mentions for the chunks of one document, with in-document aliases merged."""
-    return merge_document_aliases(extract_chunk_mentions(chunk_texts))
+    return merge_document_aliases(extract_chunk_mentions(chunk_texts, lowercase_words(chunk_texts)))
 
 
 def initials(key: str) -> str:

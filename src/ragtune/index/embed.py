@@ -83,11 +83,18 @@ class Embedder:
         features = transformer.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
         )
-        with torch.inference_mode():
-            hidden = transformer.auto_model(**features).last_hidden_state  # (batch, seq, dim)
-            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (batch, dim)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        # One intra-op thread: a few short texts are too small to split, and on a shared machine a second
+        # spinning thread made one query ~14x slower (1.9 s vs 140 ms at load 13; bench/bench_latency.py).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                hidden = transformer.auto_model(**features).last_hidden_state  # (batch, seq, dim)
+                mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (batch, dim)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        finally:
+            torch.set_num_threads(threads)
         return pooled.float().numpy().astype(np.float32, copy=False)
 
 

@@ -8,7 +8,6 @@ IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -264,7 +263,8 @@ class Index:
         return out
 
     def retriever(self, mode: str = "hybrid", **kwargs: Any) -> Any:
-        """A Retriever over this index: mode 'dense', 'bm25' or 'hybrid'; kwargs are RetrieveConfig fields."""
+        """A Retriever over this index: mode 'dense', 'bm25', 'hybrid' or 'graph-local'/'graph-global'/'graph-hybrid';
+        kwargs are RetrieveConfig fields."""
         from ragtune.config import RetrieveConfig
         from ragtune.retrieve.factory import build_retriever
 
@@ -378,6 +378,9 @@ class Index:
         mf.write_manifest(self.path, manifest)
         mf.collect_garbage(self.path, manifest)
         self.reload()
+        from ragtune.graph.store import on_index_commit
+
+        on_index_commit(self)  # an existing entity graph follows the commit (it catches up later if this fails)
 
     def _compact(self, manifest: mf.Manifest, generation: int) -> None:
         """Rewrite the live rows into one new segment (no re-embedding); old segments become garbage."""
@@ -385,7 +388,7 @@ class Index:
         name = mf.new_segment_name(generation)
         mf.write_segment(self.path, name, state.chunks, state.vectors)
         start = 0
-        for chunk_doc, entry in _docs_in_state_order(manifest):
+        for _doc_id, entry in _docs_in_state_order(manifest):
             entry.segment, entry.start = name, start
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
@@ -395,7 +398,3 @@ class Index:
 def _docs_in_state_order(manifest: mf.Manifest) -> list[tuple[str, mf.DocEntry]]:
     seg_order = list(manifest.segments)
     return sorted(manifest.documents.items(), key=lambda kv: (seg_order.index(kv[1].segment), kv[1].start))
-
-
-def replace_chunk(chunk: Chunk, **changes: Any) -> Chunk:
-    return dataclasses.replace(chunk, **changes)

@@ -1,4 +1,4 @@
-"""Building a retriever by mode name (a closed registry: dense, bm25, hybrid)."""
+"""Building a retriever by mode name (a closed registry: dense, bm25, hybrid, graph-local/-global/-hybrid)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ragtune.config import RetrieveConfig
 from ragtune.errors import ConfigError
 from ragtune.retrieve.base import Retriever
 
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid")
 
 
 def build_retriever(index: Any, config: RetrieveConfig = RetrieveConfig()) -> Retriever:
@@ -23,4 +23,8 @@ def build_retriever(index: Any, config: RetrieveConfig = RetrieveConfig()) -> Re
         return BM25Retriever(index)
     if config.mode == "hybrid":
         return HybridRetriever(index, config)
+    if config.mode.startswith("graph-"):
+        from ragtune.graph.retrieve import GraphRetriever
+
+        return GraphRetriever(index, config, mode=config.mode)
     raise ConfigError(f"unknown retrieval mode {config.mode!r}: choose one of {', '.join(MODES)}")

@@ -31,6 +31,15 @@ STATIC_DIR = Path(__file__).with_name("static")
 UPLOAD_PATHS = ("/v1/documents",)
 
 
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` when a chunked body passes the limit; an HTTPException so that FastAPI's body
+    parsing re-raises it (any other error there becomes a 400) and the handler answers 413."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body too large")
+        self.code = "body_too_large"
+
+
 class LimitsAndMetrics:
     """ASGI middleware: refuses oversized bodies (413) and records request counts and latencies."""
 
@@ -65,8 +74,8 @@ class LimitsAndMetrics:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:  # chunked body past the limit: treat as a client disconnect
-                    return {"type": "http.disconnect"}
+                if received > limit:  # a chunked body (no content-length) past the limit
+                    raise _BodyTooLarge()
             return message
 
         async def recording_send(message: dict) -> None:
@@ -76,6 +85,12 @@ class LimitsAndMetrics:
 
         try:
             await self.app(scope, counted_receive, recording_send)
+        except _BodyTooLarge:
+            if status["code"] != 500:  # the response already started: nothing more can be sent
+                raise
+            status["code"] = 413
+            await _send_json(send, 413, {"error": {"message": f"request body larger than {limit} bytes",
+                                                   "type": "invalid_request_error", "code": "body_too_large", "param": None}})
         finally:
             self._record(scope, status["code"], start)
 

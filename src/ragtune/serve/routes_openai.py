@@ -123,14 +123,25 @@ async def _submit(request: Request, caller: Caller, arm: str, question: str, max
     """Retrieve + screen (thread pool), then queue the generation: (future, Retrieved or None, deadline)."""
     service = request.app.state.service
     deadline = time.monotonic() + service.settings.request_timeout_s
-    retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
+    # Admission control: requests still retrieving count against the queue too, so overload is shed at once
+    # instead of after a retrieval. (The counter is only touched on the event loop: no lock needed.)
+    if service.worker.depth() + service.admitting >= service.settings.queue_size:
+        _overloaded(service, f"generation queue full ({service.settings.queue_size} waiting)")
+    service.admitting += 1
     try:
+        retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
         future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens)
     except QueueFullError as exc:
-        service.metrics.inc("ragtune_rate_limited_total", reason="queue_full")
-        raise APIError(429, f"server overloaded: {exc}; retry shortly", "rate_limit_error", "overloaded",
-                       headers={"Retry-After": "1"}) from None
+        _overloaded(service, str(exc))
+    finally:
+        service.admitting -= 1
     return future, retrieved, deadline
+
+
+def _overloaded(service: Any, reason: str) -> None:
+    service.metrics.inc("ragtune_rate_limited_total", reason="queue_full")
+    raise APIError(429, f"server overloaded: {reason}; retry shortly", "rate_limit_error", "overloaded",
+                   headers={"Retry-After": "1"})
 
 
 async def _wait(request: Request, future: Any, retrieved: Any, deadline: float) -> Prediction:

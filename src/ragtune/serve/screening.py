@@ -55,6 +55,7 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(r"<\|?\s*(im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id)\s*\|?>", _I),
         re.compile(r"\[/?INST\]|<</?SYS>>|</?s>", _I),
         re.compile(r"^\s*(#{1,4}\s*)?(system|assistant|developer)\s*(message|prompt)?\s*:", _I | re.MULTILINE),
+        re.compile(r"^\s*#{1,4}\s*(user|human)\s*:", _I | re.MULTILINE),
         re.compile(r"^\s*#{2,4}\s*(instruction|response)s?\s*:", _I | re.MULTILINE),
         re.compile(r"\[/?\s*(TOOL|FUNCTION)[_ ]?CALLS?\s*\]|<\|?(tool_call|function_call)\|?>", _I),
         re.compile(r"\bnote\s+to\s+(the\s+)?(AI|assistant|model|LLM|chatbot)\b|<!--\s*(AI|assistant|model|LLM)\b", _I),

@@ -70,6 +70,7 @@ class ServeService:
             raise ConfigError(f"arms {list(settings.arms)} retrieve, but no --index was given")
         self._retriever = index.retriever(settings.retrieve_mode) if index is not None else None
         self._write_lock = threading.Lock()
+        self.admitting = 0  # chat requests admitted but not yet queued (retrieving); see routes_openai
         self._last_reload = time.monotonic()
         self.worker = GenerationWorker(
             self._answer_batch,

@@ -61,9 +61,13 @@ class ServeSettings(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:
+        from ragtune.errors import InputError
         from ragtune.evaluate.harness import parse_arms
 
-        parsed = tuple(parse_arms(list(self.arms)))
+        try:
+            parsed = tuple(parse_arms(list(self.arms)))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         if parsed != self.arms:
             object.__setattr__(self, "arms", parsed)
         if self.default_max_tokens > self.max_tokens_limit:

@@ -57,7 +57,8 @@ _TITLES = {"mr", "mrs", "ms", "dr", "prof", "professor", "president", "king", "q
 _PLACE_WORDS = {"city", "river", "county", "island", "islands", "mountains", "mountain", "ocean", "sea", "lake",
                 "street", "stadium", "bay", "valley", "park", "state", "province", "kingdom", "republic", "empire",
                 "coast", "desert", "region", "district", "square", "bridge", "airport", "harbour", "harbor", "hall",
-                "building", "castle", "church", "cathedral", "palace", "tower", "center", "centre", "campus"}
+                "building", "castle", "church", "cathedral", "palace", "tower", "center", "centre", "campus",
+                "sound", "reach", "point", "holm", "cape", "port", "lane", "road", "avenue", "field", "hill", "ford"}
 _PERSON_VERBS = {"said", "says", "wrote", "argued", "claimed", "stated", "founded", "invented", "discovered",
                  "married", "died", "born", "believed", "proposed", "designed", "painted", "composed", "ruled", "served", "studied", "announced", "who"}
 _PLACE_PREPS = {"in", "at", "near", "from", "into", "across", "throughout", "to"}
@@ -182,7 +183,19 @@ def _name_kind(text: str, start: int, end: int, s_start: int) -> str:
         return "place"
     if re.match(r",\s[A-Z][a-z]+", text[end : end + 20]) and len(name_words) <= 3:
         return "place"  # "Santa Clara, California"
+    if _looks_like_personal_name(text[start:end]):
+        return "person"
     return "entity"
+
+
+def _looks_like_personal_name(name: str) -> bool:
+    """'Hettie Brannagh', 'Robert Boyle': 2–3 capitalised words whose first is no English word."""
+    from lemminflect import getAllLemmas
+
+    words = name.split()
+    if not 2 <= len(words) <= 3 or not all(re.fullmatch(r"[A-Z][a-z'’-]+|[A-Z]\.", w) for w in words):
+        return False
+    return not getAllLemmas(words[0].lower()) and words[0].lower() not in _FUNCTION_WORDS
 
 
 def extract_answer_spans(text: str) -> list[AnswerSpan]:

@@ -28,12 +28,13 @@ _RULES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"^When (was|were|did|is|are|does) "), ("At what time {0} ", "On what date {0} ")),
     (re.compile(r"^In what year (was|were|did|is|are|does) "), ("When {0} ", "In which year {0} ")),
     (re.compile(r"^Where (was|were|did|is|are|does) "), ("In what place {0} ", "At what location {0} ")),
-    (re.compile(r"^How many (\w+) "), ("What number of {0} ", "How large a number of {0} ")),
-    (re.compile(r"^How much "), ("What amount ", "What sum ")),
+    (re.compile(r"^How many (\w+) "), ("What number of {0} ",)),
+    (re.compile(r"^How much "), ("What amount ",)),
     (re.compile(r"^What percentage "), ("What share ", "What percent ")),
-    (re.compile(r"^Who (was|were|is|are|did|does|has|had) "), ("Which person {0} ", "Who exactly {0} ")),
-    (re.compile(r"^Who (\w+ed) "), ("Which one {0} ", "Who was it that {0} ")),
-    (re.compile(r"^What (was|were|is|are|did|does|has|had) "), ("Which thing {0} ", "What exactly {0} ")),
+    (re.compile(r"^How often "), ("At what interval ",)),
+    (re.compile(r"^Who (was|is|did|does|has|had) "), ("Which person {0} ", "Who exactly {0} ")),
+    (re.compile(r"^Who "), ("Who exactly ",)),
+    (re.compile(r"^What (was|were|is|are|did|does|has|had) "), ("What exactly {0} ",)),
     (re.compile(r"^Which (.+?) (was|were|is|are|did|does) "), ("What {0} {1} ",)),
 ]
 

@@ -154,6 +154,25 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
     if cleaned is None:
         return None
     sentence, a, b = cleaned
+    return _clause_question(span, sentence, a, b) or _appositive_question(span, sentence, a, b)
+
+
+def _appositive_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | None:
+    """'Hettie Brannagh, the institute's ombudsperson, ...' → 'Who is the institute's ombudsperson?'."""
+    if span.kind not in {"person", "entity", "place"}:
+        return None
+    m = re.match(r",\s+((?:the|a|an)\s+[^,;:]{3,80}?)(?:,|$)", sentence[b:])
+    if not m or any(_verb_form(w) or w.lower() in _CLAUSE_WORDS for w in m.group(1).split()):
+        return None
+    past = any(_verb_form(w) == "VBD" or w.lower() in {"was", "were"} for w in sentence.split())
+    wh = "Who" if span.kind == "person" else ("Where" if span.kind == "place" else "What")
+    if wh == "Where":
+        return None  # "Where is the capital" reads oddly; a place apposition is a "What"
+    return _finish(f"{wh} {'was' if past else 'is'} {m.group(1)}")
+
+
+def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | None:
+    """The answer replaced by a wh-phrase inside the main clause of its comma segment."""
     bounds = _clause(sentence, a, b)
     if bounds is None:
         return None

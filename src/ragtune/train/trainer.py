@@ -64,13 +64,13 @@ def finetune(
 
     >>> info = finetune(build_sft_examples(examples), "adapters/ft", FinetuneConfig(epochs=10))  # doctest: +SKIP
     """
-    import torch
-
     out_dir = Path(out_dir)
     if not train:
         raise InputError("no training examples")
     if out_dir.exists() and not overwrite:
         raise ConfigError(f"output folder already exists: {str(out_dir)!r} (choose another or pass --overwrite)")
+    base_dir = resolve_base_model(config.base_model)
+    device = _device(config)
     partial = out_dir.with_name(out_dir.name + ".partial")
     try:
         if partial.exists() and not resume:
@@ -79,9 +79,20 @@ def finetune(
         (partial / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot write to {str(partial.parent)!r}: {exc.strerror or exc}") from exc
+    try:
+        return _train(train, out_dir, partial, base_dir, device, config, resume=resume, overwrite=overwrite,
+                      on_step=on_step)
+    except BaseException:
+        if latest_checkpoint(partial / "checkpoints") is None:  # nothing resumable: leave no trace
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
 
-    base_dir = resolve_base_model(config.base_model)
-    device = _device(config)
+
+def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir: Path, device: str,
+           config: FinetuneConfig, *, resume: bool, overwrite: bool,
+           on_step: Callable[[int, float], None] | None) -> AdapterInfo:
+    import torch
+
     model, tokenizer = _load_model(base_dir, config, device)
     tokenized = tokenize_examples(train, tokenizer, config.max_len)
     if not tokenized.items:
@@ -132,7 +143,7 @@ def finetune(
                                     TrainingState(done, fingerprint, history), config.keep_checkpoints)
                 if on_step is not None:
                     on_step(done, loss)
-    except torch.OutOfMemoryError as exc:
+    except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ConfigError(_oom_message(config)) from exc
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
@@ -182,6 +193,7 @@ def _train_step(model: Any, micro_batches: list[list[Any]], pad_id: int, device:
         (loss_sum / max(n_answer, 1)).backward()
         total += float(loss_sum.detach())
         history["tokens"] += sum(len(x) for x in mb)
+        history["padded_tokens"] = history.get("padded_tokens", 0) + batch["input_ids"].numel()
     history["answer_tokens"] += n_answer
     return total / max(n_answer, 1)
 
@@ -294,6 +306,7 @@ def _metrics(history: dict[str, Any], steps: list[Any], n_items: int, n_skipped:
         "loss_first_epoch": sum(losses[:per_epoch]) / max(1, len(losses[:per_epoch])),
         "loss_last_epoch": sum(losses[-per_epoch:]) / max(1, len(losses[-per_epoch:])),
         "tokens": history["tokens"],
+        "pad_fraction": round(1 - history["tokens"] / history["padded_tokens"], 4) if history.get("padded_tokens") else 0.0,
         "answer_tokens": history["answer_tokens"],
         "train_seconds": round(seconds, 3),
         "tokens_per_s": round(history["tokens"] / seconds, 1) if seconds else 0.0,

@@ -1,0 +1,81 @@
+"""The generation worker: bounded queue, dynamic batching by (arm, max_tokens), cancelled jobs skipped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ragtune.serve.worker import GenerationWorker, QueueFullError
+from ragtune.types import Prediction
+
+
+class Recorder:
+    def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None):
+        self.batches: list[tuple[str, int, list[str]]] = []
+        self.delay_s = delay_s
+        self.gate = gate
+
+    def __call__(self, arm, max_tokens, jobs):
+        if self.gate is not None:
+            self.gate.wait(5)
+        time.sleep(self.delay_s)
+        self.batches.append((arm, max_tokens, [j.question for j in jobs]))
+        return [Prediction(question=j.question, answer=j.question.upper(), arm=arm) for j in jobs]
+
+
+def test_concurrent_jobs_are_batched_by_key_in_order():
+    gate = threading.Event()
+    recorder = Recorder(gate=gate)
+    worker = GenerationWorker(recorder, queue_size=16, max_batch=3, batch_wait_s=0.0)
+    first = worker.submit("rag", "q0", [], 16)  # taken at once; blocks on the gate
+    time.sleep(0.1)
+    futures = [worker.submit("rag" if i % 2 else "base", f"q{i}", [], 16) for i in range(1, 8)]
+    assert worker.depth() == 7
+    gate.set()
+    answers = [f.result(5).answer for f in [first, *futures]]
+    worker.stop()
+    assert answers == [f"Q{i}" for i in range(8)]
+    assert recorder.batches[0] == ("rag", 16, ["q0"])
+    sizes = [len(b[2]) for b in recorder.batches[1:]]
+    assert max(sizes) == 3 and sum(sizes) == 7
+    for arm, _, questions in recorder.batches:  # a batch never mixes arms
+        assert all((int(q[1:]) % 2 == 1 or q == "q0") == (arm == "rag") for q in questions)
+
+
+def test_full_queue_refuses_at_once():
+    gate = threading.Event()
+    worker = GenerationWorker(Recorder(gate=gate), queue_size=2, max_batch=1, batch_wait_s=0.0)
+    worker.submit("rag", "running", [], 8)
+    time.sleep(0.1)
+    worker.submit("rag", "a", [], 8)
+    worker.submit("rag", "b", [], 8)
+    with pytest.raises(QueueFullError, match="queue full"):
+        worker.submit("rag", "c", [], 8)
+    gate.set()
+    worker.stop()
+
+
+def test_cancelled_jobs_are_skipped_and_errors_reach_callers():
+    gate = threading.Event()
+    recorder = Recorder(gate=gate)
+    worker = GenerationWorker(recorder, queue_size=8, max_batch=4, batch_wait_s=0.0)
+    worker.submit("rag", "first", [], 8)
+    time.sleep(0.1)
+    cancelled = worker.submit("rag", "timed-out", [], 8)
+    kept = worker.submit("rag", "kept", [], 8)
+    assert cancelled.cancel()
+    gate.set()
+    assert kept.result(5).answer == "KEPT"
+    assert all("timed-out" not in b[2] for b in recorder.batches)
+    worker.stop()
+
+    def broken(arm, max_tokens, jobs):
+        raise RuntimeError("model exploded")
+
+    failing = GenerationWorker(broken, queue_size=4)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        failing.submit("rag", "x", [], 8).result(5)
+    assert failing.submit("rag", "y", [], 8).exception(5) is not None  # the worker survived the error
+    failing.stop()
