@@ -4,7 +4,8 @@
 
 1. Multi-hop set (src/ragtune/sample/multihop.jsonl, 20 questions, two gold documents each) over the handbook
    index: per mode, pair recall@k (both gold docs among the top-k hits) and doc recall@k (share of gold docs
-   found), k = 3, 5, 10; ratios against hybrid measured in the same run.
+   found), k = 3, 5, 10; ratios against hybrid measured in the same run. Then gold-document recall on the 90
+   single-document questions (does the graph cost anything on simple questions?).
 2. --answers: answer F1/EM with the bundled LLM (ragtune.pipeline.answer, k=5) for hybrid vs graph-hybrid.
 3. Scale (../shared/data/scifact abstracts, hash embedder so embedding does not drown the figures): index
    build time, graph build time, graph size and index size at ~1k and ~10k chunks, plus the time of an
@@ -81,10 +82,28 @@ def multihop(embedder: str, answers: bool) -> None:
             ratio = f"{row['pair@5'] / base:.2f}x" if base else "n/a"
             print(f"{mode:14s}" + "".join(f"{row[c]:9.3f}" if c != "ms/q" else f"{row[c]:9.1f}" for c in cols)
                   + f"{ratio:>18s}")
+        single_hop(index)
         if answers:
             answer_f1(index, questions)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def single_hop(index) -> None:
+    """Do the graph modes cost anything on simple questions? Gold-document recall on the 90 one-document questions."""
+    import numpy as np
+
+    from ragtune.sample import load_questions
+
+    questions = load_questions()
+    texts = [q.question for q in questions]
+    print(f"\nsingle-document questions ({len(texts)}): recall of the gold document")
+    print(f"{'mode':14s}{'@1':>8s}{'@3':>8s}{'@5':>8s}")
+    for mode in ("hybrid", "graph-local", "graph-global", "graph-hybrid"):
+        hits = index.retriever(mode).retrieve(texts, k=5)
+        recall = [np.mean([q.doc_id in {h.chunk.doc_id for h in hs[:k]} for q, hs in zip(questions, hits)])
+                  for k in (1, 3, 5)]
+        print(f"{mode:14s}" + "".join(f"{r:8.3f}" for r in recall))
 
 
 def answer_f1(index, questions) -> None:

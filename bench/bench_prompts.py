@@ -103,6 +103,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="v0,short,q_first,one_shot,one_shot_short")
     parser.add_argument("--show", type=int, default=0, help="print the first N raw replies per variant")
+    parser.add_argument("--dump", default="", help="write raw replies per variant to this JSON file")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"shared SQuAD data not found at {SQUAD}; nothing to measure")
@@ -115,12 +116,16 @@ def main() -> int:
     rows = load_questions(args.questions, args.seed)
     generator = load_generator()
     results = []
+    dump: dict[str, list[dict]] = {}
     for name in args.variants.split(","):
         batch = [variant_messages(name, q, t, c) for q, t, c, _ in rows]
         start = time.perf_counter()
         replies = generator.generate(batch, max_new_tokens=args.max_new_tokens)
         seconds = time.perf_counter() - start
         parsed = [parse_answer(r.text) for r in replies]
+        dump[name] = [{"question": q, "golds": g, "raw": r.text} for (q, _, _, g), r in zip(rows, replies)]
+        if args.dump:
+            Path(args.dump).write_text(json.dumps(dump, indent=1))
         f1s = [f1(p.answer, golds) for p, (_, _, _, golds) in zip(parsed, rows)]
         ems = [exact_match(p.answer, golds) for p, (_, _, _, golds) in zip(parsed, rows)]
         f1_line = sum(f1(first_line(p.answer), g) for p, (_, _, _, g) in zip(parsed, rows)) / len(rows)

@@ -124,3 +124,15 @@ def test_rows_are_validated(tmp_path):
     bad.write_text('{"qid": "q1"}\nnot json\n')
     with pytest.raises(InputError, match="predictions.jsonl:2"):
         read_predictions(tmp_path)
+
+
+def test_recall_uses_every_retrieved_passage_when_recorded():
+    row = _row("q1", "rag", "Pier 9", "Pier 9", citations=[_cite("q1", gold=False)])
+    assert question_scores([row], semantic=False)[0]["retrieval_recall_at_k"] == 0.0  # only the cited source
+    row["retrieved"] = [{"rank": 1, "doc_id": "docq1", "chunk_id": "docq1#0", "score": 0.5},
+                        {"rank": 0, "doc_id": "other", "chunk_id": "other#0", "score": 0.9}]
+    assert question_scores([row], semantic=False, k=None)[0]["retrieval_recall_at_k"] == 1.0
+    assert question_scores([row], semantic=False, k=1)[0]["retrieval_recall_at_k"] == 0.0  # gold is ranked second
+    closed = _row("q1", "base", "x", "Pier 9")
+    closed["retrieved"] = []
+    assert question_scores([closed], semantic=False)[0]["retrieval_recall_at_k"] is None

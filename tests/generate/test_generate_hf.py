@@ -101,3 +101,25 @@ def test_adapter_is_applied(tiny_lm_dir, tmp_path):
     assert a != b
     assert b == c  # merging the LoRA weights does not change greedy outputs
     assert tuned.model_id.endswith("+adapter")
+
+
+def test_prompt_longer_than_context_is_an_input_error(tiny_generator):
+    too_long = [[{"role": "user", "content": "capital " * 1100}]]
+    with pytest.raises(InputError, match="exceeds the model's context of 1024"):
+        tiny_generator.generate(too_long, max_new_tokens=4)
+
+
+def test_thread_choice_follows_load(monkeypatch):
+    import torch
+
+    from ragtune.generate import hf
+
+    monkeypatch.setattr(hf.os, "getloadavg", lambda: (100.0, 0.0, 0.0))
+    assert hf.choose_threads() == 1
+    assert hf.choose_threads(3) == 3
+    monkeypatch.setattr(hf.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert hf.choose_threads() == torch.get_num_threads()
+    before = torch.get_num_threads()
+    with hf._torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -7,7 +7,6 @@ best; timings differ by arm the way they do on a CPU (retrieval adds prompt leng
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 

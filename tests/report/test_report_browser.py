@@ -41,3 +41,21 @@ def test_screenshot_is_taken(rendered_report, tmp_path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 50_000  # a page with charts, not a blank one
+
+
+def test_drilldown_filter_script_works(rendered_report, tmp_path, fake_run_dir):
+    import json
+
+    rows = [json.loads(line) for line in (fake_run_dir / "predictions.jsonl").read_text().splitlines()]
+    expected = len({(r["qid"], r["freshness"]) for r in rows if "kestrel" in r["question"].lower()})
+    probe = (
+        '<script>var f = document.getElementById("drill-filter"); f.value = "Kestrel";'
+        ' f.dispatchEvent(new Event("input"));'
+        ' document.title = "COUNT:" + document.getElementById("drill-count").textContent;</script></body>'
+    )
+    page = tmp_path / "probe.html"
+    page.write_text(rendered_report.read_text(encoding="utf-8").replace("</body>", probe), encoding="utf-8")
+    done = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"<title>COUNT:{expected}</title>" in done.stdout
+    assert 0 < expected < 52

@@ -68,13 +68,13 @@ def test_synth_with_the_bundled_model_on_the_sample_handbook():
     docs = load_documents([handbook / "policies"]).documents[:5]
     chunks = chunk_documents(docs, ChunkConfig(chunk_tokens=120, overlap_tokens=16), WhitespaceTokenCounter())[:5]
     generator = load_generator(GenerateConfig(model="bundled"))
-    result = synthesize_qa(chunks, generator, per_chunk=2, paraphrases=1, seed=0, questions="llm")
-    assert result.examples, result.rejected
     by_id = {c.chunk_id: c for c in chunks}
-    for example in result.examples:
+    llm = synthesize_qa(chunks, generator, per_chunk=2, seed=0, questions="llm")
+    auto = synthesize_qa(chunks, generator, per_chunk=2, paraphrases=1, seed=0)
+    assert llm.examples and all(e.metadata["method"] == "llm" for e in llm.examples), llm.rejected
+    assert len(auto.examples) >= 3, auto.rejected
+    for example in llm.examples + auto.examples:
         chunk = by_id[example.chunk_id]
         start = example.metadata["answer_start"]
         assert chunk.text[start : start + len(example.answer)] == example.answer
         assert check_pair(example.question, example.answer, chunk.text) is None
-    rules = synthesize_qa(chunks, generator, per_chunk=2, seed=0)
-    assert len(rules.examples) >= len(chunks)

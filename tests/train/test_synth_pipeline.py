@@ -44,7 +44,7 @@ class ScriptedGenerator:
     def __init__(self, question_reply=None, paraphrase_reply=None, answer_reply=None):
         self.calls: list[int] = []
         self.question_reply = question_reply or (lambda answer: f"Which value is asked about here, please?")
-        self.paraphrase_reply = paraphrase_reply or (lambda question: "Could you tell me: " + question)
+        self.paraphrase_reply = paraphrase_reply or (lambda question: "Please tell me " + question[0].lower() + question[1:])
         self.answer_reply = answer_reply or (lambda question, source: "I do not know")
 
     def generate(self, batch, max_new_tokens=64):
@@ -162,7 +162,7 @@ def test_llm_paraphrases_and_round_trip():
     assert [e.answer for e in originals] == ["Hettie Brannagh"]
     assert result.rejected.get("round_trip", 0) >= 1
     paraphrases = [e for e in result.examples if e.metadata["kind"] == "paraphrase"]
-    assert [p.question for p in paraphrases] == ["Could you tell me: Who is the ombudsperson?"]
+    assert [p.question for p in paraphrases] == ["Please tell me who is the ombudsperson?"]
 
 
 def test_bad_settings_are_config_errors():
@@ -186,3 +186,25 @@ def test_rule_paraphrase_rewrites_the_wh_phrase_only():
     ]
     assert paraphrase_with_rules("Name the director.", 1, random.Random(0)) == []
     assert clean_question('Question: "Who runs the lab?" It is Ada.') == "Who runs the lab?"
+
+
+@pytest.mark.parametrize(
+    "paraphrase, kept",
+    [
+        ("What was the year when Brinewell Laboratory opened?", True),
+        ("What year did the Berlin lab open?", False),  # a name from nowhere, and the original's name lost
+        ("What is the number of people who opened the Brinewell Laboratory?", False),  # became a quantity
+        ("When did it happen?", False),  # lost the name
+    ],
+)
+def test_model_paraphrases_must_keep_the_meaning(paraphrase, kept):
+    from ragtune.train.paraphrase import keeps_meaning
+
+    assert keeps_meaning("In what year did the Brinewell Laboratory open?", paraphrase, HANDBOOK[1].text) is kept
+
+
+def test_drifting_model_paraphrases_are_rejected():
+    gen = ScriptedGenerator(paraphrase_reply=lambda q: "What is the number of offices in Berlin?")
+    result = synthesize_qa(HANDBOOK[:1], gen, per_chunk=2, paraphrases=1, seed=0, questions="rules")
+    assert result.kept.get("paraphrase", 0) == 0
+    assert result.rejected["paraphrase_drift"] == result.kept["original"]

@@ -68,3 +68,13 @@ def test_finetune_cli_bad_file(tmp_path, capsys):
     bad.write_text('{"question": "q"}\n')
     code, _, stderr = _run(["finetune", "--train", str(bad), "--out", str(tmp_path / "a")], capsys)
     assert code == 2 and "bad.jsonl:1: missing field 'answer'" in stderr
+
+
+def test_finetune_cli_export_only(tmp_path, capsys):
+    qa = _qa_file(tmp_path / "qa.jsonl", n=3)
+    code, stdout, _ = _run(["finetune", "--train", str(qa), "--out", str(tmp_path / "a"), "--export",
+                            str(tmp_path / "sft.jsonl"), "--export-only"], capsys)
+    assert code == 0 and "wrote 3 sft training examples" in stdout
+    first = json.loads((tmp_path / "sft.jsonl").read_text().splitlines()[0])
+    assert first["messages"][-1] == {"role": "assistant", "content": "B-0"}
+    assert not (tmp_path / "a").exists()

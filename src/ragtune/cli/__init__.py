@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "ask",
     "finetune",
     "graph",
+    "compare",
+    "demo",
 ]
 
 

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         distractors: int = typer.Option(3, "--distractors", help="RAFT: distractor chunks per example."),
         p_oracle: float = typer.Option(0.8, "--p-oracle", help="RAFT: fraction of examples that keep the oracle."),
         export: Optional[Path] = typer.Option(None, "--export", help="Also write the built examples as chat JSONL."),
+        export_only: bool = typer.Option(False, "--export-only", help="Build and --export the examples; no training."),
         merge: Optional[Path] = typer.Option(None, "--merge", help="Also write a merged model folder here."),
         qlora: bool = typer.Option(False, "--qlora", help="4-bit base weights (CUDA + bitsandbytes)."),
         seed: int = typer.Option(0, "--seed"),
@@ -56,6 +57,11 @@ def register(app: typer.Typer) -> None:
         built = build_training_set(examples, mode, index, distractors=distractors, p_oracle=p_oracle, seed=seed)
         if export:
             export_jsonl(built, export)
+        if export_only:
+            if not export:
+                raise ConfigError("--export-only needs --export FILE")
+            typer.echo(f"wrote {len(built)} {mode} training examples to {export}")
+            return
         info = finetune(built, out, config, resume=resume, overwrite=overwrite)
         if heldout:
             write_examples_jsonl(heldout, out / "heldout.jsonl")

@@ -1,4 +1,4 @@
-"""`ragtune graph build|show --index DIR [--entity NAME] [--json] [--html FILE]`: the entity graph of an index."""
+"""`ragtune graph build|show --index DIR [--extractor rules|llm:MODEL] [--entity NAME] [--json] [--html FILE]`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ def register(app: typer.Typer) -> None:
     app.add_typer(graph_app, name="graph")
 
     @graph_app.command("build")
-    def build(index_dir: Path = typer.Option(..., "--index", help="Index folder.")) -> None:
+    def build(
+        index_dir: Path = typer.Option(..., "--index", help="Index folder."),
+        extractor: Optional[str] = typer.Option(
+            None, "--extractor", help="'rules' (default, offline) or 'llm:<model>' (bundled, HF folder or http(s) URL)."),
+    ) -> None:
         """Extract entities for new or changed documents; later ingests then keep the graph up to date."""
-        from ragtune.graph.store import load_graph
+        from ragtune.graph.store import load_graph, sync_graph
         from ragtune.index import Index
 
-        _state, graph = load_graph(Index.open(index_dir))
+        index = Index.open(index_dir)
+        sync_graph(index, extractor=extractor)
+        _state, graph = load_graph(index)
         typer.echo(f"graph of {index_dir}: {graph.n_entities} entities, {graph.n_edges} edges over {graph.n_chunks} chunks")
 
     @graph_app.command("show")

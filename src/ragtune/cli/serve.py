@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         queue_size: int = typer.Option(64, "--queue-size", help="Waiting questions before answering 429."),
         rate_limit: float = typer.Option(120.0, "--rate-limit", help="Requests per minute per API key."),
         rate_burst: int = typer.Option(60, "--rate-burst", help="Requests a key may make at once before the limit applies."),
+        request_timeout: float = typer.Option(120.0, "--request-timeout", help="Seconds before a request answers 504."),
     ) -> None:
         """Serve the chosen arms over an OpenAI-compatible HTTP API with live document updates and a web UI."""
         import uvicorn
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
             screening=screening, max_batch=max_batch, queue_size=queue_size, rate_limit_per_minute=rate_limit,
-            rate_limit_burst=rate_burst,
+            rate_limit_burst=rate_burst, request_timeout_s=request_timeout,
         )
         typer.echo(f"loading {', '.join(settings.arms)} ...", err=True)
         application = create_app(settings)

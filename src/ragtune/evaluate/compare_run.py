@@ -178,6 +178,7 @@ def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, l
 
 def run_compare(config: CompareConfig) -> Path:
     """Run the comparison described by `config`; returns the finished run folder."""
+    from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb
     from ragtune.evaluate.scoring import score_run
     from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
     from ragtune.generate import load_generator
@@ -207,7 +208,8 @@ def run_compare(config: CompareConfig) -> Path:
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup: dict[str, Any] = {
         "models": {"llm": config.model, "embedder": index.config.embed.model, "package_version": __version__},
-        "index": {"path": str(config.index), "chunks": len(index), "documents": len(index.documents())},
+        "index": {"path": str(config.index), "chunks": len(index), "documents": len(index.documents()),
+                  "size_bytes": dir_size_bytes(config.index)},
         "retrieval": {"mode": config.mode, "k": config.k},
         "decoding": {"max_new_tokens": config.max_new_tokens, "greedy": True},
         "arms": {},
@@ -253,6 +255,7 @@ def run_compare(config: CompareConfig) -> Path:
                 if todo:
                     run_arm(arm, todo, generator, retr, k=config.k, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size, freshness=fresh, on_rows=partial.append, progress=task)
+            setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # process high-water mark so far
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
     rows = partial.rows(config.arms, examples, False) + partial.rows(config.arms, fresh_examples, True)
     results = score_run(rows, setup=setup, scenario=scenario, cost_model=config.cost, seed=config.seed, k=config.k)

@@ -1,7 +1,8 @@
 """Grounding metrics: faithfulness of an answer to its passages, citation precision, retrieval recall@k.
 
 Faithfulness (offline, no judge model): the fraction of the answer's *content tokens* that occur in the
-retrieved passages. Both sides are normalised the same way (SQuAD normalisation, English stopwords removed,
+passages it is judged against (in a compare run: the sources in the row's citations — the cited passages, or
+the best-supporting retrieved one when the answer cites none). Both sides are normalised the same way (SQuAD normalisation, English stopwords removed,
 Snowball-stemmed with PyStemmer), so "launched in 1994" is fully supported by a passage saying "the launch,
 in 1994, ...". It measures lexical support: it cannot see a paraphrase with new words as supported, and it
 cannot catch a wrong relation built from supported words. A stronger check plugs in through `judge`.

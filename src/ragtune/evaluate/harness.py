@@ -73,6 +73,9 @@ def prediction_row(example: Example, prediction: Prediction, arm: str, freshness
         "gold_doc_ids": gold_doc_ids(example),
         "gold_chunk_ids": [example.chunk_id] if example.chunk_id else [],
         "citations": citations(prediction),
+        # every retrieved passage (ids only), for retrieval recall@k; citations hold only the sources used
+        "retrieved": [{"rank": i, "doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "score": float(h.score)}
+                      for i, h in enumerate(prediction.hits)],
         "retrieve_ms": prediction.retrieve_ms,
         "generate_ms": prediction.generate_ms,
         "prompt_tokens": prediction.prompt_tokens,

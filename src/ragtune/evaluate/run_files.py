@@ -4,6 +4,8 @@ Row contract of predictions.jsonl (written by the compare harness):
 {"qid", "arm", "question", "answer", "gold_answers": [...], "gold_doc_ids": [...], "gold_chunk_ids": [...],
  "citations": [{"number", "doc_id", "chunk_id", "title", "text", "score", "cited": bool}],
  "retrieve_ms", "generate_ms", "prompt_tokens", "completion_tokens", "freshness": bool}
+Optional: "retrieved": [{"rank", "doc_id", "chunk_id", "score"}] — every retrieved passage, for recall@k, when
+"citations" holds only the sources the answer used.
 """
 
 from __future__ import annotations

@@ -54,6 +54,14 @@ def _citations(row: dict[str, Any]) -> list[grounding.Citation]:
     ]
 
 
+def _retrieved(row: dict[str, Any]) -> list[grounding.Citation]:
+    if row.get("retrieved"):
+        ranked = sorted(row["retrieved"], key=lambda h: h.get("rank", 0))
+        return [grounding.Citation(doc_id=str(h.get("doc_id", "")), chunk_id=str(h.get("chunk_id", "")), text="")
+                for h in ranked]
+    return _citations(row)
+
+
 def question_scores(
     rows: Sequence[dict[str, Any]],
     embedder: answer_metrics.Embedder | None = None,
@@ -77,9 +85,11 @@ def question_scores(
         "faithfulness": grounding.faithfulness(answers, [[c.text for c in cs] for cs in citations], judge=judge),
         "citation_precision": grounding.citation_precision(citations, golds, gold_docs, gold_chunks),
     }
-    # A row that retrieved nothing has recall 0 in a retrieval arm, but is undefined in a closed-book arm.
-    recall = grounding.retrieval_recall_at_k(citations, gold_docs, gold_chunks, k=k)
-    columns["retrieval_recall_at_k"] = [v if cs else None for v, cs in zip(recall, citations)]
+    # Recall is measured on every retrieved passage ("retrieved", when the harness records it), else on the
+    # sources in citations. A row that retrieved nothing is undefined in a closed-book arm.
+    retrieved = [_retrieved(r) for r in rows]
+    recall = grounding.retrieval_recall_at_k(retrieved, gold_docs, gold_chunks, k=k)
+    columns["retrieval_recall_at_k"] = [v if hits else None for v, hits in zip(recall, retrieved)]
     if semantic and rows:
         columns["semantic_similarity"] = answer_metrics.semantic_similarity(answers, golds, embedder=embedder)
     else:
@@ -145,7 +155,7 @@ def score_arm(
         scores = question_scores(rows, **score_options)
     if len(scores) != len(rows):
         raise InputError(f"{len(scores)} score rows for {len(rows)} prediction rows")
-    uses_retrieval = any(r["citations"] for r in rows)
+    uses_retrieval = any(r["citations"] or r.get("retrieved") for r in rows)
     per_question = {m: [s[m] for s in scores] for m in QUALITY_METRICS}
     metrics: dict[str, float | None] = {}
     ci95: dict[str, tuple[float, float]] = {}

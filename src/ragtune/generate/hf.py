@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class HFGenerator:
         name = model_id or _model_name(model_dir)
         self.model_id = f"{name}+{self.adapter.name}" if self.adapter else name
         self._eos_ids = _eos_ids(self.tokenizer, model)
+        self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
+        self._lock = threading.Lock()
 
     def render(self, batch: list[Messages]) -> list[str]:
         """The prompt strings the model sees (chat template with the assistant turn opened)."""
@@ -85,13 +89,20 @@ class HFGenerator:
         prompts = self.render(batch)
         # The chat template already holds the special tokens (BOS/im_start): don't add them twice.
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        for ids in encoded:
+            if self._max_positions and len(ids) + max_new_tokens > self._max_positions:
+                raise InputError(
+                    f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's context of "
+                    f"{self._max_positions}: retrieve fewer passages (k) or use shorter chunks"
+                )
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[Generation | None] = [None] * len(encoded)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens)
-            for row, generation in zip(rows, outputs, strict=True):
-                results[row] = generation
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens)
+                for row, generation in zip(rows, outputs, strict=True):
+                    results[row] = generation
         return [r for r in results if r is not None]
 
     def _generate_padded(self, input_ids: list[list[int]], max_new_tokens: int) -> list[Generation]:

@@ -1,0 +1,13 @@
+"""Graph-based retrieval: an entity graph kept inside the index folder, and the graph-local / graph-global /
+graph-hybrid retrieval modes (`index.retriever("graph-hybrid")`, `ragtune search --mode graph-hybrid`).
+
+extract.py        offline rule-based entity extraction and alias merging (default extractor "rules")
+llm_extract.py    the optional LLM extractor ("llm:<model>")
+store.py          the graph persisted in <index>/graph/, synced incrementally after every index commit
+entity_graph.py   the in-memory graph: chunk incidence, co-occurrence edges, hub caps, personalised PageRank
+communities.py    Louvain communities (networkx) and extractive summaries
+retrieve.py       the three retrievers (Retriever protocol)
+view.py           overview / neighbourhood / HTML view behind `ragtune graph show`
+
+Importing this package is light: numpy/scipy/networkx load only when a graph is built.
+"""

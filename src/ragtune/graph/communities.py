@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.errors import MissingExtraError
 from ragtune.graph.extract import split_sentences
 from ragtune.index.manifest import write_bytes_atomic
 
@@ -43,7 +44,10 @@ class Community:
 
 def detect_communities(graph: Any, seed: int = 0, resolution: float = 1.0) -> list[list[int]]:
     """Louvain communities (networkx) of the entity graph's weighted edges, largest first; singletons dropped."""
-    import networkx as nx
+    try:
+        import networkx as nx
+    except ImportError as exc:
+        raise MissingExtraError("networkx", "graph") from exc
 
     adjacency = graph.adjacency.tocoo()
     g = nx.Graph()

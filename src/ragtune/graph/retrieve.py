@@ -117,6 +117,7 @@ class GraphRetriever:
         self.config = config
         self.mode = mode
         self.text = HybridRetriever(index, config)
+        self._global: tuple[str, list[Any], Any] | None = None  # (graph content key, communities, their BM25)
 
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
         """Top-k hits per query, best first."""
@@ -129,8 +130,8 @@ class GraphRetriever:
         text_hits = self.text.retrieve(list(queries), k=depth, filters=filters)
         mask = state.metadata_index().mask(filters)
         out = []
-        communities = self._communities(state, graph) if self.mode == "graph-global" else None
-        community_rel = self._community_relevance(communities, queries) if communities else None
+        communities, community_rel = self._community_relevance(state, graph, queries) if self.mode == "graph-global" \
+            else (None, None)
         for qi, (query, hits) in enumerate(zip(queries, text_hits)):
             text_rows = [state.row_of[h.chunk.chunk_id] for h in hits if h.chunk.chunk_id in state.row_of]
             if self.mode == "graph-global":
@@ -149,18 +150,20 @@ class GraphRetriever:
             out.append([Hit(chunk=state.chunks[row], score=float(s), rank=i) for i, (row, s) in enumerate(fused)])
         return out
 
-    def _communities(self, state: Any, graph: Any) -> list[Any]:
+    def _community_relevance(self, state: Any, graph: Any, queries: list[str]) -> tuple[list[Any], np.ndarray | None]:
+        """Communities and (n_queries, n_communities) BM25 relevance of their summaries, top few per query kept."""
         from ragtune.graph.communities import load_communities
-
-        return load_communities(self.index.path, state, graph)
-
-    def _community_relevance(self, communities: list[Any], queries: list[str]) -> np.ndarray:
-        """(n_queries, n_communities) BM25 relevance of the summaries, keeping the top few per query."""
         from ragtune.index.bm25 import BM25Index
 
-        bm25 = BM25Index([c.text for c in communities], self.index.config.bm25)
+        if self._global is None or self._global[0] != graph.content_key or graph.content_key.startswith("mem-"):
+            communities = load_communities(self.index.path, state, graph)
+            bm25 = BM25Index([c.text for c in communities], self.index.config.bm25) if communities else None
+            self._global = (graph.content_key, communities, bm25)
+        _key, communities, bm25 = self._global
+        if bm25 is None:
+            return communities, None
         scores = np.asarray(bm25.scores(list(queries)), dtype=np.float32)
         if scores.shape[1] > TOP_COMMUNITIES:
             cut = -np.sort(-scores, axis=1)[:, TOP_COMMUNITIES - 1 : TOP_COMMUNITIES]
             scores = np.where(scores >= cut, scores, 0.0)
-        return scores
+        return communities, scores

@@ -1,7 +1,7 @@
 """The entity graph persisted inside the index folder, kept in step with the index incrementally.
 
 Layout (under <index>/graph/):
-    manifest.json        {"format_version", "extractor", "generation", "parts": {name: n_docs},
+    manifest.json        {"format_version", "extractor" ("rules" or "llm:<model>"), "generation", "parts": {name: n_docs},
                           "documents": {doc_id: {"hash", "part"}}} — replaced atomically (os.replace)
     parts/<name>.jsonl   one line per document extracted in one sync: {"doc_id", "hash",
                           "chunks": [{"chunk_id", "mentions": [[key, surface, sentence], ...]}]}; immutable
@@ -26,17 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import NotBuiltError, RagtuneError
-from ragtune.graph.extract import Mention, extract_document
+from ragtune.graph.extract import Mention
 from ragtune.index.manifest import fsync_dir, write_bytes_atomic
 from ragtune.progress import progress_task
 
 logger = logging.getLogger(__name__)
 
+_GRAPHS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # IndexState -> EntityGraph
+
 GRAPH_DIR = "graph"
 GRAPH_MANIFEST = "manifest.json"
 PARTS = "parts"
 FORMAT_VERSION = 1
-EXTRACTOR = "rules-v1"
+EXTRACTOR = "rules"  # the default extractor spec (see ragtune.graph.llm_extract.get_extractor)
 LOCK_TIMEOUT_S = 10.0
 
 
@@ -52,7 +54,7 @@ class GraphManifest:
         """Identifies the graph's content (which document versions it holds), for derived caches."""
         import hashlib
 
-        parts = sorted(f"{d}:{e['hash']}" for d, e in self.documents.items())
+        parts = [self.extractor] + sorted(f"{d}:{e['hash']}" for d, e in self.documents.items())
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -74,10 +76,11 @@ def read_graph_manifest(index_dir: Path) -> GraphManifest:
         return GraphManifest()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise NotBuiltError(f"graph manifest {path} is unreadable: {exc}") from exc
-    if data.get("format_version") != FORMAT_VERSION or data.get("extractor") != EXTRACTOR:
-        logger.warning("graph at %s has another format/extractor; it will be rebuilt", path)
-        return GraphManifest()
+    if data.get("format_version") != FORMAT_VERSION:
+        logger.warning("graph at %s has format %r; it will be rebuilt", path, data.get("format_version"))
+        return GraphManifest(extractor=str(data.get("extractor", EXTRACTOR)))
     return GraphManifest(
+        extractor=str(data.get("extractor", EXTRACTOR)),
         generation=int(data.get("generation", 0)),
         parts={str(k): int(v) for k, v in data.get("parts", {}).items()},
         documents={str(k): dict(v) for k, v in data.get("documents", {}).items()},
@@ -137,8 +140,11 @@ def _collect_garbage(index_dir: Path, manifest: GraphManifest) -> None:
         path.unlink(missing_ok=True)
 
 
-def _extract_records(state: Any, doc_ids: list[str]) -> list[dict[str, Any]]:
+def _extract_records(state: Any, doc_ids: list[str], extractor: str = EXTRACTOR) -> list[dict[str, Any]]:
     """Extract mentions for the chunks of the given documents of an IndexState."""
+    from ragtune.graph.llm_extract import get_extractor
+
+    extract_document = get_extractor(extractor)
     by_doc: dict[str, list[Any]] = {d: [] for d in doc_ids}
     for chunk in state.chunks:
         if chunk.doc_id in by_doc:
@@ -165,36 +171,42 @@ def _diff(state: Any, manifest: GraphManifest) -> tuple[list[str], list[str]]:
     return todo, gone
 
 
-def sync_graph(index: Any, lock_held: bool = False) -> GraphManifest:
+def sync_graph(index: Any, lock_held: bool = False, extractor: str | None = None) -> GraphManifest:
     """Bring the persisted graph in step with `index.state`, extracting only new or changed documents.
 
-    Creates the graph on first use. Takes the index's writer lock unless the caller holds it; when the lock
-    or the folder is unavailable, the caller still gets a consistent in-memory result via `load_records`.
+    Creates the graph on first use. `extractor` ('rules' or 'llm:<model>', default: the one the graph was
+    built with, else 'rules'); a different one than recorded re-extracts everything. Takes the index's writer
+    lock unless the caller holds it; when the lock or the folder is unavailable, the caller still gets a
+    consistent in-memory result via `load_records`.
     """
     from ragtune.index.lock import writer_lock
 
     state = index.state
     manifest = read_graph_manifest(index.path)
     todo, gone = _diff(state, manifest)
-    if not todo and not gone and graph_exists(index.path):
+    if not todo and not gone and graph_exists(index.path) and extractor in (None, manifest.extractor):
         return manifest
     if lock_held:
-        return _apply(index.path, state, todo, gone)
-    with writer_lock(index.path, timeout_s=LOCK_TIMEOUT_S):
-        index.reload()
-        state = index.state
-        todo, gone = _diff(state, read_graph_manifest(index.path))
-        return _apply(index.path, state, todo, gone)
+        manifest = _apply(index.path, state, extractor)
+    else:
+        with writer_lock(index.path, timeout_s=LOCK_TIMEOUT_S):
+            index.reload()
+            manifest = _apply(index.path, index.state, extractor)
+    _GRAPHS.pop(index.state, None)  # same generation, new content (e.g. another extractor): rebuild in memory
+    return manifest
 
 
-def _apply(index_dir: Path, state: Any, todo: list[str], gone: list[str]) -> GraphManifest:
+def _apply(index_dir: Path, state: Any, extractor: str | None) -> GraphManifest:
     manifest = read_graph_manifest(index_dir)
+    if extractor is not None and extractor != manifest.extractor:
+        manifest = GraphManifest(extractor=extractor)  # another extractor: re-extract every document
+    todo, gone = _diff(state, manifest)
     graph_dir(index_dir).mkdir(exist_ok=True)
     for doc_id in gone:
         manifest.documents.pop(doc_id, None)
     if todo:
         name = f"part-{state.generation:06d}-{uuid.uuid4().hex[:8]}"
-        records = _extract_records(state, todo)
+        records = _extract_records(state, todo, manifest.extractor)
         _write_part(index_dir, name, records)
         manifest.parts[name] = len(records)
         for record in records:
@@ -245,7 +257,7 @@ def load_records(index: Any, persist: bool = True) -> GraphRecords:
         manifest = read_graph_manifest(index.path)
     records = _read_parts(index.path, manifest) if manifest.documents else {}
     todo, _gone = _diff(state, manifest)
-    for record in _extract_records(state, todo) if todo else []:
+    for record in _extract_records(state, todo, manifest.extractor) if todo else []:
         records[record["doc_id"]] = record
     by_chunk: dict[str, list[Mention]] = {}
     for record in records.values():
@@ -256,7 +268,6 @@ def load_records(index: Any, persist: bool = True) -> GraphRecords:
     return GraphRecords(mentions=mentions, content_key=key, state=state)
 
 
-_GRAPHS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def load_graph(index: Any) -> tuple[Any, Any]:

@@ -151,6 +151,8 @@ def drilldown(results: dict, rows: list[dict], max_questions: int = DEFAULT_MAX_
     for q in items:
         grades = {a["grade"] for a in q["answers"].values()}
         q["disagree"] = len(grades) > 1
+        # what the filter box searches: the question, its id, gold answers and every arm's answer (not sources)
+        q["search"] = " ".join([q["qid"], q["question"], *q["golds"], *(a["answer"] for a in q["answers"].values())]).lower()
     total = len({(bool(r.get("freshness")), r["qid"]) for r in rows})
     return {"arms": arms, "questions": items, "shown": len(items), "total": total}
 

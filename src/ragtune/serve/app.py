@@ -152,6 +152,10 @@ def create_app(
             f"refusing to serve on {settings.host!r} without API keys: set ${settings.api_keys_env} or --api-keys FILE, "
             "or bind to 127.0.0.1"
         )
+    from ragtune.evaluate.harness import ARMS
+
+    if index is None and settings.index is None and any(ARMS[arm].retrieval for arm in settings.arms):
+        raise ConfigError(f"arms {list(settings.arms)} retrieve: give the index folder (--index DIR)")
     if index is None and settings.index is not None:
         from ragtune.index import Index
 

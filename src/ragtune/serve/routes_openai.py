@@ -5,8 +5,10 @@ last user message; earlier turns are not sent to the model (every answer is grou
 Answers carry their citations twice: as [n] markers plus a "Sources:" list in the message content, and as
 structured data in the response's extra fields `citations` and `ragtune`.
 
-Streaming sends the finished answer in word pieces (the generation worker batches whole answers, so tokens
-are not streamed one by one); the final chunk carries `citations` and `ragtune`.
+Streaming (`stream: true`) with a local model sends the text as the model decodes it (the request is
+answered on its own, not batched), then the "Sources:" list; other backends send the finished answer in word
+pieces. The final chunk carries `citations` and `ragtune`; the streamed text is the model's raw reply, the
+non-streamed content its parsed answer.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def ragtune_extra(prediction: Prediction, cites: list[dict], flags: list[dict], 
     }
 
 
-async def _submit(request: Request, caller: Caller, arm: str, question: str, max_tokens: int) -> tuple[Any, Any, float]:
+async def _submit(request: Request, caller: Caller, arm: str, question: str, max_tokens: int,
+                  on_text: Any = None) -> tuple[Any, Any, float]:
     """Retrieve + screen (thread pool), then queue the generation: (future, Retrieved or None, deadline)."""
     service = request.app.state.service
     deadline = time.monotonic() + service.settings.request_timeout_s
@@ -130,7 +133,7 @@ async def _submit(request: Request, caller: Caller, arm: str, question: str, max
     service.admitting += 1
     try:
         retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
-        future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens)
+        future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens, on_text)
     except QueueFullError as exc:
         _overloaded(service, str(exc))
     finally:
@@ -178,11 +181,20 @@ async def chat_completions(body: ChatRequest, request: Request, caller: Caller =
     created = int(time.time())
     model_id = service.generators[arm].model_id
     # Limits, auth and a full queue fail before anything is sent; later errors become an SSE error event.
+    if body.stream:
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_text(text: str) -> None:  # called on the generation thread while the model decodes
+            loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+        future, retrieved, deadline = await _submit(request, caller, arm, question, max_tokens, on_text)
+        waiting = asyncio.ensure_future(_wait(request, future, retrieved, deadline))
+        flags = retrieved.flags if retrieved else []
+        return StreamingResponse(_stream(waiting, pieces, flags, completion_id, created, arm, model_id),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     future, retrieved, deadline = await _submit(request, caller, arm, question, max_tokens)
     flags = retrieved.flags if retrieved else []
-    if body.stream:
-        return StreamingResponse(_stream(_wait(request, future, retrieved, deadline), flags, completion_id, created, arm, model_id),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     prediction = await _wait(request, future, retrieved, deadline)
     cites = citations(prediction, max_text_chars=CITATION_TEXT_CHARS)
     return {
@@ -206,7 +218,10 @@ def _sse(obj: Any) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-async def _stream(waiting: Any, flags: list[dict], completion_id: str, created: int, arm: str, model_id: str):
+async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[dict], completion_id: str, created: int,
+                  arm: str, model_id: str):
+    """SSE chunks: the role, then the model's text as it is decoded (a local model), or the finished answer in
+    word pieces (other backends), then the sources and a final chunk carrying `citations` and `ragtune`."""
     from ragtune.pipeline import citations
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> dict:
@@ -214,14 +229,35 @@ async def _stream(waiting: Any, flags: list[dict], completion_id: str, created: 
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
 
     yield _sse(chunk({"role": "assistant", "content": ""}))
+    streamed = False
     try:
+        while not waiting.done() or not pieces.empty():
+            if pieces.empty():
+                getter = asyncio.ensure_future(pieces.get())
+                await asyncio.wait({getter, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                text = getter.result()
+            else:
+                text = pieces.get_nowait()
+            first, streamed = not streamed, True
+            yield _sse(chunk({"content": text.lstrip() if first else text}))
         prediction = await waiting
     except APIError as exc:
         yield _sse(error_body(str(exc.detail), exc.type, exc.code))
         yield "data: [DONE]\n\n"
         return
+    finally:
+        if not waiting.done():  # the client went away: stop waiting (a queued job is then skipped)
+            waiting.cancel()
     cites = citations(prediction, max_text_chars=CITATION_TEXT_CHARS)
-    for piece in _PIECE.findall(answer_content(prediction, cites)):
+    if streamed:  # the raw decoded text went out; add the sources list the non-streamed content carries
+        rest = answer_content(prediction, cites)
+        tail = rest[rest.index("\n\nSources:"):] if "\n\nSources:" in rest else ""
+    else:
+        tail = answer_content(prediction, cites)
+    for piece in _PIECE.findall(tail):
         yield _sse(chunk({"content": piece}))
         await asyncio.sleep(0)
     usage = {"prompt_tokens": prediction.prompt_tokens, "completion_tokens": prediction.completion_tokens,

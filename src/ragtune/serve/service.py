@@ -142,9 +142,14 @@ class ServeService:
         from ragtune.pipeline import answer
 
         retriever = _FixedHits([job.hits or [] for job in jobs]) if self.arm_specs[arm].retrieval else None
+        generator = self.generators[arm]
+        if len(jobs) == 1 and jobs[0].on_text is not None:
+            from ragtune.serve.streaming import StreamingGenerator
+
+            generator = StreamingGenerator(generator, jobs[0].on_text)
         return answer(
             [job.question for job in jobs],
-            self.generators[arm],
+            generator,
             retriever,
             k=self.settings.k,
             arm=arm,

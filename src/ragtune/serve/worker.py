@@ -37,15 +37,17 @@ class Job:
     question: str
     hits: list[Hit] | None
     max_tokens: int
+    on_text: Callable[[str], Any] | None = None  # set for a streamed request: answered alone, text pushed here
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.arm, self.max_tokens)
+    def key(self) -> tuple[str, int, int]:
+        # A streamed job gets a key of its own, so it is never batched with others.
+        return (self.arm, self.max_tokens, id(self) if self.on_text is not None else 0)
 
 
-AnswerBatch = Callable[[str, int, Sequence[Job]], list[Prediction]]
+AnswerBatch = Callable[[str, int, Sequence["Job"]], list[Prediction]]
 
 
 class GenerationWorker:
@@ -90,10 +92,14 @@ class GenerationWorker:
         """Jobs waiting (not yet being answered)."""
         return self._queue.qsize() + len(self._pending)
 
-    def submit(self, arm: str, question: str, hits: list[Hit] | None, max_tokens: int) -> Future:
-        """Queue a job; its future resolves to a Prediction. QueueFullError at once when the queue is full."""
+    def submit(self, arm: str, question: str, hits: list[Hit] | None, max_tokens: int,
+               on_text: Callable[[str], Any] | None = None) -> Future:
+        """Queue a job; its future resolves to a Prediction. QueueFullError at once when the queue is full.
+
+        With `on_text`, the job is answered on its own and its text is pushed to on_text while it is decoded.
+        """
         self.start()
-        job = Job(arm, question, hits, max_tokens)
+        job = Job(arm, question, hits, max_tokens, on_text)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -140,7 +146,7 @@ class GenerationWorker:
             batch = [job for job in self._next_batch() if job.future.set_running_or_notify_cancel()]
             if not batch:
                 continue  # nothing queued, or every job was cancelled (timed out) while waiting
-            arm, max_tokens = batch[0].key
+            arm, max_tokens = batch[0].arm, batch[0].max_tokens
             try:
                 predictions = self._answer_batch(arm, max_tokens, batch)
                 if len(predictions) != len(batch):

@@ -175,6 +175,8 @@ def _name_kind(text: str, start: int, end: int, s_start: int) -> str:
     name_words = [w.lower().strip(".") for w in text[start:end].split()]
     before = [w.lower().strip(".,") for w in text[s_start:start].split()[-2:]]
     after = [w.lower().strip(".,") for w in text[end : end + 40].split()[:2]]
+    if any(ch.isdigit() for ch in text[start:end]):
+        return "entity"  # "Article 7", "Super Bowl 50"
     if any(w in _PLACE_WORDS for w in name_words[-1:]):
         return "place"
     if (before and before[-1] in _TITLES) or name_words[0] in _TITLES or (after and after[0] in _PERSON_VERBS) or re.match(r",\s(?:who|whose)\b", text[end : end + 8]):
@@ -188,6 +190,12 @@ def _name_kind(text: str, start: int, end: int, s_start: int) -> str:
     return "entity"
 
 
+_ORG_WORDS = {"project", "program", "programme", "company", "group", "team", "network", "office", "bureau",
+              "council", "party", "university", "institute", "act", "war", "battle", "treaty", "association",
+              "society", "committee", "corporation", "foundation", "league", "club", "museum", "school", "college",
+              "department", "agency", "board", "union", "army", "navy", "system", "prize", "award", "game", "bowl"}
+
+
 def _looks_like_personal_name(name: str) -> bool:
     """'Hettie Brannagh', 'Robert Boyle': 2–3 capitalised words whose first is no English word."""
     from lemminflect import getAllLemmas
@@ -195,6 +203,10 @@ def _looks_like_personal_name(name: str) -> bool:
     words = name.split()
     if not 2 <= len(words) <= 3 or not all(re.fullmatch(r"[A-Z][a-z'’-]+|[A-Z]\.", w) for w in words):
         return False
+    if words[-1].lower() in _ORG_WORDS | _PLACE_WORDS:
+        return False
+    if getAllLemmas(words[-1].lower().rstrip("'’")):
+        return False  # "Brinewell Laboratory", "Deepwell Tank", "Denver Broncos"
     return not getAllLemmas(words[0].lower()) and words[0].lower() not in _FUNCTION_WORDS
 
 

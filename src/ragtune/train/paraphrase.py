@@ -59,6 +59,35 @@ def clean_question(text: str) -> str:
     return line
 
 
+_QUANTITY = re.compile(r"\b(?:how many|how much|number of|amount|how often|percentage|percent|how long|how far)\b", re.I)
+_STOP = {"what", "who", "whom", "which", "when", "where", "why", "how", "is", "are", "was", "were", "do", "does",
+         "did", "has", "have", "had", "the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and",
+         "or", "that", "this", "it", "its", "be", "been", "from", "as", "name", "exactly", "one", "there"}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.lower().rstrip("s") for w in re.findall(r"[\w'’-]+", text) if w.lower() not in _STOP and len(w) > 1}
+
+
+def keeps_meaning(original: str, paraphrase: str, context: str) -> bool:
+    """Whether a model rewording still asks the same thing, by cheap checks that catch the drift seen here.
+
+    Every name and number of the original must survive; half of its other content words too; no name may
+    appear that is in neither the original nor the chunk (few-shot leakage); and a question may only ask for a
+    quantity if the original did ("Who proved X?" must not become "What is the number of people who proved X?").
+    """
+    names = set(re.findall(r"\b(?:[A-Z][\w'’-]*|\d[\d,.]*)", original[1:]))
+    if any(name not in paraphrase for name in names):
+        return False
+    new_names = set(re.findall(r"\b[A-Z][\w'’-]*", paraphrase[1:])) - names
+    if any(name not in context for name in new_names):
+        return False
+    if _QUANTITY.search(paraphrase) and not _QUANTITY.search(original):
+        return False
+    wanted = _content_words(original)
+    return not wanted or len(wanted & _content_words(paraphrase)) >= 0.5 * len(wanted)
+
+
 def paraphrase_with_model(generator: Generator, questions: Sequence[str], n: int, batch_size: int = 8) -> list[list[str]]:
     """Up to n rewordings per question; the k-th asks the model to reword the (k-1)-th, so they differ."""
     results: list[list[str]] = [[] for _ in questions]

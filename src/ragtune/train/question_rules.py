@@ -24,6 +24,7 @@ _INTRO = {"as", "when", "after", "although", "because", "since", "while", "howev
 _ABSORBED = {
     "When": {"on", "in", "at", "during", "since", "by", "around", "from", "until", "every", "each"},
     "In what year": {"in"},
+    "In what decade": {"in"},
     "Where": {"in", "at", "near", "on", "into", "throughout", "inside"},
 }
 _PREPOSITIONS = {"in", "on", "at", "by", "for", "from", "to", "of", "with", "into", "during", "near", "about",
@@ -33,7 +34,7 @@ _FRONTABLE = {"within", "for", "after", "in", "during", "under", "over", "at", "
 _APPROXIMATORS = {"about", "around", "nearly", "almost", "approximately", "roughly", "over", "some", "only", "exactly"}
 _SUBJECT_BREAKERS = {"also", "not", "never", "always", "often", "still", "usually", "only", "then", "now"}
 _DETERMINERS = {"the", "a", "an", "its", "their", "his", "her", "our", "this", "these", "that", "those"}
-_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that)\s|\sand\s(?=\w+ed\b)")
+_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that|however)\s|\sand\s(?=\w+ed\b)")
 _CLAUSE_WORDS = {"which", "where", "who", "whom", "whose", "that", "when", "while", "and", "or", "but", "if"}
 _EMPTY_QUOTES = re.compile(r"[\"“”'‘’]\s*[\"“”'‘’]")
 _WORD = re.compile(r"\S+")
@@ -45,6 +46,8 @@ def wh_word(span: AnswerSpan, preceding_word: str) -> str:
     if kind == "date":
         return "When"
     if kind == "year":
+        if span.text.endswith("s"):
+            return "In what decade" if preceding_word == "in" else "When"
         return "In what year" if preceding_word == "in" else "When"
     if kind == "money":
         return "How much"
@@ -120,14 +123,16 @@ def _clause(sentence: str, a: int, b: int) -> tuple[int, int] | None:
     return None
 
 
-def _lower_first(text: str) -> str:
-    """Lower-case a sentence-initial ordinary word ("The game", "Water on") but not a name ("Super Bowl")."""
-    words = text.split(" ", 2)
-    first = words[0]
-    second = words[1] if len(words) > 1 else ""
-    if first.lower() in _FUNCTION_WORDS or (first[1:].islower() and _readings(first) and not second[:1].isupper()):
-        return first.lower() + text[len(first):]
-    return text
+def _lower_first(text: str, context: str = "") -> str:
+    """Lower-case a sentence-initial ordinary word ("The game", "Raw data") but not a name ("Sky", "Super Bowl").
+
+    An ordinary word is a function word, or a dictionary word that the context never capitalises mid-sentence.
+    """
+    first = text.split(" ", 1)[0]
+    ordinary = first.lower() in _FUNCTION_WORDS or (
+        first[1:].islower() and bool(_readings(first)) and re.search(rf"[a-z,;]\s+{re.escape(first)}\b", context) is None
+    )
+    return first.lower() + text[len(first):] if ordinary else text
 
 
 def _finish(question: str) -> str | None:
@@ -136,6 +141,8 @@ def _finish(question: str) -> str | None:
     words = question.split()
     if words and words[-1].lower() in _AUX | _DETERMINERS | _CLAUSE_WORDS:
         return None
+    if re.search(r"\.\s|\[|\]|\w['’](?:\s|$)", question):
+        return None  # a sentence break or a citation mark inside: the clause was not cut cleanly
     if len(words) < 4 or len(words) > 30 or _EMPTY_QUOTES.search(question) or question.count("(") != question.count(")") or '"' in question[:-1] and question.count('"') % 2:
         return None
     return question[:1].upper() + question[1:] + "?"
@@ -154,7 +161,7 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
     if cleaned is None:
         return None
     sentence, a, b = cleaned
-    return _clause_question(span, sentence, a, b) or _appositive_question(span, sentence, a, b)
+    return _clause_question(span, sentence, a, b, text) or _appositive_question(span, sentence, a, b)
 
 
 def _appositive_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | None:
@@ -171,7 +178,7 @@ def _appositive_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str
     return _finish(f"{wh} {'was' if past else 'is'} {m.group(1)}")
 
 
-def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | None:
+def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int, context: str) -> str | None:
     """The answer replaced by a wh-phrase inside the main clause of its comma segment."""
     bounds = _clause(sentence, a, b)
     if bounds is None:
@@ -187,21 +194,22 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | N
         # the main clause instead — "Where was the game played?"
         wh = wh_word(span, first)
         if wh in _ABSORBED and first in _ABSORBED[wh]:
-            return _adjunct_question(sentence, (cs, ce), wh)
+            return _adjunct_question(sentence, (cs, ce), wh, context)
         return None
     # A clause opening with an introducer ("As this was ...") has no subject of its own here.
     if first in _INTRO:
         return None
     preceding = before[-1].group().lower() if before else ""
     wh = wh_word(span, preceding)
-    verb_index = next((i for i, m in enumerate(before) if i > 0 and _verb_form(m.group())), None)
+    verb_index = next((i for i, m in enumerate(before) if i > 0 and _verb_form(m.group())
+                       and before[i - 1].group().lower() not in _DETERMINERS), None)
 
     if verb_index is None:
         return _subject_question(span, wh, before, after_text)
 
     verb = before[verb_index].group()
     form = _verb_form(verb)
-    subject = _lower_first(clause[: before[verb_index].start()].strip())
+    subject = _lower_first(clause[: before[verb_index].start()].strip(), context)
     if not _clean_subject(subject) or re.match(r"['’]s\b", after_text):
         return None
     head = [m.group() for m in before[verb_index + 1 :]]
@@ -225,10 +233,13 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | N
         prep = head.pop().lower()
         if prep not in _ABSORBED.get(wh, set()):
             stranded = prep
-    elif wh in {"When", "Where", "In what year"}:
+    elif wh in {"When", "Where", "In what year", "In what decade"}:
         return None  # "Where" needs its preposition ("in Paris"); a bare object is a "What"
-    if any(_verb_form(w) == "aux" or w.lower() in _CLAUSE_WORDS | _PREPOSITIONS for w in head):
-        return None  # the answer sits in an embedded clause or a second prepositional phrase
+    # The answer must not sit in an embedded clause; nor, unless it is a time or place adverbial that the
+    # wh-word simply replaces, behind a second prepositional phrase.
+    blocked = _CLAUSE_WORDS if wh in _ABSORBED else _CLAUSE_WORDS | _PREPOSITIONS
+    if any(_verb_form(w) == "aux" or w.lower() in blocked for w in head):
+        return None
     if modifiers:
         last = modifiers[-1]
         if wh not in {"What", "Who"} or span.kind not in {"entity", "person", "place", "term", "quote"} or not (last[:1].isupper() or "NOUN" in _readings(last)):
@@ -236,6 +247,8 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | N
         wh = "Which " + " ".join(modifiers)
     tail = _TAIL_BREAKS.split(after_text, maxsplit=1)[0]
     tail_words = tail.split()
+    if tail_words and span.kind in {"year", "date", "number"} and tail_words[0].lower() in {"to", "until", "and", "or", "through"}:
+        return None  # one end of a range ("from 1961 to 1972")
     if tail_words and tail_words[0] == "of":
         return None  # partitive ("two of the six packages") or the head of a longer phrase
     if wh == "How many":  # count the noun that follows: "won 24 games" → "How many games"
@@ -250,7 +263,7 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | N
         return None
     if stranded and wh.startswith("How") and stranded in _FRONTABLE:
         wh, stranded = f"{stranded.capitalize()} {wh[0].lower()}{wh[1:]}", ""  # "Within how many days ..."
-    if stranded and (tail_words or stranded == "of"):
+    if stranded and (tail_words or stranded == "of" or wh in _ABSORBED):
         return None  # "What was X the champion of __ for the season" reads badly
     if tail_words and (tail_words[0][:1] in "'’" or tail_words[0][:1].isupper() or tail_words[0][:1].isdigit()):
         return None  # an appositive or possessive follows the answer ("code [AMB-17]", "Fishers' Guild")
@@ -273,7 +286,7 @@ def _invert(wh: str, verb: str, subject: str, rest: str, form: str | None = None
     return _finish(f"{wh} {body}")
 
 
-def _adjunct_question(sentence: str, answer_segment: tuple[int, int], wh: str) -> str | None:
+def _adjunct_question(sentence: str, answer_segment: tuple[int, int], wh: str, context: str) -> str | None:
     """A When/Where question about the sentence's main clause (the answer's own segment left out)."""
     cuts = list(re.finditer(r"[,;:]\s+(?!\d)|\s[–—]\s", sentence))
     starts = [0] + [m.end() for m in cuts]
@@ -287,9 +300,11 @@ def _adjunct_question(sentence: str, answer_segment: tuple[int, int], wh: str) -
         verb_index = next((i for i, m in enumerate(words) if i > 0 and _verb_form(m.group())), None)
         if verb_index is None:
             continue
-        subject = _lower_first(sentence[s : s + words[verb_index].start()].strip())
+        subject = _lower_first(sentence[s : s + words[verb_index].start()].strip(), context)
         rest = [m.group() for m in words[verb_index + 1 :]]
-        if not _clean_subject(subject) or any(w.lower() in _CLAUSE_WORDS for w in rest):
+        cut = next((i for i, w in enumerate(rest) if w.lower() in _CLAUSE_WORDS), len(rest))
+        rest = rest[:cut]  # "... two packages [that the FA offered]"
+        if not _clean_subject(subject):
             return None
         return _invert(wh, words[verb_index].group(), subject, " ".join(rest))
     return None
@@ -310,7 +325,7 @@ def _clean_subject(subject: str) -> bool:
     if not words or words[0] in _CLAUSE_WORDS or (words[0].endswith("ly") and len(words) > 1):
         return False
     for w in words:
-        if w in _CLAUSE_WORDS or w in _AUX or w in _SUBJECT_BREAKERS or w == "-":
+        if w in _CLAUSE_WORDS or w in _AUX or w in _SUBJECT_BREAKERS or w in {"-", "to"}:
             return False
         verb = _readings(w).get("VERB")
         if verb and w != verb[0] and w in getInflection(verb[0], "VBD"):
@@ -320,7 +335,7 @@ def _clean_subject(subject: str) -> bool:
 
 def _subject_question(span: AnswerSpan, wh: str, before: list[re.Match[str]], after_text: str) -> str | None:
     """The answer is the clause's subject: 'Who defeated the Carolina Panthers 24–10?'."""
-    if wh in {"When", "Where", "In what year"}:
+    if wh in {"When", "Where", "In what year", "In what decade"}:
         return None
     if before and (before[0].group().lower() not in _DETERMINERS or not all(_is_modifier(m.group()) for m in before[1:])):
         return None

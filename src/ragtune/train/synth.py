@@ -7,7 +7,9 @@
 3. filters, each counted by reason: the answer must be a span of the chunk, absent from the question; the
    question a 4–30-word sentence ending in '?', not a duplicate; optionally a round trip (the model, given the
    chunk and the question, answers something overlapping the answer);
-4. optional paraphrases of each kept question (LLM rewording, or rule rewrites of the wh-phrase).
+4. optional paraphrases of each kept question (LLM rewording, or rule rewrites of the wh-phrase); a model
+   rewording that drops a name or number, brings in a foreign one, or turns into a quantity question is
+   rejected as "paraphrase_drift" (the bundled model drifts in about half of its rewordings).
 
 >>> result = synthesize_qa(chunks, None, per_chunk=2, seed=0)  # doctest: +SKIP
 >>> write_qa_jsonl(result.examples, "qa.jsonl")  # doctest: +SKIP
@@ -31,7 +33,7 @@ from ragtune.errors import ConfigError, InputError
 from ragtune.generate.base import Generator, Messages
 from ragtune.progress import progress_task
 from ragtune.train.answer_spans import AnswerSpan, choose_spans, extract_answer_spans
-from ragtune.train.paraphrase import clean_question, paraphrase_with_model, paraphrase_with_rules
+from ragtune.train.paraphrase import clean_question, keeps_meaning, paraphrase_with_model, paraphrase_with_rules
 from ragtune.train.question_rules import rule_question
 from ragtune.types import Chunk, Example
 
@@ -41,7 +43,7 @@ QuestionMode = Literal["auto", "rules", "llm"]
 MIN_QUESTION_WORDS = 4
 MAX_QUESTION_WORDS = 30
 REJECT_REASONS = ("no_question", "empty", "answer_not_in_chunk", "answer_in_question", "no_question_mark",
-                  "too_short", "too_long", "duplicate", "round_trip")
+                  "too_short", "too_long", "duplicate", "round_trip", "paraphrase_drift")
 
 SYSTEM_QUESTION = (
     "You write reading-comprehension questions. Given a sentence and an answer taken from it, write one short "
@@ -269,7 +271,9 @@ def _with_paraphrases(
         examples.append(_example(candidate, candidate.question, "original", candidate.method, seed))
         for text in alternatives:
             paraphrase = _Candidate(candidate.chunk, candidate.span, text, "paraphrase")
-            if _accept(paraphrase, rejected, seen):
+            if not keeps_meaning(candidate.question, text, candidate.chunk.text):
+                rejected["paraphrase_drift"] += 1
+            elif _accept(paraphrase, rejected, seen):
                 examples.append(_example(candidate, text, "paraphrase", candidate.method, seed))
     return examples
 
