@@ -29,6 +29,17 @@ ONE_SHOT_USER = (
     "of Gustave Eiffel and finished in 1889 for the World's Fair.\n\nQuestion: When was the Eiffel Tower finished?"
 )
 ONE_SHOT_ANSWER = "1889 [1]"
+# Three worked examples with different answer types (a person, a place, a phrase), so the model copies the
+# short form rather than one kind of answer (one year-valued example made it answer years to everything).
+FEW_SHOT = [
+    ("[1] Eiffel Tower: The Eiffel Tower is a wrought-iron tower in Paris. It was designed by the company of "
+     "Gustave Eiffel and finished in 1889 for the World's Fair.", "Whose company designed the Eiffel Tower?",
+     "Gustave Eiffel [1]"),
+    ("[1] Danube: The Danube is the second-longest river in Europe. It rises in the Black Forest in Germany and "
+     "flows into the Black Sea.", "Where does the Danube flow into?", "the Black Sea [1]"),
+    ("[1] Photosynthesis: Plants use photosynthesis to turn light, water and carbon dioxide into sugar, "
+     "releasing oxygen as a by-product.", "What do plants release during photosynthesis?", "oxygen [1]"),
+]
 
 
 def _sources(title: str, context: str) -> str:
@@ -71,6 +82,14 @@ def variant_messages(name: str, question: str, title: str, context: str) -> list
             {"role": "assistant", "content": ONE_SHOT_ANSWER},
             {"role": "user", "content": f"Sources:\n{src}\n\nQuestion: {question}"},
         ]
+    if name in ("few_shot", "few_shot_v0"):
+        system = SYSTEM_RAG if name == "few_shot_v0" else (
+            "Answer with the few words from the source that answer the question, then the source number like [1].")
+        messages = [{"role": "system", "content": system}]
+        for source, q, a in FEW_SHOT:
+            messages += [{"role": "user", "content": f"Sources:\n{source}\n\nQuestion: {q}"},
+                         {"role": "assistant", "content": a}]
+        return messages + [{"role": "user", "content": f"Sources:\n{src}\n\nQuestion: {question}"}]
     raise SystemExit(f"unknown variant {name!r}")
 
 

@@ -5,7 +5,7 @@ Same model (bundled SmolLM2-135M, fp32, CPU), same LoRA config (all-linear, r=16
 same batch size and number of steps (one pass over the examples). Each variant runs in its own subprocess so
 its peak RSS (ru_maxrss) is its own. Tokens/s counts real (non-pad) tokens only.
 
-    .venv/bin/python bench/bench_train.py [--examples 160] [--batch-size 8] [--threads 1]
+    .venv/bin/python bench/bench_train.py [--examples 160] [--batch-size 8] [--threads 0]
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=160)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for every variant")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for every variant (0: all cores, or 1 when the machine is oversubscribed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -123,6 +124,10 @@ def main() -> None:
     if not DATA.is_file():
         print(f"shared data not found at {DATA}: nothing to benchmark")
         return
+    if args.threads == 0:
+        cores = os.cpu_count() or 1
+        args.threads = 1 if os.getloadavg()[0] > cores + 1 else cores
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: {args.threads} torch thread(s)", flush=True)
     results = {}
     for variant in args.variants.split(","):
         cmd = [sys.executable, __file__, "--variant", variant, "--examples", str(args.examples),

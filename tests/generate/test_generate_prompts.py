@@ -51,3 +51,14 @@ def test_raft_target_round_trips_through_parse():
     parsed = parse_answer(target)
     assert parsed.answer == "Ann" and parsed.cited == (2,)
     assert parse_answer(format_raft_target("Ann", None, None)).answer == "Ann"
+
+
+def test_parse_answer_strips_boilerplate_lead_ins():
+    assert parse_answer('The answer to your question is: "Formal Imperialism"').answer == "Formal Imperialism"
+    assert parse_answer("The answer is: [2] Joseph Swan.").answer == "Joseph Swan."
+    assert parse_answer("The answer is: [2] Joseph Swan.").cited == (2,)
+    assert parse_answer("According to the source [1], it opened in 1889.").answer == "it opened in 1889."
+    assert parse_answer("The answer is:\n\nParis.").answer == "Paris."
+    assert parse_answer("The answer to this question is:").answer == ""
+    assert parse_answer("Answer is the key").answer == "Answer is the key"  # no colon: not a lead-in
+    assert parse_answer("Paris\nThe capital of France.").answer == "Paris"  # first line only

@@ -60,6 +60,12 @@ def test_common_words_opening_a_sentence_are_not_part_of_names() -> None:
     merged = extract_document(["Please review the notes with Anna Hale.", "Review Board members meet.", "Ask Hale."])
     assert [m.key for m in merged[1]] == ["board"]  # "review" is used in lower case elsewhere in the document
     assert [m.key for m in merged[2]] == ["anna hale"]
+    # ...but a name seen elsewhere in the document keeps its first word even though it is a common noun
+    merged = extract_document(["Kelp Ecology Team. The team studies kelp forests.", "It is the Kelp Ecology Team."])
+    assert [m.key for m in merged[0]] == ["kelp ecology team"]
+    assert keys("In May on Skelly Holm the terns nest.") == ["skelly holm"]
+    merged = extract_document(["Landing on Skelly Holm is rare.", "No landing is allowed."])
+    assert [m.key for m in merged[0]] == ["skelly holm"]
 
 
 def test_ambiguous_surname_is_not_merged() -> None:

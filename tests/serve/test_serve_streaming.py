@@ -40,12 +40,10 @@ def test_stream_sends_decoded_text_then_sources(tmp_path, tiny_generator):
     assert final["choices"][0]["finish_reason"] == "stop" and final["citations"] == plain["citations"]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     raw, _, sources = text.partition("\n\nSources:")
-    # Greedy decoding: the streamed text is what the model decoded for the same prompt without streaming.
-    pieces: list[str] = []
-    messages = [[{"role": "user", "content": "x"}]]
-    again = StreamingGenerator(tiny_generator, pieces.append).generate(messages, max_new_tokens=12)[0]
-    assert "".join(pieces).strip() == again.text
-    assert raw.strip() and raw.strip() in final["ragtune"]["answer"] + raw  # non-empty decoded text
+    # Greedy decoding, same prompt: the streamed raw reply parses to the answer the plain request returned.
+    from ragtune.generate.prompts import parse_answer
+
+    assert raw.strip() and parse_answer(raw).answer == plain["ragtune"]["answer"] == final["ragtune"]["answer"]
     assert len([c for c in chunks if c["choices"][0]["delta"].get("content")]) >= 2
     if plain["citations"]:
         assert sources.strip().startswith("[")

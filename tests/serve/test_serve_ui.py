@@ -50,7 +50,6 @@ def ask(driver, question: str) -> None:
     box = driver.find_element("id", "question")
     box.clear()
     box.send_keys(question)
-    driver.find_element("id", "status").get_attribute("textContent")
     driver.execute_script("document.getElementById('status').textContent = ''")
     driver.find_element("id", "ask").click()
     wait_for(driver, lambda d: text_of(d, "status") in ("done",) or "error" in (d.find_element("id", "status").get_attribute("class") or ""))

@@ -208,3 +208,14 @@ def test_drifting_model_paraphrases_are_rejected():
     result = synthesize_qa(HANDBOOK[:1], gen, per_chunk=2, paraphrases=1, seed=0, questions="rules")
     assert result.kept.get("paraphrase", 0) == 0
     assert result.rejected["paraphrase_drift"] == result.kept["original"]
+
+
+def test_write_to_a_directory_or_unwritable_place_is_an_input_error(tmp_path):
+    from ragtune.errors import InputError
+
+    with pytest.raises(InputError, match="directory"):
+        write_qa_jsonl([], tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write"):
+        write_qa_jsonl([], blocker / "qa.jsonl")

@@ -85,7 +85,8 @@ def _is_code(token: str) -> bool:
     return len(letters) >= 2 and all(ch.isupper() for ch in letters)
 
 
-def _sentence_mentions(sentence: str, index: int, common: frozenset[str] = frozenset()) -> list[Mention]:
+def _sentence_mentions(sentence: str, index: int, common: frozenset[str] = frozenset(),
+                       known: frozenset[str] = frozenset(), mid_only: bool = False) -> list[Mention]:
     tokens = [_ELISION.sub("", m.group(0).rstrip(".")) for m in _WORD.finditer(sentence)]
     out: list[Mention] = []
     i = 0
@@ -107,14 +108,17 @@ def _sentence_mentions(sentence: str, index: int, common: frozenset[str] = froze
             else:
                 break
         start = i
-        while run and run[0].lower() in _STOP:  # "The Kelp Ecology Team", "Every summer"
+        while run and (run[0].lower() in _STOP or run[0].lower() in _CONNECTORS):  # "The Kelp Ecology Team"
             run, start = run[1:], start + 1
-        if start == 0 and len(run) > 1 and (run[0].lower() in _STARTERS or run[0].lower() in common):
+        if (start == 0 and len(run) > 1 and normalize_name(" ".join(run)) not in known
+                and (run[0].lower() in _STARTERS or run[0].lower() in common)):
             run, start = run[1:], start + 1  # "Ask Dunmore": a common word that is capitalised only as opener
+            while run and run[0].lower() in _CONNECTORS:  # "Landing on Skelly Holm"
+                run, start = run[1:], start + 1
         while run and run[-1].lower() in _CONNECTORS:
             run = run[:-1]
         at_start = start == 0  # a lone capitalised first word is usually just the start of a sentence
-        keep = bool(run) and (len(run) > 1 or _is_code(run[0]) or not at_start)
+        keep = bool(run) and (len(run) > 1 or _is_code(run[0]) or not at_start) and not (mid_only and at_start)
         if keep and len(run) == 1 and run[0].lower() in _STOP:
             keep = False
         if keep:
@@ -142,15 +146,17 @@ def lowercase_words(texts: Sequence[str]) -> frozenset[str]:
     return frozenset(w for text in texts for w in _WORD.findall(text or "") if w[0].islower())
 
 
-def extract_chunk_mentions(texts: Sequence[str], common: frozenset[str] = frozenset()) -> list[list[Mention]]:
+def extract_chunk_mentions(texts: Sequence[str], common: frozenset[str] = frozenset(),
+                           known: frozenset[str] = frozenset()) -> list[list[Mention]]:
     """Mentions per text (batch-first), sentence-indexed, in order; no alias merging.
 
-    `common`: words known in lower case (see `lowercase_words`), dropped when they open a sentence-initial name."""
+    `common`: words known in lower case (see `lowercase_words`), dropped when they open a sentence-initial
+    name — unless that whole name is in `known` (names seen elsewhere, e.g. "Kelp Ecology Team")."""
     out = []
     for text in texts:
         mentions: list[Mention] = []
         for s_index, sentence in enumerate(split_sentences(text or "")):
-            mentions.extend(_sentence_mentions(sentence, s_index, common))
+            mentions.extend(_sentence_mentions(sentence, s_index, common, known))
         out.append(mentions)
     return out
 
@@ -179,7 +185,11 @@ def merge_document_aliases(per_chunk: list[list[Mention]]) -> list[list[Mention]
 
 def extract_document(chunk_texts: Sequence[str]) -> list[list[Mention]]:
     """Mentions for the chunks of one document, with in-document aliases merged."""
-    return merge_document_aliases(extract_chunk_mentions(chunk_texts, lowercase_words(chunk_texts)))
+    known = frozenset(  # multi-word names used mid-sentence somewhere in the document
+        m.key for text in chunk_texts for sentence in split_sentences(text or "")
+        for m in _sentence_mentions(sentence, 0, mid_only=True) if " " in m.key
+    )
+    return merge_document_aliases(extract_chunk_mentions(chunk_texts, lowercase_words(chunk_texts), known))
 
 
 def initials(key: str) -> str:

@@ -268,8 +268,6 @@ def load_records(index: Any, persist: bool = True) -> GraphRecords:
     return GraphRecords(mentions=mentions, content_key=key, state=state)
 
 
-
-
 def load_graph(index: Any) -> tuple[Any, Any]:
     """(IndexState, EntityGraph) for the index's current state: synced, then built once per IndexState.
     The graph's chunk rows align with that state's chunks."""

@@ -68,10 +68,7 @@ class IndexState:
     def __init__(self, index_dir: Path, manifest: mf.Manifest):
         self.manifest = manifest
         self.generation = manifest.generation
-        order = sorted(
-            manifest.documents.items(),
-            key=lambda kv: (list(manifest.segments).index(kv[1].segment), kv[1].start),
-        )
+        order = _docs_in_state_order(manifest)
         by_segment: dict[str, list[tuple[int, int]]] = {}
         for _doc_id, entry in order:
             by_segment.setdefault(entry.segment, []).append((entry.start, entry.n_chunks))
@@ -189,7 +186,7 @@ class Index:
         except ValueError as exc:
             raise NotBuiltError(f"index {path} has an unreadable config: {exc}") from exc
         index = cls(path, config, embedder)
-        index._state = IndexState(path, manifest)
+        index._state = _load_state(path, manifest)
         return index
 
     @classmethod
@@ -212,7 +209,7 @@ class Index:
     def state(self) -> IndexState:
         with self._state_lock:
             if self._state is None:
-                self._state = IndexState(self.path, mf.read_manifest(self.path))
+                self._state = _load_state(self.path)
             return self._state
 
     @property
@@ -232,7 +229,7 @@ class Index:
         with self._state_lock:
             if self._state is not None and self._state.generation == manifest.generation:
                 return
-        new_state = IndexState(self.path, manifest)
+        new_state = _load_state(self.path, manifest)
         with self._state_lock:
             self._state = new_state
 
@@ -299,11 +296,11 @@ class Index:
                 self.reload()
                 return IngestStats(unchanged=unchanged)
             replaced = sum(1 for d in todo if d.doc_id in manifest.documents)
+            self._check_embedder(manifest)  # before the expensive part
             model_name = self.config.embed.model
             tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
             chunks = chunk_documents(todo, self.config.chunk, tokenizer)
             vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-            self._check_embedder(manifest)
 
             generation = manifest.generation + 1
             name = mf.new_segment_name(generation)
@@ -395,6 +392,23 @@ class Index:
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
 
 
+def _load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 3) -> IndexState:
+    """Load the committed state. A writer may commit (and collect the old segments) between our reading
+    the manifest and the segments; then the manifest is read again."""
+    for attempt in range(attempts):
+        manifest = manifest or mf.read_manifest(path)
+        try:
+            return IndexState(path, manifest)
+        except NotBuiltError:
+            if attempt == attempts - 1:
+                raise
+            newer = mf.read_manifest(path)
+            if newer.generation == manifest.generation:
+                raise
+            manifest = newer
+    raise AssertionError("unreachable")
+
+
 def _docs_in_state_order(manifest: mf.Manifest) -> list[tuple[str, mf.DocEntry]]:
-    seg_order = list(manifest.segments)
-    return sorted(manifest.documents.items(), key=lambda kv: (seg_order.index(kv[1].segment), kv[1].start))
+    seg_order = {name: i for i, name in enumerate(manifest.segments)}
+    return sorted(manifest.documents.items(), key=lambda kv: (seg_order[kv[1].segment], kv[1].start))

@@ -252,9 +252,11 @@ async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[di
         if not waiting.done():  # the client went away: stop waiting (a queued job is then skipped)
             waiting.cancel()
     cites = citations(prediction, max_text_chars=CITATION_TEXT_CHARS)
-    if streamed:  # the raw decoded text went out; add the sources list the non-streamed content carries
-        rest = answer_content(prediction, cites)
-        tail = rest[rest.index("\n\nSources:"):] if "\n\nSources:" in rest else ""
+    if streamed:  # the raw decoded text went out; add what the non-streamed content carries beyond it
+        full = answer_content(prediction, cites)
+        tail = full[full.index("\n\nSources:"):] if "\n\nSources:" in full else ""
+        if cites and not prediction.cited:  # the model cited nothing itself: point at the backing passages
+            tail = " " + "".join(f"[{c['number']}]" for c in cites) + tail
     else:
         tail = answer_content(prediction, cites)
     for piece in _PIECE.findall(tail):

@@ -34,7 +34,7 @@ _FRONTABLE = {"within", "for", "after", "in", "during", "under", "over", "at", "
 _APPROXIMATORS = {"about", "around", "nearly", "almost", "approximately", "roughly", "over", "some", "only", "exactly"}
 _SUBJECT_BREAKERS = {"also", "not", "never", "always", "often", "still", "usually", "only", "then", "now"}
 _DETERMINERS = {"the", "a", "an", "its", "their", "his", "her", "our", "this", "these", "that", "those"}
-_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that|however)\s|\sand\s(?=\w+ed\b)")
+_TAIL_BREAKS = re.compile(r",|;|\s(?:because|although|though|while|whereas|even though|so that|however)\s|\sand\s(?=(?:\w+ly\s|never\s|also\s|then\s|later\s)?\w+ed\b)")
 _CLAUSE_WORDS = {"which", "where", "who", "whom", "whose", "that", "when", "while", "and", "or", "but", "if"}
 _EMPTY_QUOTES = re.compile(r"[\"“”'‘’]\s*[\"“”'‘’]")
 _WORD = re.compile(r"\S+")
