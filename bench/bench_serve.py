@@ -162,7 +162,8 @@ def run_phase(index, generator, n: int, max_tokens: int, time_limit: float, **se
 
     if generator is None:  # real models: the CLI server in its own process
         server = CliServer(index.path, rate_limit=1e6, rate_burst=100000, queue_size=settings["queue_size"],
-                           max_batch=settings["max_batch"], k=settings["k"], request_timeout=time_limit)
+                           max_batch=settings["max_batch"], k=settings["k"], request_timeout=time_limit,
+                           batch_wait_ms=settings["batch_wait_ms"])
     else:
         from ragtune.serve.app import create_app
         from ragtune.serve.auth import KeyStore
@@ -208,6 +209,8 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=None, help="generation queue (64 fake, 8 real)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("-k", type=int, default=None, help="passages per question (3 fake, 2 real)")
+    parser.add_argument("--batch-wait-ms", type=float, default=50.0, help="worker wait to fill a batch")
+    parser.add_argument("--skip-burst", action="store_true", help="only phase 2 (batching off vs on)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase (also the request timeout)")
     args = parser.parse_args()
     # On a shared 2-core CPU the real model answers a few questions a minute: size the queue so that what
@@ -228,23 +231,26 @@ def main() -> None:
         print(f"server: {'fake-cost generator, in-process' if args.fake else 'ragtune serve (bundled SmolLM2-135M), own process'}, "
               f"{len(index.documents())} documents, {len(index)} chunks, k={args.k}, max_tokens={args.max_tokens}")
 
-        burst_stats = run_phase(index, generator, args.requests, args.max_tokens, args.time_limit,
-                                queue_size=args.queue_size, max_batch=8, k=args.k)
-        print(f"\nphase 1: {args.requests} concurrent chat requests, queue {args.queue_size}, max_batch 8")
-        print(f"{'status':>8} {'count':>6}")
-        for code, count in sorted(burst_stats["codes"].items()):
-            print(f"{code:>8} {count:>6}")
-        fivexx = sum(c for code, c in burst_stats["codes"].items() if code >= 500 or code < 0)
-        print(f"5xx/errors: {fivexx}   answered p50 {burst_stats['p50']:.2f}s  p95 {burst_stats['p95']:.2f}s  "
-              f"429 p50 {burst_stats['reject_p50'] * 1000:.0f}ms  throughput {burst_stats['throughput']:.2f} answers/s  "
-              f"mean batch {burst_stats['mean_batch']:.1f}  wall {burst_stats['wall']:.1f}s")
+        if not args.skip_burst:
+            burst_stats = run_phase(index, generator, args.requests, args.max_tokens, args.time_limit,
+                                    queue_size=args.queue_size, max_batch=8, k=args.k,
+                                    batch_wait_ms=args.batch_wait_ms)
+            print(f"\nphase 1: {args.requests} concurrent chat requests, queue {args.queue_size}, max_batch 8")
+            print(f"{'status':>8} {'count':>6}")
+            for code, count in sorted(burst_stats["codes"].items()):
+                print(f"{code:>8} {count:>6}")
+            fivexx = sum(c for code, c in burst_stats["codes"].items() if code >= 500 or code < 0)
+            print(f"5xx/errors: {fivexx}   answered p50 {burst_stats['p50']:.2f}s  p95 {burst_stats['p95']:.2f}s  "
+                  f"429 p50 {burst_stats['reject_p50'] * 1000:.0f}ms  throughput {burst_stats['throughput']:.2f} answers/s  "
+                  f"mean batch {burst_stats['mean_batch']:.1f}  wall {burst_stats['wall']:.1f}s")
 
         print(f"\nphase 2: {args.batching_requests} concurrent requests, dynamic batching off vs on")
         print(f"{'max_batch':>9} {'wall s':>8} {'answers/s':>10} {'p50 s':>7} {'p95 s':>7} {'mean batch':>10} {'ratio':>6}")
         base = None
         for max_batch in (1, max(2, min(8, args.batching_requests))):
             stats = run_phase(index, generator, args.batching_requests, args.max_tokens, args.time_limit,
-                              queue_size=max(args.queue_size, args.batching_requests), max_batch=max_batch, k=args.k)
+                              queue_size=max(args.queue_size, args.batching_requests), max_batch=max_batch, k=args.k,
+                              batch_wait_ms=args.batch_wait_ms)
             base = base or stats["throughput"]
             print(f"{max_batch:>9} {stats['wall']:>8.1f} {stats['throughput']:>10.2f} {stats['p50']:>7.2f} "
                   f"{stats['p95']:>7.2f} {stats['mean_batch']:>10.1f} {stats['throughput'] / base:>6.2f}")

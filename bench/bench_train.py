@@ -85,7 +85,7 @@ def _run_hf_trainer(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         training_args = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=args.batch_size, num_train_epochs=1, learning_rate=1e-3,
-            warmup_ratio=0.05, lr_scheduler_type="linear", save_strategy="no", report_to="none", use_cpu=True,
+            warmup_steps=0.05, lr_scheduler_type="linear", save_strategy="no", report_to="none", use_cpu=True,
             logging_steps=10_000, disable_tqdm=True, seed=args.seed, dataloader_num_workers=0,
             remove_unused_columns=False)
         trainer = Trainer(model=model, args=training_args, train_dataset=dataset, data_collator=counting_collator,

@@ -178,3 +178,15 @@ def test_kill_during_commit_leaves_old_state_then_next_run_completes(tmp_path: P
     assert sorted(d.doc_id for d in index.documents()) == ["cats", "dogs", "fish", "new"]
     manifest = mf.read_manifest(path)
     assert {p.name.split(".")[0] for p in seg_dir.iterdir()} == set(manifest.segments)  # garbage collected
+
+
+def test_writer_lock_excludes_a_second_writer(tmp_path: Path) -> None:
+    from ragtune.index.lock import IndexLockedError, writer_lock
+
+    index = Index.create(tmp_path / "ix", CONFIG)
+    with writer_lock(index.path):
+        with pytest.raises(IndexLockedError, match="locked"):
+            with writer_lock(index.path, timeout_s=0.2):
+                pass
+    with writer_lock(index.path, timeout_s=0.2):  # released: free again
+        assert True

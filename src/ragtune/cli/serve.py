@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
         screening: str = typer.Option("neutralise", "--screening", help="Injection screening: neutralise | drop | off"),
         max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
+        batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more questions."),
         queue_size: int = typer.Option(64, "--queue-size", help="Waiting questions before answering 429."),
         rate_limit: float = typer.Option(120.0, "--rate-limit", help="Requests per minute per API key."),
         rate_burst: int = typer.Option(60, "--rate-burst", help="Requests a key may make at once before the limit applies."),
@@ -40,7 +41,8 @@ def register(app: typer.Typer) -> None:
             index=str(index) if index else None, arms=tuple(arms), model=model,
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
-            screening=screening, max_batch=max_batch, queue_size=queue_size, rate_limit_per_minute=rate_limit,
+            screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
+            rate_limit_per_minute=rate_limit,
             rate_limit_burst=rate_burst, request_timeout_s=request_timeout,
         )
         typer.echo(f"loading {', '.join(settings.arms)} ...", err=True)

@@ -229,7 +229,7 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
         for start, end in _name_spans(text, s_start, s_end):
             found.append((start, end, _name_kind(text, start, end, s_start), len(_PATTERNS)))
         for m in _DEFINERS.finditer(sentence):
-            term = re.match(r"(?:the |a |an )?((?:[\w'’-]+ ?){1,4}?)(?=[,.;:()]|\s(?:and|or|which|that|by|in|for|because)\b|$)", sentence[m.end():])
+            term = re.match(r"(?!after |for |by |in )(?:the |a |an )?((?:[\w'’-]+ ?){1,4}?)(?=[,.;:()]|\s(?:and|or|which|that|by|in|for|because)\b|$)", sentence[m.end():])
             if term and term.group(1).strip():
                 start = s_start + m.end() + term.start(1)
                 found.append((start, start + len(term.group(1).rstrip()), "term", len(_PATTERNS) + 1))

@@ -184,6 +184,8 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int, context: s
     if bounds is None:
         return None
     cs, ce = bounds
+    if cs > 0 and sentence[:cs].split()[0].lower() not in _INTRO:
+        return None  # a later segment is an apposition or a list item, not the main clause
     clause = sentence[cs:ce]
     a, b = a - cs, b - cs
     before = [m for m in _WORD.finditer(clause[:a])]
@@ -213,6 +215,8 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int, context: s
     if not _clean_subject(subject) or re.match(r"['’]s\b", after_text):
         return None
     head = [m.group() for m in before[verb_index + 1 :]]
+    if any(w.endswith((",", ";")) for w in head):
+        return None  # the answer is an item of a list ("48 metres long, 6 metres wide")
     if verb.lower() in {"has", "have", "had"} and not any(_is_participle(w) for w in head[:2]):
         form = "VBD" if verb.lower() == "had" else "VBZ"  # possession: "has a room" → "does ... have"
         verb = {"has": "has", "have": "has", "had": "had"}[verb.lower()]
