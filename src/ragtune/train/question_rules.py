@@ -184,8 +184,6 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int, context: s
     if bounds is None:
         return None
     cs, ce = bounds
-    if cs > 0 and sentence[:cs].split()[0].lower() not in _INTRO:
-        return None  # a later segment is an apposition or a list item, not the main clause
     clause = sentence[cs:ce]
     a, b = a - cs, b - cs
     before = [m for m in _WORD.finditer(clause[:a])]
@@ -201,6 +199,8 @@ def _clause_question(span: AnswerSpan, sentence: str, a: int, b: int, context: s
     # A clause opening with an introducer ("As this was ...") has no subject of its own here.
     if first in _INTRO:
         return None
+    if cs > 0 and sentence[:cs].split()[0].lower() not in _INTRO:
+        return None  # a later segment is an apposition or a list item, not the main clause
     preceding = before[-1].group().lower() if before else ""
     wh = wh_word(span, preceding)
     verb_index = next((i for i, m in enumerate(before) if i > 0 and _verb_form(m.group())
