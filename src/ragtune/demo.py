@@ -21,6 +21,14 @@ logger = logging.getLogger(__name__)
 
 ARMS = ("base", "rag", "ft", "ft_rag", "raft")
 
+# The demo's training budget, so the first run fits in ~20 minutes on 2 CPU cores (measured: an SFT step of 8
+# short examples takes 2-3 s, a RAFT step of 8 three-passage prompts ~25 s). `ragtune compare --train` and
+# `ragtune finetune` use the full defaults (10 SFT epochs, 2 RAFT epochs over every example).
+DEMO_TRAINING = {
+    "sft": {"max_steps": 100},
+    "raft": {"epochs": 1, "max_examples": 96, "distractors": 2},
+}
+
 
 def sample_dir() -> Path:
     """The sample corpus shipped inside the package."""
@@ -48,12 +56,12 @@ def build_demo_index(work: Path) -> Any:
     return index
 
 
-def _adapters_key(index: Any, train_file: Path, epochs: dict[str, int], seed: int) -> str:
+def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: int) -> str:
     digest = hashlib.sha256()
     for doc in sorted(index.documents(), key=lambda d: d.doc_id):
         digest.update(f"{doc.doc_id}\0{doc.hash}\n".encode())
     digest.update(train_file.read_bytes())
-    digest.update(json.dumps({"epochs": epochs, "seed": seed, "version": __version__}, sort_keys=True).encode())
+    digest.update(json.dumps({"training": training, "seed": seed, "version": __version__}, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -61,14 +69,14 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0) -> di
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
     from ragtune.evaluate.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
 
-    key = _adapters_key(index, train_file, DEFAULT_EPOCHS, seed)
+    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, **DEMO_TRAINING}, seed)
     folder = work / "adapters" / key
     paths = {kind: folder / kind for kind in ("sft", "raft")}
     missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]
     if missing:
         logger.info("training demo adapters %s into %s", missing, folder)
         examples = training_examples(index, None, seed=seed) + training_examples(index, str(train_file))
-        train_adapters(index, missing, folder, examples=examples, seed=seed)
+        train_adapters(index, missing, folder, examples=examples, seed=seed, settings=DEMO_TRAINING)
         for stale in (work / "adapters").iterdir():
             if stale.name != key:
                 shutil.rmtree(stale, ignore_errors=True)

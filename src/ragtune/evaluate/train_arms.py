@@ -8,8 +8,9 @@ RAFT trains question + oracle/distractor passages → quote-then-answer.
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 # Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
 # reading from passages (RAFT) is learnt in 1-2 epochs.
 DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
+_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle")
 
 
 def training_examples(
@@ -68,8 +70,13 @@ def train_adapters(
     examples: Sequence[Example] | None = None,
     epochs: float | None = None,
     seed: int = 0,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Train one adapter per kind ('sft', 'raft') into out_dir/<kind>; returns {kind: {path, train_s, ...}}."""
+    """Train one adapter per kind ('sft', 'raft') into out_dir/<kind>; returns {kind: {path, train_s, ...}}.
+
+    `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
+    "max_examples" (a seeded sample) and, for RAFT, "distractors" and "p_oracle".
+    """
     from ragtune.train.builders import build_raft_examples, build_sft_examples, export_jsonl
     from ragtune.train.config import FinetuneConfig
     from ragtune.train.trainer import finetune
@@ -80,14 +87,21 @@ def train_adapters(
         examples = training_examples(index, train_data, model=model, seed=seed)
     trained: dict[str, dict[str, Any]] = {}
     for kind in kinds:
+        options = dict((settings or {}).get(kind, {}))
+        data_options = {key: options.pop(key) for key in _DATA_OPTIONS if key in options}
+        chosen = list(examples)
+        if data_options.get("max_examples") and len(chosen) > data_options["max_examples"]:
+            chosen = random.Random(seed).sample(chosen, data_options["max_examples"])
         if kind == "sft":
-            train = build_sft_examples(examples)
+            train = build_sft_examples(chosen)
         elif kind == "raft":
-            train = build_raft_examples(examples, index, seed=seed)
+            train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
+                                        p_oracle=data_options.get("p_oracle", 0.8))
         else:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")
-        config = FinetuneConfig(base_model=model, epochs=int(epochs or DEFAULT_EPOCHS[kind]), seed=seed)
+        options.setdefault("epochs", int(epochs or DEFAULT_EPOCHS[kind]))
+        config = FinetuneConfig(base_model=model, seed=seed, **options)
         t0 = time.perf_counter()
         info = finetune(train, out_dir / kind, config)
         trained[kind] = {

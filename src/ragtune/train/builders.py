@@ -26,7 +26,7 @@ from ragtune.types import Chunk, Example, Hit
 
 logger = logging.getLogger(__name__)
 
-MAX_QUOTE_CHARS = 300
+MAX_QUOTE_CHARS = 160  # ~35 tokens: the quote must leave room for the answer within max_new_tokens
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
 
 

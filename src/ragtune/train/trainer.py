@@ -118,7 +118,7 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
         logger.info("resuming from %s (step %d of %d)", checkpoint, start, len(steps))
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    use_bf16 = device == "cuda" and (config.bf16 if config.bf16 is not None else True)
+    use_bf16 = _use_bf16(config, device)
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(_training_threads(config, threads_before))
@@ -188,7 +188,7 @@ def _train_step(model: Any, micro_batches: list[list[Any]], pad_id: int, device:
     total = 0.0
     for mb in micro_batches:
         batch = {k: v.to(device) for k, v in collate(mb, pad_id).items()}
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             loss_sum = answer_loss_sum(model, batch)
         (loss_sum / max(n_answer, 1)).backward()
         total += float(loss_sum.detach())
@@ -219,6 +219,11 @@ def answer_loss_sum(model: Any, batch: dict[str, Any]) -> Any:
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     logits = head(hidden[:, :-1][mask])  # (n_answer, vocab)
     return F.cross_entropy(logits.float(), targets[mask], reduction="sum")
+
+
+def _use_bf16(config: FinetuneConfig, device: str) -> bool:
+    """bf16 autocast: as configured, else on CUDA. (On CPUs with AVX512-BF16 it is opt-in, `bf16=True`.)"""
+    return config.bf16 if config.bf16 is not None else device == "cuda"
 
 
 def _device(config: FinetuneConfig) -> str:
