@@ -8,13 +8,13 @@ from pathlib import Path
 COLUMNS = (
     ("exact_match", "EM", "{:.3f}"),
     ("f1", "F1", "{:.3f}"),
-    ("semantic_similarity", "SemSim", "{:.3f}"),
-    ("faithfulness", "Faithful", "{:.3f}"),
-    ("citation_precision", "CitePrec", "{:.3f}"),
-    ("retrieval_recall_at_k", "R@k", "{:.3f}"),
+    ("semantic_similarity", "Sim", "{:.2f}"),
+    ("faithfulness", "Faith", "{:.2f}"),
+    ("citation_precision", "Cite", "{:.2f}"),
+    ("retrieval_recall_at_k", "R@k", "{:.2f}"),
     ("latency_ms_p50", "p50 ms", "{:.0f}"),
     ("latency_ms_p95", "p95 ms", "{:.0f}"),
-    ("cost_per_1k_queries", "$/1k q", "{:.4f}"),
+    ("cost_per_1k_queries", "$/1k q", "{:.3f}"),
 )
 
 
@@ -29,16 +29,19 @@ def print_run_summary(run_dir: Path) -> None:
 
     results = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
     console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and pipes: never squeeze the table
     table = Table(title=f"ragtune compare — {results['setup'].get('questions', '?')} questions")
-    table.add_column("arm", style="bold")
-    for _, header, _ in COLUMNS:
-        table.add_column(header, justify="right")
+    table.add_column("arm", style="bold", no_wrap=True)
+    for i, (_, header, _) in enumerate(COLUMNS):
+        table.add_column(header, justify="right", no_wrap=True)
+        if i == 1:
+            table.add_column("F1 95% CI", justify="right", no_wrap=True)
     for arm, entry in results["arms"].items():
         metrics = entry["metrics"]
         ci = entry.get("ci95", {}).get("f1")
         cells = [_cell(metrics.get(key), fmt) for key, _, fmt in COLUMNS]
-        if ci:
-            cells[1] += f" [{ci[0]:.2f},{ci[1]:.2f}]"
+        cells.insert(2, f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "—")
         table.add_row(arm, *cells)
     console.print(table)
     fresh = results.get("freshness")
