@@ -27,13 +27,15 @@ demo: venv
 	$(BIN)/ragtune demo
 
 test: venv
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest tests
 
 test-fast: venv
 	$(BIN)/python -m pytest tests -m "not slow"
 
+# Every benchmark in turn (about two hours on 2 cores); each script's docstring shows how to run it alone.
 bench: venv
-	$(BIN)/python bench/run_all.py
+	set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

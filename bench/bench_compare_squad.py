@@ -5,7 +5,7 @@ questions are drawn with random.Random(seed).sample; the RAFT adapter is trained
 from the same paragraphs by `ragtune.train.synth` — never on the SQuAD questions. Prints the per-arm table
 (with 95% CIs) and the LlamaIndex peer's figures on the same data as reference.
 
-    .venv/bin/python bench/bench_compare_squad.py --questions 200 --train-examples 400
+    .venv/bin/python bench/bench_compare_squad.py --questions 200 --train-examples 300 --distractors 1
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--train-examples", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--distractors", type=int, default=1, help="RAFT distractor chunks per training example")
     parser.add_argument("--arms", default="base,rag,raft")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -97,7 +98,7 @@ def main() -> int:
         print(f"synthesised {len(synth.examples)} questions ({synth.rejected} rejected) in "
               f"{time.perf_counter() - t0:.0f}s; training RAFT on {len(examples)}")
         trained = train_adapters(index, ["raft"], work / "adapters", examples=examples, epochs=args.epochs,
-                                 seed=args.seed)
+                                 seed=args.seed, settings={"raft": {"distractors": args.distractors}})
         raft = trained["raft"]["path"]
         print(f"RAFT adapter: {raft} ({trained['raft']['train_s']:.0f}s)")
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
