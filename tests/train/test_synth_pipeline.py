@@ -98,6 +98,29 @@ def test_check_pair_reasons(question, answer, reason):
     assert check_pair(question, answer, HANDBOOK[1].text) == reason
 
 
+@pytest.mark.parametrize(
+    "question, answer, reason",
+    [
+        ("In what year was it first carried out?", "1992", "vague_subject"),
+        ("Which architect was it designed by?", "Halvard Stenmoe", "vague_subject"),
+        ("What is the purpose of the Hollow Buoy Network?", "2024", "not_factoid"),
+        ("Why was the Hollow Buoy Network set up in a hurry?", "2024", "not_factoid"),
+        ("What is the duty officer's name?", "18", "answer_type"),
+        ("How many years is raw data kept?", "Tidebook", "answer_type"),
+        ("What year is 1990 in the archive?", "1990s", "answer_in_question"),
+        ("When was the Hollow Buoy Network set up?", "2024", None),
+        ("How long is raw data kept after deposit?", "12 years", None),
+        ("Who designed the Brinewell Laboratory?", "Halvard Stenmoe", None),
+        ("How often is the agreement reviewed?", "every twelve months", None),
+    ],
+)
+def test_check_pair_rejects_vague_and_mistyped_questions(question, answer, reason):
+    context = ("In 1992 it was first carried out. The laboratory was designed by Halvard Stenmoe. The duty officer "
+               "is on extension 18. Raw data is kept 12 years in Tidebook. The Hollow Buoy Network was set up in "
+               "2024. The 1990s were wet. The agreement is reviewed every twelve months.")
+    assert check_pair(question, answer, context) == reason
+
+
 def test_same_seed_same_file_and_chunks_are_independent(tmp_path):
     a = write_qa_jsonl(synthesize_qa(HANDBOOK, None, per_chunk=2, paraphrases=1, seed=3).examples, tmp_path / "a.jsonl")
     b = write_qa_jsonl(synthesize_qa(HANDBOOK, None, per_chunk=2, paraphrases=1, seed=3).examples, tmp_path / "b.jsonl")

@@ -43,7 +43,27 @@ QuestionMode = Literal["auto", "rules", "llm"]
 MIN_QUESTION_WORDS = 4
 MAX_QUESTION_WORDS = 30
 REJECT_REASONS = ("no_question", "empty", "answer_not_in_chunk", "answer_in_question", "no_question_mark",
-                  "too_short", "too_long", "duplicate", "round_trip", "paraphrase_drift")
+                  "too_short", "too_long", "vague_subject", "not_factoid", "answer_type", "duplicate", "round_trip",
+                  "paraphrase_drift")
+
+# A question whose subject is a bare pronoun ("In what year was it first carried out?") cannot be answered
+# without its passage: useless for closed-book training and ambiguous with retrieval.
+_VAGUE_SUBJECT = re.compile(
+    r"^(?:(?:in|on|at|by|for|from|to|with)\s+)?(?:wh\w+|how(?:\s+\w+)?)(?:\s+\w+)?\s+"
+    r"(?:is|was|are|were|did|does|do|has|have|had|will|can|could|must|should)\s+(?:it|they|he|she|this|these|those)\b",
+    re.IGNORECASE,
+)
+# Questions no short answer span can answer (why / how does / what is the purpose of ...).
+_NOT_FACTOID = re.compile(r"^(?:why\b|how\s+(?:does|do|did|can|could|should|is|are)\b|what\s+is\s+the\s+"
+                          r"(?:purpose|role|meaning|significance|importance)\s+of\b)", re.IGNORECASE)
+_NUMERIC_QUESTION = re.compile(r"^(?:\w+\s+)?(?:how\s+(?:many|much|long|often|far|old|big|large|high|deep)|"
+                               r"(?:what|which)\s+(?:year|number|amount|percentage|date))\b|^when\b", re.IGNORECASE)
+_NAME_QUESTION = re.compile(r"^(?:\w+\s+)?(?:who|whom|whose|where)\b|\bname\b", re.IGNORECASE)
+_NUMBER_WORDS = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                           r"hundred|thousand|million|billion|dozen|half|once|twice|daily|weekly|monthly|yearly|"
+                           r"annually|january|february|march|april|may|june|july|august|september|october|"
+                           r"november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|"
+                           r"summer|autumn|winter|century|decade)\b", re.IGNORECASE)
 
 SYSTEM_QUESTION = (
     "You write reading-comprehension questions. Given a sentence and an answer taken from it, write one short "
@@ -104,6 +124,9 @@ def check_pair(question: str, answer: str, context: str) -> str | None:
         return "answer_not_in_chunk"
     if re.search(rf"(?<!\w){re.escape(_norm(answer))}(?!\w)", _norm(question)):
         return "answer_in_question"
+    numbers = re.findall(r"\d+", answer)
+    if numbers and all(re.search(rf"(?<!\d){n}(?!\d)", question) for n in numbers):
+        return "answer_in_question"  # "What year is 1990?" -> "1990s"
     if not question.endswith("?"):
         return "no_question_mark"
     words = len(question.split())
@@ -111,6 +134,20 @@ def check_pair(question: str, answer: str, context: str) -> str | None:
         return "too_short"
     if words > MAX_QUESTION_WORDS:
         return "too_long"
+    if _VAGUE_SUBJECT.match(question):
+        return "vague_subject"
+    if _NOT_FACTOID.match(question):
+        return "not_factoid"
+    return _answer_type_mismatch(question, answer)
+
+
+def _answer_type_mismatch(question: str, answer: str) -> str | None:
+    """'answer_type' when the wh-phrase asks for a number/date but the answer has none, or for a person, place or
+    name but the answer is only a number ("What is the duty officer's name?" -> "18")."""
+    if _NUMERIC_QUESTION.search(question) and not _NUMBER_WORDS.search(answer):
+        return "answer_type"
+    if _NAME_QUESTION.search(question) and not re.search(r"[^\W\d_]", answer):
+        return "answer_type"
     return None
 
 
