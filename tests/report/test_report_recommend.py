@@ -40,8 +40,25 @@ def test_tie_goes_to_the_clearly_cheaper_arm():
     rec = recommend(r, Scenario())
     assert rec.arm == "rag"
     assert "statistically tied with raft" in rec.reasons[0]
-    assert "base is significantly below raft on F1 (-0.50, p=0.001)" in rec.reasons
+    # Holm over the two comparisons with the best arm: 0.001 x 2
+    assert "base is significantly below raft on F1 (-0.50, p=0.002)" in rec.reasons
     assert "raft is not significantly different from rag on F1 but costs more" in rec.reasons
+
+
+def test_ties_are_judged_against_the_best_arm_only():
+    """Five arms, ten pairwise tests: adjusting over all ten would call base (p=0.009 raw) tied with the best
+    arm; the decision only rests on the four comparisons with the best, so base is clearly below it."""
+    arms = {"base": arm(0.05, cost=0.005, retrieval=False), "rag": arm(0.08), "ft": arm(0.04, retrieval=False),
+            "ft_rag": arm(0.29, cost=0.012), "raft": arm(0.03, cost=0.012)}
+    comparisons = [comp("ft_rag", "base", 0.24, 0.009), comp("ft_rag", "rag", 0.21, 0.0035),
+                   comp("ft_rag", "ft", 0.25, 0.0015), comp("raft", "ft_rag", -0.26, 0.003)]
+    comparisons += [comp(a, b, 0.01, 0.5) for a, b in (("rag", "base"), ("ft", "base"), ("raft", "base"))]
+    for c in comparisons:  # as scoring stores them: Holm over all pairs, which would tie base with ft_rag
+        c["p_value_holm"] = min(1.0, c["p_value"] * 7)
+        c["significant"] = c["p_value_holm"] < 0.05
+    rec = recommend(results_with(arms, comparisons), Scenario())
+    assert rec.arm == "ft_rag"
+    assert "ft_rag beats base on F1 by +0.24 (p=0.009, significant)" in rec.reasons
 
 
 def test_tie_with_negligible_saving_keeps_the_best():

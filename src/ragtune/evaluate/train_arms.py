@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
 # reading from passages (RAFT) is learnt in 1-2 epochs.
 DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
-_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle")
+_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote")
 
 
 def training_examples(
@@ -96,7 +96,8 @@ def train_adapters(
             train = build_sft_examples(chosen)
         elif kind == "raft":
             train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
-                                        p_oracle=data_options.get("p_oracle", 0.8))
+                                        p_oracle=data_options.get("p_oracle", 0.8),
+                                        quote=data_options.get("quote", True))
         else:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")

@@ -24,6 +24,8 @@ class BM25Index:
     def __init__(self, texts: list[str], config: BM25Config = BM25Config()):
         import bm25s
 
+        # bm25s sets its own logger to DEBUG, so every build printed "Building index from IDs objects".
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.config = config
         self.n = len(texts)
         self._stemmer = _stemmer(config.stemmer)

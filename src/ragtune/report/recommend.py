@@ -10,7 +10,8 @@ training budget allows retraining as often as the knowledge changes.
    when it changes weekly or daily); training cost per month over the budget → out; p95 latency over the
    budget → out. If nothing survives, the constraints are relaxed in reverse order and the reasons say so.
 2. Among the survivors the best arm on the primary metric (F1) leads; every arm whose difference from it is
-   not statistically significant (Holm-adjusted paired test) is tied with it.
+   not statistically significant (paired test, Holm-adjusted over the comparisons with the best arm) is tied
+   with it.
 3. Among tied arms the cheapest per month (serving at the stated traffic + retraining) wins if it saves at
    least 10% over the best arm; otherwise the best arm stays.
 """
@@ -155,6 +156,16 @@ def _constraints(results: dict, scenario: Scenario, arms: list[str], primary: st
     return [citations, freshness, budget, latency]
 
 
+def _p_values_against(results: dict, best: str, others: list[str], metric: str) -> dict[str, float]:
+    """Paired-test p-values of each other arm against the best one, Holm-adjusted within THIS family (the
+    k-1 comparisons the decision rests on, not every pair of arms). An arm without a test counts as tied."""
+    from ragtune.evaluate.stats import holm
+
+    tested = {a: t["p_value"] for a in others if (t := find_comparison(results, a, best, metric)) is not None}
+    adjusted = dict(zip(tested, holm(list(tested.values())))) if tested else {}
+    return {a: adjusted.get(a, 1.0) for a in others}
+
+
 def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Recommendation:
     """The arm to deploy for this scenario, with the reasons a team lead can check against the tables."""
     scenario = scenario or Scenario()
@@ -183,13 +194,8 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
         return -1.0 if value is None else value
 
     best = max(survivors, key=quality)
-    tied = [best]
-    for a in survivors:
-        if a == best:
-            continue
-        test = find_comparison(results, a, best, primary)
-        if test is not None and not test.get("significant", test["p_value"] < alpha):
-            tied.append(a)
+    p_vs_best = _p_values_against(results, best, [a for a in survivors if a != best], primary)
+    tied = [best] + [a for a, p in p_vs_best.items() if p >= alpha]
     cheapest = min(tied, key=lambda a: (_monthly_cost(info[a]["metrics"], scenario),
                                         info[a]["metrics"].get("latency_ms_p50") or 0.0))
     # A tie on quality goes to the cheaper arm only when the saving is real (CHEAPER_BY), not rounding noise.
@@ -203,16 +209,15 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
     if choice == best:
         reasons.insert(0, f"{choice} has the best {label} among the eligible arms: {_fmt(m.get(primary))}{ci_text}")
     else:
-        test = find_comparison(results, choice, best, primary)
         reasons.insert(0, f"{choice} ({label} {_fmt(m.get(primary))}{ci_text}) is statistically tied with {best} "
-                          f"({_fmt(info[best]['metrics'].get(primary))}; p={_fmt(test.get('p_value_holm', test['p_value']), 3)}) "
+                          f"({_fmt(info[best]['metrics'].get(primary))}; p={_fmt(p_vs_best[choice], 3)}) "
                           f"and costs less to run")
     for other in survivors:
         if other in tied or other == choice:
             continue
         test = find_comparison(results, best, other, primary)
         if test is not None:
-            p_text = f"p={_fmt(test.get('p_value_holm', test['p_value']), 3)}"
+            p_text = f"p={_fmt(p_vs_best[other], 3)}"
             if best == choice:
                 reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} ({p_text}, significant)")
             else:

@@ -109,11 +109,13 @@ def build_raft_examples(
     p_oracle: float = 0.8,
     seed: int = 0,
     retrieve_mode: str = "hybrid",
+    quote: bool = True,
 ) -> list[TrainExample]:
     """RAFT examples from an index: oracle chunk + `distractors` hard negatives, shuffled; the oracle is kept in
     round(p_oracle * n) examples (chosen with `seed`) and replaced by one more distractor in the others.
 
-    Targets are 'Quote: [n] "sentence"\\nAnswer: X [n]' with the oracle, 'Answer: X' without. Distractors are
+    Targets are 'Quote: [n] "sentence"\\nAnswer: X [n]' with the oracle, 'Answer: X' without (with quote=False:
+    the direct 'X [n]', or 'X' without the oracle). Distractors are
     the top hybrid hits for the question that are not the oracle and do not contain the answer; random chunks
     fill in when retrieval returns too few. Examples whose oracle chunk is not in the index are skipped.
     """
@@ -141,8 +143,11 @@ def build_raft_examples(
         docs = [oracle, *chosen] if with_oracle else chosen
         rng.shuffle(docs)
         source_number = docs.index(oracle) + 1 if with_oracle else None
-        quote = _quote(oracle.text, example) if with_oracle else None
-        target = format_raft_target(example.answer, quote, source_number)
+        if quote:
+            target = format_raft_target(example.answer, _quote(oracle.text, example) if with_oracle else None,
+                                        source_number)
+        else:  # the direct form: the short answer citing its source, as the sft-context target
+            target = f"{example.answer.strip()} [{source_number}]" if with_oracle else example.answer.strip()
         messages = build_messages(example.question, [Hit(chunk=c, score=0.0, rank=r) for r, c in enumerate(docs)])
         meta = {"kind": "raft", "qid": example.qid, "doc_id": example.doc_id, "oracle": with_oracle,
                 "source_number": source_number, "oracle_chunk_id": oracle.chunk_id,
