@@ -22,12 +22,13 @@ logger = logging.getLogger(__name__)
 ARMS = ("base", "rag", "ft", "ft_rag", "raft")
 
 # The demo's training budget, so the first run fits in ~20 minutes on 2 CPU cores (measured: an SFT step of 8
-# short examples takes 2-3 s, a RAFT step of 8 three-passage prompts ~25 s). `ragtune compare --train` and
+# short examples takes ~2.5 s, a RAFT step of 8 three-passage prompts ~25 s). `ragtune compare --train` and
 # `ragtune finetune` use the full defaults (10 SFT epochs, 2 RAFT epochs over every example).
 DEMO_TRAINING = {
     "sft": {"max_steps": 100},
     "raft": {"epochs": 1, "max_examples": 96, "distractors": 2},
 }
+DEMO_MAX_NEW_TOKENS = 32  # the handbook's answers are a few words; rambling past that only costs time
 
 
 def sample_dir() -> Path:
@@ -103,6 +104,7 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
         freshness=str(sample / "updates"),
         limit=limit,
         seed=seed,
+        max_new_tokens=DEMO_MAX_NEW_TOKENS,
         overwrite=True,
         scenario={"knowledge_change": "monthly", "needs_citations": False},
     )

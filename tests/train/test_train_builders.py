@@ -89,7 +89,7 @@ def test_sft_with_context_finds_gold_chunk():
 
 def test_raft_mix_distractors_and_targets():
     index = FakeIndex(_corpus())
-    built = build_raft_examples(_examples(10), index, distractors=3, p_oracle=0.8, seed=0)
+    built = build_raft_examples(_examples(10), index, distractors=3, p_oracle=0.8, seed=0, quote=True)
     assert len(built) == 10
     with_oracle = [b for b in built if b.meta["oracle"]]
     assert len(with_oracle) == 8  # exactly round(P * n)
@@ -131,7 +131,7 @@ def test_raft_uses_evidence_as_quote_and_chunk_id():
     index = FakeIndex(_corpus())
     example = Example(question="Which code?", answer="Z4Q", chunk_id="doc4#1",
                       metadata={"evidence": "Doc 4 part two mentions code Z4Q."})
-    built = build_raft_examples([example], index, distractors=2, p_oracle=1.0)[0]
+    built = build_raft_examples([example], index, distractors=2, p_oracle=1.0, quote=True)[0]
     n = built.meta["source_number"]
     assert built.target == f'Quote: [{n}] "Doc 4 part two mentions code Z4Q."\nAnswer: Z4Q [{n}]'
 
@@ -146,3 +146,18 @@ def test_export_round_trip(tmp_path):
     assert load_train_jsonl(path) == built
     with pytest.raises(InputError):
         TrainExample.from_chat({"messages": [{"role": "user", "content": "x"}]})
+
+
+def test_raft_direct_targets_by_default():
+    index = FakeIndex(_corpus())
+    examples = _examples(10)
+    answers = {e.qid: e.answer for e in examples}
+    built = build_raft_examples(examples, index, distractors=2, p_oracle=0.5, seed=1)
+    assert {b.meta["oracle"] for b in built} == {True, False}
+    for b in built:
+        answer = answers[b.meta["qid"]]
+        if b.meta["oracle"]:
+            assert b.target == f"{answer} [{b.meta['source_number']}]"
+        else:
+            assert b.target == answer and "[" not in b.target
+        assert "Quote:" not in b.target and "Answer:" not in b.target

@@ -97,7 +97,7 @@ def train_adapters(
         elif kind == "raft":
             train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
                                         p_oracle=data_options.get("p_oracle", 0.8),
-                                        quote=data_options.get("quote", True))
+                                        quote=data_options.get("quote", False))
         else:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")

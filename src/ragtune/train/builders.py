@@ -5,8 +5,8 @@ Every prompt is built by `ragtune.generate.prompts.build_messages` and every RAF
 
 RAFT (Zhang et al. 2024): the question with the oracle chunk plus hard-negative distractor chunks (retrieved by
 the hybrid retriever) in shuffled order; in a fraction 1-P of examples the oracle is replaced by one more
-distractor, which teaches the model to answer from memory when retrieval misses. Targets quote the supporting
-sentence before the final answer.
+distractor, which teaches the model to answer from memory when retrieval misses. Targets are the short answer
+citing its source, or (quote=True) the paper's quote-the-supporting-sentence-then-answer form.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def build_raft_examples(
     p_oracle: float = 0.8,
     seed: int = 0,
     retrieve_mode: str = "hybrid",
-    quote: bool = True,
+    quote: bool = False,
 ) -> list[TrainExample]:
     """RAFT examples from an index: oracle chunk + `distractors` hard negatives, shuffled; the oracle is kept in
     round(p_oracle * n) examples (chosen with `seed`) and replaced by one more distractor in the others.
@@ -167,6 +167,7 @@ def build_training_set(
     distractors: int = 3,
     p_oracle: float = 0.8,
     seed: int = 0,
+    quote: bool = False,
 ) -> list[TrainExample]:
     """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
     required). `index` may be an opened Index or its folder."""
@@ -180,7 +181,8 @@ def build_training_set(
 
         index = Index.open(index)  # NotBuiltError when missing
     if mode == "raft":
-        return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed)
+        return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
+                                   quote=quote)
     return build_sft_examples(examples, with_context=mode == "sft-context", index=index)
 
 
