@@ -28,6 +28,13 @@ DEMO_TRAINING = {
     "sft": {"max_steps": 100},
     "raft": {"epochs": 1, "max_examples": 96, "distractors": 2},
 }
+# `ragtune demo --quick`: the same path end to end in a few minutes (rule-written questions, a few training
+# steps, 8 questions): a smoke run, and the slow test of the demo path. Its figures mean little.
+QUICK_TRAINING = {
+    "sft": {"max_steps": 6},
+    "raft": {"epochs": 1, "max_examples": 16, "distractors": 2},
+}
+QUICK_LIMIT = 8
 DEMO_MAX_NEW_TOKENS = 32  # the handbook's answers are a few words; rambling past that only costs time
 
 
@@ -66,26 +73,28 @@ def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: 
     return digest.hexdigest()[:16]
 
 
-def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0) -> dict[str, str]:
+def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
     from ragtune.evaluate.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
 
-    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, **DEMO_TRAINING}, seed)
+    training = QUICK_TRAINING if quick else DEMO_TRAINING
+    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training}, seed)
     folder = work / "adapters" / key
     paths = {kind: folder / kind for kind in ("sft", "raft")}
     missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]
     if missing:
         logger.info("training demo adapters %s into %s", missing, folder)
-        examples = training_examples(index, None, seed=seed) + training_examples(index, str(train_file))
-        train_adapters(index, missing, folder, examples=examples, seed=seed, settings=DEMO_TRAINING)
+        synthesised = training_examples(index, None, seed=seed, rules_only=quick)
+        examples = synthesised + training_examples(index, str(train_file))
+        train_adapters(index, missing, folder, examples=examples, seed=seed, settings=training)
         for stale in (work / "adapters").iterdir():
             if stale.name != key:
                 shutil.rmtree(stale, ignore_errors=True)
     return {kind: str(path) for kind, path in paths.items()}
 
 
-def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0) -> Path:
-    """Run the demo comparison; returns the run folder (with report.html)."""
+def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False) -> Path:
+    """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING."""
     from ragtune.evaluate.compare_run import CompareConfig, run_compare
 
     work = cache_dir() / "demo"
@@ -93,7 +102,9 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
     test_questions = _split_questions(sample / "questions.jsonl", "test", work / "questions_test.jsonl")
     train_questions = _split_questions(sample / "questions.jsonl", "train", work / "questions_train.jsonl")
     index = build_demo_index(work)
-    adapters = demo_adapters(index, work, train_questions, seed=seed)
+    adapters = demo_adapters(index, work, train_questions, seed=seed, quick=quick)
+    if quick:
+        limit = min(limit or QUICK_LIMIT, QUICK_LIMIT)
     config = CompareConfig(
         index=str(work / "index"),
         questions=str(test_questions),

@@ -34,8 +34,10 @@ def training_examples(
     per_chunk: int = 2,
     paraphrases: int = 1,
     seed: int = 0,
+    rules_only: bool = False,
 ) -> list[Example]:
-    """QA examples to train on: the given file(s), or synthesised from every chunk of the index."""
+    """QA examples to train on: the given file(s), or synthesised from every chunk of the index (by the LLM and
+    rules, or rules_only: rule-written questions and paraphrases, no model)."""
     if train_data:
         from ragtune.train.data import load_examples
 
@@ -52,7 +54,7 @@ def training_examples(
     from ragtune.generate import load_generator
     from ragtune.train.synth import synthesize_qa
 
-    generator = load_generator(GenerateConfig(model=model))
+    generator = None if rules_only else load_generator(GenerateConfig(model=model))
     result = synthesize_qa(index.chunks(), generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed)
     if not result.examples:
         raise InputError(f"no training questions could be synthesised from the index (rejected: {result.rejected})")
