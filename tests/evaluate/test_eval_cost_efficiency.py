@@ -69,3 +69,30 @@ def test_dir_size_and_memory(tmp_path):
     assert peak_memory_mb() > 10
     with pytest.raises(InputError, match="not found"):
         dir_size_bytes(tmp_path / "missing")
+
+
+def test_peak_memory_can_be_reset_per_arm():
+    import sys
+
+    import numpy as np
+
+    from ragtune.evaluate.efficiency import peak_memory_mb, reset_peak_memory
+
+    block = np.ones(50_000_000)  # 400 MB resident
+    block.sum()
+    del block
+    before = peak_memory_mb()
+    if not (sys.platform.startswith("linux") and reset_peak_memory()):
+        pytest.skip("peak memory cannot be reset on this OS")
+    assert peak_memory_mb() < before - 300  # the earlier 400 MB no longer counts
+
+
+def test_given_adapter_training_time_comes_from_its_manifest(tmp_path):
+    import json
+
+    from ragtune.evaluate.compare_run import _adapter_train_seconds
+
+    (tmp_path / "ragtune_adapter.json").write_text(json.dumps({"metrics": {"train_seconds": 249.5}}))
+    assert _adapter_train_seconds(str(tmp_path)) == 249.5
+    assert _adapter_train_seconds(str(tmp_path / "missing")) == 0.0
+    assert _adapter_train_seconds(None) == 0.0

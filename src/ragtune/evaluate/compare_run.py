@@ -178,7 +178,7 @@ def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, l
 
 def run_compare(config: CompareConfig) -> Path:
     """Run the comparison described by `config`; returns the finished run folder."""
-    from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb
+    from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
     from ragtune.evaluate.scoring import score_run
     from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
     from ragtune.generate import load_generator
@@ -233,7 +233,8 @@ def run_compare(config: CompareConfig) -> Path:
     for arm in config.arms:
         kind = ARMS[arm].adapter
         info = setup.get("training", {}).get(kind, {}) if kind else {}
-        setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": info.get("train_s", 0.0)}
+        train_s = info.get("train_s") if info else (_adapter_train_seconds(adapters[kind]) if kind else 0.0)
+        setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": train_s or 0.0}
 
     fresh_index, fresh_examples = (None, [])
     if config.freshness:
@@ -250,12 +251,13 @@ def run_compare(config: CompareConfig) -> Path:
                                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
             )
             task.update(description=f"Answering [{arm}]")
+            reset_peak_memory()
             for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):
                 todo = partial.todo(arm, group, fresh)
                 if todo:
                     run_arm(arm, todo, generator, retr, k=config.k, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size, freshness=fresh, on_rows=partial.append, progress=task)
-            setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # process high-water mark so far
+            setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
     rows = partial.rows(config.arms, examples, False) + partial.rows(config.arms, fresh_examples, True)
     results = score_run(rows, setup=setup, scenario=scenario, cost_model=config.cost, seed=config.seed, k=config.k)
@@ -273,3 +275,14 @@ def run_compare(config: CompareConfig) -> Path:
     except Exception as exc:  # noqa: BLE001 - the run itself is complete; a DB problem must not lose it
         logger.warning("could not record the run in the runs database: %s", exc)
     return run_dir
+
+
+def _adapter_train_seconds(adapter: str | None) -> float:
+    """Training time recorded in a given adapter's manifest (ragtune finetune writes it), for the cost model."""
+    if not adapter:
+        return 0.0
+    try:
+        manifest = json.loads((Path(adapter) / "ragtune_adapter.json").read_text(encoding="utf-8"))
+        return float((manifest.get("metrics") or {}).get("train_seconds") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0

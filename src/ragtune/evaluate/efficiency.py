@@ -49,9 +49,26 @@ def tokens_per_s(completion_tokens: Sequence[int], generate_ms: Sequence[float])
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process, in MiB: since the last `reset_peak_memory()` where Linux allows it
+    (VmHWM), else over the process's life (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def reset_peak_memory() -> bool:
+    """Restart the peak-memory count at the current resident size (Linux: /proc/self/clear_refs), so that
+    an arm's figure is its own and not an earlier training's. False where the OS does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def dir_size_bytes(path: str | Path) -> int:
