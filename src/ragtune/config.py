@@ -75,3 +75,4 @@ class GenerateConfig(StrictModel):
     model_name: str | None = None  # remote model name for http(s) endpoints (else the URL #fragment, else "default")
     timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only
     num_threads: int | None = Field(None, ge=1)  # local models: torch CPU threads; None = auto (1 when the CPU is busy)
+    stop_at_answer_line: bool = False  # local models: stop a sequence once its answer line is complete (ask, compare, serve)

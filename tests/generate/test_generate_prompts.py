@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ragtune.generate.prompts import (
     SYSTEM_CLOSED,
     SYSTEM_RAG,
@@ -62,3 +64,23 @@ def test_parse_answer_strips_boilerplate_lead_ins():
     assert parse_answer("The answer to this question is:").answer == ""
     assert parse_answer("Answer is the key").answer == "Answer is the key"  # no colon: not a lead-in
     assert parse_answer("Paris\nThe capital of France.").answer == "Paris"  # first line only
+
+
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ("HR-12", False),  # the line may still grow
+        ("HR-12\n", True),
+        ("The answer is:\nHR-12", False),  # a bare lead-in is not an answer
+        ("The answer is:\nHR-12\n", True),
+        ('Quote: [2] "Ann wrote it"\n', False),  # the quote line comes before the answer
+        ('Quote: [2] "Ann wrote it"\nAnswer: Ann [2]\n', True),
+        ("\n\n", False),
+    ],
+)
+def test_answer_line_complete(text, complete):
+    from ragtune.generate.prompts import answer_line_complete, parse_answer
+
+    assert answer_line_complete(text) is complete
+    if complete:  # nothing after the stop point could change the parsed answer
+        assert parse_answer(text).answer == parse_answer(text + "More rambling\nand more.").answer

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             retriever = Index.open(index_dir).retriever(mode)
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
-            max_new_tokens=max_new_tokens, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,
         )
         generator = load_generator(config)
         preds = answer(

@@ -248,7 +248,8 @@ def run_compare(config: CompareConfig) -> Path:
             kind = ARMS[arm].adapter
             generator = load_generator(
                 GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
-                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
+                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                               stop_at_answer_line=True)
             )
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()

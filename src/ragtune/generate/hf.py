@@ -39,6 +39,7 @@ class HFGenerator:
         merge_adapter: bool = True,
         attn_implementation: str = "sdpa",
         num_threads: int | None = None,
+        stop_at_answer_line: bool = False,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,6 +49,7 @@ class HFGenerator:
         self.batch_size = batch_size
         self.temperature = temperature
         self.num_threads = num_threads
+        self.stop_at_answer_line = stop_at_answer_line
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -117,9 +119,15 @@ class HFGenerator:
             pad_token_id=self.tokenizer.pad_token_id,
             **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
         )
+        stopping = None
+        if self.stop_at_answer_line:
+            from transformers import StoppingCriteriaList
+
+            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, padded["input_ids"].shape[1])])
         with torch.inference_mode(), _torch_threads(choose_threads(self.num_threads)):
             out = self.model.generate(
-                input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], generation_config=config
+                input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], generation_config=config,
+                stopping_criteria=stopping,
             )
         new_tokens = out[:, padded["input_ids"].shape[1] :]  # (batch, generated) — prompt stripped
         generations = []
@@ -163,6 +171,22 @@ def _torch_threads(count: int) -> Iterator[None]:
     finally:
         if count != previous:
             torch.set_num_threads(previous)
+
+
+class _AnswerLineDone:
+    """Per-row stopping: a sequence is done once its answer line is complete (see `answer_line_complete`); the
+    rest of a rambling reply would be generated only to be thrown away by `parse_answer`."""
+
+    def __init__(self, tokenizer: Any, prompt_length: int):
+        self.tokenizer, self.prompt_length = tokenizer, prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from ragtune.generate.prompts import answer_line_complete
+
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        return torch.tensor([answer_line_complete(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 def _until_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:

@@ -60,6 +60,14 @@ def format_raft_target(answer: str, quote: str | None, source_number: int | None
     return f"{ANSWER_MARKER} {answer.strip()}"
 
 
+def answer_line_complete(text: str) -> bool:
+    """True once the generated text holds a finished answer line — a line with an answer left after the lead-ins
+    ('The answer is:' alone does not count), not the RAFT quote line, followed by a newline. `parse_answer`
+    reads nothing past it, so generation may stop there."""
+    lines = text.split("\n")
+    return any(not line.strip().startswith(QUOTE_MARKER) and clean_answer(line) for line in lines[:-1])
+
+
 @dataclass(frozen=True)
 class ParsedAnswer:
     answer: str  # the final answer text, citation markers removed

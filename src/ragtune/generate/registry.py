@@ -74,5 +74,6 @@ def _build(config: GenerateConfig) -> Generator:
         batch_size=config.batch_size,
         temperature=config.temperature,
         num_threads=config.num_threads,
+        stop_at_answer_line=config.stop_at_answer_line,
         model_id=BUNDLED_LLM_ID if config.model == BUNDLED else None,
     )

@@ -124,7 +124,7 @@ def load_generators(settings: ServeSettings) -> dict[str, Any]:
             raise ConfigError(f"arm {arm!r} needs an adapter: pass --adapter{' or --raft-adapter' if kind == 'raft' else ''}")
         generators[arm] = load_generator(GenerateConfig(model=settings.model, adapter=adapter,
                                                         max_new_tokens=settings.default_max_tokens,
-                                                        batch_size=settings.max_batch))
+                                                        batch_size=settings.max_batch, stop_at_answer_line=True))
     return generators
 
 
