@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ragtune.errors import BackendError, InputError
 from ragtune.generate.base import Generator
 from ragtune.generate.citations import choose_sources, valid_citations
-from ragtune.generate.prompts import build_messages, parse_answer
+from ragtune.generate.prompts import build_messages, condense_answer, parse_answer
 from ragtune.progress import progress_task
 from ragtune.types import Generation, Hit, Prediction
 
@@ -102,7 +102,7 @@ def _prediction(
         parsed = parse_answer(generation.text)
         yield Prediction(
             question=questions[i],
-            answer=parsed.answer,
+            answer=condense_answer(parsed.answer, questions[i]),
             hits=tuple(hits),
             cited=valid_citations(parsed.cited, len(hits)),
             retrieve_ms=retrieve_ms,

@@ -84,3 +84,23 @@ def test_answer_line_complete(text, complete):
     assert answer_line_complete(text) is complete
     if complete:  # nothing after the stop point could change the parsed answer
         assert parse_answer(text).answer == parse_answer(text + "More rambling\nand more.").answer
+
+
+@pytest.mark.parametrize(
+    "answer, question, expected",
+    [
+        ("The group that headlined the Super Bowl 50 halftime show was the British rock group Coldplay.",
+         "Which group headlined the Super Bowl 50 halftime show?", "the British rock group Coldplay"),
+        ("The institute's safety officer is Dagny Ferrow.", "Who is the institute's safety officer?", "Dagny Ferrow"),
+        ("Edward the Confessor. He appointed Robert of Jumièges in 1051.", "Who appointed Robert?",
+         "Edward the Confessor"),
+        ("Dr. Maren Okonkwo-Lisle leads it.", "Who leads the group?", "Dr. Maren Okonkwo-Lisle leads it"),
+        ("The U.S. Army base", "Which base?", "The U.S. Army base"),
+        ("HR-12", "Which form do I fill in?", "HR-12"),
+        ("Coldplay was chosen over Beyoncé", "Which band headlined?", "Coldplay was chosen over Beyoncé"),
+    ],
+)
+def test_condense_answer(answer, question, expected):
+    from ragtune.generate.prompts import condense_answer
+
+    assert condense_answer(answer, question) == expected

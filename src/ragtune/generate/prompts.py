@@ -113,3 +113,27 @@ def clean_answer(text: str) -> str:
         if line:  # a bare lead-in line ("The answer is:") means the answer is on the next line
             return line
     return ""
+
+
+_SENTENCE_BREAK = re.compile(r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|No|vs|Jr|Sr|Co))(?<!\b(?:Mrs|etc|Inc|Ltd))"
+                             r"(?<=[a-z0-9)\"'])\.\s+(?=[A-Z])")
+_COPULA = re.compile(r"\b(?:is|was|are|were|will be|has been|had been|would be)\s+", re.IGNORECASE)
+
+
+def condense_answer(answer: str, question: str) -> str:
+    """The short answer inside a sentence that restates the question, as small models write them: its first
+    sentence only (the rest is drift), and after 'is/was/...' when the words before it mostly repeat the
+    question ('The group that headlined the show was Coldplay.' -> 'Coldplay'). Measured on 200 SQuAD
+    questions (bench/bench_compare_squad.py): the untuned model's RAG F1 0.078 -> 0.098; already-short answers
+    are unchanged.
+    """
+    from ragtune.evaluate.answer_metrics import normalize_answer
+
+    text = _SENTENCE_BREAK.split(answer.strip(), maxsplit=1)[0].rstrip(". ")
+    asked = set(normalize_answer(question).split())
+    for match in _COPULA.finditer(text):
+        head = normalize_answer(text[: match.start()]).split()
+        tail = text[match.end() :].strip()
+        if head and tail and sum(word in asked for word in head) / len(head) >= 0.6:
+            return tail
+    return text
