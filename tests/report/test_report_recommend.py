@@ -94,6 +94,19 @@ def test_freshness_results_exclude_stale_arms():
     assert "went stale" in rec.excluded["ft"] and "0.10 vs 0.80" in rec.excluded["ft"]
 
 
+def test_a_retrieving_arm_is_never_called_stale():
+    """rag reads the updated index: a lower score than raft on the changed facts is quality, not staleness."""
+    fresh = {"arms": {"rag": {"metrics": {"f1": 0.26}}, "raft": {"metrics": {"f1": 0.92}},
+                      "ft": {"metrics": {"f1": 0.17}}},
+             "comparisons": [comp("rag", "raft", -0.66, 0.001), comp("ft", "raft", -0.75, 0.001)]}
+    r = results_with({"rag": arm(0.13), "raft": arm(0.5), "ft": arm(0.06, retrieval=False)},
+                     [comp("raft", "rag", 0.37, 0.001), comp("raft", "ft", 0.44, 0.001)], freshness=fresh)
+    rec = recommend(r, Scenario(knowledge_change="monthly"))
+    assert rec.arm == "raft"
+    assert "rag" not in rec.excluded
+    assert "went stale" in rec.excluded["ft"]
+
+
 def test_frequent_change_without_freshness_data_rules_out_closed_book_tuned():
     r = results_with({"ft": arm(0.8, retrieval=False, train_usd=0.1, train_s=10), "rag": arm(0.5)},
                      [comp("ft", "rag", 0.3, 0.001)])

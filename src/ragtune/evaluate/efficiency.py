@@ -65,6 +65,12 @@ def reset_peak_memory() -> bool:
     """Restart the peak-memory count at the current resident size (Linux: /proc/self/clear_refs), so that
     an arm's figure is its own and not an earlier training's. False where the OS does not allow it."""
     try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap (a training run's) back first, so it stops counting
+    except (OSError, AttributeError):
+        pass
+    try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
     except OSError:

@@ -100,7 +100,7 @@ def _monthly_cost(metrics: dict, scenario: Scenario) -> float:
 
 
 def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> dict[str, str]:
-    """Arms that did significantly worse on changed facts than the reference arm there (rag, tested paired).
+    """Closed-book arms that did significantly worse on changed facts than the best arm there (paired test).
 
     Without a paired test for an arm, it is stale below STALE_RATIO × the best freshness score.
     """
@@ -110,8 +110,11 @@ def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> d
         return {}
     best = max(scored, key=scored.get)
     stale = {}
+    info = results.get("arms") or {}
     for arm, value in scored.items():
-        if arm == best:
+        # Only closed-book arms can go stale: a retrieving arm reads the updated index, so a low score there is
+        # a quality gap (the main comparison covers it), not stale knowledge.
+        if arm == best or (info.get(arm) or {}).get("uses_retrieval"):
             continue
         tests = [t for t in (find_comparison(results, arm, other, primary, section="freshness") for other in scored)
                  if t is not None and t["b"] != arm]
