@@ -129,11 +129,13 @@ def condense_answer(answer: str, question: str) -> str:
     """
     from ragtune.evaluate.answer_metrics import normalize_answer
 
-    text = _SENTENCE_BREAK.split(answer.strip(), maxsplit=1)[0].rstrip(". ")
+    answer = answer.strip()
+    sentences = _SENTENCE_BREAK.split(answer, maxsplit=1)
+    text = sentences[0].rstrip(". ")
     asked = set(normalize_answer(question).split())
     for match in _COPULA.finditer(text):
         head = normalize_answer(text[: match.start()]).split()
         tail = text[match.end() :].strip()
         if head and tail and sum(word in asked for word in head) / len(head) >= 0.6:
             return tail
-    return text
+    return text if len(sentences) > 1 else answer  # a one-sentence answer keeps its own wording
