@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ragtune.atomic import write_text_atomic  # noqa: F401  (re-exported: the run-folder writers use it)
 from ragtune.errors import InputError, NotBuiltError
 
 RESULTS_FILE = "results.json"
@@ -101,22 +100,6 @@ def read_results(path: str | Path) -> dict[str, Any]:
         return json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{file}: not valid JSON ({exc.msg})") from exc
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write a file via a temp file in the same folder and an atomic rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def dumps_results(results: dict[str, Any]) -> str:

@@ -188,18 +188,9 @@ def build_training_set(
 
 def export_jsonl(train: Sequence[TrainExample], path: str | Path) -> Path:
     """Write training examples as chat JSONL (atomically), so they can be used to train elsewhere."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as handle:
-            for example in train:
-                handle.write(json.dumps(example.to_chat(), ensure_ascii=False) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
-    return path
+    from ragtune.atomic import write_jsonl_atomic
+
+    return write_jsonl_atomic((example.to_chat() for example in train), path)
 
 
 def load_train_jsonl(path: str | Path) -> list[TrainExample]:

@@ -270,17 +270,10 @@ def examples_hash(examples: Sequence[Any]) -> str:
 
 def write_examples_jsonl(examples: Sequence[Example], path: str | Path) -> Path:
     """Write Examples as ragtune QA JSONL (atomically); `load_examples` reads them back unchanged."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as handle:
-            for e in examples:
-                record = {"question": e.question, "answer": e.answer, "answers": list(e.answers), "doc_id": e.doc_id,
-                          "chunk_id": e.chunk_id, "context": e.context, "id": e.qid, **e.metadata}
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
-    return path
+    from ragtune.atomic import write_jsonl_atomic
+
+    return write_jsonl_atomic(
+        ({"question": e.question, "answer": e.answer, "answers": list(e.answers), "doc_id": e.doc_id,
+          "chunk_id": e.chunk_id, "context": e.context, "id": e.qid, **e.metadata} for e in examples),
+        path,
+    )
