@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -27,9 +29,12 @@ def test_hash_embedder_is_deterministic_normalised_and_similarity_aware() -> Non
 def test_minilm_direct_path_matches_sentence_transformers() -> None:
     emb = get_embedder("bundled")
     texts = ["How many days of paid leave?", "Connect to the VPN first, then open the intranet portal."]
-    direct = emb.encode(texts)  # small batch: the direct tokenizer + forward path
+    direct = emb.encode(texts)  # small batch: the ONNX Runtime query path (or torch direct without it)
     reference = emb._st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert direct.shape == (2, 384)
     assert np.allclose(direct, reference, atol=1e-5)
+    assert np.allclose(emb._encode_direct(texts), reference, atol=1e-5)  # the torch fallback agrees too
+    if importlib.util.find_spec("onnxruntime"):
+        assert emb._onnx_query_encoder() is not None  # MiniLM is mean-pooled: the fast path must be taken
     many = emb.encode(texts * 5)  # > DIRECT_MAX_TEXTS: sentence-transformers path
     assert np.allclose(many[:2], direct, atol=1e-5)

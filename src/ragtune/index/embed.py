@@ -21,8 +21,9 @@ from ragtune.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# A batch this small is embedded by a direct tokenizer + model forward: sentence-transformers' encode has a
-# fixed per-call overhead (sorting, dataloader-like batching, device moves) that dominates for one query.
+# A batch this small (a query) is embedded by ONNX Runtime (ragtune.index.onnx_query) or, without it, by a
+# direct tokenizer + model forward: sentence-transformers' encode has a fixed per-call overhead (sorting,
+# dataloader-like batching, device moves) that dominates for one query.
 DIRECT_MAX_TEXTS = 8
 
 _CACHE: dict[str, Any] = {}
@@ -58,13 +59,22 @@ class Embedder:
         self.dim = int(get_dim())
         self.max_seq_length = int(self._st.max_seq_length or 256)
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads in serve
+        from ragtune.index.onnx_query import is_mean_pooled
+
+        # The few-texts fast paths compute mean pooling + normalisation themselves: only for such pipelines.
+        self._direct_ok = is_mean_pooled(self._st)
+        self._query_encoder: Any = None
+        self._query_encoder_checked = False
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Embed texts -> (n, dim) float32, L2-normalised. Empty input gives a (0, dim) array."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if len(texts) <= DIRECT_MAX_TEXTS:
+            if len(texts) <= DIRECT_MAX_TEXTS and self._direct_ok:
+                query_encoder = self._onnx_query_encoder()
+                if query_encoder is not None:
+                    return query_encoder.encode(texts)
                 return self._encode_direct(texts)
             vectors = self._st.encode(
                 list(texts),
@@ -74,6 +84,15 @@ class Embedder:
                 show_progress_bar=show_progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _onnx_query_encoder(self) -> Any:
+        """The ONNX Runtime encoder for few-text calls, exported/loaded on first use (None: use torch)."""
+        if not self._query_encoder_checked:
+            from ragtune.index.onnx_query import load_query_encoder
+
+            self._query_encoder = load_query_encoder(self._st, self.model_path, self.max_seq_length)
+            self._query_encoder_checked = True
+        return self._query_encoder
 
     def _encode_direct(self, texts: list[str]) -> np.ndarray:
         """Tokenizer + transformer forward + mean pooling + normalise, as the ST pipeline does (checked in tests)."""

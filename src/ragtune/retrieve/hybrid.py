@@ -7,7 +7,9 @@ weight 0 is ignored entirely.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ragtune.config import RetrieveConfig
@@ -39,8 +41,22 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], rrf_k:
     return sorted(fused.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _bm25_pool() -> ThreadPoolExecutor:
+    """One worker thread that runs BM25 while the calling thread embeds the query (both release the GIL for
+    most of their work: ONNX Runtime / torch and numpy), so hybrid costs ~max(dense, BM25), not their sum."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragtune-bm25")
+        return _POOL
+
+
 class HybridRetriever:
-    """Dense + BM25, each to `candidates` deep, fused by weighted RRF."""
+    """Dense + BM25, each to `candidates` deep (concurrently), fused by weighted RRF."""
 
     def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig()):
         self.index = index
@@ -51,8 +67,11 @@ class HybridRetriever:
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
         """Top-k fused hits per query; the score is the fused RRF score."""
         depth = max(self.config.candidates, k)
-        state, dense_rows = self.dense.search_rows(queries, depth, filters)
-        state_b, bm25_rows = self.bm25.search_rows(queries, depth, filters)
+        bm25_future = _bm25_pool().submit(self.bm25.search_rows, queries, depth, filters)
+        try:
+            state, dense_rows = self.dense.search_rows(queries, depth, filters)
+        finally:
+            state_b, bm25_rows = bm25_future.result()  # always joined, so no search outlives this call
         if state_b is not state:  # a reload landed between the two searches: redo on one state
             return self.retrieve(queries, k, filters)
         weights = (self.config.dense_weight, self.config.bm25_weight)

@@ -1,0 +1,107 @@
+"""The ONNX Runtime query encoder: same vectors as the PyTorch forward, cached export, safe fallbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ragtune.index import onnx_query
+from ragtune.index.onnx_query import OnnxQueryEncoder, export_path, export_query_graph, is_mean_pooled
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+WORDS = ["leave", "paid", "days", "vpn", "portal", "how", "many", "the", "open", "first", "connect", "intranet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A 2-layer random BERT with a word-level vocabulary: what a sentence-transformers Transformer exposes."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    return SimpleNamespace(auto_model=BertModel(config).eval(), tokenizer=tokenizer)
+
+
+def _torch_reference(transformer: SimpleNamespace, texts: list[str]) -> np.ndarray:
+    import torch
+
+    features = transformer.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = transformer.auto_model(**features).last_hidden_state
+    mask = features["attention_mask"].unsqueeze(-1).float()
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    return torch.nn.functional.normalize(pooled, dim=1).numpy()
+
+
+def test_exported_graph_matches_torch_on_padded_batches(tiny_transformer: SimpleNamespace, tmp_path: Path) -> None:
+    graph = export_query_graph(tiny_transformer, tmp_path / "q.onnx")
+    assert graph.exists() and not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
+    encoder = OnnxQueryEncoder(tiny_transformer.tokenizer, graph, max_length=64)
+    for texts in (["how many paid leave days"], ["vpn", "connect to the vpn first then open the intranet portal"]):
+        got = encoder.encode(texts)
+        want = _torch_reference(tiny_transformer, texts)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.allclose(got, want, atol=1e-5)
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_export_path_is_keyed_by_model_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"a")
+    first = export_path(model)
+    assert first == export_path(model) and first.is_relative_to(tmp_path / "cache" / "onnx")
+    (model / "weights.bin").write_bytes(b"ab")  # a changed model folder must not reuse the old graph
+    assert export_path(model) != first
+
+
+class Pooling:
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def get_config_dict(self) -> dict:
+        return {"pooling_mode": self.mode}
+
+
+class Normalize:
+    pass
+
+
+def test_only_mean_pooled_normalised_pipelines_qualify(tiny_transformer: SimpleNamespace) -> None:
+    assert is_mean_pooled([tiny_transformer, Pooling("mean"), Normalize()])
+    assert not is_mean_pooled([tiny_transformer, Pooling("cls"), Normalize()])
+    assert not is_mean_pooled([tiny_transformer, Pooling("mean")])  # no normalisation: vectors would differ
+
+
+def test_loader_falls_back_when_switched_off_or_export_fails(
+    tiny_transformer: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    pipeline = [tiny_transformer, Pooling("mean"), Normalize()]
+    monkeypatch.setenv("RAGTUNE_QUERY_BACKEND", "torch")
+    assert onnx_query.load_query_encoder(pipeline, model, 64) is None
+    monkeypatch.setenv("RAGTUNE_QUERY_BACKEND", "auto")
+    encoder = onnx_query.load_query_encoder(pipeline, model, 64)
+    assert encoder is not None and encoder.graph == export_path(model) and encoder.graph.exists()
+
+    def broken(*_args: object) -> Path:
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(onnx_query, "export_query_graph", broken)
+    (model / "changed").write_text("x")  # new key: the loader must export again, and that fails
+    assert onnx_query.load_query_encoder(pipeline, model, 64) is None
