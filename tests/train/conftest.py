@@ -51,6 +51,13 @@ def train_lm_dir(tmp_path_factory) -> Path:
     return build_tiny_lm(tmp_path_factory.mktemp("tiny_train_lm"))
 
 
+@pytest.fixture
+def tiny_lm_builder():
+    """build_tiny_lm(folder, seed) as a fixture: importing it from conftest breaks when pytest collects
+    several test folders with their own conftest modules in one run."""
+    return build_tiny_lm
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tiny models run faster on one thread, and far faster when the machine's cores are oversubscribed."""

@@ -106,13 +106,11 @@ def test_resume_after_interruption_gives_identical_weights(train_lm_dir, tmp_pat
         finetune(train, tmp_path / "other", config.model_copy(update={"lr": 1e-4}), resume=True)
 
 
-def test_wrong_base_model_is_a_clear_error(train_lm_dir, tmp_path):
-    from conftest import build_tiny_lm
-
+def test_wrong_base_model_is_a_clear_error(train_lm_dir, tiny_lm_builder, tmp_path):
     out = tmp_path / "adapter"
     finetune(_train_set(4), out, _config(train_lm_dir, epochs=1))
     assert check_adapter(out, train_lm_dir)["base_model"]["name"] == str(train_lm_dir)
-    other = build_tiny_lm(tmp_path / "other_lm", seed=1)  # same architecture, other weights
+    other = tiny_lm_builder(tmp_path / "other_lm", seed=1)  # same architecture, other weights
     with pytest.raises(ConfigError, match="different weights"):
         check_adapter(out, other)
     config = json.loads((other / "config.json").read_text())
