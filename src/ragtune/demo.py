@@ -70,7 +70,18 @@ def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: 
         digest.update(f"{doc.doc_id}\0{doc.hash}\n".encode())
     digest.update(train_file.read_bytes())
     digest.update(json.dumps({"training": training, "seed": seed, "version": __version__}, sort_keys=True).encode())
+    digest.update(_training_code_digest().encode())
     return digest.hexdigest()[:16]
+
+
+def _training_code_digest() -> str:
+    """A hash of the code that decides what an adapter learns (synthesis, example builders, trainer, prompts),
+    so a cached demo adapter is retrained when that code changes, not only when the package version does."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([*(package / "train").glob("*.py"), package / "generate" / "prompts.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:

@@ -97,3 +97,7 @@ def test_eval_retrieval_on_tiny_beir(tmp_path: Path) -> None:
     assert metrics["bm25"]["ndcg@10"] == 1.0 and metrics["bm25"]["mrr@10"] == 1.0
     assert metrics["hybrid"]["recall@10"] == 1.0 and metrics["hybrid"]["n_queries"] == 2
     assert len(Index.open(index)) == 3
+    clash = CliRunner().invoke(build_app(), ["eval", "retrieval", str(beir), "--index", str(index), "--chunk-tokens", "256"])
+    assert clash.exit_code != 0 and "existing --index keeps its own chunking" in str(clash.exception)
+    bad = CliRunner().invoke(build_app(), ["eval", "retrieval", str(beir), "--chunk-tokens", "64", "--overlap", "64"])
+    assert bad.exit_code != 0 and "bad chunking options" in str(bad.exception)
