@@ -21,7 +21,7 @@ def _hit(text, title="", n=0):
 
 def test_sources_are_numbered_in_rank_order_with_titles():
     text = format_sources([_hit("Alpha text.", "Alpha"), _hit("Beta text.", n=1)])
-    assert text == "[1] Alpha: Alpha text.\n\n[2] Beta text."
+    assert text == "[2] Beta text.\n\n[1] Alpha: Alpha text."  # best (rank 1) listed last, next to the question
 
 
 def test_sources_are_truncated():

@@ -39,7 +39,8 @@ def test_chat_completion_answers_with_citations(live):
     assert extra["ragtune"]["arm"] == "rag"
     assert extra["ragtune"]["screening"] == {"flagged": False, "chunks": []}
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
-    assert "Sources:\n[1]" in generator.prompts[-1]  # the model saw numbered sources
+    prompt = generator.prompts[-1]  # the model saw numbered sources, the best ([1]) last before the question
+    assert prompt.startswith("Sources:\n[") and "[1] Leave policy" in prompt.split("\n\nQuestion:")[0].rsplit("\n\n", 1)[-1]
 
 
 def test_closed_book_arm_has_no_sources(live):

@@ -25,12 +25,24 @@ _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
-    """Number sources from 1 in rank order: '[1] Title: text'."""
+    """Number sources from 1 in rank order ('[1] Title: text', [1] the best hit) and list them best last, so the
+    most relevant passage sits right before the question.
+
+    Small models lean on what they read last: on 120 SQuAD questions with hybrid top-3 hits, the untuned 135M
+    model's F1 was 0.102 with the best source listed first and 0.157 with it listed last (top-1 alone: 0.164;
+    bench/bench_rag_layout.py). The numbers keep meaning rank, so citations map to hits as before.
+
+    >>> from ragtune.types import Chunk
+    >>> print(format_sources([Hit(Chunk("a#0", "a", "First."), 2.0), Hit(Chunk("b#0", "b", "Second."), 1.0)]))
+    [2] Second.
+    <BLANKLINE>
+    [1] First.
+    """
     lines = []
     for number, hit in enumerate(hits, start=1):
         title = f"{hit.chunk.title}: " if hit.chunk.title else ""
         lines.append(f"[{number}] {title}{hit.chunk.text[:max_chars].strip()}")
-    return "\n\n".join(lines)
+    return "\n\n".join(reversed(lines))
 
 
 def build_messages(question: str, hits: Sequence[Hit] | None) -> list[dict[str, str]]:
