@@ -127,3 +127,28 @@ def test_pipeline_with_tiny_model(tiny_lm_dir):
     preds = answer(QUESTIONS, gen, FakeRetriever(), k=2, max_new_tokens=4)
     assert len(preds) == 3 and all(0 < p.completion_tokens <= 4 for p in preds)
     assert all(len(citations(p)) >= 1 for p in preds)  # the fallback always shows a passage
+
+
+def test_guided_style_adds_examples_and_cuts_sources_but_keeps_full_hits():
+    from ragtune.generate.prompts import WORKED_EXAMPLES
+
+    generator = ScriptedGenerator(SCRIPT, batch_size=8)
+    generator.prompt_style = "guided"  # as load_generator sets it for an untuned local model
+    long_corpus = {**CORPUS, "paris": ("Paris", "Paris is the capital of France. It has many bridges. Rain is common.")}
+    retriever = FakeRetriever()
+    try:
+        CORPUS.update(long_corpus)
+        preds = answer(QUESTIONS[:1], generator, retriever, k=2)
+    finally:
+        CORPUS["paris"] = ("Paris", "Paris is the capital of France.")
+    (messages,) = generator.batches[0]
+    assert len(messages) == 2 + 2 * len(WORKED_EXAMPLES)
+    prompt = messages[-1]["content"]
+    assert "Paris is the capital of France." in prompt and "bridges" not in prompt  # 3 closest sentences of 5
+    assert "bridges" in preds[0].hits[0].chunk.text  # the prediction keeps the retrieved passage whole
+    assert preds[0].answer == "Paris" and preds[0].cited == (1,)
+    plain = ScriptedGenerator(SCRIPT, batch_size=8)
+    answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="plain")
+    assert len(plain.batches[0][0]) == 2
+    with pytest.raises(InputError):
+        answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="fancy")

@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,7 @@ class CompareConfig(StrictModel):
     model: str = BUNDLED
     max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
+    prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     freshness: str | None = None
     resume: bool = False
     overwrite: bool = False
@@ -249,8 +250,9 @@ def run_compare(config: CompareConfig) -> Path:
             generator = load_generator(
                 GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
                                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                               stop_at_answer_line=True)
+                               stop_at_answer_line=True, prompt_style=config.prompt_style)
             )
+            setup["arms"][arm]["prompt_style"] = getattr(generator, "prompt_style", "plain")
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
             for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):

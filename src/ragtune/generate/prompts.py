@@ -23,6 +23,20 @@ QUOTE_MARKER = "Quote:"
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
+# Worked examples for untuned models (prompt style "guided"): three answer types (a person, a place, a
+# phrase) so the model copies the short form rather than one kind of answer. On 120 SQuAD questions they
+# lifted the untuned 135M model's F1 from 0.130 to 0.218 with compressed sources, and closed-book from 0.052
+# to 0.070 (bench/bench_rag_layout.py).
+WORKED_EXAMPLES = (
+    ("Eiffel Tower", "The Eiffel Tower is a wrought-iron tower in Paris. It was designed by the company of "
+     "Gustave Eiffel and finished in 1889 for the World's Fair.", "Whose company designed the Eiffel Tower?",
+     "Gustave Eiffel"),
+    ("Danube", "The Danube is the second-longest river in Europe. It rises in the Black Forest in Germany and "
+     "flows into the Black Sea.", "Where does the Danube flow into?", "the Black Sea"),
+    ("Photosynthesis", "Plants use photosynthesis to turn light, water and carbon dioxide into sugar, releasing "
+     "oxygen as a by-product.", "What do plants release during photosynthesis?", "oxygen"),
+)
+
 
 def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     """Number sources from 1 in rank order ('[1] Title: text', [1] the best hit) and list them best last, so the
@@ -40,24 +54,33 @@ def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     """
     lines = []
     for number, hit in enumerate(hits, start=1):
+        if not hit.chunk.text.strip():  # emptied by context compression: keep the numbering, skip the source
+            continue
         title = f"{hit.chunk.title}: " if hit.chunk.title else ""
         lines.append(f"[{number}] {title}{hit.chunk.text[:max_chars].strip()}")
     return "\n\n".join(reversed(lines))
 
 
-def build_messages(question: str, hits: Sequence[Hit] | None) -> list[dict[str, str]]:
-    """Chat messages for one question; closed-book when hits is None.
+def build_messages(question: str, hits: Sequence[Hit] | None, examples: bool = False) -> list[dict[str, str]]:
+    """Chat messages for one question; closed-book when hits is None. `examples` puts the worked examples
+    (WORKED_EXAMPLES, as earlier user/assistant turns) before the question.
 
     >>> build_messages("Who?", None)[1]
     {'role': 'user', 'content': 'Question: Who?'}
+    >>> [m["role"] for m in build_messages("Who?", None, examples=True)][:3]
+    ['system', 'user', 'assistant']
     """
     if hits is None:
-        return [
-            {"role": "system", "content": SYSTEM_CLOSED},
-            {"role": "user", "content": f"Question: {question.strip()}"},
-        ]
-    return [
-        {"role": "system", "content": SYSTEM_RAG},
+        messages = [{"role": "system", "content": SYSTEM_CLOSED}]
+        for _, _, worked_question, worked_answer in WORKED_EXAMPLES if examples else ():
+            messages += [{"role": "user", "content": f"Question: {worked_question}"},
+                         {"role": "assistant", "content": worked_answer}]
+        return messages + [{"role": "user", "content": f"Question: {question.strip()}"}]
+    messages = [{"role": "system", "content": SYSTEM_RAG}]
+    for title, text, worked_question, worked_answer in WORKED_EXAMPLES if examples else ():
+        messages += [{"role": "user", "content": f"Sources:\n[1] {title}: {text}\n\nQuestion: {worked_question}"},
+                     {"role": "assistant", "content": f"{worked_answer} [1]"}]
+    return messages + [
         {"role": "user", "content": f"Sources:\n{format_sources(hits)}\n\nQuestion: {question.strip()}"},
     ]
 

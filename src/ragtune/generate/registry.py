@@ -36,8 +36,17 @@ def load_generator(config: GenerateConfig | None = None) -> Generator:
         if cached is not None:
             return cached
         generator = _build(config)
+        generator.prompt_style = prompt_style(config)  # read by ragtune.pipeline.answer
         _CACHE[config] = generator
         return generator
+
+
+def prompt_style(config: GenerateConfig) -> str:
+    """'guided' or 'plain': config.prompt_style with "auto" resolved (guided for a local model without an
+    adapter; plain with an adapter, which was trained on plain prompts, or an endpoint, which reads well)."""
+    if config.prompt_style != "auto":
+        return config.prompt_style
+    return "guided" if backend_name(config.model) == "hf" and config.adapter is None else "plain"
 
 
 def clear_generator_cache() -> None:
