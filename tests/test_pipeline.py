@@ -133,7 +133,8 @@ def test_guided_style_adds_examples_and_cuts_sources_but_keeps_full_hits():
     from ragtune.generate.prompts import WORKED_EXAMPLES
 
     generator = ScriptedGenerator(SCRIPT, batch_size=8)
-    generator.prompt_style = "guided"  # as load_generator sets it for an untuned local model
+    generator.prompt_style = "guided"  # as load_generator sets them for an untuned local model
+    generator.context_sentences = 3
     long_corpus = {**CORPUS, "paris": ("Paris", "Paris is the capital of France. It has many bridges. Rain is common.")}
     retriever = FakeRetriever()
     try:
@@ -149,6 +150,8 @@ def test_guided_style_adds_examples_and_cuts_sources_but_keeps_full_hits():
     assert preds[0].answer == "Paris" and preds[0].cited == (1,)
     plain = ScriptedGenerator(SCRIPT, batch_size=8)
     answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="plain")
-    assert len(plain.batches[0][0]) == 2
+    assert len(plain.batches[0][0]) == 2 and "bridges" not in plain.batches[0][0][-1]["content"]
+    answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, context_sentences=1)
+    assert "[2]" not in plain.batches[1][0][-1]["content"]  # one sentence kept: source [2] is skipped
     with pytest.raises(InputError):
         answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="fancy")

@@ -76,8 +76,10 @@ class GenerateConfig(StrictModel):
     timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only
     num_threads: int | None = Field(None, ge=1)  # local models: torch CPU threads; None = auto (1 when the CPU is busy)
     stop_at_answer_line: bool = False  # local models: stop a sequence once its answer line is complete (ask, compare, serve)
-    # "guided": worked examples before the question, and retrieved passages cut to the sentences closest to the
-    # question (ragtune.generate.compress) — how an untuned small model reads best. "plain": full passages, no
-    # examples — the format ragtune's adapters are trained on. "auto": guided for a local model without an
-    # adapter, plain with an adapter or an http(s) endpoint.
+    # "guided": worked examples before the question — how an untuned small model learns the short answer form.
+    # "plain": no examples — the format ragtune's adapters are trained on. "auto": guided for a local model
+    # without an adapter, plain with an adapter or an http(s) endpoint.
     prompt_style: Literal["auto", "guided", "plain"] = "auto"
+    # Retrieved passages are cut to this many sentences, the closest to the question (ragtune.generate.compress);
+    # 0 = whole passages; None = auto: 3 for local models (what they read best), whole passages for endpoints.
+    context_sentences: int | None = Field(None, ge=0)

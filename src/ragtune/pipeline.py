@@ -21,8 +21,6 @@ from ragtune.types import Generation, Hit, Prediction
 
 log = logging.getLogger(__name__)
 
-GUIDED_SENTENCES = 3  # sentences kept from the retrieved passages in guided prompts (bench/bench_rag_layout.py)
-
 
 class Retriever(Protocol):
     """The retrieval contract (ragtune.retrieve implements it): batch of queries → hits per query."""
@@ -41,12 +39,13 @@ def answer(
     qids: Sequence[str] | None = None,
     batch_size: int | None = None,
     prompt_style: str | None = None,
+    context_sentences: int | None = None,
 ) -> list[Prediction]:
     """Answer a batch of questions; retriever=None means closed-book (no sources in the prompt).
 
-    `prompt_style` ('guided' | 'plain', default: the generator's own, see GenerateConfig.prompt_style):
-    guided prompts carry worked examples, and the passages in them are cut to the GUIDED_SENTENCES sentences
-    closest to the question (ragtune.generate.compress; the predictions keep the full hits for citations).
+    `prompt_style` ('guided': with worked examples | 'plain') and `context_sentences` (passages cut to that
+    many sentences closest to the question, ragtune.generate.compress; 0 = whole passages) default to the
+    generator's own (GenerateConfig). The predictions keep the whole hits, for citations.
 
     Retrieval runs once for the whole batch and generation in chunks of `batch_size` questions (default:
     the generator's own batch size, else 8). Timings are amortised: every question gets its batch's
@@ -78,12 +77,13 @@ def answer(
     if style not in ("guided", "plain"):
         raise InputError(f"prompt_style must be 'guided' or 'plain', got {style!r}")
     shown: list[list[Hit] | None] = list(hits_per_question)
-    if style == "guided" and retriever is not None:
+    keep = getattr(generator, "context_sentences", 0) if context_sentences is None else context_sentences
+    if keep and retriever is not None:
         from ragtune.generate.compress import compress_hits
 
         start = time.perf_counter()
         embedder = getattr(getattr(retriever, "index", None), "embedder", None)
-        shown = list(compress_hits(questions, hits_per_question, GUIDED_SENTENCES, embedder))  # type: ignore[arg-type]
+        shown = list(compress_hits(questions, hits_per_question, keep, embedder))  # type: ignore[arg-type]
         retrieve_ms += (time.perf_counter() - start) * 1000 / len(questions)
     messages = [build_messages(q, hits, examples=style == "guided") for q, hits in zip(questions, shown, strict=True)]
     step = batch_size or getattr(generator, "batch_size", None) or 8

@@ -77,3 +77,19 @@ def test_worked_examples_precede_the_question():
 )
 def test_auto_prompt_style(config, style):
     assert prompt_style(config) == style
+
+
+@pytest.mark.parametrize(
+    ("config", "keep"),
+    [
+        (GenerateConfig(), 3),
+        (GenerateConfig(adapter="/some/adapter"), 3),  # adapters are trained on cut passages too
+        (GenerateConfig(model="http://localhost:8000/v1"), 0),
+        (GenerateConfig(context_sentences=0), 0),
+        (GenerateConfig(model="http://localhost:8000/v1", context_sentences=5), 5),
+    ],
+)
+def test_auto_context_sentences(config, keep):
+    from ragtune.generate.registry import context_sentences
+
+    assert context_sentences(config) == keep

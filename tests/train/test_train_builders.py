@@ -89,7 +89,8 @@ def test_sft_with_context_finds_gold_chunk():
 
 def test_raft_mix_distractors_and_targets():
     index = FakeIndex(_corpus())
-    built = build_raft_examples(_examples(10), index, distractors=3, p_oracle=0.8, seed=0, quote=True)
+    built = build_raft_examples(_examples(10), index, distractors=3, p_oracle=0.8, seed=0, quote=True,
+                                context_sentences=0)  # whole passages
     assert len(built) == 10
     with_oracle = [b for b in built if b.meta["oracle"]]
     assert len(with_oracle) == 8  # exactly round(P * n)
@@ -161,3 +162,18 @@ def test_raft_direct_targets_by_default():
         else:
             assert b.target == answer and "[" not in b.target
         assert "Quote:" not in b.target and "Answer:" not in b.target
+
+
+def test_raft_passages_are_cut_as_at_inference():
+    index = FakeIndex(_corpus())
+    examples = [Example(question="Who is the keeper of vault 3?", answer="Person3 Smith", doc_id="doc3"),
+                Example(question="Doc 5 opens where?", answer="Person5 Smith", doc_id="doc5")]
+    built = build_raft_examples(examples, index, distractors=2, p_oracle=1.0, context_sentences=1)
+    user = built[0].messages[-1]["content"]
+    assert "The keeper of vault 3 is Person3 Smith." in user and "Nothing else" not in user
+    assert user.count("[") == 1 and built[0].meta["oracle"]  # one sentence kept: the other sources are skipped
+    assert built[0].target == f"Person3 Smith [{built[0].meta['source_number']}]"
+    # The kept sentence of doc5 does not hold the answer: trained as an example without the oracle.
+    assert not built[1].meta["oracle"] and built[1].target == "Person5 Smith"
+    whole = build_raft_examples(examples, index, distractors=2, p_oracle=1.0, context_sentences=0)
+    assert "Nothing else" in whole[0].messages[-1]["content"]

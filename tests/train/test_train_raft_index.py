@@ -29,7 +29,8 @@ def test_raft_on_the_sample_handbook(handbook_index):
     from ragtune.train import build_raft_examples, load_examples
 
     examples = [e for e in load_examples(SAMPLE / "questions.jsonl").examples if e.metadata.get("split") == "train"]
-    built = build_raft_examples(examples, handbook_index, distractors=3, p_oracle=0.8, seed=0, quote=True)
+    built = build_raft_examples(examples, handbook_index, distractors=3, p_oracle=0.8, seed=0, quote=True,
+                                context_sentences=0)
     assert len(built) >= 0.9 * len(examples)  # gold chunks are found by doc_id + evidence
     chunks = {c.chunk_id: c for c in handbook_index.chunks()}
     by_qid = {e.qid: e for e in examples}

@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune train) on top of the model."),
         max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions generated together."),
-        prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (auto: guided — worked examples, passages cut to the closest sentences — for a local model without --adapter)."),
+        prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (guided: worked examples before the question; auto: guided for a local model without --adapter)."),
+        context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question (0: whole; default: 3 for local models, whole for endpoints)."),
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,
-            prompt_style=prompt_style,
+            prompt_style=prompt_style, context_sentences=context_sentences,
         )
         generator = load_generator(config)
         preds = answer(

@@ -46,6 +46,7 @@ class CompareConfig(StrictModel):
     max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
+    context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
     freshness: str | None = None
     resume: bool = False
     overwrite: bool = False
@@ -250,9 +251,11 @@ def run_compare(config: CompareConfig) -> Path:
             generator = load_generator(
                 GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
                                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                               stop_at_answer_line=True, prompt_style=config.prompt_style)
+                               stop_at_answer_line=True, prompt_style=config.prompt_style,
+                               context_sentences=config.context_sentences)
             )
             setup["arms"][arm]["prompt_style"] = getattr(generator, "prompt_style", "plain")
+            setup["arms"][arm]["context_sentences"] = getattr(generator, "context_sentences", 0)
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
             for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
 # reading from passages (RAFT) is learnt in 1-2 epochs.
 DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
-_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote")
+_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences")
 
 
 def training_examples(
@@ -79,6 +79,7 @@ def train_adapters(
     `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
     "max_examples" (a seeded sample) and, for RAFT, "distractors" and "p_oracle".
     """
+    from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
     from ragtune.train.builders import build_raft_examples, build_sft_examples, export_jsonl
     from ragtune.train.config import FinetuneConfig
     from ragtune.train.trainer import finetune
@@ -99,7 +100,8 @@ def train_adapters(
         elif kind == "raft":
             train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
                                         p_oracle=data_options.get("p_oracle", 0.8),
-                                        quote=data_options.get("quote", False))
+                                        quote=data_options.get("quote", False),
+                                        context_sentences=data_options.get("context_sentences", DEFAULT_CONTEXT_SENTENCES))
         else:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")

@@ -36,7 +36,8 @@ def load_generator(config: GenerateConfig | None = None) -> Generator:
         if cached is not None:
             return cached
         generator = _build(config)
-        generator.prompt_style = prompt_style(config)  # read by ragtune.pipeline.answer
+        generator.prompt_style = prompt_style(config)  # both read by ragtune.pipeline.answer
+        generator.context_sentences = context_sentences(config)
         _CACHE[config] = generator
         return generator
 
@@ -47,6 +48,16 @@ def prompt_style(config: GenerateConfig) -> str:
     if config.prompt_style != "auto":
         return config.prompt_style
     return "guided" if backend_name(config.model) == "hf" and config.adapter is None else "plain"
+
+
+def context_sentences(config: GenerateConfig) -> int:
+    """config.context_sentences with None resolved: DEFAULT_CONTEXT_SENTENCES for local models, 0 (whole
+    passages) for endpoints."""
+    from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
+
+    if config.context_sentences is not None:
+        return config.context_sentences
+    return DEFAULT_CONTEXT_SENTENCES if backend_name(config.model) == "hf" else 0
 
 
 def clear_generator_cache() -> None:

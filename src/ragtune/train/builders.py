@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ragtune.errors import ConfigError, InputError
+from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
 from ragtune.generate.prompts import build_messages, format_raft_target
 from ragtune.types import Chunk, Example, Hit
 
@@ -66,6 +67,7 @@ def build_sft_examples(
     with_context: bool = False,
     index: ChunkSource | None = None,
     paraphrases: bool = True,
+    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
 ) -> list[TrainExample]:
     """SFT examples: closed-book (question -> bare short answer), or with_context (gold passage as source [1]
     -> "answer [1]"), the variant that teaches the model to read its sources (the ft_rag arm).
@@ -73,7 +75,8 @@ def build_sft_examples(
     The gold passage is the example's `context`, else its chunk in `index` (by chunk_id, else the chunk of its
     doc_id that contains the answer). Examples whose passage cannot be found are skipped with a warning.
     With paraphrases=True, each `metadata["paraphrases"]` question becomes one more example (this helps
-    knowledge injection, Ovadia et al. 2023).
+    knowledge injection, Ovadia et al. 2023). The passage is cut to its `context_sentences` sentences closest
+    to the question (0: whole), as inference cuts them (GenerateConfig.context_sentences).
     """
     chunk_lookup = _ChunkLookup(index) if (with_context and index is not None) else None
     out: list[TrainExample] = []
@@ -92,7 +95,9 @@ def build_sft_examples(
             continue
         hits = [Hit(chunk=gold, score=1.0, rank=0)]
         target = f"{example.answer.strip()} [1]"
-        out += [TrainExample(build_messages(q, hits), target, {**meta, "chunk_id": gold.chunk_id}) for q in questions]
+        shown = _cut(questions, [hits] * len(questions), context_sentences, index)
+        out += [TrainExample(build_messages(q, h), target, {**meta, "chunk_id": gold.chunk_id})
+                for q, h in zip(questions, shown, strict=True)]
     if missing:
         logger.warning("skipped %d of %d examples: no gold passage (no context, chunk_id or doc_id in the index)",
                        missing, len(examples))
@@ -110,6 +115,7 @@ def build_raft_examples(
     seed: int = 0,
     retrieve_mode: str = "hybrid",
     quote: bool = False,
+    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
 ) -> list[TrainExample]:
     """RAFT examples from an index: oracle chunk + `distractors` hard negatives, shuffled; the oracle is kept in
     round(p_oracle * n) examples (chosen with `seed`) and replaced by one more distractor in the others.
@@ -118,6 +124,8 @@ def build_raft_examples(
     the direct 'X [n]', or 'X' without the oracle). Distractors are
     the top hybrid hits for the question that are not the oracle and do not contain the answer; random chunks
     fill in when retrieval returns too few. Examples whose oracle chunk is not in the index are skipped.
+    Passages are cut to the `context_sentences` sentences closest to the question (0: whole), as at inference;
+    an example whose cut oracle no longer holds the answer is trained as one without the oracle.
     """
     if not 0.0 <= p_oracle <= 1.0:
         raise InputError(f"p_oracle must be in [0, 1], got {p_oracle}")
@@ -135,25 +143,46 @@ def build_raft_examples(
     keep = set(rng.sample(range(len(found)), round(p_oracle * len(found))))
     retrieved = index.retriever(retrieve_mode).retrieve([e.question for e, _ in found], distractors + 8)
     all_chunks = lookup.all_chunks
-    out: list[TrainExample] = []
+    layouts = []
     for i, ((example, oracle), hits) in enumerate(zip(found, retrieved)):
-        with_oracle = i in keep
-        n_distract = distractors if with_oracle else distractors + 1
+        n_distract = distractors if i in keep else distractors + 1
         chosen = _pick_distractors(example, oracle, [h.chunk for h in hits], all_chunks, n_distract, rng)
-        docs = [oracle, *chosen] if with_oracle else chosen
+        docs = [oracle, *chosen] if i in keep else chosen
         rng.shuffle(docs)
+        layouts.append(docs)
+    shown = _cut([e.question for e, _ in found], [[Hit(chunk=c, score=0.0, rank=r) for r, c in enumerate(docs)]
+                                                  for docs in layouts], context_sentences, index)
+    out: list[TrainExample] = []
+    for i, ((example, oracle), docs, hits) in enumerate(zip(found, layouts, shown, strict=True)):
+        with_oracle = i in keep and _holds_answer(hits[docs.index(oracle)].chunk.text, example.answer)
         source_number = docs.index(oracle) + 1 if with_oracle else None
         if quote:
-            target = format_raft_target(example.answer, _quote(oracle.text, example) if with_oracle else None,
+            target = format_raft_target(example.answer, _quote(hits[docs.index(oracle)].chunk.text, example) if with_oracle else None,
                                         source_number)
         else:  # the direct form: the short answer citing its source, as the sft-context target
             target = f"{example.answer.strip()} [{source_number}]" if with_oracle else example.answer.strip()
-        messages = build_messages(example.question, [Hit(chunk=c, score=0.0, rank=r) for r, c in enumerate(docs)])
+        messages = build_messages(example.question, hits)
         meta = {"kind": "raft", "qid": example.qid, "doc_id": example.doc_id, "oracle": with_oracle,
                 "source_number": source_number, "oracle_chunk_id": oracle.chunk_id,
                 "chunk_ids": [c.chunk_id for c in docs]}
         out.append(TrainExample(messages, target, meta))
     return out
+
+
+def _cut(questions: Sequence[str], hits: Sequence[list[Hit]], keep: int, index: Any) -> list[list[Hit]]:
+    """Passages cut to their `keep` sentences closest to each question (0: unchanged), embedding with the
+    index's embedder when there is one."""
+    if not keep:
+        return [list(h) for h in hits]
+    from ragtune.generate.compress import compress_hits
+
+    return compress_hits(questions, hits, keep, getattr(index, "embedder", None))
+
+
+def _holds_answer(text: str, answer: str) -> bool:
+    from ragtune.evaluate.answer_metrics import normalize_answer
+
+    return bool(normalize_answer(answer)) and normalize_answer(answer) in normalize_answer(text)
 
 
 TRAINING_MODES = ("sft", "sft-context", "raft")
@@ -168,6 +197,7 @@ def build_training_set(
     p_oracle: float = 0.8,
     seed: int = 0,
     quote: bool = False,
+    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
 ) -> list[TrainExample]:
     """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
     required). `index` may be an opened Index or its folder."""
@@ -182,8 +212,9 @@ def build_training_set(
         index = Index.open(index)  # NotBuiltError when missing
     if mode == "raft":
         return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
-                                   quote=quote)
-    return build_sft_examples(examples, with_context=mode == "sft-context", index=index)
+                                   quote=quote, context_sentences=context_sentences)
+    return build_sft_examples(examples, with_context=mode == "sft-context", index=index,
+                              context_sentences=context_sentences)
 
 
 def export_jsonl(train: Sequence[TrainExample], path: str | Path) -> Path:
