@@ -83,7 +83,7 @@ def test_auto_prompt_style(config, style):
     ("config", "keep"),
     [
         (GenerateConfig(), 3),
-        (GenerateConfig(adapter="/some/adapter"), 3),  # adapters are trained on cut passages too
+        (GenerateConfig(adapter="/some/adapter"), 3),
         (GenerateConfig(model="http://localhost:8000/v1"), 0),
         (GenerateConfig(context_sentences=0), 0),
         (GenerateConfig(model="http://localhost:8000/v1", context_sentences=5), 5),

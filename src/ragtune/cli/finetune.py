@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         p_oracle: float = typer.Option(0.8, "--p-oracle", help="RAFT: fraction of examples that keep the oracle."),
         quote: bool = typer.Option(False, "--quote", help="RAFT: quote the supporting sentence before the answer "
                                    "(chain of thought; for larger models: the bundled 135M does better without)."),
-        context_sentences: int = typer.Option(3, "--context-sentences", min=0, help="RAFT / sft-context: passages cut to the sentences closest to the question, as `ask` and `compare` cut them for local models (0: whole passages)."),
+        context_sentences: int = typer.Option(0, "--context-sentences", min=0, help="RAFT / sft-context: cut passages to the N sentences closest to the question, as `ask` and `compare` do for local models (default 0: whole passages, which measured better)."),
         export: Optional[Path] = typer.Option(None, "--export", help="Also write the built examples as chat JSONL."),
         export_only: bool = typer.Option(False, "--export-only", help="Build and --export the examples; no training."),
         merge: Optional[Path] = typer.Option(None, "--merge", help="Also write a merged model folder here."),

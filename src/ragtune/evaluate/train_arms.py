@@ -79,7 +79,6 @@ def train_adapters(
     `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
     "max_examples" (a seeded sample) and, for RAFT, "distractors" and "p_oracle".
     """
-    from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
     from ragtune.train.builders import build_raft_examples, build_sft_examples, export_jsonl
     from ragtune.train.config import FinetuneConfig
     from ragtune.train.trainer import finetune
@@ -101,7 +100,7 @@ def train_adapters(
             train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
                                         p_oracle=data_options.get("p_oracle", 0.8),
                                         quote=data_options.get("quote", False),
-                                        context_sentences=data_options.get("context_sentences", DEFAULT_CONTEXT_SENTENCES))
+                                        context_sentences=data_options.get("context_sentences", 0))
         else:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")

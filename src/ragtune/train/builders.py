@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ragtune.errors import ConfigError, InputError
-from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
 from ragtune.generate.prompts import build_messages, format_raft_target
 from ragtune.types import Chunk, Example, Hit
 
@@ -67,7 +66,7 @@ def build_sft_examples(
     with_context: bool = False,
     index: ChunkSource | None = None,
     paraphrases: bool = True,
-    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
+    context_sentences: int = 0,
 ) -> list[TrainExample]:
     """SFT examples: closed-book (question -> bare short answer), or with_context (gold passage as source [1]
     -> "answer [1]"), the variant that teaches the model to read its sources (the ft_rag arm).
@@ -75,8 +74,8 @@ def build_sft_examples(
     The gold passage is the example's `context`, else its chunk in `index` (by chunk_id, else the chunk of its
     doc_id that contains the answer). Examples whose passage cannot be found are skipped with a warning.
     With paraphrases=True, each `metadata["paraphrases"]` question becomes one more example (this helps
-    knowledge injection, Ovadia et al. 2023). The passage is cut to its `context_sentences` sentences closest
-    to the question (0: whole), as inference cuts them (GenerateConfig.context_sentences).
+    knowledge injection, Ovadia et al. 2023). `context_sentences` > 0 cuts the passage to that many sentences
+    closest to the question (default 0: whole passages, see build_raft_examples).
     """
     chunk_lookup = _ChunkLookup(index) if (with_context and index is not None) else None
     out: list[TrainExample] = []
@@ -115,7 +114,7 @@ def build_raft_examples(
     seed: int = 0,
     retrieve_mode: str = "hybrid",
     quote: bool = False,
-    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
+    context_sentences: int = 0,
 ) -> list[TrainExample]:
     """RAFT examples from an index: oracle chunk + `distractors` hard negatives, shuffled; the oracle is kept in
     round(p_oracle * n) examples (chosen with `seed`) and replaced by one more distractor in the others.
@@ -124,8 +123,11 @@ def build_raft_examples(
     the direct 'X [n]', or 'X' without the oracle). Distractors are
     the top hybrid hits for the question that are not the oracle and do not contain the answer; random chunks
     fill in when retrieval returns too few. Examples whose oracle chunk is not in the index are skipped.
-    Passages are cut to the `context_sentences` sentences closest to the question (0: whole), as at inference;
-    an example whose cut oracle no longer holds the answer is trained as one without the oracle.
+    `context_sentences` > 0 cuts the passages to that many sentences closest to the question, as inference does
+    for local models (GenerateConfig.context_sentences); an example whose cut oracle no longer holds the answer
+    is then trained as one without the oracle. The default is whole passages: trained on them, a RAFT adapter
+    read cut passages better than one trained on cut passages (SQuAD F1 0.340 vs 0.288 on 120 questions, same
+    253 synthesised questions; training on cut passages takes half the time and memory).
     """
     if not 0.0 <= p_oracle <= 1.0:
         raise InputError(f"p_oracle must be in [0, 1], got {p_oracle}")
@@ -197,7 +199,7 @@ def build_training_set(
     p_oracle: float = 0.8,
     seed: int = 0,
     quote: bool = False,
-    context_sentences: int = DEFAULT_CONTEXT_SENTENCES,
+    context_sentences: int = 0,
 ) -> list[TrainExample]:
     """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
     required). `index` may be an opened Index or its folder."""
