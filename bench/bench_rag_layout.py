@@ -11,7 +11,8 @@ scored with SQuAD token F1 / exact match. The first variant is the baseline the 
 Variants: kN (top-N, best source first), kN_best_last (top-N listed with the best source last, next to the
 question), kN_few / kN_best_last_few (the same after three worked examples from bench_prompts.FEW_SHOT),
 kN_best_last_sentM[_few] (each passage cut to its sentences among the M closest to the question, MiniLM
-cosine), closed / closed_few (no sources). ragtune's "guided" prompt style is k3_best_last_sent3_few for RAG
+cosine, ragtune.generate.compress; the figures below were measured with an earlier copy of it that split
+sentences only before a capital letter or digit), closed / closed_few (no sources). ragtune's "guided" prompt style is k3_best_last_sent3_few for RAG
 and closed_few closed-book; "plain" is k3_best_last / closed.
 
 Measured (120 questions, untuned model): k3 0.102, k1 0.164, k3_best_last 0.157, k1_few 0.217,
@@ -39,24 +40,6 @@ from bench_compare_squad import SQUAD, subset, write_questions  # noqa: E402
 from bench_prompts import FEW_SHOT  # noqa: E402
 
 _VARIANT = re.compile(r"^k(\d+)(_best_last)?(?:_sent(\d+))?(_few)?$")
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_EMBEDDER = None
-
-
-def compress(question: str, hits: list, keep: int) -> list[str]:
-    """Each hit's text cut down to its sentences among the `keep` closest to the question (cosine, MiniLM)."""
-    import numpy as np
-    from ragtune.index import get_embedder
-
-    global _EMBEDDER
-    _EMBEDDER = _EMBEDDER or get_embedder()
-    sentences = [(i, j, s) for i, hit in enumerate(hits) for j, s in enumerate(_SPLIT.split(hit.chunk.text.strip()))]
-    vectors = _EMBEDDER.encode([question] + [s for _, _, s in sentences])
-    scores = vectors[1:] @ vectors[0]
-    chosen = {(sentences[n][0], sentences[n][1]) for n in np.argsort(-scores)[:keep]}
-    return [" ".join(s for i2, j, s in sentences if i2 == i and (i, j) in chosen) for i in range(len(hits))]
-
-
 def variant_messages(name: str, question: str, hits: list) -> list[dict[str, str]]:
     from ragtune.generate.prompts import SYSTEM_RAG
 
@@ -75,7 +58,11 @@ def variant_messages(name: str, question: str, hits: list) -> list[dict[str, str
     k, best_last, few = int(match.group(1)), bool(match.group(2)), bool(match.group(4))
     texts = [hit.chunk.text[:1500].strip() for hit in hits[:k]]
     if match.group(3):
-        texts = compress(question, hits[:k], int(match.group(3)))
+        from ragtune.generate.compress import compress_hits
+        from ragtune.index import get_embedder
+
+        cut = compress_hits([question], [hits[:k]], int(match.group(3)), get_embedder())[0]
+        texts = [hit.chunk.text for hit in cut]
     numbered = [(n, hit, text) for n, (hit, text) in enumerate(zip(hits[:k], texts), start=1) if text]
     if best_last:
         numbered.reverse()
