@@ -177,3 +177,11 @@ def test_raft_passages_are_cut_as_at_inference():
     assert not built[1].meta["oracle"] and built[1].target == "Person5 Smith"
     whole = build_raft_examples(examples, index, distractors=2, p_oracle=1.0, context_sentences=0)
     assert "Nothing else" in whole[0].messages[-1]["content"]
+
+
+def test_raft_keeps_the_oracle_for_answers_not_in_the_passage():
+    index = FakeIndex(_corpus())
+    free_form = [Example(question="Is vault 2 kept?", answer="yes, by a Smith", chunk_id="doc2#0")]
+    for keep in (0, 1):
+        built = build_raft_examples(free_form, index, distractors=2, p_oracle=1.0, context_sentences=keep)
+        assert built[0].meta["oracle"] and built[0].target.endswith(f"[{built[0].meta['source_number']}]")

@@ -156,10 +156,15 @@ def build_raft_examples(
                                                   for docs in layouts], context_sentences, index)
     out: list[TrainExample] = []
     for i, ((example, oracle), docs, hits) in enumerate(zip(found, layouts, shown, strict=True)):
-        with_oracle = i in keep and _holds_answer(hits[docs.index(oracle)].chunk.text, example.answer)
+        shown_oracle = hits[docs.index(oracle)].chunk.text if i in keep else ""
+        # Cutting may drop the answer's sentence; an answer the whole oracle does not contain verbatim (a
+        # user's free-form answer) cannot be checked, and keeps the oracle.
+        lost = context_sentences and _holds_answer(oracle.text, example.answer) and not _holds_answer(
+            shown_oracle, example.answer)
+        with_oracle = i in keep and not lost
         source_number = docs.index(oracle) + 1 if with_oracle else None
         if quote:
-            target = format_raft_target(example.answer, _quote(hits[docs.index(oracle)].chunk.text, example) if with_oracle else None,
+            target = format_raft_target(example.answer, _quote(shown_oracle, example) if with_oracle else None,
                                         source_number)
         else:  # the direct form: the short answer citing its source, as the sft-context target
             target = f"{example.answer.strip()} [{source_number}]" if with_oracle else example.answer.strip()
