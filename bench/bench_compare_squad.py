@@ -47,6 +47,25 @@ def write_questions(squad: dict, n: int, seed: int, path: Path) -> int:
     return len(rows)
 
 
+def prepare(work: Path, articles: int, n_questions: int, seed: int):
+    """The work folder: the SQuAD subset as a corpus file, the sampled questions (questions.jsonl) and the index
+    over the subset (built once, reused). Returns (index, questions path, number of questions)."""
+    from ragtune.index import Index
+    from ragtune.ingest import load_documents
+
+    work.mkdir(parents=True, exist_ok=True)
+    squad = subset(articles)
+    corpus = work / "squad_subset.json"
+    corpus.write_text(json.dumps(squad), encoding="utf-8")
+    questions = work / "questions.jsonl"
+    n = write_questions(squad, n_questions, seed, questions)
+    t0 = time.perf_counter()
+    index = Index.open_or_create(work / "index")
+    index.add_documents(load_documents([corpus]).documents)
+    print(f"index: {len(index)} chunks from {len(index.documents())} paragraphs in {time.perf_counter() - t0:.1f}s")
+    return index, questions, n
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=4)
@@ -71,20 +90,9 @@ def main() -> int:
     from ragtune.evaluate.compare_run import CompareConfig, run_compare
     from ragtune.evaluate.harness import parse_arms
     from ragtune.evaluate.train_arms import train_adapters
-    from ragtune.index import Index
-    from ragtune.ingest import load_documents
 
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    squad = subset(args.articles)
-    corpus = work / "squad_subset.json"
-    corpus.write_text(json.dumps(squad), encoding="utf-8")
-    questions = work / "questions.jsonl"
-    n_questions = write_questions(squad, args.questions, args.seed, questions)
-    t0 = time.perf_counter()
-    index = Index.open_or_create(work / "index")
-    index.add_documents(load_documents([corpus]).documents)
-    print(f"index: {len(index)} chunks from {len(index.documents())} paragraphs in {time.perf_counter() - t0:.1f}s")
+    index, questions, n_questions = prepare(work, args.articles, args.questions, args.seed)
 
     arms = parse_arms(args.arms)
     raft = args.raft_adapter

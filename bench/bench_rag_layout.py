@@ -36,7 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_compare_squad import SQUAD, subset, write_questions  # noqa: E402
+from bench_compare_squad import SQUAD, prepare  # noqa: E402
 from bench_prompts import FEW_SHOT  # noqa: E402
 
 _VARIANT = re.compile(r"^k(\d+)(_best_last)?(?:_sent(\d+))?(_few)?$")
@@ -93,20 +93,10 @@ def main() -> int:
     from ragtune.evaluate.answer_metrics import exact_match, f1
     from ragtune.generate import load_generator
     from ragtune.generate.prompts import condense_answer, parse_answer
-    from ragtune.index import Index
-    from ragtune.ingest import load_documents
     from ragtune.retrieve import build_retriever
 
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    squad = subset(4)
-    corpus = work / "squad_subset.json"
-    corpus.write_text(json.dumps(squad), encoding="utf-8")
-    questions_file = work / "questions.jsonl"
-    write_questions(squad, 200, args.seed, questions_file)
+    index, questions_file, _ = prepare(Path(args.work), 4, 200, args.seed)
     rows = [json.loads(line) for line in questions_file.read_text(encoding="utf-8").splitlines()][: args.questions]
-    index = Index.open_or_create(work / "index")
-    index.add_documents(load_documents([corpus]).documents)
     questions = [r["question"] for r in rows]
     hits = build_retriever(index, RetrieveConfig(mode="hybrid")).retrieve(questions, k=5)
     for k in (1, 2, 3):
