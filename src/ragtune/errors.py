@@ -38,3 +38,13 @@ class BackendError(RagtuneError):
     """A model backend (e.g. a remote OpenAI-compatible endpoint) failed or answered malformed data."""
 
     exit_code = 5
+
+
+class IndexBusyError(RagtuneError):
+    """Another writer holds the index and did not release it in time; retry later (HTTP 503 + Retry-After)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, retry_after_s: float = 5.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
