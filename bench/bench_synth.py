@@ -116,10 +116,10 @@ def main() -> int:
     rule_sim = sum(question_similarity(e.question, h) for e, h in matched) / max(len(matched), 1)
 
     def sentence_of(e):
-        from ragtune.train.answer_spans import split_sentences
+        from ragtune.text import sentence_spans
 
         start = e.metadata["answer_start"]
-        s, t = next(((s, t) for s, t in split_sentences(e.context) if s <= start < t), (0, len(e.context)))
+        s, t = next(((s, t) for s, t in sentence_spans(e.context) if s <= start < t), (0, len(e.context)))
         return e.context[s:t]
 
     copy_sim = sum(question_similarity(sentence_of(e), h) for e, h in matched) / max(len(matched), 1)

@@ -8,8 +8,8 @@ from ragtune.graph.extract import (
     extract_document,
     initials,
     normalize_name,
-    split_sentences,
 )
+from ragtune.text import split_clauses
 
 
 def keys(text: str) -> list[str]:
@@ -46,7 +46,7 @@ def test_connectors_join_names_but_do_not_dangle() -> None:
 def test_mentions_carry_their_sentence_index() -> None:
     mentions = extract_chunk_mentions(["Alpha Station is big. It is run by Beta Group! Nothing here."])[0]
     assert [(m.key, m.sentence) for m in mentions] == [("alpha station", 0), ("beta group", 1)]
-    assert split_sentences("One. Two!\nThree") == ["One.", "Two!", "Three"]
+    assert split_clauses("One. Two!\nThree") == ["One.", "Two!", "Three"]
 
 
 def test_document_aliases_merge_surnames_into_full_names() -> None:

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from ragtune.train.answer_spans import choose_spans, extract_answer_spans, split_sentences
+from ragtune.text import sentence_spans
+from ragtune.train.answer_spans import choose_spans, extract_answer_spans
 from ragtune.train.question_rules import rule_question
 
 
@@ -57,7 +58,7 @@ def test_spans_are_exact_substrings_at_their_offsets():
 
 def test_sentence_split_keeps_abbreviations_and_splits_list_items():
     text = "Dr. Smith met Mr. Jones in the U.S. last year. They talked.\n- 1986: the first cores were taken."
-    sentences = [text[a:b] for a, b in split_sentences(text)]
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
     assert sentences == [
         "Dr. Smith met Mr. Jones in the U.S. last year.",
         "They talked.",

@@ -1,37 +1,20 @@
 """Answer-quality metrics: SQuAD v1.1 exact match and token F1, and embedding semantic similarity.
 
-`normalize_answer`, `exact_match` and `f1` follow the official SQuAD v1.1 evaluation script
-(evaluate-v1.1.py) line for line: lower-case, strip ASCII punctuation, drop the articles a/an/the, collapse
+`exact_match` and `f1` (over `ragtune.text.normalize_answer` and `token_f1`) follow the official SQuAD v1.1
+evaluation script (evaluate-v1.1.py) line for line: lower-case, strip ASCII punctuation, drop the articles a/an/the, collapse
 whitespace; F1 over bags of tokens; the score against several gold answers is the max over them. Scores are in
 [0, 1] (the official script multiplies the dataset mean by 100).
 """
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
 from ragtune.errors import InputError
-
-_PUNCTUATION = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalisation: lower, remove punctuation, remove articles, fix whitespace.
-
-    >>> normalize_answer("The  Eiffel-Tower!")
-    'eiffeltower'
-    """
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+from ragtune.text import normalize_answer, token_f1  # noqa: F401  (normalize_answer: re-exported)
 
 
 def _check_golds(golds: Sequence[str]) -> None:
@@ -46,21 +29,10 @@ def exact_match(prediction: str, golds: Sequence[str]) -> float:
     return float(any(normalized == normalize_answer(gold) for gold in golds))
 
 
-def _token_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
-    common = Counter(prediction_tokens) & Counter(gold_tokens)
-    num_same = sum(common.values())
-    if num_same == 0:  # also covers an empty prediction or gold, as the official script does
-        return 0.0
-    precision = num_same / len(prediction_tokens)
-    recall = num_same / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
 def f1(prediction: str, golds: Sequence[str]) -> float:
     """Token-bag F1 between the normalised prediction and each gold answer; the max over golds."""
     _check_golds(golds)
-    prediction_tokens = normalize_answer(prediction).split()
-    return max(_token_f1(prediction_tokens, normalize_answer(gold).split()) for gold in golds)
+    return max(token_f1(prediction, gold) for gold in golds)
 
 
 def exact_match_batch(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> list[float]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from ragtune.evaluate.answer_metrics import normalize_answer
+from ragtune.text import normalize_answer
 from ragtune.errors import InputError
 
 # The NLTK English stopword list (no negations removed), normalised like answers are.

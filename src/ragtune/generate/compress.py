@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.text import split_sentences
 from ragtune.types import Hit
 
 DEFAULT_CONTEXT_SENTENCES = 3  # local models, at inference and in training (bench/bench_rag_layout.py)
@@ -39,8 +40,6 @@ def compress_hits(
     >>> [h.chunk.text for h in compress_hits(["Where is Paris?"], [hits], keep=1)[0]]
     ['Paris is in France.']
     """
-    from ragtune.ingest.chunking import split_sentences
-
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     per_question = []

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragtune.text import normalize_answer, split_first_sentence
 from ragtune.types import Hit
 
 SYSTEM_RAG = (
@@ -150,8 +151,6 @@ def clean_answer(text: str) -> str:
     return ""
 
 
-_SENTENCE_BREAK = re.compile(r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|No|vs|Jr|Sr|Co))(?<!\b(?:Mrs|etc|Inc|Ltd))"
-                             r"(?<=[a-z0-9)\"'])\.\s+(?=[A-Z])")
 _COPULA = re.compile(r"\b(?:is|was|are|were|will be|has been|had been|would be)\s+", re.IGNORECASE)
 
 
@@ -162,10 +161,8 @@ def condense_answer(answer: str, question: str) -> str:
     questions (bench/bench_compare_squad.py): the untuned model's RAG F1 0.078 -> 0.098; already-short answers
     are unchanged.
     """
-    from ragtune.evaluate.answer_metrics import normalize_answer
-
     answer = answer.strip()
-    sentences = _SENTENCE_BREAK.split(answer, maxsplit=1)
+    sentences = split_first_sentence(answer)
     text = sentences[0].rstrip(". ")
     asked = set(normalize_answer(question).split())
     for match in _COPULA.finditer(text):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import MissingExtraError
-from ragtune.graph.extract import split_sentences
+from ragtune.text import split_clauses
 from ragtune.index.manifest import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def summarise_community(graph: Any, chunks: list[Any], community_id: int, member
     lowered = [(graph.names[e].lower(), e) for e in ranked[: SUMMARY_ENTITIES * 2]]
     scored: list[tuple[int, int, str]] = []
     for row in rows:
-        for sentence in split_sentences(chunks[row].text):
+        for sentence in split_clauses(chunks[row].text):
             low = sentence.lower()
             hits = sum(1 for name, _e in lowered if name in low)
             if hits:

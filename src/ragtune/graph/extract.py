@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ragtune.text import split_clauses
+
 # Capitalised words that start sentences or name dates rather than things.
 _STOP = frozenset("""
 a an the this that these those there their they them then than it its is are was were be been being he she we
@@ -39,7 +41,6 @@ _PREFIXES = frozenset({"the", "dr", "prof", "professor", "mr", "mrs", "ms", "sir
 _CONNECTORS = frozenset({"of", "the", "de", "la", "du", "von", "van", "del", "der", "for", "on", "&"})
 _WORD = re.compile(r"[^\W_][\w'’.\-]*[^\W_]|[^\W_]", re.UNICODE)
 _ELISION = re.compile(r"^[^\W\d_]{1,2}['’](?=\w)", re.UNICODE)  # French/Italian elision: l', d'
-_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _QUOTED = re.compile(r"[\"“«]([^\"”»\n]{2,60})[\"”»]")
 _CODE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)+$|^[A-Z]{1,6}\d+[A-Za-z0-9]*$")
 MAX_NAME_TOKENS = 6
@@ -136,11 +137,6 @@ def _sentence_mentions(sentence: str, index: int, common: frozenset[str] = froze
     return out
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences (and lines) of a text; good enough for co-occurrence windows."""
-    return [s for s in (p.strip() for p in _SENTENCE.split(text)) if s]
-
-
 def lowercase_words(texts: Sequence[str]) -> frozenset[str]:
     """Words the texts use in lower case: a capitalised sentence opener among them is not a name."""
     return frozenset(w for text in texts for w in _WORD.findall(text or "") if w[0].islower())
@@ -155,7 +151,7 @@ def extract_chunk_mentions(texts: Sequence[str], common: frozenset[str] = frozen
     out = []
     for text in texts:
         mentions: list[Mention] = []
-        for s_index, sentence in enumerate(split_sentences(text or "")):
+        for s_index, sentence in enumerate(split_clauses(text or "")):
             mentions.extend(_sentence_mentions(sentence, s_index, common, known))
         out.append(mentions)
     return out
@@ -186,7 +182,7 @@ def merge_document_aliases(per_chunk: list[list[Mention]]) -> list[list[Mention]
 def extract_document(chunk_texts: Sequence[str]) -> list[list[Mention]]:
     """Mentions for the chunks of one document, with in-document aliases merged."""
     known = frozenset(  # multi-word names used mid-sentence somewhere in the document
-        m.key for text in chunk_texts for sentence in split_sentences(text or "")
+        m.key for text in chunk_texts for sentence in split_clauses(text or "")
         for m in _sentence_mentions(sentence, 0, mid_only=True) if " " in m.key
     )
     return merge_document_aliases(extract_chunk_mentions(chunk_texts, lowercase_words(chunk_texts), known))

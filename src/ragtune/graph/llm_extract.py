@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ragtune.errors import ConfigError
-from ragtune.graph.extract import Mention, merge_document_aliases, normalize_name, split_sentences
+from ragtune.graph.extract import Mention, merge_document_aliases, normalize_name
+from ragtune.text import split_clauses
 
 RULES = "rules"
 LLM_PREFIX = "llm:"
@@ -29,7 +30,7 @@ DocumentExtractor = Callable[[Sequence[str]], list[list[Mention]]]
 
 def parse_entity_lines(text: str, passage: str) -> list[Mention]:
     """Mentions from a model's answer: one name a line, kept only if the passage contains it (case-insensitive)."""
-    sentences = split_sentences(passage)
+    sentences = split_clauses(passage)
     lowered = [s.lower() for s in sentences]
     out: list[Mention] = []
     seen: set[str] = set()

@@ -8,7 +8,8 @@ Importing this package is light: pypdf, BeautifulSoup and tokenizers load only w
 """
 
 from ragtune.ingest.base import LoadResult, Skipped, TokenCounter
-from ragtune.ingest.chunking import chunk_document, chunk_documents, split_blocks, split_sentences
+from ragtune.ingest.chunking import chunk_document, chunk_documents, split_blocks
+from ragtune.text import split_sentences
 from ragtune.ingest.hashing import document_hash, normalize_content
 from ragtune.ingest.loaders import SUPPORTED_EXTENSIONS, discover_files, iter_documents, load_documents, load_file
 from ragtune.ingest.tokens import HFTokenCounter, WhitespaceTokenCounter, load_tokenizer

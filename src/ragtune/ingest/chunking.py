@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from ragtune.config import ChunkConfig
 from ragtune.ingest.base import TokenCounter, bulk_progress
 from ragtune.ingest.hashing import normalize_content
+from ragtune.text import split_sentences
 from ragtune.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
 
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")  # inside a fenced code block '# x' is a comment, not a heading
 _HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
-# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and whitespace.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+")
 _COUNT_BATCH = 4096
 
 
@@ -78,11 +77,6 @@ def split_blocks(text: str) -> list[_Block]:
             lines.append(line)
     flush()
     return blocks
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    """Sentences of a whitespace-normalised paragraph (cut after . ! ? followed by a space)."""
-    return [s for s in _SENTENCE_BREAK.split(paragraph) if s]
 
 
 def _word_start(offsets: list[tuple[int, int]], i: int) -> bool:

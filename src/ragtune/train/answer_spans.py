@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragtune.text import sentence_spans
+
 SPAN_KINDS = ("date", "year", "number", "money", "percent", "person", "place", "entity", "quote", "code", "term")
 
 _MONTHS = (
@@ -63,9 +65,6 @@ _PERSON_VERBS = {"said", "says", "wrote", "argued", "claimed", "stated", "founde
                  "married", "died", "born", "believed", "proposed", "designed", "painted", "composed", "ruled", "served", "studied", "announced", "who"}
 _PLACE_PREPS = {"in", "at", "near", "from", "into", "across", "throughout", "to"}
 _DEFINERS = re.compile(r"\b(?:called|known as|named|termed|referred to as|nicknamed|dubbed)\s+", re.IGNORECASE)
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "inc", "ltd", "co",
-                  "jr", "sr", "fig", "approx", "dept", "est", "u.s", "u.k", "jan", "feb", "mar", "apr", "jun",
-                  "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft", "gen", "gov", "rev", "corp"}
 # Words, with initials and title abbreviations keeping their dot ("Dwight D. Eisenhower", "St. Johns").
 _WORD = re.compile(r"(?:[A-Z]|St|Dr|Mr|Mrs|Ms|Mt|Jr|Sr)\.(?=\s[A-Z])|[\w&][\w'’.&-]*[\w]|[\w]", re.UNICODE)
 
@@ -80,41 +79,6 @@ class AnswerSpan:
     kind: str
     sentence_start: int
     sentence_end: int
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the sentences of text; abbreviations and initials do not split."""
-    spans: list[tuple[int, int]] = []
-    begin = 0
-    for match in re.finditer(r"[.!?][\"”’)\]]*\s+(?=[\"“(\[]?[A-Z0-9])|\s*\n\s*", text):
-        before = text[begin : match.start() + 1]
-        if "\n" in match.group():
-            if text[begin : match.start()].strip():
-                spans.append(_strip(text, begin, match.start()))
-            begin = match.end()
-            continue
-        last_word = re.findall(r"([\w.]+)\.$", before)
-        if last_word and (last_word[0].lower() in _ABBREVIATIONS or len(last_word[0]) == 1):
-            continue
-        end = match.end()
-        if text[begin:end].strip():
-            spans.append(_strip(text, begin, end))
-        begin = end
-    if text[begin:].strip():
-        spans.append(_strip(text, begin, len(text)))
-    return spans
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    """Trim whitespace and a leading list marker ('- ', '* ', '3. ')."""
-    marker = re.match(r"\s*(?:[-*•]|\d{1,2}[.)])\s+", text[start:end])
-    if marker:
-        start += marker.end()
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def _is_common_word(word: str, text: str, run_length: int) -> bool:
@@ -217,7 +181,7 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
     [('February 7, 2016', 'date'), ('Santa Clara', 'place')]
     """
     found: list[tuple[int, int, str, int]] = []  # (start, end, kind, priority)
-    for s_start, s_end in split_sentences(text):
+    for s_start, s_end in sentence_spans(text):
         sentence = text[s_start:s_end]
         for priority, (kind, pattern) in enumerate(_PATTERNS):
             for m in pattern.finditer(sentence):
@@ -241,7 +205,7 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
     for cand in found:
         if all(cand[1] <= k[0] or cand[0] >= k[1] for k in kept):
             kept.append(cand)
-    sentences = split_sentences(text)
+    sentences = sentence_spans(text)
     spans = []
     for start, end, kind, _ in sorted(kept):
         answer = re.sub(r"['’]s$", "", text[start:end].strip(" ,;:"))

@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.prompts import build_messages, format_raft_target
+from ragtune.text import normalize_answer, split_sentences_before_capital
 from ragtune.types import Chunk, Example, Hit
 
 logger = logging.getLogger(__name__)
 
 MAX_QUOTE_CHARS = 160  # ~35 tokens: the quote must leave room for the answer within max_new_tokens
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,6 @@ def _cut(questions: Sequence[str], hits: Sequence[list[Hit]], keep: int, index: 
 
 
 def _holds_answer(text: str, answer: str) -> bool:
-    from ragtune.evaluate.answer_metrics import normalize_answer
 
     return bool(normalize_answer(answer)) and normalize_answer(answer) in normalize_answer(text)
 
@@ -306,7 +305,7 @@ def _quote(text: str, example: Example) -> str | None:
     evidence = str(example.metadata.get("evidence", "")).strip()
     if evidence and _contains(text, evidence) and len(evidence) <= MAX_QUOTE_CHARS:
         return evidence
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    sentences = split_sentences_before_capital(text)
     for answer in example.gold_answers:
         for sentence in sentences:
             if _contains(sentence, answer):

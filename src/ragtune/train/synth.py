@@ -32,6 +32,7 @@ from typing import Literal
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.base import Generator, Messages
 from ragtune.progress import progress_task
+from ragtune.text import normalize_answer, token_f1
 from ragtune.train.answer_spans import AnswerSpan, choose_spans, extract_answer_spans
 from ragtune.train.paraphrase import clean_question, keeps_meaning, paraphrase_with_model, paraphrase_with_rules
 from ragtune.train.question_rules import rule_question
@@ -100,7 +101,6 @@ class _Candidate:
 
 
 def _norm(text: str) -> str:
-    from ragtune.evaluate.answer_metrics import normalize_answer
 
     return normalize_answer(text)
 
@@ -269,7 +269,6 @@ def _accept(candidate: _Candidate, rejected: Counter[str], seen: set[str]) -> bo
 
 def _round_trip(generator: Generator | None, candidates: list[_Candidate], rejected: Counter[str], batch_size: int) -> list[_Candidate]:
     """Keep the pairs whose answer the model recovers (token F1 > 0) when shown the chunk and the question."""
-    from ragtune.evaluate.answer_metrics import f1
     from ragtune.generate.prompts import build_messages, parse_answer
     from ragtune.types import Hit
 
@@ -279,7 +278,7 @@ def _round_trip(generator: Generator | None, candidates: list[_Candidate], rejec
         batch = candidates[start : start + batch_size]
         messages = [build_messages(c.question, [Hit(chunk=c.chunk, score=1.0)]) for c in batch]
         for candidate, reply in zip(batch, generator.generate(messages, max_new_tokens=32)):
-            if f1(parse_answer(reply.text).answer, [candidate.span.text]) > 0:
+            if token_f1(parse_answer(reply.text).answer, candidate.span.text) > 0:
                 kept.append(candidate)
             else:
                 rejected["round_trip"] += 1
