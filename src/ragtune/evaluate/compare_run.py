@@ -90,7 +90,7 @@ def _check_gold(examples: list[Example], index: Any, what: str) -> None:
 
 
 def _adapter_paths(config: CompareConfig, base_dir: Path) -> dict[str, str | None]:
-    from ragtune.train.adapter import check_adapter
+    from ragtune.adapters import check_adapter
 
     paths = {"sft": config.adapter, "raft": config.raft_adapter}
     for kind in {ARMS[a].adapter for a in config.arms} - {None}:

@@ -223,12 +223,9 @@ def _apply_adapter(model: Any, adapter: Path, model_dir: Path, *, merge: bool) -
     """Load a peft adapter onto the base model; merged into the weights for faster inference by default."""
     if not (adapter / "adapter_config.json").is_file():
         raise ConfigError(f"not a peft adapter folder (no adapter_config.json): {str(adapter)!r}")
-    try:  # the training engineer's compatibility check, when present
-        from ragtune.train.adapter import check_adapter
-    except ImportError:
-        check_adapter = None
-    if check_adapter is not None:
-        check_adapter(adapter, model_dir)
+    from ragtune.adapters import check_adapter
+
+    check_adapter(adapter, model_dir)
     from peft import PeftModel
 
     try:

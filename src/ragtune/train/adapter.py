@@ -1,4 +1,5 @@
-"""The adapter folder: peft LoRA weights plus a ragtune manifest; base-model checks, loading and merging.
+"""The adapter folder: peft LoRA weights plus a ragtune manifest; writing, loading and merging (the manifest
+checks live in ragtune.adapters, below generate, which runs them before loading an adapter).
 
 An adapter folder is what `peft.PeftModel.from_pretrained(base, folder)` loads (adapter_config.json +
 adapter_model.safetensors) plus `ragtune_adapter.json`: format version, base model name and sha256 (config +
@@ -8,7 +9,6 @@ written into a temporary folder and renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,16 +18,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ragtune.adapters import (  # noqa: F401  (check_adapter, read_manifest: re-exported)
+    FORMAT_VERSION,
+    MANIFEST,
+    architecture,
+    check_adapter,
+    model_fingerprint,
+    read_manifest,
+)
 from ragtune.config import BUNDLED
-from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "ragtune_adapter.json"
 MERGED_MANIFEST = "ragtune_merged.json"
-FORMAT_VERSION = 1
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
-_fingerprints: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -48,82 +52,6 @@ def resolve_base_model(name: str = BUNDLED) -> Path:
     if name.startswith(("http://", "https://")):
         raise ConfigError(f"cannot fine-tune a remote endpoint: {name!r} (use 'bundled' or a local model folder)")
     return Path(resolve_llm(name))
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """sha256 over a model folder's config.json and weight files (cached per process by size and mtime)."""
-    model_dir = Path(model_dir)
-    files = [model_dir / "config.json"] + sorted(
-        p for p in model_dir.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
-    )
-    digest = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _fingerprints:
-            file_digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    file_digest.update(block)
-            _fingerprints[key] = file_digest.hexdigest()
-        digest.update(path.name.encode() + b"\0" + _fingerprints[key].encode() + b"\n")
-    return digest.hexdigest()
-
-
-def _architecture(model_dir: Path) -> dict[str, Any]:
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
-    return {k: config.get(k) for k in keys}
-
-
-def read_manifest(adapter_dir: str | Path) -> dict[str, Any]:
-    """The manifest of an adapter folder; NotBuiltError when the folder or its peft files are missing."""
-    adapter_dir = Path(adapter_dir)
-    if not adapter_dir.is_dir():
-        partial = adapter_dir.with_name(adapter_dir.name + ".partial")
-        hint = f" (an unfinished run is in {partial}: rerun with --resume)" if partial.is_dir() else ""
-        raise NotBuiltError(f"adapter folder not found: {str(adapter_dir)!r}{hint}")
-    if not (adapter_dir / "adapter_config.json").is_file() or not any(
-        (adapter_dir / f"adapter_model{s}").is_file() for s in (".safetensors", ".bin")
-    ):
-        raise NotBuiltError(f"{str(adapter_dir)!r} is not a complete adapter (adapter_config.json/adapter_model missing)")
-    path = adapter_dir / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise NotBuiltError(f"{path}: corrupt manifest ({exc.msg})") from exc
-
-
-def check_adapter(adapter_dir: str | Path, base_model_dir: str | Path) -> dict[str, Any]:
-    """Check that an adapter was trained on this base model; returns its manifest.
-
-    Raises NotBuiltError when the adapter is missing/incomplete and ConfigError when the base model differs
-    (architecture or weights). An adapter without a ragtune manifest (trained elsewhere) is accepted with a
-    warning when its architecture cannot be checked.
-    """
-    manifest = read_manifest(adapter_dir)
-    base_model_dir = Path(base_model_dir)
-    if not manifest:
-        logger.warning("%s has no %s: cannot verify its base model", adapter_dir, MANIFEST)
-        return manifest
-    expected = manifest.get("base_model", {})
-    name = expected.get("name", "?")
-    actual_arch = _architecture(base_model_dir)
-    for key, value in (expected.get("architecture") or {}).items():
-        if value is not None and actual_arch.get(key) != value:
-            raise ConfigError(
-                f"adapter {str(adapter_dir)!r} was trained on base model {name!r} ({key}={value}), "
-                f"but {str(base_model_dir)!r} has {key}={actual_arch.get(key)}: use the base model it was trained on"
-            )
-    sha = expected.get("sha256")
-    if sha and model_fingerprint(base_model_dir) != sha:
-        raise ConfigError(
-            f"adapter {str(adapter_dir)!r} was trained on base model {name!r} (sha256 {sha[:12]}), "
-            f"but {str(base_model_dir)!r} has different weights: use the base model it was trained on"
-        )
-    return manifest
 
 
 def write_adapter(model: Any, folder: Path, manifest: dict[str, Any]) -> None:
@@ -150,7 +78,7 @@ def build_manifest(
         "ragtune_version": __version__,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "base_model": {"name": base_name, "path": str(base_dir.resolve()), "sha256": model_fingerprint(base_dir),
-                       "architecture": _architecture(base_dir)},
+                       "architecture": architecture(base_dir)},
         "lora": lora,
         "training": training,
         "data": data,
