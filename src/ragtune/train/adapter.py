@@ -10,7 +10,6 @@ written into a temporary folder and renamed into place.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from ragtune.adapters import (  # noqa: F401  (check_adapter, read_manifest: re-
 from ragtune.config import BUNDLED
 from ragtune.errors import ConfigError, InputError
 
-logger = logging.getLogger(__name__)
 
 MERGED_MANIFEST = "ragtune_merged.json"
 
