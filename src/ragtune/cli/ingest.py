@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
         from ragtune.errors import ConfigError
+        from ragtune.graph import follow_index_commits
         from ragtune.index import Index
         from ragtune.ingest import load_documents
 
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=EmbedConfig(model=embedder or "bundled"))
             except ValueError as exc:
                 raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
+        follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
         result = load_documents(paths)
         stats = index.add_documents(result.documents)
@@ -49,8 +51,10 @@ def register(app: typer.Typer) -> None:
         index_dir: Path = typer.Option(..., "--index", help="Index folder."),
     ) -> None:
         """Remove documents from an index (all or nothing: an unknown id changes nothing)."""
+        from ragtune.graph import follow_index_commits
         from ragtune.index import Index
 
+        follow_index_commits()
         index = Index.open(index_dir)
         removed = index.delete_documents(doc_ids)
         typer.echo(f"deleted {len(set(doc_ids))} document(s), {removed} chunk(s); index now {len(index)} chunks")

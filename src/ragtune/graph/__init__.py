@@ -9,5 +9,13 @@ communities.py    Louvain communities (networkx) and extractive summaries
 retrieve.py       the three retrievers (Retriever protocol)
 view.py           overview / neighbourhood / HTML view behind `ragtune graph show`
 
-Importing this package is light: numpy/scipy/networkx load only when a graph is built.
+Importing this package is light: numpy/scipy/networkx load only when a graph is built. The graph follows index
+commits by subscribing to them (ragtune.index.hooks) when graph/store.py is imported; an entry point that writes
+to an index calls `follow_index_commits()` so an existing graph is updated in the same commit, as before.
 """
+
+
+def follow_index_commits() -> None:
+    """Keep the entity graph of every index this process writes to in step with its commits (idempotent)."""
+    import ragtune.graph.store  # noqa: F401  (subscribes on import)
+

@@ -10,7 +10,8 @@ Layout (under <index>/graph/):
 Crash safety and increments: the graph manifest records, per document, the content hash it was extracted
 from and the index generation it reflects. `sync_graph` diffs it against the index state: documents whose
 hash changed or that are new are extracted (only those) into a new part; deleted ones are dropped from the
-manifest. The Index calls `on_index_commit` right after its own commit; a crash between the two commits
+manifest. Importing this module subscribes `on_index_commit` to every index commit (ragtune.index.hooks), so the
+Index calls it right after its own commit; a crash between the two commits
 leaves a graph that lags, and the next `sync_graph` (every graph retriever runs it) repairs it by the same
 diff. A crash inside a sync leaves unreferenced part files, removed by the next sync.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from ragtune.errors import NotBuiltError, RagtuneError
 from ragtune.graph.extract import Mention
+from ragtune.index.hooks import on_commit
 from ragtune.index.manifest import fsync_dir, write_bytes_atomic
 from ragtune.progress import progress_task
 
@@ -221,8 +223,9 @@ def _apply(index_dir: Path, state: Any, extractor: str | None) -> GraphManifest:
     return manifest
 
 
+@on_commit
 def on_index_commit(index: Any) -> None:
-    """Hook the Index calls after each commit (holding its writer lock): update an existing graph.
+    """Subscribed to every index commit (the Index calls it holding its writer lock): update an existing graph.
 
     Failure here never undoes the index commit; the graph just lags until the next `sync_graph`."""
     if not graph_exists(index.path):

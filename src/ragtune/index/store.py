@@ -3,7 +3,7 @@
 >>> index = Index.open_or_create("my-index")
 >>> index.add_documents(load_documents(["docs/"]).documents)
 IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_removed=0)
->>> index.retriever("hybrid").retrieve(["how many days of leave?"], k=3)
+>>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # ragtune.retrieve
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
 from ragtune.index.embed import TextEmbedder, chunk_embed_text, get_embedder
+from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.progress import progress_task
 from ragtune.types import Chunk, Document
@@ -259,18 +260,6 @@ class Index:
             out.append(state.chunks[row])
         return out
 
-    def retriever(self, mode: str = "hybrid", **kwargs: Any) -> Any:
-        """A Retriever over this index: mode 'dense', 'bm25', 'hybrid' or 'graph-local'/'graph-global'/'graph-hybrid';
-        kwargs are RetrieveConfig fields."""
-        from ragtune.config import RetrieveConfig
-        from ragtune.retrieve.factory import build_retriever
-
-        try:
-            config = RetrieveConfig(mode=mode, **kwargs)
-        except ValueError as exc:
-            raise ConfigError(f"bad retriever settings mode={mode!r} {kwargs}: {exc}") from exc
-        return build_retriever(self, config)
-
     # ---- writing -------------------------------------------------------------------------------------------
     def add_documents(self, docs: Iterable[Document]) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
@@ -375,9 +364,7 @@ class Index:
         mf.write_manifest(self.path, manifest)
         mf.collect_garbage(self.path, manifest)
         self.reload()
-        from ragtune.graph.store import on_index_commit
-
-        on_index_commit(self)  # an existing entity graph follows the commit (it catches up later if this fails)
+        run_commit_hooks(self)  # derived structures (an entity graph) follow the commit; see index/hooks.py
 
     def _compact(self, manifest: mf.Manifest, generation: int) -> None:
         """Rewrite the live rows into one new segment (no re-embedding); old segments become garbage."""

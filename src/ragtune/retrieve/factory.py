@@ -28,3 +28,16 @@ def build_retriever(index: Any, config: RetrieveConfig = RetrieveConfig()) -> Re
 
         return GraphRetriever(index, config, mode=config.mode)
     raise ConfigError(f"unknown retrieval mode {config.mode!r}: choose one of {', '.join(MODES)}")
+
+
+def open_retriever(index: Any, mode: str = "hybrid", **settings: Any) -> Retriever:
+    """A Retriever over index for mode 'dense', 'bm25', 'hybrid' or 'graph-local'/'graph-global'/'graph-hybrid';
+    settings are RetrieveConfig fields.
+
+    >>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # doctest: +SKIP
+    """
+    try:
+        config = RetrieveConfig(mode=mode, **settings)
+    except ValueError as exc:
+        raise ConfigError(f"bad retriever settings mode={mode!r} {settings}: {exc}") from exc
+    return build_retriever(index, config)
