@@ -43,6 +43,7 @@ def multihop(embedder: str, answers: bool) -> None:
     from ragtune.graph.store import graph_dir, load_graph
     from ragtune.index import Index
     from ragtune.ingest.loaders import load_documents
+    from ragtune.retrieve import open_retriever
     from ragtune.sample import handbook_dir, load_multihop
 
     questions = load_multihop()
@@ -62,7 +63,7 @@ def multihop(embedder: str, answers: bool) -> None:
         gold = [set(q.metadata["doc_ids"]) for q in questions]
         table = {}
         for mode in MODES:
-            retriever = index.retriever(mode)
+            retriever = open_retriever(index, mode)
             retriever.retrieve(texts[:1], k=1)  # warm-up: builds lazily cached structures
             start = time.perf_counter()
             hits = retriever.retrieve(texts, k=max(KS))
@@ -94,13 +95,14 @@ def single_hop(index) -> None:
     import numpy as np
 
     from ragtune.sample import load_questions
+    from ragtune.retrieve import open_retriever
 
     questions = load_questions()
     texts = [q.question for q in questions]
     print(f"\nsingle-document questions ({len(texts)}): recall of the gold document")
     print(f"{'mode':14s}{'@1':>8s}{'@3':>8s}{'@5':>8s}")
     for mode in ("hybrid", "graph-local", "graph-global", "graph-hybrid"):
-        hits = index.retriever(mode).retrieve(texts, k=5)
+        hits = open_retriever(index, mode).retrieve(texts, k=5)
         recall = [np.mean([q.doc_id in {h.chunk.doc_id for h in hs[:k]} for q, hs in zip(questions, hits)])
                   for k in (1, 3, 5)]
         print(f"{mode:14s}" + "".join(f"{r:8.3f}" for r in recall))
@@ -112,6 +114,7 @@ def answer_f1(index, questions) -> None:
     from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
     from ragtune.generate.registry import load_generator
     from ragtune.pipeline import answer
+    from ragtune.retrieve import open_retriever
 
     generator = load_generator()
     texts = [q.question for q in questions]
@@ -120,7 +123,7 @@ def answer_f1(index, questions) -> None:
     print(f"{'mode':14s}{'F1':>8s}{'EM':>8s}{'s total':>9s}")
     for mode in ("hybrid", "graph-hybrid"):
         start = time.perf_counter()
-        preds = answer(texts, generator, index.retriever(mode), k=5, arm=mode)
+        preds = answer(texts, generator, open_retriever(index, mode), k=5, arm=mode)
         seconds = time.perf_counter() - start
         answers_ = [p.answer for p in preds]
         print(f"{mode:14s}{np.mean(f1_batch(answers_, golds)):8.3f}{np.mean(exact_match_batch(answers_, golds)):8.3f}"

@@ -67,6 +67,7 @@ def main() -> int:
     from ragtune.index.dense import DenseIndex
     from ragtune.index.embed import chunk_embed_text
     from ragtune.progress import set_progress
+    from ragtune.retrieve import open_retriever
     from ragtune.types import Document
 
     set_progress(False)
@@ -156,7 +157,7 @@ def main() -> int:
             ann_cpu = (time.process_time() - c0) * 1000 / len(qvecs)
 
             for mode in ("dense", "bm25", "hybrid"):
-                retriever = reopened.retriever(mode)
+                retriever = open_retriever(reopened, mode)
                 retriever.retrieve(queries[:1], k=10)
                 lat = []
                 c0 = time.process_time()

@@ -12,7 +12,7 @@ from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, RetrieveConfig
 from ragtune.graph.retrieve import GRAPH_MODES, GraphRetriever, link_query_entities
 from ragtune.graph.store import load_graph
 from ragtune.index import Index
-from ragtune.retrieve import MODES, Retriever, build_retriever
+from ragtune.retrieve import MODES, Retriever, build_retriever, open_retriever
 from ragtune.types import Document
 
 CONFIG = IndexConfig(embed=EmbedConfig(model="hash:128"), chunk=ChunkConfig(chunk_tokens=64, overlap_tokens=8))
@@ -51,7 +51,7 @@ def test_graph_modes_are_registered_everywhere(index: Index) -> None:
         assert RetrieveConfig(mode=mode).mode == mode
         retriever = build_retriever(index, RetrieveConfig(mode=mode))
         assert isinstance(retriever, Retriever) and isinstance(retriever, GraphRetriever)
-        assert isinstance(index.retriever(mode), GraphRetriever)
+        assert isinstance(open_retriever(index, mode), GraphRetriever)
 
 
 def test_query_entities_are_linked_by_name(index: Index) -> None:
@@ -64,26 +64,26 @@ def test_query_entities_are_linked_by_name(index: Index) -> None:
 
 @pytest.mark.parametrize("mode", ["graph-local", "graph-hybrid"])
 def test_local_modes_follow_the_bridge_entity(index: Index, mode: str) -> None:
-    hits = index.retriever(mode).retrieve([QUESTION], k=2)[0]
+    hits = open_retriever(index, mode).retrieve([QUESTION], k=2)[0]
     assert {h.chunk.doc_id for h in hits} == {"ship", "vessel-team"}
     assert [h.rank for h in hits] == [0, 1] and hits[0].score >= hits[1].score
 
 
 def test_graph_hybrid_beats_hybrid_on_the_two_hop_question(index: Index) -> None:
-    text = [h.chunk.doc_id for h in index.retriever("hybrid").retrieve([QUESTION], k=2)[0]]
-    graph = [h.chunk.doc_id for h in index.retriever("graph-hybrid").retrieve([QUESTION], k=2)[0]]
+    text = [h.chunk.doc_id for h in open_retriever(index, "hybrid").retrieve([QUESTION], k=2)[0]]
+    graph = [h.chunk.doc_id for h in open_retriever(index, "graph-hybrid").retrieve([QUESTION], k=2)[0]]
     assert "vessel-team" in graph
     assert len({"ship", "vessel-team"} & set(graph)) >= len({"ship", "vessel-team"} & set(text))
 
 
 def test_graph_global_ranks_the_community_of_the_question(index: Index) -> None:
-    hits = index.retriever("graph-global").retrieve(["sediment cores SILTLINE archive"], k=3)[0]
+    hits = open_retriever(index, "graph-global").retrieve(["sediment cores SILTLINE archive"], k=3)[0]
     assert {h.chunk.doc_id for h in hits[:2]} == {"sediment", "archive"}
 
 
 @pytest.mark.parametrize("mode", GRAPH_MODES)
 def test_every_mode_returns_k_ranked_hits_and_respects_filters(index: Index, mode: str) -> None:
-    retriever = index.retriever(mode)
+    retriever = open_retriever(index, mode)
     hits = retriever.retrieve([QUESTION, "paid leave per year"], k=4)
     assert [len(h) for h in hits] == [4, 4]
     for ranked in hits:
@@ -106,8 +106,8 @@ def test_no_entities_or_non_english_falls_back_to_text_retrieval(tmp_path: Path,
     ])
     _state, graph = load_graph(ix)
     assert graph.n_entities == 0
-    got = ix.retriever(mode).retrieve(["paid leave days", "三十天带薪假期"], k=2)
-    want = ix.retriever("hybrid").retrieve(["paid leave days", "三十天带薪假期"], k=2)
+    got = open_retriever(ix, mode).retrieve(["paid leave days", "三十天带薪假期"], k=2)
+    want = open_retriever(ix, "hybrid").retrieve(["paid leave days", "三十天带薪假期"], k=2)
     assert [[h.chunk.chunk_id for h in hs] for hs in got] == [[h.chunk.chunk_id for h in hs] for hs in want]
     assert got[0][0].chunk.doc_id == "a"
 

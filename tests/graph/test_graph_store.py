@@ -113,13 +113,12 @@ def test_process_killed_between_index_and_graph_commit(index: Index, tmp_path: P
     generation = index.generation
     script = f"""
 import os
-from ragtune.graph import store
-from ragtune.index import Index
+from ragtune.index import Index, on_commit
 from ragtune.progress import set_progress
 from ragtune.types import Document
 set_progress(False)
-store.on_index_commit = lambda index: os._exit(9)  # die right after the index manifest is replaced
-import ragtune.graph.store
+on_commit(lambda index: os._exit(9))  # die right after the index manifest is replaced, before any graph hook
+import ragtune.graph.store  # the graph subscribes after the killer: its hook never runs
 Index.open({str(index.path)!r}).add_documents([Document("late", "The Deepwell Tank opened in 1998.")])
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

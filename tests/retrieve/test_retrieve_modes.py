@@ -11,8 +11,9 @@ from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, RetrieveConfig
 from ragtune.errors import ConfigError, InputError
 from ragtune.index import Index
 from ragtune.index.dense import DenseIndex, top_k_rows
-from ragtune.retrieve import Retriever, build_retriever, rrf_fuse
-from ragtune.retrieve.filters import MetadataIndex, parse_filter_args
+from ragtune.index.metadata import MetadataIndex
+from ragtune.retrieve import Retriever, build_retriever, open_retriever, rrf_fuse
+from ragtune.retrieve.filters import parse_filter_args
 from ragtune.types import Chunk, Document
 
 CONFIG = IndexConfig(embed=EmbedConfig(model="hash:128"), chunk=ChunkConfig(chunk_tokens=64, overlap_tokens=8))
@@ -37,7 +38,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_modes_find_the_obvious_document(index: Index, mode: str) -> None:
-    retriever = index.retriever(mode)
+    retriever = open_retriever(index, mode)
     assert isinstance(retriever, Retriever)
     hits = retriever.retrieve(["how many days of paid leave do employees get", "VPN intranet"], k=3)
     assert [h[0].chunk.doc_id for h in hits] == ["policy", "vpn"]
@@ -49,16 +50,16 @@ def test_modes_find_the_obvious_document(index: Index, mode: str) -> None:
 def test_filters_apply_before_ranking(index: Index, mode: str) -> None:
     # the farm animals outrank the leave policy for this query; with k=1 a post-filter would return nothing
     query = ["animal on the farm eats grass"]
-    unfiltered = index.retriever(mode).retrieve(query, k=1)[0]
+    unfiltered = open_retriever(index, mode).retrieve(query, k=1)[0]
     assert unfiltered[0].chunk.doc_id.startswith("animal")
-    hits = index.retriever(mode).retrieve(query, k=1, filters={"groups": ["hr", "it"]})[0]
+    hits = open_retriever(index, mode).retrieve(query, k=1, filters={"groups": ["hr", "it"]})[0]
     if mode == "bm25":  # BM25 returns only chunks sharing a term with the query
         assert [h.chunk.doc_id for h in hits] in (["policy"], ["vpn"], [])
     else:
         assert len(hits) == 1 and hits[0].chunk.doc_id in {"policy", "vpn"}
-    by_year = index.retriever(mode).retrieve(query, k=10, filters={"year": "2003"})[0]  # text matches int 2003
+    by_year = open_retriever(index, mode).retrieve(query, k=10, filters={"year": "2003"})[0]  # text matches int 2003
     assert [h.chunk.doc_id for h in by_year] == ["animal3"]
-    assert index.retriever(mode).retrieve(query, k=10, filters={"doc_id": "nope"})[0] == []
+    assert open_retriever(index, mode).retrieve(query, k=10, filters={"doc_id": "nope"})[0] == []
 
 
 def test_list_metadata_intersects_and_fields_and() -> None:
@@ -91,7 +92,7 @@ def test_rrf_fusion_math() -> None:
 
 def test_hybrid_weights_change_the_order(index: Index) -> None:
     bm25_only = build_retriever(index, RetrieveConfig(mode="hybrid", dense_weight=0.0, bm25_weight=1.0))
-    pure_bm25 = index.retriever("bm25")
+    pure_bm25 = open_retriever(index, "bm25")
     query = ["paid leave for employees"]
     assert [h.chunk.chunk_id for h in bm25_only.retrieve(query, k=3)[0]] == [
         h.chunk.chunk_id for h in pure_bm25.retrieve(query, k=3)[0]
@@ -100,9 +101,9 @@ def test_hybrid_weights_change_the_order(index: Index) -> None:
 
 def test_bad_mode_and_empty_queries(index: Index) -> None:
     with pytest.raises(ConfigError, match="graph"):
-        index.retriever("graph")
-    assert index.retriever("hybrid").retrieve([], k=3) == []
-    assert index.retriever("bm25").retrieve(["zzzz qqqq"], k=3) == [[]]  # no known term: no hits
+        open_retriever(index, "graph")
+    assert open_retriever(index, "hybrid").retrieve([], k=3) == []
+    assert open_retriever(index, "bm25").retrieve(["zzzz qqqq"], k=3) == [[]]  # no known term: no hits
 
 
 def test_top_k_rows_order_and_ties() -> None:

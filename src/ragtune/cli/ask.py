@@ -44,9 +44,10 @@ def register(app: typer.Typer) -> None:
         retriever = None
         if not closed_book:
             from ragtune.index import Index
+            from ragtune.retrieve import open_retriever
             from ragtune.retrieve.filters import parse_filter_args
 
-            retriever = Index.open(index_dir).retriever(mode)
+            retriever = open_retriever(Index.open(index_dir), mode)
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,

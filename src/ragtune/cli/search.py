@@ -20,10 +20,11 @@ def register(app: typer.Typer) -> None:
         """Print the ranked hits for a query: rank, score, document id, title and a snippet."""
         from ragtune.cli.common import print_json
         from ragtune.index import Index
+        from ragtune.retrieve import open_retriever
         from ragtune.retrieve.filters import parse_filter_args
 
         index = Index.open(index_dir)
-        hits = index.retriever(mode).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
+        hits = open_retriever(index, mode).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
         if as_json:
             print_json([
                 {"rank": h.rank + 1, "score": h.score, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id,

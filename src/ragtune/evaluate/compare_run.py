@@ -187,6 +187,7 @@ def run_compare(config: CompareConfig) -> Path:
     from ragtune.index import Index
     from ragtune.models import resolve_llm
     from ragtune.progress import progress_task
+    from ragtune.retrieve import open_retriever
     from ragtune.report.recommend import Scenario
 
     out = Path(config.out)
@@ -241,8 +242,8 @@ def run_compare(config: CompareConfig) -> Path:
     fresh_index, fresh_examples = (None, [])
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
-    retriever = index.retriever(config.mode)
-    fresh_retriever = fresh_index.retriever(config.mode) if fresh_index is not None else None
+    retriever = open_retriever(index, config.mode)
+    fresh_retriever = open_retriever(fresh_index, config.mode) if fresh_index is not None else None
     total = sum(len(partial.todo(a, examples, False)) + len(partial.todo(a, fresh_examples, True)) for a in config.arms)
     t_start = time.perf_counter()
     with progress_task("Answering", total=total) as task:

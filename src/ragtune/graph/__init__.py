@@ -1,5 +1,5 @@
 """Graph-based retrieval: an entity graph kept inside the index folder, and the graph-local / graph-global /
-graph-hybrid retrieval modes (`index.retriever("graph-hybrid")`, `ragtune search --mode graph-hybrid`).
+graph-hybrid retrieval modes (`open_retriever(index, "graph-hybrid")`, `ragtune search --mode graph-hybrid`).
 
 extract.py        offline rule-based entity extraction and alias merging (default extractor "rules")
 llm_extract.py    the optional LLM extractor ("llm:<model>")

@@ -1,4 +1,4 @@
-"""Metadata filters, turned into a boolean row mask before any ranking happens.
+"""The metadata postings of an index state: filters turned into a boolean row mask before any ranking happens.
 
 A filter is {"field": value} or {"field": [v1, v2]}; fields are chunk.metadata keys plus "doc_id" and
 "source". A row matches a field when its value is one of the wanted values; a list-valued metadata field
@@ -9,13 +9,12 @@ Values compare as text for scalars, so the CLI's `--filter year=2020` matches an
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ragtune.errors import InputError
-from ragtune.retrieve.base import Filters
 from ragtune.types import Chunk
 
 SPECIAL_FIELDS = ("doc_id", "source")
@@ -55,7 +54,7 @@ class MetadataIndex:
             self._fields[field] = {v: np.asarray(rows, dtype=np.int64) for v, rows in postings.items()}
         return self._fields[field]
 
-    def mask(self, filters: Filters | None) -> np.ndarray | None:
+    def mask(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
         """(n,) bool of rows matching every field, or None when there is no filter."""
         if not filters:
             return None
@@ -72,14 +71,3 @@ class MetadataIndex:
                     field_mask[rows] = True
             mask &= field_mask
         return mask
-
-
-def parse_filter_args(items: Sequence[str]) -> dict[str, list[str]]:
-    """CLI `--filter key=value` (repeatable; the same key twice means either value) -> filters dict."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"bad --filter {item!r}: expected key=value")
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out

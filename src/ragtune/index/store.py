@@ -118,7 +118,7 @@ class IndexState:
     def metadata_index(self) -> Any:
         with self._lock:
             if self._meta is None:
-                from ragtune.retrieve.filters import MetadataIndex
+                from ragtune.index.metadata import MetadataIndex
 
                 self._meta = MetadataIndex(self.chunks)
             return self._meta

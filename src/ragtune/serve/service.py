@@ -19,6 +19,8 @@ from typing import Any
 
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.base import Generator
+from ragtune.graph import follow_index_commits
+from ragtune.retrieve import open_retriever
 from ragtune.serve.auth import GROUPS_FIELD, Caller, document_groups
 from ragtune.serve.metrics import Metrics
 from ragtune.serve.screening import screen_hits
@@ -68,7 +70,8 @@ class ServeService:
             raise ConfigError(f"no generator for arm(s) {missing}")
         if index is None and any(spec.retrieval for spec in self.arm_specs.values()):
             raise ConfigError(f"arms {list(settings.arms)} retrieve, but no --index was given")
-        self._retriever = index.retriever(settings.retrieve_mode) if index is not None else None
+        self._retriever = open_retriever(index, settings.retrieve_mode) if index is not None else None
+        follow_index_commits()  # document uploads and deletes update an existing entity graph in the same commit
         self._write_lock = threading.Lock()
         self.admitting = 0  # chat requests admitted but not yet queued (retrieving); see routes_openai
         self._last_reload = time.monotonic()

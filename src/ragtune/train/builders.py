@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.prompts import build_messages, format_raft_target
+from ragtune.retrieve import open_retriever
 from ragtune.text import normalize_answer, split_sentences_before_capital
 from ragtune.types import Chunk, Example, Hit
 
@@ -143,7 +144,7 @@ def build_raft_examples(
         raise InputError("no RAFT examples: none of the examples' gold passages (chunk_id / doc_id) is in the index")
     rng = random.Random(seed)
     keep = set(rng.sample(range(len(found)), round(p_oracle * len(found))))
-    retrieved = index.retriever(retrieve_mode).retrieve([e.question for e, _ in found], distractors + 8)
+    retrieved = open_retriever(index, retrieve_mode).retrieve([e.question for e, _ in found], distractors + 8)
     all_chunks = lookup.all_chunks
     layouts = []
     for i, ((example, oracle), hits) in enumerate(zip(found, retrieved)):
