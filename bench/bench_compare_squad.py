@@ -87,9 +87,9 @@ def main() -> int:
         return 0
 
     from ragtune.cli.summary import print_run_summary
-    from ragtune.evaluate.compare_run import CompareConfig, run_compare
+    from ragtune.workflows.compare import CompareConfig, run_compare
     from ragtune.evaluate.harness import parse_arms
-    from ragtune.evaluate.train_arms import train_adapters
+    from ragtune.workflows.train_arms import train_adapters
 
     work = Path(args.work)
     index, questions, n_questions = prepare(work, args.articles, args.questions, args.seed)

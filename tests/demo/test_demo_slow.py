@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_demo_runs_every_arm_and_the_freshness_test(tmp_path, monkeypatch):
-    from ragtune.demo import ARMS, QUICK_LIMIT, run_demo
+    from ragtune.workflows.demo import ARMS, QUICK_LIMIT, run_demo
     from ragtune.paths import cache_dir
 
     models = cache_dir() / "models"  # reuse the converted bundled LLM; everything else starts empty

@@ -90,7 +90,7 @@ def test_peak_memory_can_be_reset_per_arm():
 def test_given_adapter_training_time_comes_from_its_manifest(tmp_path):
     import json
 
-    from ragtune.evaluate.compare_run import _adapter_train_seconds
+    from ragtune.workflows.compare import _adapter_train_seconds
 
     (tmp_path / "ragtune_adapter.json").write_text(json.dumps({"metrics": {"train_seconds": 249.5}}))
     assert _adapter_train_seconds(str(tmp_path)) == 249.5

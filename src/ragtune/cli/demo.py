@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Index the sample handbook, fine-tune SFT and RAFT adapters (cached), compare all arms + freshness."""
         from ragtune.cli.summary import print_run_summary
-        from ragtune.demo import run_demo
+        from ragtune.workflows.demo import run_demo
 
         run_dir = run_demo(out, limit=limit, seed=seed, quick=quick)
         print_run_summary(run_dir)

@@ -9,7 +9,7 @@ import pytest
 
 from ragtune.config import EmbedConfig, IndexConfig
 from ragtune.errors import ConfigError, InputError
-from ragtune.evaluate.compare_run import CompareConfig, run_compare
+from ragtune.workflows.compare import CompareConfig, run_compare
 from ragtune.index import Index
 from ragtune.types import Document
 

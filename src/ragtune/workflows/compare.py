@@ -219,7 +219,7 @@ def run_compare(config: CompareConfig) -> Path:
     }
     needed = {ARMS[a].adapter for a in config.arms} - {None}
     if config.train and any(adapters[kind] is None for kind in needed):
-        from ragtune.evaluate.train_arms import train_adapters
+        from ragtune.workflows.train_arms import train_adapters
 
         trained = train_adapters(
             index,

@@ -16,6 +16,7 @@ from typing import Any
 
 from ragtune import __version__
 from ragtune.paths import cache_dir
+from ragtune.sample import SAMPLE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ DEMO_MAX_NEW_TOKENS = 32  # the handbook's answers are a few words; rambling pas
 
 def sample_dir() -> Path:
     """The sample corpus shipped inside the package."""
-    return Path(__file__).resolve().parent / "sample"
+    return SAMPLE_DIR
 
 
 def _split_questions(src: Path, split: str, dst: Path) -> Path:
@@ -77,7 +78,7 @@ def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: 
 def _training_code_digest() -> str:
     """A hash of the code that decides what an adapter learns (synthesis, example builders, trainer, prompts),
     so a cached demo adapter is retrained when that code changes, not only when the package version does."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     for path in sorted([*(package / "train").glob("*.py"), package / "generate" / "prompts.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -86,7 +87,7 @@ def _training_code_digest() -> str:
 
 def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
-    from ragtune.evaluate.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
+    from ragtune.workflows.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
 
     training = QUICK_TRAINING if quick else DEMO_TRAINING
     key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training}, seed)
@@ -106,7 +107,7 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, qu
 
 def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False) -> Path:
     """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING."""
-    from ragtune.evaluate.compare_run import CompareConfig, run_compare
+    from ragtune.workflows.compare import CompareConfig, run_compare
 
     work = cache_dir() / "demo"
     sample = sample_dir()
