@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from ragtune.report.recommend import Scenario, find_comparison, recommend
+from ragtune.report.recommend import Scenario, find_comparison, recommend, with_recommendation
 
 
 def arm(f1, p95=500.0, cost=0.01, retrieval=True, train_usd=0.0, train_s=0.0):
@@ -31,6 +31,14 @@ def test_significantly_best_arm_wins_even_if_pricier():
     assert rec.arm == "raft"
     assert "raft has the best F1" in rec.reasons[0]
     assert any("raft beats rag on F1 by +0.20" in x for x in rec.reasons)
+
+
+def test_with_recommendation_adds_it_last_and_leaves_the_scored_results_alone():
+    r = results_with({"rag": arm(0.5, cost=0.01), "raft": arm(0.7, cost=0.02, train_usd=1.0, train_s=100)},
+                     [comp("raft", "rag", 0.2, 0.001)])
+    done = with_recommendation(r, Scenario())
+    assert list(done) == [*r, "recommendation"] and "recommendation" not in r
+    assert done["recommendation"] == {"arm": "raft", "reasons": list(recommend(r).reasons), "excluded": {}}
 
 
 def test_tie_goes_to_the_clearly_cheaper_arm():

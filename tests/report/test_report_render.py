@@ -93,8 +93,9 @@ def test_report_without_freshness_or_retrieval(tmp_path):
     rows = [{"qid": f"q{i}", "arm": arm, "answer": "x" if arm == "base" else "gold", "gold_answers": ["gold"]}
             for i in range(5) for arm in ("base", "ft")]
     from ragtune.evaluate.scoring import score_run
+    from ragtune.report.recommend import with_recommendation
 
-    results = score_run(rows, semantic=False, n_resamples=200)
+    results = with_recommendation(score_run(rows, semantic=False, n_resamples=200))
     html = render_html(results, read_rows(rows))
     assert 'id="fig-freshness"' not in html
     assert 'id="fig-quality"' in html

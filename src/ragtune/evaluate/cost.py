@@ -1,4 +1,5 @@
-"""A cost model: $/CPU-hour or $/GPU-hour turned into cost per 1k queries, one-off costs and payback.
+"""A cost model: $/CPU-hour or $/GPU-hour turned into cost per 1k queries, one-off costs and payback; and the
+deployment Scenario those costs are priced for (traffic, how often knowledge changes, budgets).
 
 Serving cost is machine time: a query that keeps the machine busy for its mean end-to-end latency costs
 latency × hourly rate / concurrency. Training and indexing are one-off costs (training recurs each time the
@@ -21,6 +22,18 @@ KnowledgeChange = Literal["static", "monthly", "weekly", "daily"]
 
 # How often a closed-book tuned model must be retrained to stay current, per 30-day month.
 RETRAINS_PER_MONTH: dict[str, float] = {"static": 0.0, "monthly": 1.0, "weekly": 30 / 7, "daily": 30.0}
+
+
+class Scenario(StrictModel):
+    """What the deployment needs; the `--scenario` flags of `ragtune compare`."""
+
+    knowledge_change: KnowledgeChange = Field("monthly", description="how often the documents' facts change")
+    latency_budget_ms: float | None = Field(None, gt=0, description="p95 end-to-end latency allowed per query")
+    queries_per_day: float = Field(1000, ge=0, description="expected traffic")
+    training_budget_usd: float | None = Field(
+        None, ge=0, description="what may be spent on (re)training per month; None = no limit"
+    )
+    needs_citations: bool = Field(False, description="answers must cite their sources")
 
 
 class CostModel(StrictModel):

@@ -1,13 +1,15 @@
 """Scoring a run: per-question metrics → per-arm metrics with CIs → paired comparisons → results dict.
 
-`score_run(rows, setup, scenario, cost_model, seed)` is the one call the compare harness makes; its output is
-the results.json structure the report renders:
+`score_run(rows, setup, scenario, cost_model, seed)` is the one call the compare workflow makes; its output,
+with the recommendation report adds (ragtune.report.recommend.with_recommendation), is the results.json
+structure the report renders:
 
     {"arms": {arm: {"n", "uses_retrieval", "metrics": {...}, "ci95": {metric: [lo, hi]}}},
      "comparisons": [{"a", "b", "metric", "delta", "ci95", "p_value", "p_value_holm", "significant", "n"}],
      "freshness": {"n", "arms": {...}, "comparisons": [...]} | None,
-     "recommendation": {"arm", "reasons", "excluded"}, "setup", "scenario", "cost_model",
-     "per_question": {arm: {qid: {metric: value}}}, "primary_metric", "alpha", "seed", "warnings"}
+     "setup", "scenario", "cost_model",
+     "per_question": {arm: {qid: {metric: value}}}, "primary_metric", "alpha", "seed", "warnings",
+     "recommendation": {"arm", "reasons", "excluded"}}  (added by report)
 
 Rows flagged `"freshness": true` (questions on facts changed after training) are scored separately.
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from ragtune.errors import InputError, RagtuneError
 from ragtune.evaluate import answer_metrics, grounding
-from ragtune.evaluate.cost import CostModel
+from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.efficiency import latency_summary, tokens_per_s
 from ragtune.evaluate.run_files import json_safe, validate_rows
 from ragtune.evaluate.stats import DEFAULT_RESAMPLES, bootstrap_ci, holm, paired_test
@@ -260,7 +262,7 @@ def _score_group(rows, scores, setup, cost_model, seed, n_resamples, alpha, comp
 def score_run(
     rows: Sequence[dict[str, Any]],
     setup: dict[str, Any] | None = None,
-    scenario: Any = None,
+    scenario: Scenario | None = None,
     cost_model: CostModel | None = None,
     seed: int = 0,
     *,
@@ -277,11 +279,10 @@ def score_run(
     `setup` is recorded as-is; these keys feed the efficiency/cost figures when present:
     setup["arms"][arm] = {"train_s": seconds of training, "peak_memory_mb": ...};
     setup["index"] = {"build_s": seconds to build the index, "size_bytes": ...}.
-    `scenario` is a ragtune.report.recommend.Scenario (default: its defaults). If the bundled embedder
+    `scenario` (a ragtune.evaluate.cost.Scenario, default: its defaults) is recorded with the results; the
+    recommendation for it is report's (ragtune.report.recommend.with_recommendation). If the bundled embedder
     cannot be loaded, semantic similarity is left out with a warning in results["warnings"].
     """
-    from ragtune.report.recommend import Scenario, recommend
-
     rows = validate_rows(rows)
     if not rows:
         raise InputError("score_run needs at least one prediction row")
@@ -339,6 +340,4 @@ def score_run(
             "paired_test": "sign-flip permutation p-value (Holm-adjusted per metric), paired-bootstrap CI",
         },
     }
-    results = json_safe(results)
-    results["recommendation"] = recommend(results, scenario).to_dict()
-    return results
+    return json_safe(results)

@@ -21,25 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-
-from ragtune.config import StrictModel
-from ragtune.evaluate.cost import RETRAINS_PER_MONTH, KnowledgeChange, payback
+from ragtune.evaluate.cost import RETRAINS_PER_MONTH, Scenario, payback
 
 STALE_RATIO = 0.5  # without a significance test, an arm at < half the best freshness score is stale
 CHEAPER_BY = 0.10  # among arms tied on quality, switch to a cheaper one only if it saves at least 10%
-
-
-class Scenario(StrictModel):
-    """What the deployment needs; the `--scenario` flags of `ragtune compare`."""
-
-    knowledge_change: KnowledgeChange = Field("monthly", description="how often the documents' facts change")
-    latency_budget_ms: float | None = Field(None, gt=0, description="p95 end-to-end latency allowed per query")
-    queries_per_day: float = Field(1000, ge=0, description="expected traffic")
-    training_budget_usd: float | None = Field(
-        None, ge=0, description="what may be spent on (re)training per month; None = no limit"
-    )
-    needs_citations: bool = Field(False, description="answers must cite their sources")
 
 
 @dataclass(frozen=True)
@@ -167,6 +152,12 @@ def _p_values_against(results: dict, best: str, others: list[str], metric: str) 
     tested = {a: t["p_value"] for a in others if (t := find_comparison(results, a, best, metric)) is not None}
     adjusted = dict(zip(tested, holm(list(tested.values())))) if tested else {}
     return {a: adjusted.get(a, 1.0) for a in others}
+
+
+def with_recommendation(results: dict[str, Any], scenario: Scenario | None = None) -> dict[str, Any]:
+    """The scored results of a run (ragtune.evaluate.scoring.score_run) with their "recommendation" added, as
+    results.json holds them."""
+    return {**results, "recommendation": recommend(results, scenario).to_dict()}
 
 
 def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Recommendation:

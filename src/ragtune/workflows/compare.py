@@ -11,17 +11,33 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from ragtune import __version__
+from ragtune.adapters import check_adapter
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError, InputError, NotBuiltError
-from ragtune.evaluate.cost import CostModel
+from ragtune.evaluate.cost import CostModel, Scenario
+from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
 from ragtune.evaluate.harness import ARMS, DEFAULT_ARMS, gold_doc_ids, run_arm
+from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
+from ragtune.evaluate.scoring import score_run
+from ragtune.generate import load_generator
+from ragtune.index import Index
+from ragtune.ingest import load_documents
+from ragtune.models import resolve_llm
+from ragtune.progress import progress_task
+from ragtune.report.recommend import with_recommendation
+from ragtune.report.render import render_report
+from ragtune.retrieve import open_retriever
+from ragtune.runs_db import record_run
+from ragtune.train.data import load_examples
 from ragtune.types import Example
+from ragtune.workflows.train_arms import train_adapters
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +67,12 @@ class CompareConfig(StrictModel):
     resume: bool = False
     overwrite: bool = False
     runs_db: str | None = None
-    scenario: dict[str, Any] = Field(default_factory=dict)
+    scenario: Scenario = Field(default_factory=Scenario)
     cost: CostModel = CostModel()
 
 
 def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
     """Evaluation questions from ragtune QA JSONL or SQuAD JSON; malformed entries are a clear error."""
-    from ragtune.train.data import load_examples
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
@@ -74,8 +88,6 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
 
 
 def _with_qid(example: Example, i: int) -> Example:
-    from dataclasses import replace
-
     return replace(example, qid=f"q{i:05d}")
 
 
@@ -90,8 +102,6 @@ def _check_gold(examples: list[Example], index: Any, what: str) -> None:
 
 
 def _adapter_paths(config: CompareConfig, base_dir: Path) -> dict[str, str | None]:
-    from ragtune.adapters import check_adapter
-
     paths = {"sft": config.adapter, "raft": config.raft_adapter}
     for kind in {ARMS[a].adapter for a in config.arms} - {None}:
         path = paths[kind]
@@ -155,9 +165,6 @@ class _PartialRun:
 
 def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, list[Example]]:
     """Copy the index, apply the update documents to the copy only, and load the freshness questions."""
-    from ragtune.index import Index
-    from ragtune.ingest import load_documents
-
     questions = updates / "questions.jsonl"
     if not questions.is_file():
         raise InputError(f"freshness folder {str(updates)!r} has no questions.jsonl")
@@ -179,22 +186,52 @@ def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, l
 
 
 def run_compare(config: CompareConfig) -> Path:
-    """Run the comparison described by `config`; returns the finished run folder."""
-    from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
-    from ragtune.evaluate.scoring import score_run
-    from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
-    from ragtune.generate import load_generator
-    from ragtune.index import Index
-    from ragtune.models import resolve_llm
-    from ragtune.progress import progress_task
-    from ragtune.retrieve import open_retriever
-    from ragtune.report.recommend import Scenario
+    """Run the comparison described by `config`; returns the finished run folder.
 
+    Steps: check every input (fails fast, before any long work) → open RUN_DIR.partial → train the adapters
+    that are missing (--train) → answer with every arm, batch by batch (resumable) → score, recommend →
+    write results, predictions and the report → rename into place → record in the runs DB.
+    """
+    inputs = _check_inputs(config)
+    partial = _PartialRun(Path(config.out), config.resume)
+    write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
+    setup = _describe_setup(config, inputs.index)
+    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup)
+    _describe_arms(config, adapters, setup)
+    groups = [_Group(inputs.examples, open_retriever(inputs.index, config.mode), freshness=False)]
+    if config.freshness:
+        fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
+        groups.append(_Group(fresh_examples, open_retriever(fresh_index, config.mode), freshness=True))
+    _answer(config, adapters, groups, partial, setup)
+    rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
+    results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
+                        k=config.k)
+    return _publish(config, partial, rows, with_recommendation(results, config.scenario))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a run reads, checked: the index, the questions and the adapter folder per kind (None: to train)."""
+
+    index: Any
+    examples: list[Example]
+    adapters: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Questions answered over one index: the main questions, or the freshness ones over the updated copy."""
+
+    examples: list[Example]
+    retriever: Any
+    freshness: bool
+
+
+def _check_inputs(config: CompareConfig) -> _Inputs:
+    """Everything that can fail fast, checked before any long work."""
     out = Path(config.out)
     if out.exists() and not (config.overwrite or config.resume):
         raise ConfigError(f"run folder {str(out)!r} already exists: choose another --out, or --overwrite")
-    # Everything that can fail fast is checked before any long work.
-    scenario = Scenario(**config.scenario)
     examples = load_questions(config.questions, config.limit)
     if not examples:
         raise InputError(f"{config.questions}: no questions")
@@ -206,10 +243,12 @@ def run_compare(config: CompareConfig) -> Path:
     adapters = _adapter_paths(config, base_dir) if base_dir else {"sft": None, "raft": None}
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
+    return _Inputs(index, examples, adapters)
 
-    partial = _PartialRun(out, config.resume)
-    write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
-    setup: dict[str, Any] = {
+
+def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
+    """results.json's "setup": models, index, retrieval and decoding; the arms are filled in as they run."""
+    return {
         "models": {"llm": config.model, "embedder": index.config.embed.model, "package_version": __version__},
         "index": {"path": str(config.index), "chunks": len(index), "documents": len(index.documents()),
                   "size_bytes": dir_size_bytes(config.index)},
@@ -217,34 +256,38 @@ def run_compare(config: CompareConfig) -> Path:
         "decoding": {"max_new_tokens": config.max_new_tokens, "greedy": True},
         "arms": {},
     }
-    needed = {ARMS[a].adapter for a in config.arms} - {None}
-    if config.train and any(adapters[kind] is None for kind in needed):
-        from ragtune.workflows.train_arms import train_adapters
 
-        trained = train_adapters(
-            index,
-            kinds=sorted(kind for kind in needed if adapters[kind] is None),
-            out_dir=partial.dir / "adapters",
-            model=config.model,
-            train_data=config.train_data,
-            epochs=config.train_epochs,
-            seed=config.seed,
-        )
-        for kind, info in trained.items():
-            adapters[kind] = str(info["path"])
-            setup.setdefault("training", {})[kind] = info
+
+def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Path,
+                            setup: dict[str, Any]) -> dict[str, str | None]:
+    """The adapter folder per kind: with --train, the ones the arms need and were not given are trained into
+    out_dir (recorded in setup["training"])."""
+    adapters = dict(inputs.adapters)
+    needed = {ARMS[a].adapter for a in config.arms} - {None}
+    missing = sorted(kind for kind in needed if adapters[kind] is None)
+    if not (config.train and missing):
+        return adapters
+    trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
+                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed)
+    for kind, info in trained.items():
+        adapters[kind] = str(info["path"])
+        setup.setdefault("training", {})[kind] = info
+    return adapters
+
+
+def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup: dict[str, Any]) -> None:
+    """setup["arms"][arm]: its adapter and training seconds (this run's training, else the adapter's manifest)."""
     for arm in config.arms:
         kind = ARMS[arm].adapter
         info = setup.get("training", {}).get(kind, {}) if kind else {}
         train_s = info.get("train_s") if info else (_adapter_train_seconds(adapters[kind]) if kind else 0.0)
         setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": train_s or 0.0}
 
-    fresh_index, fresh_examples = (None, [])
-    if config.freshness:
-        fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
-    retriever = open_retriever(index, config.mode)
-    fresh_retriever = open_retriever(fresh_index, config.mode) if fresh_index is not None else None
-    total = sum(len(partial.todo(a, examples, False)) + len(partial.todo(a, fresh_examples, True)) for a in config.arms)
+
+def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
+            setup: dict[str, Any]) -> None:
+    """Every arm answers every group's questions not yet answered; rows are appended to the partial run."""
+    total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
     t_start = time.perf_counter()
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
@@ -259,25 +302,24 @@ def run_compare(config: CompareConfig) -> Path:
             setup["arms"][arm]["context_sentences"] = getattr(generator, "context_sentences", 0)
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
-            for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):
-                todo = partial.todo(arm, group, fresh)
+            for group in groups:
+                todo = partial.todo(arm, group.examples, group.freshness)
                 if todo:
-                    run_arm(arm, todo, generator, retr, k=config.k, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size, freshness=fresh, on_rows=partial.append, progress=task)
+                    run_arm(arm, todo, generator, group.retriever, k=config.k, max_new_tokens=config.max_new_tokens,
+                            batch_size=config.batch_size, freshness=group.freshness, on_rows=partial.append,
+                            progress=task)
             setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
-    rows = partial.rows(config.arms, examples, False) + partial.rows(config.arms, fresh_examples, True)
-    results = score_run(rows, setup=setup, scenario=scenario, cost_model=config.cost, seed=config.seed, k=config.k)
+
+
+def _publish(config: CompareConfig, partial: _PartialRun, rows: list[dict[str, Any]], results: dict[str, Any]) -> Path:
+    """Write predictions, results and the report, rename the run into place and record it in the runs DB."""
     write_text_atomic(partial.dir / "predictions.jsonl", dumps_predictions(rows))
     write_text_atomic(partial.dir / "results.json", dumps_results(results))
     shutil.rmtree(partial.dir / "fresh_index", ignore_errors=True)
-    from ragtune.report.render import render_report
-
-    render_report(partial.dir, title=f"ragtune report — {out.name}")
+    render_report(partial.dir, title=f"ragtune report — {Path(config.out).name}")
     run_dir = partial.commit()
     try:
-        from ragtune.runs_db import record_run
-
         record_run(run_dir, results, db_path=config.runs_db)
     except Exception as exc:  # noqa: BLE001 - the run itself is complete; a DB problem must not lose it
         logger.warning("could not record the run in the runs database: %s", exc)

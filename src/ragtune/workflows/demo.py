@@ -107,6 +107,7 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, qu
 
 def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False) -> Path:
     """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING."""
+    from ragtune.evaluate.cost import Scenario
     from ragtune.workflows.compare import CompareConfig, run_compare
 
     work = cache_dir() / "demo"
@@ -129,6 +130,6 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
         seed=seed,
         max_new_tokens=DEMO_MAX_NEW_TOKENS,
         overwrite=True,
-        scenario={"knowledge_change": "monthly", "needs_citations": False},
+        scenario=Scenario(knowledge_change="monthly", needs_citations=False),
     )
     return run_compare(config)

@@ -79,7 +79,7 @@ def train_adapters(
     `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
     "max_examples" (a seeded sample) and, for RAFT, "distractors" and "p_oracle".
     """
-    from ragtune.train.builders import build_raft_examples, build_sft_examples, export_jsonl
+    from ragtune.train.builders import build_training_set, export_jsonl
     from ragtune.train.config import FinetuneConfig
     from ragtune.train.trainer import finetune
 
@@ -94,15 +94,11 @@ def train_adapters(
         chosen = list(examples)
         if data_options.get("max_examples") and len(chosen) > data_options["max_examples"]:
             chosen = random.Random(seed).sample(chosen, data_options["max_examples"])
-        if kind == "sft":
-            train = build_sft_examples(chosen)
-        elif kind == "raft":
-            train = build_raft_examples(chosen, index, seed=seed, distractors=data_options.get("distractors", 3),
-                                        p_oracle=data_options.get("p_oracle", 0.8),
-                                        quote=data_options.get("quote", False),
-                                        context_sentences=data_options.get("context_sentences", 0))
-        else:
+        if kind not in DEFAULT_EPOCHS:
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
+        train = build_training_set(chosen, kind, index, seed=seed, distractors=data_options.get("distractors", 3),
+                                   p_oracle=data_options.get("p_oracle", 0.8), quote=data_options.get("quote", False),
+                                   context_sentences=data_options.get("context_sentences", 0))
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")
         options.setdefault("epochs", int(epochs or DEFAULT_EPOCHS[kind]))
         config = FinetuneConfig(base_model=model, seed=seed, **options)
