@@ -48,6 +48,12 @@ class FakeIndex:
         return FakeRetriever(self._chunks)
 
 
+@pytest.fixture(autouse=True)
+def fake_retrieval(monkeypatch):
+    """The builders find distractors through ragtune.retrieve.open_retriever; over a FakeIndex, its own retriever."""
+    monkeypatch.setattr("ragtune.train.builders.open_retriever", lambda index, mode="hybrid": index.retriever(mode))
+
+
 def _corpus(n_docs=12):
     chunks = []
     for d in range(n_docs):

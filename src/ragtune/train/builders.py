@@ -52,13 +52,12 @@ class TrainExample:
 
 
 class ChunkSource(Protocol):
-    """What the builders need of a `ragtune.index.Index`."""
+    """What the builders need of a `ragtune.index.Index` (RAFT distractors come from
+    `ragtune.retrieve.open_retriever` over it)."""
 
     def chunks(self) -> list[Chunk]: ...
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]: ...
-
-    def retriever(self, mode: str = "hybrid", **kwargs: Any) -> Any: ...
 
 
 def build_sft_examples(
