@@ -55,8 +55,14 @@ FORBIDDEN_SIDEWAYS = {("serve", "cli")}
 # The package root `ragtune/__init__.py` is the public face: it may hand on names from any layer (lazily).
 FACADE = "ragtune"
 
-# Known violations that cannot move yet, each with the reason. Keep this small; empty is the goal.
-ALLOWED: set[tuple[str, str]] = set()
+# Known violations that cannot move yet: (importing module, imported module) -> why. Keep it small; empty is the goal.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("ragtune.retrieve.factory", "ragtune.graph.retrieve"): (
+        "build_retriever builds the graph-* modes itself; the mode registry (retrieve/factory.py) is being "
+        "rewritten on branch h-found this session: once merged, ragtune.graph registers its modes the way it "
+        "subscribes to index commits, and this entry goes"
+    ),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -128,13 +134,13 @@ def violations() -> list[str]:
         if source not in LAYERS:
             problems.append(f"{where}: module '{importer}' has no layer; place it in LAYERS (tests/test_layers.py)")
             continue
-        for line, target in imports_of(path.read_text(encoding="utf-8"), importer, path.name == "__init__.py"):
+        for line, target in sorted(imports_of(path.read_text(encoding="utf-8"), importer, path.name == "__init__.py")):
             dest = _top(target)
             if dest == FACADE or dest == source:
                 continue
             if dest not in LAYERS:
                 problems.append(f"{where}:{line}: imports '{target}', which has no layer")
-            elif (source, dest) in ALLOWED:
+            elif (importer, target) in ALLOWED:
                 continue
             elif LAYERS[dest] > LAYERS[source] or (source, dest) in FORBIDDEN_SIDEWAYS:
                 problems.append(
@@ -146,6 +152,15 @@ def violations() -> list[str]:
 def test_imports_only_go_down_the_layers():
     problems = violations()
     assert not problems, "imports that run up the layers:\n" + "\n".join(problems)
+
+
+def test_every_allowed_exception_is_still_needed():
+    found = set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        importer = _module_name(path)
+        found |= {(importer, target) for _, target in imports_of(path.read_text(encoding="utf-8"), importer,
+                                                                  path.name == "__init__.py")}
+    assert set(ALLOWED) <= found, f"stale ALLOWED entries: {set(ALLOWED) - found}"
 
 
 def test_the_checker_sees_function_level_relative_and_dynamic_imports():
