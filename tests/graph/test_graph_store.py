@@ -118,7 +118,8 @@ from ragtune.progress import set_progress
 from ragtune.types import Document
 set_progress(False)
 on_commit(lambda index: os._exit(9))  # die right after the index manifest is replaced, before any graph hook
-import ragtune.graph.store  # the graph subscribes after the killer: its hook never runs
+from ragtune.graph import follow_index_commits
+follow_index_commits()  # the graph subscribes after the killer: its hook never runs
 Index.open({str(index.path)!r}).add_documents([Document("late", "The Deepwell Tank opened in 1998.")])
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

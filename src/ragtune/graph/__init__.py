@@ -10,12 +10,15 @@ retrieve.py       the three retrievers (Retriever protocol)
 view.py           overview / neighbourhood / HTML view behind `ragtune graph show`
 
 Importing this package is light: numpy/scipy/networkx load only when a graph is built. The graph follows index
-commits by subscribing to them (ragtune.index.hooks) when graph/store.py is imported; an entry point that writes
-to an index calls `follow_index_commits()` so an existing graph is updated in the same commit, as before.
+commits by subscribing to them (ragtune.index.hooks) once a process has synced a graph; an entry point that
+writes to an index calls `follow_index_commits()` first, so an existing graph is updated in the same commit.
 """
 
 
 def follow_index_commits() -> None:
     """Keep the entity graph of every index this process writes to in step with its commits (idempotent)."""
-    import ragtune.graph.store  # noqa: F401  (subscribes on import)
+    from ragtune.graph.store import on_index_commit
+    from ragtune.index.hooks import on_commit
+
+    on_commit(on_index_commit)
 

@@ -10,8 +10,8 @@ Layout (under <index>/graph/):
 Crash safety and increments: the graph manifest records, per document, the content hash it was extracted
 from and the index generation it reflects. `sync_graph` diffs it against the index state: documents whose
 hash changed or that are new are extracted (only those) into a new part; deleted ones are dropped from the
-manifest. Importing this module subscribes `on_index_commit` to every index commit (ragtune.index.hooks), so the
-Index calls it right after its own commit; a crash between the two commits
+manifest. The first sync in a process (or `ragtune.graph.follow_index_commits()`) subscribes `on_index_commit` to index
+commits (ragtune.index.hooks), so the Index calls it right after its own commit; a crash between the two commits
 leaves a graph that lags, and the next `sync_graph` (every graph retriever runs it) repairs it by the same
 diff. A crash inside a sync leaves unreferenced part files, removed by the next sync.
 """
@@ -183,6 +183,7 @@ def sync_graph(index: Any, lock_held: bool = False, extractor: str | None = None
     """
     from ragtune.index.lock import writer_lock
 
+    on_commit(on_index_commit)  # from now on this process keeps the graph in step with the index's commits
     state = index.state
     manifest = read_graph_manifest(index.path)
     todo, gone = _diff(state, manifest)
@@ -223,7 +224,6 @@ def _apply(index_dir: Path, state: Any, extractor: str | None) -> GraphManifest:
     return manifest
 
 
-@on_commit
 def on_index_commit(index: Any) -> None:
     """Subscribed to every index commit (the Index calls it holding its writer lock): update an existing graph.
 

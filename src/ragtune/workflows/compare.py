@@ -27,6 +27,7 @@ from ragtune.evaluate.harness import ARMS, DEFAULT_ARMS, gold_doc_ids, run_arm
 from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
 from ragtune.evaluate.scoring import score_run
 from ragtune.generate import load_generator
+from ragtune.graph import follow_index_commits
 from ragtune.index import Index
 from ragtune.ingest import load_documents
 from ragtune.models import resolve_llm
@@ -174,6 +175,7 @@ def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, l
     target = work / "fresh_index"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(index_dir, target, ignore=shutil.ignore_patterns("*.lock", "lock"))
+    follow_index_commits()  # the copy's entity graph (if any) takes the updates in the same commit, before timing
     index = Index.open(target)
     loaded = load_documents(roots)
     if loaded.skipped:
