@@ -76,11 +76,12 @@ def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: 
 
 
 def _training_code_digest() -> str:
-    """A hash of the code that decides what an adapter learns (synthesis, example builders, trainer, prompts),
-    so a cached demo adapter is retrained when that code changes, not only when the package version does."""
+    """A hash of the code that decides what an adapter learns (synthesis, example builders, trainer, prompts,
+    sentence splitting), so a cached demo adapter is retrained when that code changes, not only when the package
+    version does."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted([*(package / "train").glob("*.py"), package / "generate" / "prompts.py"]):
+    for path in sorted([*(package / "train").glob("*.py"), package / "generate" / "prompts.py", package / "text.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
