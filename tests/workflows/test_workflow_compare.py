@@ -116,3 +116,17 @@ def test_freshness_updates_a_copy_of_the_index(setup):
     # the user's own index is untouched
     texts = " ".join(c.text for c in Index.open(setup["index"]).chunks())
     assert "Ilse Varga" in texts and "Petra Solm" not in texts
+
+
+def test_compare_trains_the_missing_adapters_through_build_training_set(setup):
+    run = run_compare(_config(setup, arms=("ft", "raft"), train=True, train_data=setup["questions"], train_epochs=1))
+    results = json.loads((run / "results.json").read_text())
+    training = results["setup"]["training"]
+    assert sorted(training) == ["raft", "sft"]
+    assert training["sft"]["examples"] == 3 and training["raft"]["examples"] == 3
+    assert training["sft"]["epochs"] == 1 and training["raft"]["epochs"] == 1
+    for arm, kind in (("ft", "sft"), ("raft", "raft")):
+        assert results["setup"]["arms"][arm]["adapter"] == training[kind]["path"]
+        assert (run / "adapters" / kind / "ragtune_adapter.json").is_file()
+    sft_rows = [json.loads(line) for line in (run / "adapters" / "sft_train.jsonl").read_text().splitlines()]
+    assert sft_rows[0]["messages"][-1]["content"] == "Ilse Varga"  # closed-book SFT target: the bare answer
