@@ -24,7 +24,6 @@ LAYERS: dict[str, int] = {
     "cli": 10,
     "serve": 10,
     "workflows": 9,
-    "demo": 9,  # the demo is a workflow (lives in ragtune/workflows/demo.py; the name is kept for a root module)
     "report": 8,
     "evaluate": 7,
     "pipeline": 6,
@@ -47,6 +46,7 @@ LAYERS: dict[str, int] = {
     "arms": 1,  # the arm names (rag, ft, raft, ...) and their parsing
     "adapters": 1,  # the adapter manifest checks
     "runs_db": 1,  # the SQLite catalogue of compare runs
+    "registry": 1,  # the small name -> factory Registry (retrieval modes, generators, extractors, embedders)
     "sample": 1,  # the bundled sample corpus (data files and a reader)
     "__version__": 1,  # `from ragtune import __version__`
 }
