@@ -78,6 +78,7 @@ def _build(config: GenerateConfig) -> Generator:
             api_key_env=config.api_key_env,
             temperature=config.temperature,
             timeout_s=config.timeout_s,
+            max_attempts=config.max_attempts,
         )
     from ragtune.generate.hf import HFGenerator
     from ragtune.models import BUNDLED_LLM_ID, resolve_llm
