@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -51,7 +51,9 @@ class IndexConfig(StrictModel):
     bm25: BM25Config = BM25Config()
 
 
-RetrieveMode = Literal["dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"]
+# A registered retrieval mode: dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid, or one an extension
+# added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the retriever is built.
+RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 
 
 class RetrieveConfig(StrictModel):
