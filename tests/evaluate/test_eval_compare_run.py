@@ -116,3 +116,10 @@ def test_freshness_updates_a_copy_of_the_index(setup):
     # the user's own index is untouched
     texts = " ".join(c.text for c in Index.open(setup["index"]).chunks())
     assert "Ilse Varga" in texts and "Petra Solm" not in texts
+
+
+def test_unknown_retrieval_mode_fails_before_any_work(setup):
+    """Modes are registered names now (not a Literal), so compare checks the name before training or answering."""
+    with pytest.raises(ConfigError, match="unknown retrieval mode 'nope'"):
+        run_compare(_config(setup, mode="nope", arms=("base", "rag", "ft")))
+    assert not (setup["tmp"] / "run").exists()

@@ -193,6 +193,9 @@ def run_compare(config: CompareConfig) -> Path:
     if out.exists() and not (config.overwrite or config.resume):
         raise ConfigError(f"run folder {str(out)!r} already exists: choose another --out, or --overwrite")
     # Everything that can fail fast is checked before any long work.
+    from ragtune.retrieve.factory import RETRIEVAL_MODES
+
+    RETRIEVAL_MODES.get(config.mode)  # a registered mode name (ConfigError naming the choices), before training
     scenario = Scenario(**config.scenario)
     examples = load_questions(config.questions, config.limit)
     if not examples:
