@@ -24,6 +24,18 @@ def _no_progress():
     set_progress(True)
 
 
+@pytest.fixture(autouse=True)
+def _user_data_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own user data dir (the runs database), so no test reads or writes the user's.
+
+    Only the data dir moves: the cache dir (converted bundled models, ONNX encoders) stays shared, since
+    converting the bundled LLM takes ~20 s. Tests that build caches set RAGTUNE_CACHE_DIR themselves.
+    """
+    folder = tmp_path_factory.mktemp("ragtune-data")
+    monkeypatch.setenv("RAGTUNE_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, or skip when it is absent."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -51,7 +51,9 @@ class IndexConfig(StrictModel):
     bm25: BM25Config = BM25Config()
 
 
-RetrieveMode = Literal["dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"]
+# A registered retrieval mode: dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid, or one an extension
+# added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the retriever is built.
+RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 
 
 class RetrieveConfig(StrictModel):
@@ -74,6 +76,7 @@ class GenerateConfig(StrictModel):
     api_key_env: str = "OPENAI_API_KEY"  # used only for http(s) endpoints
     model_name: str | None = None  # remote model name for http(s) endpoints (else the URL #fragment, else "default")
     timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only
+    max_attempts: int = Field(4, ge=1)  # http(s) endpoints only: tries per request; 429/5xx/connection errors back off
     num_threads: int | None = Field(None, ge=1)  # local models: torch CPU threads; None = auto (1 when the CPU is busy)
     stop_at_answer_line: bool = False  # local models: stop a sequence once its answer line is complete (ask, compare, serve)
     # "guided": worked examples before the question — how an untuned small model learns the short answer form.

@@ -1,6 +1,6 @@
 """The runs database: every `compare` run recorded in SQLite, with numbered append-only migrations.
 
-Lives at ragtune.paths.cache_dir() / "runs.sqlite" unless a path is given. A migration, once released, is
+Lives at ragtune.paths.data_dir() / "runs.sqlite" ($RAGTUNE_DATA_DIR, else the cache dir) unless a path is given. A migration, once released, is
 never edited: a schema change is a new function appended to MIGRATIONS (simonw/llm's pattern). Applied
 migrations are listed in the `_migrations` table, so opening an old database brings it up to date.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import InputError, NotBuiltError
-from ragtune.paths import cache_dir
+from ragtune.paths import data_dir
 
 DB_NAME = "runs.sqlite"
 
 
 def default_db_path() -> Path:
-    """ragtune.paths.cache_dir() / "runs.sqlite"."""
-    return cache_dir() / DB_NAME
+    """ragtune.paths.data_dir() / "runs.sqlite"."""
+    return data_dir() / DB_NAME
 
 
 def _m001_runs(db: sqlite3.Connection) -> None:

@@ -188,5 +188,7 @@ def test_writer_lock_excludes_a_second_writer(tmp_path: Path) -> None:
         with pytest.raises(IndexLockedError, match="locked"):
             with writer_lock(index.path, timeout_s=0.2):
                 pass
-    with writer_lock(index.path, timeout_s=0.2):  # released: free again
-        assert True
+    with writer_lock(index.path, timeout_s=0.2):  # released: free again, and held again by the new owner
+        with pytest.raises(IndexLockedError, match="locked"):
+            with writer_lock(index.path, timeout_s=0.05):
+                pass

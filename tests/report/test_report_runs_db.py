@@ -54,8 +54,25 @@ def test_record_and_list_runs(fake_run_dir, fake_run_dir_b, tmp_path):
         get_run(99, db)
 
 
+def test_default_path_follows_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAGTUNE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_db_path() == tmp_path / "data" / "runs.sqlite"
+
+
 def test_default_path_follows_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("RAGTUNE_DATA_DIR")  # set for every test by tests/conftest.py
     monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path))
     assert default_db_path() == tmp_path / "runs.sqlite"
     assert list_runs() == []
     assert (tmp_path / "runs.sqlite").is_file()
+
+
+def test_tests_never_touch_the_users_runs_database():
+    """The autouse fixture in tests/conftest.py points the runs database at a per-test temp folder."""
+    import os
+
+    from ragtune.paths import cache_dir
+
+    assert os.environ["RAGTUNE_DATA_DIR"] and default_db_path().parent != cache_dir()
+    assert list_runs() == []

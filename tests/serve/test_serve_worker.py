@@ -1,9 +1,12 @@
-"""The generation worker: bounded queue, dynamic batching by (arm, max_tokens), cancelled jobs skipped."""
+"""The generation worker: bounded queue, dynamic batching by (arm, max_tokens), cancelled jobs skipped.
+
+Ordering is synchronised with events, never with sleeps: `started` says the worker has taken a batch, and the
+batch blocks on `gate` until the test has queued what it needs behind it.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -12,15 +15,17 @@ from ragtune.types import Prediction
 
 
 class Recorder:
-    def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None):
+    """Answers jobs in upper case; each call sets `started`, then waits for `gate` (when given)."""
+
+    def __init__(self, gate: threading.Event | None = None):
         self.batches: list[tuple[str, int, list[str]]] = []
-        self.delay_s = delay_s
         self.gate = gate
+        self.started = threading.Event()
 
     def __call__(self, arm, max_tokens, jobs):
+        self.started.set()
         if self.gate is not None:
-            self.gate.wait(5)
-        time.sleep(self.delay_s)
+            assert self.gate.wait(10), "the test never opened the gate"
         self.batches.append((arm, max_tokens, [j.question for j in jobs]))
         return [Prediction(question=j.question, answer=j.question.upper(), arm=arm) for j in jobs]
 
@@ -30,7 +35,7 @@ def test_concurrent_jobs_are_batched_by_key_in_order():
     recorder = Recorder(gate=gate)
     worker = GenerationWorker(recorder, queue_size=16, max_batch=3, batch_wait_s=0.0)
     first = worker.submit("rag", "q0", [], 16)  # taken at once; blocks on the gate
-    time.sleep(0.1)
+    assert recorder.started.wait(10)
     futures = [worker.submit("rag" if i % 2 else "base", f"q{i}", [], 16) for i in range(1, 8)]
     assert worker.depth() == 7
     gate.set()
@@ -46,9 +51,10 @@ def test_concurrent_jobs_are_batched_by_key_in_order():
 
 def test_full_queue_refuses_at_once():
     gate = threading.Event()
-    worker = GenerationWorker(Recorder(gate=gate), queue_size=2, max_batch=1, batch_wait_s=0.0)
+    recorder = Recorder(gate=gate)
+    worker = GenerationWorker(recorder, queue_size=2, max_batch=1, batch_wait_s=0.0)
     worker.submit("rag", "running", [], 8)
-    time.sleep(0.1)
+    assert recorder.started.wait(10)  # the running job has left the queue
     worker.submit("rag", "a", [], 8)
     worker.submit("rag", "b", [], 8)
     with pytest.raises(QueueFullError, match="queue full"):
@@ -62,7 +68,7 @@ def test_cancelled_jobs_are_skipped_and_errors_reach_callers():
     recorder = Recorder(gate=gate)
     worker = GenerationWorker(recorder, queue_size=8, max_batch=4, batch_wait_s=0.0)
     worker.submit("rag", "first", [], 8)
-    time.sleep(0.1)
+    assert recorder.started.wait(10)
     cancelled = worker.submit("rag", "timed-out", [], 8)
     kept = worker.submit("rag", "kept", [], 8)
     assert cancelled.cancel()

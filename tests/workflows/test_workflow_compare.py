@@ -130,3 +130,10 @@ def test_compare_trains_the_missing_adapters_through_build_training_set(setup):
         assert (run / "adapters" / kind / "ragtune_adapter.json").is_file()
     sft_rows = [json.loads(line) for line in (run / "adapters" / "sft_train.jsonl").read_text().splitlines()]
     assert sft_rows[0]["messages"][-1]["content"] == "Ilse Varga"  # closed-book SFT target: the bare answer
+
+
+def test_unknown_retrieval_mode_fails_before_any_work(setup):
+    """Modes are registered names now (not a Literal), so compare checks the name before training or answering."""
+    with pytest.raises(ConfigError, match="unknown retrieval mode 'nope'"):
+        run_compare(_config(setup, mode="nope", arms=("base", "rag", "ft")))
+    assert not (setup["tmp"] / "run").exists()

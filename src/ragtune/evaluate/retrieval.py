@@ -246,11 +246,11 @@ def evaluate_beir(
     from ragtune.retrieve import build_retriever
 
     from ragtune.errors import ConfigError
-    from ragtune.retrieve import MODES
+    from ragtune.retrieve import retrieval_modes
 
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in retrieval_modes()]
     if bad:
-        raise ConfigError(f"unknown retrieval mode(s) {bad}: choose from {', '.join(MODES)}")
+        raise ConfigError(f"unknown retrieval mode(s) {bad}: choose from {', '.join(retrieval_modes())}")
     data = load_beir(root, split)
     index = build_beir_index(root, index_dir, index_config, embedder=embedder)
     base = retrieve_config or RetrieveConfig()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,15 @@ from ragtune.generate.base import Messages
 from ragtune.types import Generation
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Building a PeftModel without the FutureWarning peft (0.17) triggers by asking transformers (5.x) the
+    deprecated `is_gradient_checkpointing` on every LoRA load: nothing a user can act on. Scoped, not global."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 class HFGenerator:
@@ -229,7 +239,8 @@ def _apply_adapter(model: Any, adapter: Path, model_dir: Path, *, merge: bool) -
     from peft import PeftModel
 
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter))
+        with peft_quietly():
+            peft_model = PeftModel.from_pretrained(model, str(adapter))
     except (ValueError, RuntimeError, KeyError) as exc:
         raise ConfigError(f"adapter {str(adapter)!r} does not fit the model {str(model_dir)!r}: {exc}") from exc
     log.info("loaded adapter %s", adapter)

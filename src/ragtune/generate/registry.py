@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ragtune.config import BUNDLED, GenerateConfig
 from ragtune.errors import ConfigError
 from ragtune.generate.base import Generator
+from ragtune.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +18,24 @@ _CACHE: dict[GenerateConfig, Generator] = {}
 _LOCK = threading.Lock()
 
 
+GeneratorFactory = Callable[[GenerateConfig], Generator]
+BACKENDS: Registry[GeneratorFactory] = Registry("generator backend")
+
+
+def register_backend(name: str, factory: GeneratorFactory) -> None:
+    """Make `name` a generator backend, chosen by models spelt 'name:...' (GenerateConfig(model="name:x")).
+
+    >>> register_backend("echo", lambda config: EchoGenerator(config.model))  # doctest: +SKIP
+    """
+    BACKENDS.register(name, factory)
+
+
 def backend_name(model: str) -> str:
-    """'openai' for http(s) URLs, else 'hf' (the bundled model or a local HF folder)."""
-    return "openai" if model.startswith(("http://", "https://")) else "hf"
+    """'openai' for http(s) URLs, a registered backend for 'name:...', else 'hf' (bundled or a local HF folder)."""
+    if model.startswith(("http://", "https://")):
+        return "openai"
+    scheme = model.split(":", 1)[0] if ":" in model else ""
+    return scheme if len(scheme) > 1 and scheme in BACKENDS else "hf"
 
 
 def load_generator(config: GenerateConfig | None = None) -> Generator:
@@ -67,18 +84,25 @@ def clear_generator_cache() -> None:
 
 
 def _build(config: GenerateConfig) -> Generator:
-    if backend_name(config.model) == "openai":
-        if config.adapter:
-            raise ConfigError(f"an adapter ({config.adapter!r}) can only be applied to a local model, not {config.model!r}")
-        from ragtune.generate.openai_compat import OpenAICompatGenerator
+    return BACKENDS.get(backend_name(config.model))(config)
 
-        return OpenAICompatGenerator(
-            config.model,
-            model_name=config.model_name,
-            api_key_env=config.api_key_env,
-            temperature=config.temperature,
-            timeout_s=config.timeout_s,
-        )
+
+def _openai(config: GenerateConfig) -> Generator:
+    if config.adapter:
+        raise ConfigError(f"an adapter ({config.adapter!r}) can only be applied to a local model, not {config.model!r}")
+    from ragtune.generate.openai_compat import OpenAICompatGenerator
+
+    return OpenAICompatGenerator(
+        config.model,
+        model_name=config.model_name,
+        api_key_env=config.api_key_env,
+        temperature=config.temperature,
+        timeout_s=config.timeout_s,
+        max_attempts=config.max_attempts,
+    )
+
+
+def _hf(config: GenerateConfig) -> Generator:
     from ragtune.generate.hf import HFGenerator
     from ragtune.models import BUNDLED_LLM_ID, resolve_llm
 
@@ -97,3 +121,7 @@ def _build(config: GenerateConfig) -> Generator:
         stop_at_answer_line=config.stop_at_answer_line,
         model_id=BUNDLED_LLM_ID if config.model == BUNDLED else None,
     )
+
+
+register_backend("openai", _openai)
+register_backend("hf", _hf)

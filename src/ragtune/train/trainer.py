@@ -268,8 +268,11 @@ def _load_model(base_dir: Path, config: FinetuneConfig, device: str) -> tuple[An
     torch.manual_seed(config.seed)  # LoRA's A matrices are initialised randomly: same seed, same adapter
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.target_modules, task_type="CAUSAL_LM")
+    from ragtune.generate.hf import peft_quietly
+
     try:
-        model = get_peft_model(model, lora)
+        with peft_quietly():
+            model = get_peft_model(model, lora)
     except ValueError as exc:
         raise ConfigError(f"LoRA target_modules {config.target_modules!r} do not fit {base_dir}: {exc}") from exc
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

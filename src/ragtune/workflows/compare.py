@@ -234,6 +234,9 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     out = Path(config.out)
     if out.exists() and not (config.overwrite or config.resume):
         raise ConfigError(f"run folder {str(out)!r} already exists: choose another --out, or --overwrite")
+    from ragtune.retrieve.factory import RETRIEVAL_MODES
+
+    RETRIEVAL_MODES.get(config.mode)  # a registered mode name (ConfigError naming the choices), before training
     examples = load_questions(config.questions, config.limit)
     if not examples:
         raise InputError(f"{config.questions}: no questions")

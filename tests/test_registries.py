@@ -1,0 +1,73 @@
+"""Generator backends, graph extractors and embedders are chosen from registries that refuse duplicate names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragtune.config import GenerateConfig
+from ragtune.errors import ConfigError
+from ragtune.generate.registry import BACKENDS, backend_name, clear_generator_cache, load_generator, register_backend
+from ragtune.graph.llm_extract import EXTRACTORS, get_extractor, register_extractor
+from ragtune.index.embed import EMBEDDERS, HashEmbedder, get_embedder, register_embedder
+from ragtune.types import Generation
+
+
+@pytest.fixture()
+def scratch(monkeypatch):
+    """Registrations and cached objects made by a test vanish after it."""
+    for registry in (BACKENDS, EXTRACTORS, EMBEDDERS):
+        monkeypatch.setattr(registry, "_factories", dict(registry._factories))
+    monkeypatch.setattr("ragtune.index.embed._CACHE", {})
+    clear_generator_cache()
+    yield
+    clear_generator_cache()
+
+
+@pytest.mark.parametrize(
+    ("register", "name"),
+    [(register_backend, "openai"), (register_backend, "hf"), (register_extractor, "rules"),
+     (register_extractor, "llm"), (register_embedder, "hash")],
+)
+def test_builtin_names_cannot_be_replaced(scratch, register, name):
+    with pytest.raises(ConfigError, match=f"'{name}' is already registered"):
+        register(name, lambda *args: None)
+
+
+class _Echo:
+    model_id = "echo"
+
+    def generate(self, batch, max_new_tokens=64):
+        return [Generation(text=f"echo {messages[-1]['content']}") for messages in batch]
+
+
+def test_registered_backend_is_chosen_by_prefix(scratch):
+    register_backend("echo", lambda config: _Echo())
+    assert backend_name("echo:anything") == "echo" and backend_name("bundled") == "hf"
+    assert backend_name("http://h:1") == "openai"
+    generator = load_generator(GenerateConfig(model="echo:anything"))
+    assert generator.generate([[{"role": "user", "content": "hi"}]])[0].text == "echo hi"
+    with pytest.raises(ConfigError, match="already registered"):
+        register_backend("echo", lambda config: _Echo())
+
+
+def test_registered_extractor_gets_its_argument(scratch):
+    register_extractor("fixed", lambda arg: (lambda texts: [[arg]] * len(texts)))
+    assert get_extractor("fixed:zeta")(["a", "b"]) == [["zeta"], ["zeta"]]
+    with pytest.raises(ConfigError, match="'nope'.*rules, llm, fixed"):
+        get_extractor("nope")
+    with pytest.raises(ConfigError, match="llm:"):
+        get_extractor("llm:")
+
+
+def test_registered_embedder_and_hash_dims(scratch):
+    class _Ones:
+        def encode(self, texts, batch_size=64, show_progress=False):
+            return np.ones((len(texts), 4), dtype=np.float32)
+
+    register_embedder("ones", lambda arg: _Ones())
+    assert get_embedder("ones").encode(["x"]).shape == (1, 4)
+    assert isinstance(get_embedder("hash:32"), HashEmbedder) and get_embedder("hash:32").encode(["x"]).shape == (1, 32)
+    assert get_embedder("hash").encode(["x"]).shape == (1, 256)
+    with pytest.raises(ConfigError, match="hash:DIM"):
+        get_embedder("hash:big")
