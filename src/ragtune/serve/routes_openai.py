@@ -24,10 +24,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from ragtune.errors import RagtuneError
 from ragtune.serve.auth import Caller
-from ragtune.serve.deps import APIError, error_body, get_caller
+from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator
 from ragtune.serve.worker import QueueFullError
 from ragtune.types import Prediction
 
@@ -42,6 +44,17 @@ class ChatMessage(BaseModel):
     role: str
     content: str | list[dict[str, Any]] | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts_hold_text(cls, content: Any) -> Any:
+        if isinstance(content, list):
+            for number, part in enumerate(content):
+                if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                    got = type(part["text"]).__name__ if "text" in part else "nothing"
+                    raise PydanticCustomError("invalid_content", "{reason}", {
+                        "reason": f"content part {number} has type 'text' but its 'text' is {got}, not a string"})
+        return content
+
 
 class ChatRequest(BaseModel):
     """The fields ragtune reads; anything else an OpenAI client sends (temperature, user, ...) is accepted."""
@@ -55,13 +68,15 @@ class ChatRequest(BaseModel):
     stream: bool = False
     n: int = 1
 
+    _valid_json = model_validator(mode="before")(json_validator)
+
 
 def message_text(message: ChatMessage) -> str:
-    """The text of a message: a string, or the text parts of a content list."""
+    """The text of a message: a string, or its text parts (strings, checked by ChatMessage) joined by lines."""
     if isinstance(message.content, str):
         return message.content
     if isinstance(message.content, list):
-        return "\n".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+        return "\n".join(p["text"] for p in message.content if p.get("type") == "text")
     return ""
 
 
@@ -89,9 +104,11 @@ def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:
     if len(question) > settings.max_question_chars:
         raise APIError(400, f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
                        code="question_too_long")
-    max_tokens = body.max_completion_tokens or body.max_tokens or settings.default_max_tokens
+    given = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    max_tokens = settings.default_max_tokens if given is None else given  # 0 is refused below, not defaulted
     if not 1 <= max_tokens <= settings.max_tokens_limit:
-        raise APIError(400, f"max_tokens={max_tokens} is outside 1..{settings.max_tokens_limit}", code="max_tokens")
+        raise APIError(400, f"max_tokens must be between 1 and {settings.max_tokens_limit}, got {max_tokens}",
+                       code="max_tokens")
     return arm, question, max_tokens
 
 
@@ -244,8 +261,9 @@ async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[di
             first, streamed = not streamed, True
             yield _sse(chunk({"content": text.lstrip() if first else text}))
         prediction = await waiting
-    except APIError as exc:
-        yield _sse(error_body(str(exc.detail), exc.type, exc.code))
+    except (APIError, RagtuneError) as exc:  # the response has started: the error goes out as an event
+        error = exc if isinstance(exc, APIError) else error_for(exc)
+        yield _sse(error_body(str(error.detail), error.type, error.code))
         yield "data: [DONE]\n\n"
         return
     finally:
