@@ -29,13 +29,14 @@ from pydantic_core import PydanticCustomError
 
 from ragtune.errors import RagtuneError
 from ragtune.serve.auth import Caller
-from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator
+from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator, retry_after_s
 from ragtune.serve.worker import QueueFullError
 from ragtune.types import Prediction
 
 router = APIRouter()
 
 CITATION_TEXT_CHARS = 500
+ADMIT_SHARE = 0.8  # admitted chat work must be expected to finish within this share of the request timeout
 
 
 class ChatMessage(BaseModel):
@@ -145,23 +146,47 @@ async def _submit(request: Request, caller: Caller, arm: str, question: str, max
     deadline = time.monotonic() + service.settings.request_timeout_s
     # Admission control: requests still retrieving count against the queue too, so overload is shed at once
     # instead of after a retrieval. (The counter is only touched on the event loop: no lock needed.)
-    if service.worker.depth() + service.admitting >= service.settings.queue_size:
-        _overloaded(service, f"generation queue full ({service.settings.queue_size} waiting)")
+    refusal = admission(service)
+    if refusal is not None:
+        _overloaded(service, *refusal)
     service.admitting += 1
     try:
         retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
         future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens, on_text)
     except QueueFullError as exc:
-        _overloaded(service, str(exc))
+        _overloaded(service, "queue_full", str(exc), service.worker.seconds_per_job or 1.0)
     finally:
         service.admitting -= 1
     return future, retrieved, deadline
 
 
-def _overloaded(service: Any, reason: str) -> None:
-    service.metrics.inc("ragtune_rate_limited_total", reason="queue_full")
-    raise APIError(429, f"server overloaded: {reason}; retry shortly", "rate_limit_error", "overloaded",
-                   headers={"Retry-After": "1"})
+def admission(service: Any) -> tuple[str, str, float] | None:
+    """None to admit a chat request now, else (metric reason, message, seconds until it could be admitted).
+
+    Admitted work must finish within ADMIT_SHARE of the request timeout at the worker's measured seconds
+    per job, so overload is a 429 at once, never a 504 after a long wait. Until a first batch has been
+    measured, one batch's worth is admitted. The queue size stays a hard cap.
+    """
+    settings, worker = service.settings, service.worker
+    if worker.depth() + service.admitting >= settings.queue_size:
+        return "queue_full", f"generation queue full ({settings.queue_size} waiting)", worker.seconds_per_job or 1.0
+    wait = worker.estimated_wait_s(ahead=service.admitting)
+    if wait is None:
+        if worker.depth() + worker.running() + service.admitting >= settings.max_batch:
+            return "overloaded", "the first answers are still being measured", 1.0
+        return None
+    budget = ADMIT_SHARE * settings.request_timeout_s
+    if wait > budget:
+        return ("overloaded", f"about {wait:.0f}s of queued work, more than can finish within the "
+                f"{settings.request_timeout_s:g}s request timeout", wait - budget)
+    return None
+
+
+def _overloaded(service: Any, reason: str, message: str, retry_after: float) -> None:
+    service.metrics.inc("ragtune_rate_limited_total", reason=reason)
+    wait = retry_after_s(retry_after)
+    raise APIError(429, f"server overloaded: {message}; retry in {wait}s", "rate_limit_error", "overloaded",
+                   headers={"Retry-After": str(wait)})
 
 
 async def _wait(request: Request, future: Any, retrieved: Any, deadline: float) -> Prediction:
