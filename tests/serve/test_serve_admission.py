@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import re
 from types import SimpleNamespace
 
 import httpx
