@@ -85,23 +85,25 @@ class Server:
         self.thread.join(30)
 
 
-async def burst(url: str, n: int, max_tokens: int, time_limit: float) -> tuple[list[tuple[int, float]], float]:
+async def burst(url: str, n: int, max_tokens: int, time_limit: float) -> tuple[list[tuple[int, float, int]], float]:
+    """(status, seconds, Retry-After or 0) per request, and the wall time; -1 is a client-side failure."""
     import httpx
 
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(limits=limits, timeout=time_limit) as client:
-        async def one(i: int) -> tuple[int, float]:
+        async def one(i: int) -> tuple[int, float, int]:
             body = {"model": "rag", "max_tokens": max_tokens,
                     "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]}
             start = time.perf_counter()
             try:
                 response = await client.post(f"{url}/v1/chat/completions", json=body)
-                return response.status_code, time.perf_counter() - start
+                retry = int(response.headers.get("Retry-After", "0") or 0)
+                return response.status_code, time.perf_counter() - start, retry
             except httpx.HTTPError:
-                return -1, time.perf_counter() - start
+                return -1, time.perf_counter() - start, 0
 
         start = time.perf_counter()
-        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), time_limit)
+        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), time_limit + 60)
         return results, time.perf_counter() - start
 
 
@@ -157,12 +159,12 @@ class CliServer:
             self.proc.wait(10)
 
 
-def run_phase(index, generator, n: int, max_tokens: int, time_limit: float, **settings) -> dict:
+def run_phase(index, generator, n: int, max_tokens: int, time_limit: float, request_timeout: float, **settings) -> dict:
     import httpx
 
     if generator is None:  # real models: the CLI server in its own process
         server = CliServer(index.path, rate_limit=1e6, rate_burst=100000, queue_size=settings["queue_size"],
-                           max_batch=settings["max_batch"], k=settings["k"], request_timeout=time_limit,
+                           max_batch=settings["max_batch"], k=settings["k"], request_timeout=request_timeout,
                            batch_wait_ms=settings["batch_wait_ms"])
     else:
         from ragtune.serve.app import create_app
@@ -170,24 +172,28 @@ def run_phase(index, generator, n: int, max_tokens: int, time_limit: float, **se
         from ragtune.serve.settings import ServeSettings
 
         app = create_app(ServeSettings(index=str(index.path), arms=("rag",), rate_limit_burst=100000,
-                                       request_timeout_s=time_limit, max_tokens_limit=max(256, max_tokens), **settings),
+                                       request_timeout_s=request_timeout, max_tokens_limit=max(256, max_tokens), **settings),
                          index=index, generators={"rag": generator}, keys=KeyStore({}))
         server = Server(app)
     with server as url:
-        if generator is None:  # warm up the model and the retrieval structures
-            httpx.post(f"{url}/v1/chat/completions", timeout=300,
-                       json={"model": "rag", "max_tokens": 2, "messages": [{"role": "user", "content": "warm up"}]})
+        # Warm up the model and the retrieval structures; the first answer also measures the service rate
+        # that admission control needs (until then the server admits one batch at a time), so it asks for as
+        # many tokens as the burst does.
+        httpx.post(f"{url}/v1/chat/completions", timeout=300,
+                   json={"model": "rag", "max_tokens": max_tokens, "messages": [{"role": "user", "content": QUESTIONS[0]}]})
         before = mean_batch_state(httpx.get(f"{url}/metrics", timeout=30).text)
         results, wall = asyncio.run(burst(url, n, max_tokens, time_limit))
         after = mean_batch_state(httpx.get(f"{url}/metrics", timeout=30).text)
-    ok = [t for code, t in results if code == 200]
+    ok = [t for code, t, _ in results if code == 200]
     codes: dict[int, int] = {}
-    for code, _ in results:
+    for code, _, _ in results:
         codes[code] = codes.get(code, 0) + 1
+    retry_after = [r for code, _, r in results if code == 429]
     batches = after[0] - before[0]
     return {"codes": codes, "ok": len(ok), "wall": wall, "p50": pct(ok, 0.5), "p95": pct(ok, 0.95),
             "throughput": len(ok) / wall if wall else 0.0, "mean_batch": (after[1] - before[1]) / batches if batches else 0.0,
-            "reject_p50": pct([t for code, t in results if code == 429], 0.5)}
+            "reject_p50": pct([t for code, t, _ in results if code == 429], 0.5),
+            "retry_after": (min(retry_after), pct(retry_after, 0.5), max(retry_after)) if retry_after else None}
 
 
 def mean_batch_state(metrics_text: str) -> tuple[float, float]:
@@ -206,17 +212,17 @@ def main() -> None:
     parser.add_argument("--fake", action="store_true", help="hashing embedder + fixed-cost fake generator")
     parser.add_argument("--requests", type=int, default=200, help="concurrent requests in the burst")
     parser.add_argument("--batching-requests", type=int, default=None, help="concurrent requests in phase 2 (16 fake, 4 real)")
-    parser.add_argument("--queue-size", type=int, default=None, help="generation queue (64 fake, 8 real)")
+    parser.add_argument("--queue-size", type=int, default=64, help="generation queue (a hard cap; admission is bounded "
+                        "by what the measured service rate can finish within the request timeout)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("-k", type=int, default=None, help="passages per question (3 fake, 2 real)")
     parser.add_argument("--batch-wait-ms", type=float, default=50.0, help="worker wait to fill a batch")
     parser.add_argument("--skip-burst", action="store_true", help="only phase 2 (batching off vs on)")
-    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase (also the request timeout)")
+    parser.add_argument("--skip-batching", action="store_true", help="only phase 1 (the burst)")
+    parser.add_argument("--request-timeout", type=float, default=120.0, help="the server's request timeout (s)")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="client seconds per phase")
     args = parser.parse_args()
-    # On a shared 2-core CPU the real model answers a few questions a minute: size the queue so that what
-    # is admitted can be answered within the timeout, and shed the rest with 429.
     args.batching_requests = args.batching_requests or (16 if args.fake else 4)
-    args.queue_size = args.queue_size or (64 if args.fake else 8)
     args.k = args.k or (3 if args.fake else 2)
 
     import os
@@ -232,10 +238,11 @@ def main() -> None:
               f"{len(index.documents())} documents, {len(index)} chunks, k={args.k}, max_tokens={args.max_tokens}")
 
         if not args.skip_burst:
-            burst_stats = run_phase(index, generator, args.requests, args.max_tokens, args.time_limit,
+            burst_stats = run_phase(index, generator, args.requests, args.max_tokens, args.time_limit, args.request_timeout,
                                     queue_size=args.queue_size, max_batch=8, k=args.k,
                                     batch_wait_ms=args.batch_wait_ms)
-            print(f"\nphase 1: {args.requests} concurrent chat requests, queue {args.queue_size}, max_batch 8")
+            print(f"\nphase 1: {args.requests} concurrent chat requests, queue {args.queue_size}, max_batch 8, "
+                  f"request timeout {args.request_timeout:g}s")
             print(f"{'status':>8} {'count':>6}")
             for code, count in sorted(burst_stats["codes"].items()):
                 print(f"{code:>8} {count:>6}")
@@ -243,16 +250,21 @@ def main() -> None:
             print(f"5xx/errors: {fivexx}   answered p50 {burst_stats['p50']:.2f}s  p95 {burst_stats['p95']:.2f}s  "
                   f"429 p50 {burst_stats['reject_p50'] * 1000:.0f}ms  throughput {burst_stats['throughput']:.2f} answers/s  "
                   f"mean batch {burst_stats['mean_batch']:.1f}  wall {burst_stats['wall']:.1f}s")
+            if burst_stats["retry_after"]:
+                print("429 Retry-After s: min {} / p50 {} / max {}".format(*burst_stats["retry_after"]))
+
+        if args.skip_batching:
+            return
 
         print(f"\nphase 2: {args.batching_requests} concurrent requests, dynamic batching off vs on")
-        print(f"{'max_batch':>9} {'wall s':>8} {'answers/s':>10} {'p50 s':>7} {'p95 s':>7} {'mean batch':>10} {'ratio':>6}")
+        print(f"{'max_batch':>9} {'answered':>8} {'wall s':>8} {'answers/s':>10} {'p50 s':>7} {'p95 s':>7} {'mean batch':>10} {'ratio':>6}")
         base = None
         for max_batch in (1, max(2, min(8, args.batching_requests))):
-            stats = run_phase(index, generator, args.batching_requests, args.max_tokens, args.time_limit,
+            stats = run_phase(index, generator, args.batching_requests, args.max_tokens, args.time_limit, args.request_timeout,
                               queue_size=max(args.queue_size, args.batching_requests), max_batch=max_batch, k=args.k,
                               batch_wait_ms=args.batch_wait_ms)
             base = base or stats["throughput"]
-            print(f"{max_batch:>9} {stats['wall']:>8.1f} {stats['throughput']:>10.2f} {stats['p50']:>7.2f} "
+            print(f"{max_batch:>9} {stats['ok']:>8} {stats['wall']:>8.1f} {stats['throughput']:>10.2f} {stats['p50']:>7.2f} "
                   f"{stats['p95']:>7.2f} {stats['mean_batch']:>10.1f} {stats['throughput'] / base:>6.2f}")
 
 

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ragtune.errors import ConfigError, InputError, RagtuneError
+from ragtune.errors import ConfigError, RagtuneError
 from ragtune.serve.settings import ServeSettings, is_loopback
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def create_app(
     """
     from ragtune.serve import routes_documents, routes_openai, routes_search
     from ragtune.serve.auth import KeyStore, RateLimiter
-    from ragtune.serve.deps import error_body, get_caller
+    from ragtune.serve.deps import BODY_PROBLEMS, error_body, error_for, get_caller
     from ragtune.serve.metrics import server_metrics
     from ragtune.serve.service import ServeService
 
@@ -190,13 +190,19 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        errors = exc.errors()
+        own = [e for e in errors if e["type"] in BODY_PROBLEMS]  # raised by json_problem: the clearest line
+        if own:
+            return JSONResponse(error_body(own[0]["msg"], "invalid_request_error", own[0]["type"]), 400)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
         return JSONResponse(error_body(f"invalid request: {problems}", "invalid_request_error"), 400)
 
     @app.exception_handler(RagtuneError)
     async def _ragtune_error(_request: Request, exc: RagtuneError) -> JSONResponse:
-        status = 400 if isinstance(exc, InputError) else 500
-        return JSONResponse(error_body(str(exc), "invalid_request_error" if status == 400 else "server_error"), status)
+        error = error_for(exc)
+        if error.status_code >= 500:
+            log.warning("%s answered %d: %s", _request.url.path, error.status_code, exc)
+        return JSONResponse(error_body(str(error.detail), error.type, error.code), error.status_code, headers=error.headers)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ragtune.serve.auth import GROUPS_FIELD, Caller
-from ragtune.serve.deps import APIError, get_admin, get_caller
+from ragtune.serve.deps import APIError, check_json, get_admin, get_caller
 from ragtune.serve.service import document_record
 from ragtune.types import Document
 
@@ -56,14 +56,34 @@ def parse_groups(value: Any) -> list[str] | None:
     return groups
 
 
+def parse_json_body(data: bytes) -> dict[str, Any]:
+    """The JSON object of a request body; APIError 400 naming what is wrong (UTF-8, syntax, depth, type)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"body is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+                       code="invalid_text") from None
+    fields = _loads(text, "body")
+    if not isinstance(fields, dict):
+        raise APIError(400, "body must be a JSON object")
+    return fields
+
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise APIError(400, f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise APIError(400, f"{what} is nested too deeply", code="too_deep") from None
+
+
 def parse_metadata(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise APIError(400, f"metadata is not valid JSON: {exc}") from None
+        value = _loads(value, "metadata")
+        check_json(value, "metadata")
     if not isinstance(value, dict):
         raise APIError(400, f"metadata must be a JSON object, got {type(value).__name__}")
     if len(value) > MAX_METADATA_KEYS or len(json.dumps(value, default=str)) > MAX_METADATA_CHARS:
@@ -112,17 +132,16 @@ async def read_document(request: Request, doc_id: str | None) -> Document:
         if upload is None or isinstance(upload, str):
             raise APIError(400, "multipart upload needs a 'file' part")
     elif content_type.startswith("application/json"):
-        try:
-            fields = await request.json()
-        except ValueError as exc:
-            raise APIError(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(fields, dict):
-            raise APIError(400, "body must be a JSON object")
+        fields = parse_json_body(await request.body())
     else:
         raise APIError(415, f"send application/json or multipart/form-data, not {content_type or 'nothing'!r}")
+    check_json(fields)
     unknown = set(fields) - {"id", "text", "title", "metadata", "groups"}
     if unknown:
         raise APIError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    for name in ("id", "title", "text"):
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            raise APIError(400, f"'{name}' must be a string, got {type(fields[name]).__name__}")
     body_id = fields.get("id") or None
     if doc_id is not None and body_id is not None and body_id != doc_id:
         raise APIError(400, f"id in the body ({body_id!r}) differs from the path ({doc_id!r})")

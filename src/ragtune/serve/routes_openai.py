@@ -24,16 +24,19 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from ragtune.errors import RagtuneError
 from ragtune.serve.auth import Caller
-from ragtune.serve.deps import APIError, error_body, get_caller
+from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator, retry_after_s
 from ragtune.serve.worker import QueueFullError
 from ragtune.types import Prediction
 
 router = APIRouter()
 
 CITATION_TEXT_CHARS = 500
+ADMIT_SHARE = 0.8  # admitted chat work must be expected to finish within this share of the request timeout
 
 
 class ChatMessage(BaseModel):
@@ -41,6 +44,17 @@ class ChatMessage(BaseModel):
 
     role: str
     content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_hold_text(cls, content: Any) -> Any:
+        if isinstance(content, list):
+            for number, part in enumerate(content):
+                if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                    got = type(part["text"]).__name__ if "text" in part else "nothing"
+                    raise PydanticCustomError("invalid_content", "{reason}", {
+                        "reason": f"content part {number} has type 'text' but its 'text' is {got}, not a string"})
+        return content
 
 
 class ChatRequest(BaseModel):
@@ -55,13 +69,15 @@ class ChatRequest(BaseModel):
     stream: bool = False
     n: int = 1
 
+    _valid_json = model_validator(mode="before")(json_validator)
+
 
 def message_text(message: ChatMessage) -> str:
-    """The text of a message: a string, or the text parts of a content list."""
+    """The text of a message: a string, or its text parts (strings, checked by ChatMessage) joined by lines."""
     if isinstance(message.content, str):
         return message.content
     if isinstance(message.content, list):
-        return "\n".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+        return "\n".join(p["text"] for p in message.content if p.get("type") == "text")
     return ""
 
 
@@ -89,9 +105,11 @@ def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:
     if len(question) > settings.max_question_chars:
         raise APIError(400, f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
                        code="question_too_long")
-    max_tokens = body.max_completion_tokens or body.max_tokens or settings.default_max_tokens
+    given = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    max_tokens = settings.default_max_tokens if given is None else given  # 0 is refused below, not defaulted
     if not 1 <= max_tokens <= settings.max_tokens_limit:
-        raise APIError(400, f"max_tokens={max_tokens} is outside 1..{settings.max_tokens_limit}", code="max_tokens")
+        raise APIError(400, f"max_tokens must be between 1 and {settings.max_tokens_limit}, got {max_tokens}",
+                       code="max_tokens")
     return arm, question, max_tokens
 
 
@@ -128,23 +146,47 @@ async def _submit(request: Request, caller: Caller, arm: str, question: str, max
     deadline = time.monotonic() + service.settings.request_timeout_s
     # Admission control: requests still retrieving count against the queue too, so overload is shed at once
     # instead of after a retrieval. (The counter is only touched on the event loop: no lock needed.)
-    if service.worker.depth() + service.admitting >= service.settings.queue_size:
-        _overloaded(service, f"generation queue full ({service.settings.queue_size} waiting)")
+    refusal = admission(service)
+    if refusal is not None:
+        _overloaded(service, *refusal)
     service.admitting += 1
     try:
         retrieved = await run_in_threadpool(service.prepare, caller, arm, question)
         future = service.worker.submit(arm, question, retrieved.hits if retrieved else None, max_tokens, on_text)
     except QueueFullError as exc:
-        _overloaded(service, str(exc))
+        _overloaded(service, "queue_full", str(exc), service.worker.seconds_per_job or 1.0)
     finally:
         service.admitting -= 1
     return future, retrieved, deadline
 
 
-def _overloaded(service: Any, reason: str) -> None:
-    service.metrics.inc("ragtune_rate_limited_total", reason="queue_full")
-    raise APIError(429, f"server overloaded: {reason}; retry shortly", "rate_limit_error", "overloaded",
-                   headers={"Retry-After": "1"})
+def admission(service: Any) -> tuple[str, str, float] | None:
+    """None to admit a chat request now, else (metric reason, message, seconds until it could be admitted).
+
+    Admitted work must finish within ADMIT_SHARE of the request timeout at the worker's measured seconds
+    per job, so overload is a 429 at once, never a 504 after a long wait. Until a first batch has been
+    measured, one batch's worth is admitted. The queue size stays a hard cap.
+    """
+    settings, worker = service.settings, service.worker
+    if worker.depth() + service.admitting >= settings.queue_size:
+        return "queue_full", f"generation queue full ({settings.queue_size} waiting)", worker.seconds_per_job or 1.0
+    wait = worker.estimated_wait_s(ahead=service.admitting)
+    if wait is None:
+        if worker.depth() + worker.running() + service.admitting >= settings.max_batch:
+            return "overloaded", "the first answers are still being measured", 1.0
+        return None
+    budget = ADMIT_SHARE * settings.request_timeout_s
+    if wait > budget:
+        return ("overloaded", f"about {wait:.0f}s of queued work, more than can finish within the "
+                f"{settings.request_timeout_s:g}s request timeout", wait - budget)
+    return None
+
+
+def _overloaded(service: Any, reason: str, message: str, retry_after: float) -> None:
+    service.metrics.inc("ragtune_rate_limited_total", reason=reason)
+    wait = retry_after_s(retry_after)
+    raise APIError(429, f"server overloaded: {message}; retry in {wait}s", "rate_limit_error", "overloaded",
+                   headers={"Retry-After": str(wait)})
 
 
 async def _wait(request: Request, future: Any, retrieved: Any, deadline: float) -> Prediction:
@@ -244,8 +286,9 @@ async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[di
             first, streamed = not streamed, True
             yield _sse(chunk({"content": text.lstrip() if first else text}))
         prediction = await waiting
-    except APIError as exc:
-        yield _sse(error_body(str(exc.detail), exc.type, exc.code))
+    except (APIError, RagtuneError) as exc:  # the response has started: the error goes out as an event
+        error = exc if isinstance(exc, APIError) else error_for(exc)
+        yield _sse(error_body(str(error.detail), error.type, error.code))
         yield "data: [DONE]\n\n"
         return
     finally:

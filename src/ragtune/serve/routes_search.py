@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ragtune.serve.auth import Caller
-from ragtune.serve.deps import APIError, get_caller
+from ragtune.serve.deps import APIError, get_caller, json_validator
 
 router = APIRouter()
 
@@ -24,6 +24,8 @@ class SearchRequest(BaseModel):
     queries: list[str] | None = None
     k: int = Field(5, ge=1, le=MAX_K)
     filters: dict[str, Any] | None = None  # metadata filters, ANDed with the caller's access filter
+
+    _valid_json = model_validator(mode="before")(json_validator)
 
 
 def hit_record(hit: Any) -> dict[str, Any]:

@@ -5,6 +5,10 @@ is full the submit fails at once (the server answers 429). The worker takes the 
 to `batch_wait_s` for more jobs with the same (arm, max_tokens) and answers up to `max_batch` of them in
 one batched generate call — with a CPU-bound model that is several times the throughput of one-by-one.
 Jobs with another key wait, in order, for the next round.
+
+The worker measures its service rate — an exponentially weighted mean of seconds per answered job (a
+batch's time over its size) — so that admission can refuse work that would not finish within the request
+timeout (`estimated_wait_s`), instead of queueing it to time out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from ragtune.errors import RagtuneError
 from ragtune.types import Hit, Prediction
 
 log = logging.getLogger(__name__)
+
+RATE_WEIGHT = 0.3  # weight of the newest batch in the seconds-per-job moving mean
 
 
 class QueueFullError(RagtuneError):
@@ -70,6 +76,30 @@ class GenerationWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._running = 0  # jobs in the batch being answered now
+        self._job_s: float | None = None  # EWMA of seconds per answered job; None until a batch was answered
+
+    def running(self) -> int:
+        """Jobs being answered now (taken from the queue)."""
+        return self._running
+
+    @property
+    def seconds_per_job(self) -> float | None:
+        """The measured service cost: a moving mean of seconds per answered job (None before the first batch)."""
+        return self._job_s
+
+    def record(self, seconds: float, jobs: int) -> None:
+        """Fold one answered batch into the service-rate estimate."""
+        per_job = seconds / max(1, jobs)
+        self._job_s = per_job if self._job_s is None else RATE_WEIGHT * per_job + (1 - RATE_WEIGHT) * self._job_s
+
+    def estimated_wait_s(self, ahead: int = 0) -> float | None:
+        """Seconds until a job submitted now would be answered: every job waiting or running, `ahead` more
+        (admitted elsewhere, not yet queued) and itself, at the measured seconds per job. None before any
+        batch was measured."""
+        if self._job_s is None:
+            return None
+        return (self.depth() + self._running + ahead + 1) * self._job_s
 
     def start(self) -> None:
         """Start the worker thread (idempotent)."""
@@ -147,15 +177,20 @@ class GenerationWorker:
             if not batch:
                 continue  # nothing queued, or every job was cancelled (timed out) while waiting
             arm, max_tokens = batch[0].arm, batch[0].max_tokens
+            self._running = len(batch)
+            start = time.monotonic()
             try:
                 predictions = self._answer_batch(arm, max_tokens, batch)
                 if len(predictions) != len(batch):
                     raise RagtuneError(f"answer_batch returned {len(predictions)} answers for {len(batch)} jobs")
             except Exception as exc:  # noqa: BLE001 — handed to every waiting request, never kills the worker
+                self._running = 0
                 log.exception("generation failed for a batch of %d (arm %s)", len(batch), arm)
                 for job in batch:
                     job.future.set_exception(exc)
                 continue
+            self.record(time.monotonic() - start, len(batch))
+            self._running = 0
             if self._on_batch is not None:
                 self._on_batch(len(batch))
             for job, prediction in zip(batch, predictions):

@@ -1,0 +1,192 @@
+"""Invalid input is a 4xx with a clear message on every route, never a 5xx; a busy index is 503 + Retry-After.
+
+Bodies are sent as raw JSON text so that a lone surrogate travels as the JSON escape "\\ud800", as a client
+would send it (Python's json encoder would refuse to build such a body).
+"""
+
+from __future__ import annotations
+
+import pytest
+from serve_helpers import ADMIN_KEY, PLAIN_KEY, auth
+
+from ragtune.errors import BackendError, IndexBusyError
+
+LONE = '"\\ud800"'  # the JSON text of a string holding one unpaired surrogate
+PAIRED = '"\\ud83d\\ude00"'  # a valid surrogate pair (an emoji): fine
+CHAT = '{"model": "rag", "messages": [{"role": "user", "content": %s}]}'
+
+INVALID_TEXT = [
+    ("POST", "/v1/chat/completions", CHAT % LONE),
+    ("POST", "/v1/chat/completions", CHAT % ('"ok \\udfff then"')),
+    ("POST", "/v1/chat/completions", '{"model": "rag", "stream": true, "messages": [{"role": "user", "content": %s}]}' % LONE),
+    ("POST", "/v1/chat/completions", CHAT % ('[{"type": "text", "text": %s}]' % LONE)),
+    ("POST", "/v1/chat/completions", '{"model": "rag", "messages": [{"role": "system", "content": %s}, '
+                                     '{"role": "user", "content": "leave?"}]}' % LONE),
+    ("POST", "/v1/chat/completions", '{"model": "rag", "user": %s, "messages": [{"role": "user", "content": "hi"}]}' % LONE),
+    ("POST", "/v1/search", '{"query": %s}' % LONE),
+    ("POST", "/v1/search", '{"queries": ["leave", %s]}' % LONE),
+    ("POST", "/v1/search", '{"query": "leave", "filters": {"team": %s}}' % LONE),
+    ("POST", "/v1/search", '{"query": "leave", %s: 1}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": %s}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": "fine", "title": %s}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": "fine", "metadata": {"team": %s}}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": "fine", "metadata": {%s: "x"}}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": "fine", "metadata": {"deep": [{"x": %s}]}}' % LONE),
+    ("POST", "/v1/documents", '{"id": "a.md", "text": "fine", "groups": [%s]}' % LONE),
+    ("PUT", "/v1/documents/a.md", '{"text": %s}' % LONE),
+    ("PUT", "/v1/documents/a.md", '{"text": "fine", "metadata": "{\\"k\\": \\"\\\\ud800\\"}"}'),  # metadata as a JSON string
+]
+
+
+def send(client, method: str, path: str, body: str, key: str = ADMIN_KEY):
+    return client.request(method, path, content=body.encode("utf-8"),
+                          headers={**auth(key), "content-type": "application/json"})
+
+
+def snapshot(index) -> tuple:
+    return index.generation, sorted((d.doc_id, d.title) for d in index.documents())
+
+
+@pytest.mark.parametrize(("method", "path", "body"), INVALID_TEXT)
+def test_lone_surrogate_is_400_on_every_route(served, method, path, body):
+    client, index, generator = served
+    before = snapshot(index)
+    response = send(client, method, path, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "invalid_text"
+    assert "surrogate" in error["message"] and "UTF-8" in error["message"]
+    assert snapshot(index) == before
+    assert generator.prompts == []
+
+
+def test_paired_surrogates_and_control_characters_are_valid_text(served):
+    client, index, _ = served
+    assert send(client, "POST", "/v1/search", '{"query": %s}' % PAIRED).status_code == 200
+    assert send(client, "POST", "/v1/chat/completions", CHAT % '"leave\\u0000 days\\u0007?"').status_code == 200
+    response = send(client, "PUT", "/v1/documents/smile.md", '{"text": "smile %s", "title": %s}' % (PAIRED[1:-1], PAIRED))
+    assert response.status_code == 201, response.text
+    assert [d.title for d in index.documents() if d.doc_id == "smile.md"] == ["\U0001F600"]
+
+
+def test_utf8_invalid_bytes_and_non_finite_numbers_are_400(served):
+    client, index, _ = served
+    before = snapshot(index)
+    bad_bytes = client.post("/v1/search", content=b'{"query": "\xed\xa0\x80"}',
+                            headers={**auth(ADMIN_KEY), "content-type": "application/json"})
+    assert bad_bytes.status_code == 400
+    doc_bytes = client.post("/v1/documents", content=b'{"id": "b.md", "text": "caf\xe9"}',
+                            headers={**auth(ADMIN_KEY), "content-type": "application/json"})
+    assert doc_bytes.status_code == 400 and "UTF-8" in doc_bytes.json()["error"]["message"]
+    nan = send(client, "POST", "/v1/documents", '{"id": "n.md", "text": "x", "metadata": {"score": NaN}}')
+    assert nan.status_code == 400 and "finite" in nan.json()["error"]["message"]
+    inf = send(client, "POST", "/v1/search", '{"query": "leave", "filters": {"year": Infinity}}')
+    assert inf.status_code == 400
+    deep = send(client, "POST", "/v1/search", '{"query": "leave", "filters": {"x": ' + "[" * 5000 + "]" * 5000 + "}}")
+    assert deep.status_code == 400
+    huge = send(client, "POST", "/v1/chat/completions",
+                '{"model": "rag", "max_tokens": 1%s, "messages": [{"role": "user", "content": "hi"}]}' % ("0" * 5000))
+    assert huge.status_code == 400
+    assert snapshot(index) == before
+
+
+def test_max_tokens_zero_is_refused_not_defaulted(served):
+    client, _, generator = served
+    for field in ("max_tokens", "max_completion_tokens"):
+        for value in (0, -1):
+            response = client.post("/v1/chat/completions", headers=auth(PLAIN_KEY),
+                                   json={"model": "rag", field: value, "messages": [{"role": "user", "content": "leave?"}]})
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "max_tokens"
+            assert "max_tokens must be between 1 and" in response.json()["error"]["message"]
+    assert generator.prompts == []
+
+
+@pytest.mark.parametrize("part", [
+    {"type": "text", "text": None},
+    {"type": "text", "text": 42},
+    {"type": "text"},
+    {"type": "text", "text": ["a"]},
+])
+def test_non_string_text_parts_are_400_not_the_question_none(served, part):
+    client, _, generator = served
+    response = client.post("/v1/chat/completions", headers=auth(PLAIN_KEY),
+                           json={"model": "rag", "messages": [{"role": "user", "content": [part]}]})
+    assert response.status_code == 400, response.text
+    assert "text" in response.json()["error"]["message"]
+    assert generator.prompts == []
+
+
+def test_text_parts_are_joined_and_other_parts_ignored(served):
+    client, _, generator = served
+    content = [{"type": "text", "text": "How many days"}, {"type": "image_url", "image_url": {"url": "x"}},
+               {"type": "text", "text": "of annual leave?"}]
+    response = client.post("/v1/chat/completions", headers=auth(PLAIN_KEY),
+                           json={"model": "rag", "messages": [{"role": "user", "content": content}]})
+    assert response.status_code == 200, response.text
+    assert "How many days\nof annual leave?" in generator.prompts[-1]
+    assert "None" not in generator.prompts[-1]
+
+
+def test_busy_index_is_503_with_retry_after(served, monkeypatch):
+    client, index, _ = served
+
+    def busy(*_args, **_kwargs):
+        raise IndexBusyError("index is busy: another writer (pid 4242) holds it", retry_after_s=7.2)
+
+    monkeypatch.setattr(index, "add_documents", busy)
+    monkeypatch.setattr(index, "delete_documents", busy)
+    for method, path, body in [("POST", "/v1/documents", '{"id": "n.md", "text": "new"}'),
+                               ("PUT", "/v1/documents/leave.md", '{"text": "changed"}'),
+                               ("DELETE", "/v1/documents/leave.md", "")]:
+        response = send(client, method, path, body)
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "8"
+        error = response.json()["error"]
+        assert error["code"] == "index_busy" and "another writer" in error["message"]
+
+
+def test_backend_failure_is_502_not_500(tmp_path):
+    from fastapi.testclient import TestClient
+    from serve_helpers import make_app
+
+    class Broken:
+        model_id = "remote"
+        batch_size = 8
+
+        def generate(self, batch, max_new_tokens=64):
+            raise BackendError("endpoint http://127.0.0.1:9/v1 answered HTTP 500")
+
+    app, _, _ = make_app(tmp_path, generator=Broken())
+    with TestClient(app) as client:
+        response = client.post("/v1/chat/completions", headers=auth(PLAIN_KEY),
+                               json={"model": "rag", "messages": [{"role": "user", "content": "leave?"}]})
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "backend_error" and "answered HTTP 500" in response.json()["error"]["message"]
+        streamed = client.post("/v1/chat/completions", headers=auth(PLAIN_KEY),
+                               json={"model": "rag", "stream": True, "messages": [{"role": "user", "content": "leave?"}]})
+        assert streamed.status_code == 200
+        assert '"code": "backend_error"' in streamed.text and streamed.text.rstrip().endswith("data: [DONE]")
+
+
+def test_rate_limit_message_matches_retry_after(tmp_path):
+    from fastapi.testclient import TestClient
+    from serve_helpers import make_app
+
+    app, _, _ = make_app(tmp_path, rate_limit_per_minute=120, rate_limit_burst=1)
+    with TestClient(app) as client:
+        client.post("/v1/search", headers=auth(PLAIN_KEY), json={"query": "leave"})
+        limited = client.post("/v1/search", headers=auth(PLAIN_KEY), json={"query": "leave"})
+    assert limited.status_code == 429
+    seconds = int(limited.headers["Retry-After"])
+    assert seconds >= 1 and f"retry in {seconds}s" in limited.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("field", ["id", "title", "text"])
+def test_document_fields_must_be_strings(served, field):
+    client, index, _ = served
+    before = snapshot(index)
+    body = {"id": "typed.md", "text": "Typed text.", "title": "Typed", field: {"not": "a string"}}
+    response = client.post("/v1/documents", headers=auth(ADMIN_KEY), json=body)
+    assert response.status_code == 400 and f"'{field}' must be a string" in response.json()["error"]["message"]
+    assert snapshot(index) == before
