@@ -7,69 +7,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
-import typer
-
-from ragtune.cli import build_app, main
-
-
-def _leaf_commands() -> list[tuple[list[str], object]]:
-    """(argv prefix, click command) for every runnable command and sub-command of `ragtune`."""
-    root = typer.main.get_command(build_app())
-    leaves, stack = [], [([], root)]
-    while stack:
-        path, command = stack.pop()
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            stack.extend((path + [name], sub) for name, sub in subcommands.items())
-        else:
-            leaves.append((path, command))
-    return sorted(leaves, key=lambda leaf: leaf[0])
-
-
-def _groups() -> list[list[str]]:
-    root = typer.main.get_command(build_app())
-    groups, stack = [], [([], root)]
-    while stack:
-        path, command = stack.pop()
-        if getattr(command, "commands", None):
-            groups.append(path)
-            stack.extend((path + [name], sub) for name, sub in command.commands.items())
-    return groups
-
-
-def _takes_int(param) -> bool:
-    """Whether an option parses an int (click's `type`, or typer's annotation where typer keeps no `type`)."""
-    if getattr(getattr(param, "type", None), "name", "") == "integer":
-        return True
-    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    return annotation is int or (annotation is not None and set(typing.get_args(annotation)) == {int, type(None)})
-
-
-LEAVES = _leaf_commands()
-IDS = [" ".join(path) for path, _ in LEAVES]
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """`ragtune ARGV` in process: (exit status, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(code: int, out: str, err: str, argv: list[str]) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, (argv, code, err)
-    assert "Traceback" not in err + out, (argv, err)
-    assert len(lines) == 1, (argv, err)
-    assert lines[0].startswith("error: "), (argv, err)
+from cli_tree import IDS, LEAVES, groups, takes_int, assert_usage_error, run_main
 
 
 def test_the_walk_finds_every_command() -> None:
@@ -86,7 +27,7 @@ def test_unknown_option_is_one_line_exit_2(path, command, capsys) -> None:
 
 @pytest.mark.parametrize("path,command", LEAVES, ids=IDS)
 def test_bad_int_is_one_line_exit_2(path, command, capsys) -> None:
-    int_options = [p for p in command.params if p.opts[0].startswith("-") and _takes_int(p)]
+    int_options = [p for p in command.params if p.opts[0].startswith("-") and takes_int(p)]
     if not int_options:
         pytest.skip(f"{' '.join(path)} has no integer option")
     for option in int_options:
@@ -129,7 +70,7 @@ def test_control_characters_in_a_bad_option_stay_on_one_line(capsys) -> None:
     assert_usage_error(*run_main(argv, capsys), argv)
 
 
-@pytest.mark.parametrize("group", _groups(), ids=lambda g: " ".join(g) or "ragtune")
+@pytest.mark.parametrize("group", groups(), ids=lambda g: " ".join(g) or "ragtune")
 def test_group_without_command_shows_help_and_exits_2(group, capsys) -> None:
     code, out, err = run_main(group, capsys)
     assert code == 2 and "Traceback" not in err and "Usage:" in out + err
