@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         closed_book: bool = typer.Option(False, "--closed-book", help="Answer without retrieval (the base arm)."),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an http(s) OpenAI-compatible URL."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name for an http(s) --model."),
-        adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune train) on top of the model."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune finetune) on top of the model."),
         max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions generated together."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (guided: worked examples before the question; auto: guided for a local model without --adapter)."),
@@ -28,12 +28,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
-        from ragtune.cli.common import print_json
+        from ragtune.cli.common import check_adapter_folder, print_json
         from ragtune.config import GenerateConfig
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
         from ragtune.pipeline import answer, prediction_to_dict, read_questions
 
+        check_adapter_folder(adapter, "--adapter")
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
         if questions_file and question:
             raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")

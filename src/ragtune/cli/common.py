@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -26,3 +28,35 @@ def one_line(text: str) -> str:
     """`text` with control characters escaped (`\\n`, `\\x1b`): a file name or value can never split a report line."""
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
     return _CONTROL.sub(lambda m: named.get(m[0], f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}"), text)
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """Fail before any work when `path` cannot become a folder: it is a file, a parent is a file, or unwritable."""
+    from ragtune.errors import InputError
+
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{flag} {path}: exists and is not a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+
+
+def check_adapter_folder(path: Path | None, flag: str) -> None:
+    """An existing folder given as an adapter must hold one (adapter_config.json), else a clear error up front.
+
+    A missing folder is left to the adapter loader, which also points at an unfinished `.partial` run.
+    """
+    from ragtune.errors import ConfigError
+
+    if path is None or not Path(path).exists():
+        return
+    if not Path(path).is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not an adapter folder (written by `ragtune finetune`)")
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise ConfigError(f"{flag} {path}: not a LoRA adapter folder (no adapter_config.json); "
+                          "pass a folder written by `ragtune finetune`")

@@ -60,6 +60,8 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
     from ragtune.train.data import load_examples
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"questions file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
     loaded = load_examples(path)
