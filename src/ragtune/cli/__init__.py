@@ -31,6 +31,16 @@ COMMAND_MODULES = [
 ]
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Log messages with control characters escaped: a file name holding a newline cannot split a line.
+
+    Only the message line: a --verbose traceback after it keeps its own lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="ragtune",
@@ -45,7 +55,9 @@ def build_app() -> typer.Typer:
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details to stderr."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
         if quiet:
             from ragtune.progress import set_progress
 
