@@ -95,3 +95,15 @@ def test_serve_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, capsys) -
         port = free.getsockname()[1]
     code, _out, err = run_main(["serve", "--arm", "ft", "--adapter", str(tmp_path), "--port", str(port)], capsys)
     assert code == 2 and "not a LoRA adapter folder" in _one_error_line(err)
+
+
+def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp_path: Path, capsys) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave\npolicy.txt").write_text("Employees get thirty days of paid leave per year.\n")
+    code, _out, _err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
+    assert code == 0
+    code, out, _err = run_main(["search", "paid leave", "--index", str(tmp_path / "ix"), "--mode", "bm25"], capsys)
+    assert code == 0
+    first, snippet = out.splitlines()[:2]
+    assert first.startswith("  1.") and "leave\\npolicy.txt" in first and "thirty days" in snippet

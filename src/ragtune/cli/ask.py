@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
 
 def print_prediction(pred, show_question: bool = False) -> None:
     """The answer, then its numbered sources (title, doc id, chunk id, score); '*' marks cited ones."""
+    from ragtune.cli.common import one_line
     from ragtune.pipeline import citations
 
     if show_question:
@@ -79,7 +80,8 @@ def print_prediction(pred, show_question: bool = False) -> None:
         how = "cited by the model" if backing[0]["cited"] else "best supporting passage (the model cited none)"
         typer.echo(f"\nSources ({how}):")
         for c in backing:
-            typer.echo(f"  [{c['number']}] {c['title'] or '(untitled)'} — {c['doc_id']} ({c['chunk_id']}) score {c['score']:.4f}")
+            typer.echo(one_line(f"  [{c['number']}] {c['title'] or '(untitled)'} — {c['doc_id']} ({c['chunk_id']}) "
+                                f"score {c['score']:.4f}"))
     typer.echo(f"\n({pred.retrieve_ms:.0f} ms retrieval, {pred.generate_ms:.0f} ms generation)", err=True)
     if show_question:
         typer.echo("")
