@@ -107,3 +107,22 @@ def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp
     assert code == 0
     first, snippet = out.splitlines()[:2]
     assert first.startswith("  1.") and "leave\\npolicy.txt" in first and "thirty days" in snippet
+
+
+def test_runs_with_a_db_that_is_not_one_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("not sqlite, just text that is long enough to have a header" * 4)
+    code, _out, err = run_main(["runs", "--db", str(tmp_path / "notes.txt")], capsys)
+    assert code == 2 and "not a ragtune runs database" in _one_error_line(err)
+
+
+def test_runs_with_a_missing_db_creates_nothing(tmp_path: Path, capsys) -> None:
+    code, _out, err = run_main(["runs", "--db", str(tmp_path / "new" / "runs.sqlite")], capsys)
+    assert code == 2 and "no runs database there" in _one_error_line(err)
+    assert not (tmp_path / "new").exists()
+
+
+def test_synth_out_under_a_file_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a-file").write_text("x")
+    code, _out, err = run_main(["synth", "--index", str(tmp_path / "no-index"), "--out",
+                                str(tmp_path / "a-file" / "qa.jsonl"), "--rules-only"], capsys)
+    assert code == 2 and "a-file is a file, not a folder" in _one_error_line(err)

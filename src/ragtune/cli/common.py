@@ -30,13 +30,14 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: named.get(m[0], f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}"), text)
 
 
-def check_output_folder(path: Path, flag: str) -> None:
-    """Fail before any work when `path` cannot become a folder: it is a file, a parent is a file, or unwritable."""
+def check_output_folder(path: Path, flag: str, *, kind: str = "folder") -> None:
+    """Fail before any work when `path` cannot become a `kind` ("folder" or "file"): it exists as the other
+    kind, a parent is a file, or the nearest existing parent is not writable."""
     from ragtune.errors import InputError
 
     path = Path(path).absolute()
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{flag} {path}: exists and is not a folder")
+    if path.exists() and path.is_dir() != (kind == "folder"):
+        raise InputError(f"{flag} {path}: exists and is not a {kind}")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
