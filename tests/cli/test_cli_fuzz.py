@@ -21,8 +21,10 @@ from cli_tree import LEAVES, takes_int, assert_usage_error, run_main
 
 from ragtune.cli import main
 
-# Any text at all, control characters and newlines included (lone surrogates cannot reach a real argv).
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+# Any text at all: control characters, newlines, and the surrogates that undecodable argv bytes become.
+TEXT = st.text(st.one_of(st.characters(blacklist_categories=("Cs",)), st.characters(min_codepoint=0xDC80,
+                                                                                     max_codepoint=0xDCFF)),
+               max_size=12)
 NOT_AN_INT = TEXT.filter(lambda s: not s.strip().lstrip("+-").isdigit() and s.strip() != "")
 
 

@@ -126,3 +126,22 @@ def test_synth_out_under_a_file_is_refused_before_any_work(tmp_path: Path, capsy
     code, _out, err = run_main(["synth", "--index", str(tmp_path / "no-index"), "--out",
                                 str(tmp_path / "a-file" / "qa.jsonl"), "--rules-only"], capsys)
     assert code == 2 and "a-file is a file, not a folder" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", [["search", "\udcff", "--index", "{dir}"], ["ask", "caf\udce9?", "--closed-book"]])
+def test_undecodable_argv_text_is_one_line_exit_2(tmp_path: Path, argv, capsys) -> None:
+    code, _out, err = run_main([a.format(dir=tmp_path) for a in argv], capsys)
+    assert code == 2 and "is not valid UTF-8 text" in _one_error_line(err)
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path: Path, capsys) -> None:
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    with open(os.path.join(os.fsencode(docs), b"bad\xffname.txt"), "wb") as fh:
+        fh.write(b"Employees get thirty days of paid leave per year.\n")
+    code, _out, err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
+    assert code in (0, 1, 2) and "Traceback" not in err
+    if code == 2:
+        assert "not valid UTF-8" in _one_error_line(err)

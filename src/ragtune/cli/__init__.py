@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {exc.format_message()}", exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except UnicodeEncodeError as exc:  # undecodable bytes in an argument or file name arrive as surrogates
+        if exc.reason != "surrogates not allowed":
+            raise
+        context = exc.object[max(0, exc.start - 40) : exc.end + 40]
+        _fail(f"error: a file name or argument is not valid UTF-8 text: {ascii(context)}", 2)
     except OSError as exc:  # a path the user named cannot be read or written: one line, not a traceback
         logging.getLogger(__name__).debug("OS error", exc_info=True)
         where = f": {exc.filename}" if exc.filename else ""

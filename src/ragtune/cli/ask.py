@@ -28,13 +28,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
-        from ragtune.cli.common import check_adapter_folder, print_json
+        from ragtune.cli.common import check_adapter_folder, check_text, print_json
         from ragtune.config import GenerateConfig
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
         from ragtune.pipeline import answer, prediction_to_dict, read_questions
 
         check_adapter_folder(adapter, "--adapter")
+        check_text(question, "the question")
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
         if questions_file and question:
             raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")

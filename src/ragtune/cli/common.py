@@ -61,3 +61,14 @@ def check_adapter_folder(path: Path | None, flag: str) -> None:
     if not (Path(path) / "adapter_config.json").is_file():
         raise ConfigError(f"{flag} {path}: not a LoRA adapter folder (no adapter_config.json); "
                           "pass a folder written by `ragtune finetune`")
+
+
+def check_text(value: str | None, what: str) -> None:
+    """InputError when text from the command line is not valid UTF-8 (undecodable bytes arrive as surrogates)."""
+    from ragtune.errors import InputError
+
+    if value and _SURROGATE.search(value):
+        raise InputError(f"{what} is not valid UTF-8 text: {one_line(ascii(value))}")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")

@@ -18,10 +18,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
     ) -> None:
         """Print the ranked hits for a query: rank, score, document id, title and a snippet."""
-        from ragtune.cli.common import one_line, print_json
+        from ragtune.cli.common import check_text, one_line, print_json
         from ragtune.index import Index
         from ragtune.retrieve.filters import parse_filter_args
 
+        check_text(query, "the query")
         index = Index.open(index_dir)
         hits = index.retriever(mode).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
         if as_json:
