@@ -103,3 +103,43 @@ def test_random_rejected_commands_in_a_fresh_interpreter(workspace: Path, data) 
     assert done.returncode == 2, (argv, done.stderr)
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, (argv, done.stderr)
     assert _tree_hash(workspace) == before, argv
+
+
+MODES = ["dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid"]
+DOCUMENTED_EXITS = {0, 1, 2, 3, 4, 5, 6}
+
+
+@st.composite
+def read_or_rejected_argv(draw, root: Path) -> list[str]:
+    """Commands that run for real but only read the index (search, graph show, report, runs), or writes that must
+    be rejected (delete of an unknown id, ingest of a missing path), with random values."""
+    ix = str(root / "ix")
+    kind = draw(st.sampled_from(["search", "graph show", "report", "runs", "delete", "ingest"]))
+    if kind == "search":
+        argv = ["search", draw(TEXT), "--index", ix, "--mode", draw(st.one_of(st.sampled_from(MODES), TEXT)),
+                "-k", str(draw(st.integers(-3, 50)))]
+        argv += [x for f in draw(st.lists(TEXT, max_size=2)) for x in ("--filter", f)]
+        return argv + draw(st.sampled_from([[], ["--json"]]))
+    if kind == "graph show":
+        return ["graph", "show", "--index", ix] + draw(st.sampled_from([[], ["--json"]])) + (
+            ["--entity", draw(TEXT)] if draw(st.booleans()) else [])
+    if kind == "report":
+        return ["report", draw(st.sampled_from([ix, str(root / "docs"), str(root / "nothing")]))]
+    if kind == "runs":
+        return ["runs", "--db", str(root / "docs" / "a.txt")]
+    if kind == "delete":
+        return ["delete", "zz" + draw(TEXT), "--index", ix]
+    return ["ingest", str(root / ("missing" + draw(TEXT).replace("/", ""))), "--index", ix]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_read_commands_never_trace_back_or_change_the_index(workspace: Path, data, capsys) -> None:
+    argv = data.draw(read_or_rejected_argv(workspace))
+    before = _tree_hash(workspace)
+    code, out, err = run_main(argv, capsys)
+    assert code in DOCUMENTED_EXITS, (argv, code, err)
+    assert "Traceback" not in out + err, (argv, err)
+    if code != 0:  # rejected: one line, and nothing changed (a graph query may build its graph when it succeeds)
+        assert len([line for line in err.splitlines() if line.strip()]) == 1, (argv, err)
+        assert _tree_hash(workspace) == before, argv
