@@ -182,6 +182,8 @@ def read_questions(path: str | Path) -> tuple[list[str], list[str]]:
     import json
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"questions file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
     qids, questions = [], []

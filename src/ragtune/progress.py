@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +13,36 @@ _enabled = True
 
 
 def set_progress(enabled: bool) -> None:
-    """Turn progress bars on or off for this process (the CLI's --quiet, tests)."""
+    """Turn progress bars on or off for this process (the CLI's --quiet, tests), ours and the model libraries'
+    ("Loading weights" from transformers, downloads from huggingface_hub)."""
     global _enabled
     _enabled = enabled
+    _set_library_bars(enabled)
+
+
+_HUB_SWITCH = "HF_HUB_DISABLE_PROGRESS_BARS"
+_set_hub_switch = False  # whether the environment switch is ours to take back
+
+
+def _set_library_bars(enabled: bool) -> None:
+    """transformers and huggingface_hub draw their own tqdm bars. Libraries already imported are switched now;
+    ones imported later read HF_HUB_DISABLE_PROGRESS_BARS at import, so it is set while bars are off (never
+    when the user set it: theirs wins)."""
+    global _set_hub_switch
+    if not enabled and _HUB_SWITCH not in os.environ:
+        os.environ[_HUB_SWITCH] = "1"
+        _set_hub_switch = True
+    elif enabled and _set_hub_switch:
+        os.environ.pop(_HUB_SWITCH, None)
+        _set_hub_switch = False
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    hub_tqdm = sys.modules.get("huggingface_hub.utils.tqdm")
+    with warnings.catch_warnings():  # re-enabling under a user's HF_HUB_DISABLE_PROGRESS_BARS=1 only warns
+        warnings.simplefilter("ignore")
+        if transformers_logging is not None:
+            (transformers_logging.enable_progress_bar if enabled else transformers_logging.disable_progress_bar)()
+        elif hub_tqdm is not None:
+            (hub_tqdm.enable_progress_bars if enabled else hub_tqdm.disable_progress_bars)()
 
 
 def progress_enabled() -> bool:

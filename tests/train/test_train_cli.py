@@ -32,9 +32,9 @@ def test_finetune_cli_writes_adapter_export_and_heldout(train_lm_dir, tmp_path, 
     code, stdout, stderr = _run(["finetune", "--train", str(qa), "--out", str(out), "--base-model", str(train_lm_dir),
                                  "--epochs", "1", "--batch-size", "4", "--lora-r", "2", "--holdout", "0.25",
                                  "--export", str(tmp_path / "built.jsonl"), "--merge", str(tmp_path / "merged"),
-                                 "--json"], capsys)
-    assert code == 0, stderr
-    assert "qa.jsonl:9: invalid JSON" in stderr
+                                 "--min-examples", "4", "--json"], capsys)
+    assert code == 1, stderr  # trained, but a line was skipped: exit 1 as for ingest (issue #12 item 8)
+    assert stderr.count("qa.jsonl:9: invalid JSON") == 1 and "1 malformed line(s) skipped" in stderr
     result = json.loads(stdout)
     assert result["examples"] == 6 and result["heldout"] == 2 and result["steps"] == 2
     heldout = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
@@ -74,7 +74,32 @@ def test_finetune_cli_export_only(tmp_path, capsys):
     qa = _qa_file(tmp_path / "qa.jsonl", n=3)
     code, stdout, _ = _run(["finetune", "--train", str(qa), "--out", str(tmp_path / "a"), "--export",
                             str(tmp_path / "sft.jsonl"), "--export-only"], capsys)
-    assert code == 0 and "wrote 3 sft training examples" in stdout
+    assert code == 1 and "wrote 3 sft training examples" in stdout  # 1: the broken line was skipped
     first = json.loads((tmp_path / "sft.jsonl").read_text().splitlines()[0])
     assert first["messages"][-1] == {"role": "assistant", "content": "B-0"}
     assert not (tmp_path / "a").exists()
+
+
+def test_finetune_cli_mostly_malformed_file_refuses_to_train(tmp_path, capsys):
+    """4 of 5 lines malformed: each reported once, and 1 example is too little to train on (issue #12 item 8)."""
+    bad = tmp_path / "mostly-bad.jsonl"
+    bad.write_text("\n".join(['{"question": "Who?", "answer": "Marta"}', "{broken", '{"question": "q"}',
+                              "[1, 2]", '{"answer": "a"}']) + "\n")
+    code, _, stderr = _run(["finetune", "--train", str(bad), "--out", str(tmp_path / "a"), "--base-model",
+                            str(tmp_path / "no-model")], capsys)
+    assert code == 2
+    for number in (2, 3, 4, 5):
+        assert stderr.count(f"mostly-bad.jsonl:{number}:") == 1, stderr
+    assert "only 1 usable training example(s)" in stderr and "fewer than --min-examples 8" in stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_finetune_cli_min_examples_counts_valid_files_too(tmp_path, capsys):
+    lines = [json.dumps({"question": f"Q{i}?", "answer": f"A{i}"}) for i in range(3)]
+    (tmp_path / "qa.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["finetune", "--train", str(tmp_path / "qa.jsonl"), "--out", str(tmp_path / "a"), "--base-model",
+            str(tmp_path / "no-model")]
+    code, _, stderr = _run(argv + ["--min-examples", "4"], capsys)
+    assert code == 2 and "only 3 usable training example(s)" in stderr and "0 malformed" in stderr
+    code, _, stderr = _run(argv + ["--min-examples", "3"], capsys)  # allowed now: fails later, on the model
+    assert code != 0 and "min-examples" not in stderr

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         closed_book: bool = typer.Option(False, "--closed-book", help="Answer without retrieval (the base arm)."),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an http(s) OpenAI-compatible URL."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name for an http(s) --model."),
-        adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune train) on top of the model."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder (ragtune finetune) on top of the model."),
         max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions generated together."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (guided: worked examples before the question; auto: guided for a local model without --adapter)."),
@@ -28,12 +28,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
-        from ragtune.cli.common import print_json
+        from ragtune.cli.common import check_adapter_folder, check_text, print_json
         from ragtune.config import GenerateConfig
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
         from ragtune.pipeline import answer, prediction_to_dict, read_questions
 
+        check_adapter_folder(adapter, "--adapter")
+        check_text(question, "the question")
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
         if questions_file and question:
             raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")
@@ -69,6 +71,7 @@ def register(app: typer.Typer) -> None:
 
 def print_prediction(pred, show_question: bool = False) -> None:
     """The answer, then its numbered sources (title, doc id, chunk id, score); '*' marks cited ones."""
+    from ragtune.cli.common import one_line
     from ragtune.pipeline import citations
 
     if show_question:
@@ -79,7 +82,8 @@ def print_prediction(pred, show_question: bool = False) -> None:
         how = "cited by the model" if backing[0]["cited"] else "best supporting passage (the model cited none)"
         typer.echo(f"\nSources ({how}):")
         for c in backing:
-            typer.echo(f"  [{c['number']}] {c['title'] or '(untitled)'} — {c['doc_id']} ({c['chunk_id']}) score {c['score']:.4f}")
+            typer.echo(one_line(f"  [{c['number']}] {c['title'] or '(untitled)'} — {c['doc_id']} ({c['chunk_id']}) "
+                                f"score {c['score']:.4f}"))
     typer.echo(f"\n({pred.retrieve_ms:.0f} ms retrieval, {pred.generate_ms:.0f} ms generation)", err=True)
     if show_question:
         typer.echo("")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -16,3 +19,56 @@ def console():
     from rich.console import Console
 
     return Console()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (`\\n`, `\\x1b`): a file name or value can never split a report line."""
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return _CONTROL.sub(lambda m: named.get(m[0], f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}"), text)
+
+
+def check_output_folder(path: Path, flag: str, *, kind: str = "folder") -> None:
+    """Fail before any work when `path` cannot become a `kind` ("folder" or "file"): it exists as the other
+    kind, a parent is a file, or the nearest existing parent is not writable."""
+    from ragtune.errors import InputError
+
+    path = Path(path).absolute()
+    if path.exists() and path.is_dir() != (kind == "folder"):
+        raise InputError(f"{flag} {path}: exists and is not a {kind}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+
+
+def check_adapter_folder(path: Path | None, flag: str) -> None:
+    """An existing folder given as an adapter must hold one (adapter_config.json), else a clear error up front.
+
+    A missing folder is left to the adapter loader, which also points at an unfinished `.partial` run.
+    """
+    from ragtune.errors import ConfigError
+
+    if path is None or not Path(path).exists():
+        return
+    if not Path(path).is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not an adapter folder (written by `ragtune finetune`)")
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise ConfigError(f"{flag} {path}: not a LoRA adapter folder (no adapter_config.json); "
+                          "pass a folder written by `ragtune finetune`")
+
+
+def check_text(value: str | None, what: str) -> None:
+    """InputError when text from the command line is not valid UTF-8 (undecodable bytes arrive as surrogates)."""
+    from ragtune.errors import InputError
+
+    if value and _SURROGATE.search(value):
+        raise InputError(f"{what} is not valid UTF-8 text: {one_line(ascii(value))}")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")

@@ -7,6 +7,10 @@ from typing import Optional
 
 import typer
 
+# Fewer examples than one default batch teach an adapter nothing measurable; it is almost always a wrong or
+# mostly malformed file, better refused in a second than "trained" for minutes. --min-examples 1 allows it.
+MIN_EXAMPLES = 8
+
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
@@ -36,12 +40,14 @@ def register(app: typer.Typer) -> None:
         merge: Optional[Path] = typer.Option(None, "--merge", help="Also write a merged model folder here."),
         qlora: bool = typer.Option(False, "--qlora", help="4-bit base weights (CUDA + bitsandbytes)."),
         seed: int = typer.Option(0, "--seed"),
+        min_examples: int = typer.Option(MIN_EXAMPLES, "--min-examples", min=1, help="Refuse to train on fewer "
+                                         "examples than this (default: one batch at the default --batch-size)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
         json_out: bool = typer.Option(False, "--json", help="Print the adapter's metrics as JSON."),
     ) -> None:
         """Fine-tune a LoRA adapter (loss on answer tokens only; checkpoints; --resume after a kill)."""
-        from ragtune.cli.common import print_json
-        from ragtune.errors import ConfigError
+        from ragtune.cli.common import check_output_folder, one_line, print_json
+        from ragtune.errors import ConfigError, InputError
         from ragtune.train import FinetuneConfig, finetune, load_examples, split_by_document
         from ragtune.train.builders import build_training_set, export_jsonl
         from ragtune.train.data import write_examples_jsonl
@@ -53,9 +59,11 @@ def register(app: typer.Typer) -> None:
                                     num_threads=threads)
         except ValueError as exc:
             raise ConfigError(f"bad fine-tuning option: {exc}") from exc
+        if not export_only:
+            check_output_folder(out, "--out")
         loaded = load_examples(train)
         for error in loaded.errors:
-            typer.secho(f"skipped {error}", fg="yellow", err=True)
+            typer.secho(one_line(f"skipped {error}"), fg="yellow", err=True)
         examples, heldout = split_by_document(loaded.examples, holdout, seed) if holdout else (loaded.examples, [])
         built = build_training_set(examples, mode, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
                                    quote=quote, context_sentences=context_sentences)
@@ -65,7 +73,11 @@ def register(app: typer.Typer) -> None:
             if not export:
                 raise ConfigError("--export-only needs --export FILE")
             typer.echo(f"wrote {len(built)} {mode} training examples to {export}")
-            return
+            return _exit_if_skipped(loaded.errors)
+        if len(built) < min_examples:
+            raise InputError(f"only {len(built)} usable training example(s) in {train} ({len(loaded.errors)} malformed "
+                             f"line(s) skipped), fewer than --min-examples {min_examples}: fix the file, or lower "
+                             "--min-examples to train anyway")
         info = finetune(built, out, config, resume=resume, overwrite=overwrite)
         if heldout:
             write_examples_jsonl(heldout, out / "heldout.jsonl")
@@ -75,13 +87,14 @@ def register(app: typer.Typer) -> None:
             merge_adapter(out, merge, overwrite=overwrite)
         if json_out:
             print_json({"adapter": str(out), "examples": len(built), "heldout": len(heldout), **info.metrics})
-            return
+            return _exit_if_skipped(loaded.errors)
         m = info.metrics
         typer.echo(f"adapter written to {out}: {len(built)} {mode} examples ({len(loaded.errors)} bad lines skipped), "
                    f"{m['steps']} steps, loss {m['loss_first_epoch']:.3f} -> {m['loss_last_epoch']:.3f}, "
                    f"{m['train_seconds']:.0f} s, {m['tokens_per_s']:.0f} tokens/s")
         if heldout:
             typer.echo(f"held out {len(heldout)} questions by document: {out / 'heldout.jsonl'}")
+        _exit_if_skipped(loaded.errors)
 
     @app.command("merge")
     def merge_command(
@@ -95,3 +108,10 @@ def register(app: typer.Typer) -> None:
 
         merge_adapter(adapter, out, base_model, overwrite=overwrite)
         typer.echo(f"merged model written to {out}")
+
+
+def _exit_if_skipped(errors: list[str]) -> None:
+    """Skipped lines make the exit status 1, as for `ingest`: the work is done, but not on all the input."""
+    if errors:
+        typer.secho(f"{len(errors)} malformed line(s) skipped", fg="yellow", err=True)
+        raise typer.Exit(1)

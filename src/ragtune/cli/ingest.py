@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
+        from ragtune.cli.common import one_line
         from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
         from ragtune.errors import ConfigError
         from ragtune.graph import follow_index_commits
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
             f"{len(index)} chunks"
         )
         for skipped in result.skipped:
-            typer.secho(f"skipped {skipped.path}: {skipped.reason}", fg="yellow", err=True)
+            typer.secho(one_line(f"skipped {skipped.path}: {skipped.reason}"), fg="yellow", err=True)
         if result.skipped:
             typer.secho(f"{len(result.skipped)} file(s) or line(s) skipped", fg="yellow", err=True)
             raise typer.Exit(1)

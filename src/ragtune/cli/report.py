@@ -39,9 +39,17 @@ def register(app: typer.Typer) -> None:
         json_: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List the recorded comparison runs, most recent first."""
+        import sqlite3
+
+        from ragtune.errors import InputError
         from ragtune.runs_db import list_runs
 
-        records = list_runs(db_path=db, limit=limit)
+        if db is not None and not db.is_file():  # listing must not create a database (or its folders)
+            raise InputError(f"--db {db}: no runs database there" + (" (it is a folder)" if db.is_dir() else ""))
+        try:
+            records = list_runs(db_path=db, limit=limit)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"--db {db}: not a ragtune runs database ({exc})") from exc
         if json_:
             from ragtune.cli.common import print_json
 

@@ -18,11 +18,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
     ) -> None:
         """Print the ranked hits for a query: rank, score, document id, title and a snippet."""
-        from ragtune.cli.common import print_json
+        from ragtune.cli.common import check_text, one_line, print_json
         from ragtune.index import Index
         from ragtune.retrieve import open_retriever
         from ragtune.retrieve.filters import parse_filter_args
 
+        check_text(query, "the query")
         index = Index.open(index_dir)
         hits = open_retriever(index, mode).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
         if as_json:
@@ -36,4 +37,5 @@ def register(app: typer.Typer) -> None:
             typer.echo("no hits")
         for h in hits:
             snippet = " ".join(h.chunk.text.split())[:160]
-            typer.echo(f"{h.rank + 1:3d}. {h.score:8.4f}  {h.chunk.doc_id}  {h.chunk.title}\n     {snippet}")
+            typer.echo(f"{h.rank + 1:3d}. {h.score:8.4f}  {one_line(h.chunk.doc_id)}  {one_line(h.chunk.title)}\n"
+                       f"     {snippet}")

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
         raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs API keys."),
-        port: int = typer.Option(8000, "--port"),
+        port: int = typer.Option(8000, "--port", min=0, max=65535),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="File of 'KEY=group1,group2' lines."),
         mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid"),
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
@@ -32,10 +32,14 @@ def register(app: typer.Typer) -> None:
         """Serve the chosen arms over an OpenAI-compatible HTTP API with live document updates and a web UI."""
         import uvicorn
 
+        from ragtune.cli.common import check_adapter_folder
         from ragtune.progress import set_progress
         from ragtune.serve.app import create_app
         from ragtune.serve.settings import ServeSettings
 
+        check_port_free(host, port)  # before loading anything: a busy port is not worth a minute of model loading
+        check_adapter_folder(adapter, "--adapter")
+        check_adapter_folder(raft_adapter, "--raft-adapter")
         set_progress(False)  # per-request progress bars would flood the server log
         settings = ServeSettings(
             index=str(index) if index else None, arms=tuple(arms), model=model,
@@ -49,3 +53,25 @@ def register(app: typer.Typer) -> None:
         application = create_app(settings)
         typer.echo(f"ragtune serving {', '.join(settings.arms)} on http://{host}:{port}/ (web UI at /)", err=True)
         uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError (exit 2) naming the port when HOST:PORT cannot be bound, as uvicorn would bind it."""
+    import errno
+    import socket
+
+    from ragtune.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use: stop the other server or pass --port") from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -23,11 +23,12 @@ def register(app: typer.Typer) -> None:
         round_trip: bool = typer.Option(False, "--round-trip", help="Keep only pairs the model answers from the chunk."),
     ) -> None:
         """Generate QA pairs from the indexed chunks (answer spans first), filter them, write QA JSONL."""
-        from ragtune.cli.common import console
+        from ragtune.cli.common import check_output_folder, console
         from ragtune.config import GenerateConfig
         from ragtune.index import Index
         from ragtune.train.synth import synthesize_qa, write_qa_jsonl
 
+        check_output_folder(out, "--out", kind="file")
         chunks = Index.open(index).chunks()
         chunks = chunks[:limit_chunks] if limit_chunks else chunks
         needs_llm = not rules_only and (paraphrases > 0 or questions == "llm" or round_trip or questions == "auto")

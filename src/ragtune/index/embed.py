@@ -192,6 +192,27 @@ def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
         return embedder
 
 
+def encode_in_steps(
+    embedder: TextEmbedder, texts: list[str], batch_size: int, advance: Callable[[int], Any]
+) -> np.ndarray:
+    """embedder.encode(texts), one encode batch per call so a progress bar moves per batch (`advance(n)`).
+
+    Texts go longest first, as sentence-transformers orders them within one call, so the small calls pad no more
+    than a single large one; rows come back in the input order.
+    """
+    if not texts:
+        return embedder.encode([], batch_size=batch_size)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        parts.append(embedder.encode([texts[i] for i in rows], batch_size=batch_size))
+        advance(len(rows))
+    vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+    vectors[np.asarray(order)] = np.concatenate(parts)
+    return vectors
+
+
 def chunk_embed_text(title: str, text: str) -> str:
     """The text indexed for a chunk (dense and BM25): title prepended, as BEIR does ('title text')."""
     title = title.strip()

@@ -24,7 +24,7 @@ import numpy as np
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import TextEmbedder, chunk_embed_text, get_embedder
+from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.progress import progress_task
@@ -337,8 +337,7 @@ class Index:
         with progress_task("Embedding", total=len(texts)) as task:
             for start in range(0, len(texts), EMBED_STEP):
                 batch = texts[start : start + EMBED_STEP]
-                parts.append(embedder.encode(batch, batch_size=self.config.embed.batch_size))
-                task.advance(len(batch))
+                parts.append(encode_in_steps(embedder, batch, self.config.embed.batch_size, task.advance))
         if not parts:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)

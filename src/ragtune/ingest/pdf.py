@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,18 +70,58 @@ def _first_line(text: str) -> str | None:
     return None
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _pypdf_warnings_about(path: Path) -> Iterator[None]:
+    """pypdf logs the repairs it makes ("Ignoring wrong pointing object 6 0") without naming the file: hold them
+    while this file is read, then log each distinct one once as "FILE: warning (xN)"."""
+    pypdf_logger = logging.getLogger("pypdf")
+    collect, propagate = _Collect(), pypdf_logger.propagate
+    pypdf_logger.addHandler(collect)
+    pypdf_logger.propagate = False
+    try:
+        yield
+    finally:
+        pypdf_logger.removeHandler(collect)
+        pypdf_logger.propagate = propagate
+        for message, n in Counter(collect.messages).items():
+            logger.warning("%s: %s%s", path, message.strip(), f" (x{n})" if n > 1 else "")
+
+
 def load_pdf(path: Path, doc_id: str, source: str) -> Iterator[Document]:
     """One document per PDF; encrypted, corrupt and text-less (scanned) PDFs are skipped with a reason."""
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
-
     data = read_bytes(path)
     if not data.strip():
         raise SkipFile("empty")
     if not data.lstrip()[:5] == b"%PDF-":
         raise SkipFile("corrupt PDF (no %PDF- header)")
+    with _pypdf_warnings_about(path):
+        pages, meta_title = _read_pdf(data, path)
+    text = "\n\n".join(pdf_paragraphs(page) for page in pages if page.strip())
+    if not text:
+        raise SkipFile("no text layer (scanned PDF?)")
+    meta_title = " ".join((meta_title or "").split())
+    if meta_title.lower() in PLACEHOLDER_TITLES:
+        meta_title = ""
+    title = meta_title or _first_line(text) or humanize_stem(path)
+    yield Document(doc_id=doc_id, text=text, title=title, source=source, metadata={"pages": len(pages)})
+
+
+def _read_pdf(data: bytes, path: Path) -> tuple[list[str], str | None]:
+    """(text of each page, metadata title) of a PDF; SkipFile when it is locked or damaged."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
     # pypdf raises many exception types on damaged files; any of them means "corrupt" for one file.
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -101,11 +143,4 @@ def load_pdf(path: Path, doc_id: str, source: str) -> Iterator[Document]:
     except Exception as exc:  # see the comment above
         logger.debug("pypdf failed on %s", path, exc_info=True)
         raise SkipFile(f"corrupt PDF ({type(exc).__name__}: {exc})") from None
-    text = "\n\n".join(pdf_paragraphs(page) for page in pages if page.strip())
-    if not text:
-        raise SkipFile("no text layer (scanned PDF?)")
-    meta_title = " ".join((meta_title or "").split())
-    if meta_title.lower() in PLACEHOLDER_TITLES:
-        meta_title = ""
-    title = meta_title or _first_line(text) or humanize_stem(path)
-    yield Document(doc_id=doc_id, text=text, title=title, source=source, metadata={"pages": len(pages)})
+    return pages, meta_title

@@ -46,6 +46,8 @@ def load_examples(path: str | Path, *, allow_empty: bool = False) -> LoadedExamp
     >>> loaded.examples[0].question, loaded.errors  # doctest: +SKIP
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"training file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"training file not found: {str(path)!r}")
     try:
@@ -58,8 +60,8 @@ def load_examples(path: str | Path, *, allow_empty: bool = False) -> LoadedExamp
         loaded = _load_squad(text, str(path))
     else:
         loaded = _load_jsonl(text, str(path))
-    for error in loaded.errors[:20]:
-        logger.warning("skipped %s", error)
+    for error in loaded.errors[:20]:  # the caller reports them to the user (the CLI once per line)
+        logger.debug("skipped %s", error)
     if not loaded.examples and not allow_empty:
         shown = "; ".join(loaded.errors[:5]) or "the file is empty"
         more = f" (and {len(loaded.errors) - 5} more)" if len(loaded.errors) > 5 else ""

@@ -75,6 +75,8 @@ class CompareConfig(StrictModel):
 def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
     """Evaluation questions from ragtune QA JSONL or SQuAD JSON; malformed entries are a clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"questions file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
     loaded = load_examples(path)

@@ -1,0 +1,147 @@
+"""Failures found by a hostile first use (issue #12 items 6 and 12): one clear line, the right exit, up front."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import typer
+from cli_tree import run_main
+
+from ragtune.cli import build_app
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture()
+def questions(tmp_path: Path) -> Path:
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "How many leave days?", "answer": "thirty"}) + "\n")
+    return path
+
+
+def test_compare_out_under_a_file_is_one_line_exit_2(tmp_path: Path, questions: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["compare", "--index", str(tmp_path / "no-index"), "--questions", str(questions),
+            "--out", str(blocker / "run"), "--arms", "base"]
+    code, _out, err = run_main(argv, capsys)
+    assert code == 2
+    line = _one_error_line(err)
+    assert "--out" in line and "a-file is a file, not a folder" in line
+    assert blocker.read_text() == "not a folder"
+
+
+def test_compare_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path, questions: Path, capsys) -> None:
+    (tmp_path / "run").write_text("x")
+    code, _out, err = run_main(["compare", "--index", str(tmp_path), "--questions", str(questions),
+                                "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "exists and is not a folder" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("flag", ["--adapter", "--raft-adapter"])
+def test_compare_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, questions: Path, flag, capsys) -> None:
+    not_adapter = tmp_path / "just-a-folder"
+    not_adapter.mkdir()
+    code, _out, err = run_main(["compare", "--index", str(tmp_path / "no-index"), "--questions", str(questions),
+                                "--out", str(tmp_path / "run"), flag, str(not_adapter)], capsys)
+    assert code == 2
+    assert f"{flag} {not_adapter}: not a LoRA adapter folder (no adapter_config.json)" in _one_error_line(err)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_ask_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, capsys) -> None:
+    code, _out, err = run_main(["ask", "q", "--closed-book", "--adapter", str(tmp_path)], capsys)
+    assert code == 2 and "not a LoRA adapter folder" in _one_error_line(err)
+
+
+def test_ask_adapter_help_names_a_real_command() -> None:
+    command = typer.main.get_command(build_app()).commands["ask"]
+    help_text = next(p.help for p in command.params if p.name == "adapter")
+    assert "ragtune finetune" in help_text and "ragtune train)" not in help_text
+
+
+@pytest.mark.parametrize("argv", [
+    ["ask", "--questions", "{dir}", "--closed-book"],
+    ["compare", "--index", "{dir}", "--questions", "{dir}", "--out", "{dir}/run"],
+    ["finetune", "--train", "{dir}", "--out", "{dir}/adapter"],
+])
+def test_a_questions_or_train_file_that_is_a_directory_says_so(tmp_path: Path, argv, capsys) -> None:
+    code, _out, err = run_main([a.format(dir=tmp_path) for a in argv], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "is a directory" in line and "not found" not in line
+
+
+def test_serve_on_a_busy_port_says_so_before_serving(tmp_path: Path, capsys) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, out, err = run_main(["serve", "--index", str(tmp_path / "no-index"), "--port", str(port)], capsys)
+    assert code == 2
+    assert f"port {port} on 127.0.0.1 is in use" in _one_error_line(err)
+    assert "serving" not in out + err and "loading" not in out + err
+
+
+def test_serve_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, capsys) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    code, _out, err = run_main(["serve", "--arm", "ft", "--adapter", str(tmp_path), "--port", str(port)], capsys)
+    assert code == 2 and "not a LoRA adapter folder" in _one_error_line(err)
+
+
+def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp_path: Path, capsys) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave\npolicy.txt").write_text("Employees get thirty days of paid leave per year.\n")
+    code, _out, _err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
+    assert code == 0
+    code, out, _err = run_main(["search", "paid leave", "--index", str(tmp_path / "ix"), "--mode", "bm25"], capsys)
+    assert code == 0
+    first, snippet = out.splitlines()[:2]
+    assert first.startswith("  1.") and "leave\\npolicy.txt" in first and "thirty days" in snippet
+
+
+def test_runs_with_a_db_that_is_not_one_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("not sqlite, just text that is long enough to have a header" * 4)
+    code, _out, err = run_main(["runs", "--db", str(tmp_path / "notes.txt")], capsys)
+    assert code == 2 and "not a ragtune runs database" in _one_error_line(err)
+
+
+def test_runs_with_a_missing_db_creates_nothing(tmp_path: Path, capsys) -> None:
+    code, _out, err = run_main(["runs", "--db", str(tmp_path / "new" / "runs.sqlite")], capsys)
+    assert code == 2 and "no runs database there" in _one_error_line(err)
+    assert not (tmp_path / "new").exists()
+
+
+def test_synth_out_under_a_file_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a-file").write_text("x")
+    code, _out, err = run_main(["synth", "--index", str(tmp_path / "no-index"), "--out",
+                                str(tmp_path / "a-file" / "qa.jsonl"), "--rules-only"], capsys)
+    assert code == 2 and "a-file is a file, not a folder" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", [["search", "\udcff", "--index", "{dir}"], ["ask", "caf\udce9?", "--closed-book"]])
+def test_undecodable_argv_text_is_one_line_exit_2(tmp_path: Path, argv, capsys) -> None:
+    code, _out, err = run_main([a.format(dir=tmp_path) for a in argv], capsys)
+    assert code == 2 and "is not valid UTF-8 text" in _one_error_line(err)
+
+
+def test_a_file_name_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path: Path, capsys) -> None:
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    with open(os.path.join(os.fsencode(docs), b"bad\xffname.txt"), "wb") as fh:
+        fh.write(b"Employees get thirty days of paid leave per year.\n")
+    code, _out, err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
+    assert code in (0, 1, 2) and "Traceback" not in err
+    if code == 2:
+        assert "not valid UTF-8" in _one_error_line(err)
