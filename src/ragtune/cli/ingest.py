@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
             f"chunks: +{stats.chunks_added} -{stats.chunks_removed}; index now {len(index.documents())} documents, "
             f"{len(index)} chunks"
         )
+        for doc_id, twin in stats.same_content:
+            typer.echo(f"{doc_id}: unchanged (same content as {twin})", err=True)
         for skipped in result.skipped:
             typer.secho(f"skipped {skipped.path}: {skipped.reason}", fg="yellow", err=True)
         if result.skipped:

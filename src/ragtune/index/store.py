@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 EMBED_STEP = 512  # texts per encode call: large enough to keep sentence-transformers' batching efficient
 COMPACT_MIN_DEAD = 64  # compact only when tombstones outnumber live rows and there are at least this many
+MAX_PLANS = 3  # plan-and-embed rounds without the lock before a writer embeds the rest under it
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class IngestStats:
     deleted: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    same_content: tuple[tuple[str, str], ...] = ()  # (new id, live id) pairs not added: content already indexed
 
 
 @dataclass(frozen=True)
@@ -153,25 +155,8 @@ class Index:
                     f"index {path} exists with another config: {existing.config.model_dump()} != {config.model_dump()}"
                 )
             return existing
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ConfigError(f"{path} exists and is not an index (no {mf.MANIFEST}); choose an empty or new folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
-        tmp.mkdir()
-        try:
-            from ragtune import __version__
-
-            (tmp / mf.SEGMENTS).mkdir()
-            (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
-            manifest = mf.Manifest(config=config.model_dump(), ragtune_version=__version__)
-            mf.write_manifest(tmp, manifest)
-            if path.exists():
-                path.rmdir()  # an empty folder the user made for us
-            os.rename(tmp, path)
-            mf.fsync_dir(path.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _check_creatable(path)
+        _create_folder(path, config)
         return cls(path, config, embedder)
 
     @classmethod
@@ -191,9 +176,11 @@ class Index:
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, config: IndexConfig | None = None, embedder: TextEmbedder | None = None) -> Index:
-        """Open the index at path, or create it (with config, default IndexConfig()) if there is none.
+        """Open the index at path, or prepare a new one (with config, default IndexConfig()) if there is none.
 
-        With a config given and an existing index built with another one: ConfigError."""
+        A new index is empty and its folder is created by its first commit, so a command that fails
+        before committing leaves nothing behind. With a config given and an existing index built with
+        another one: ConfigError."""
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
@@ -202,7 +189,10 @@ class Index:
                     f"index {path} exists with another config: {index.config.model_dump()} != {config.model_dump()}"
                 )
             return index
-        return cls.create(path, config or IndexConfig(), embedder=embedder)
+        _check_creatable(path)
+        index = cls(path, config or IndexConfig(), embedder)  # nothing on disk until the first commit
+        index._state = IndexState(path, mf.Manifest(config=index.config.model_dump()))
+        return index
 
     # ---- reading -------------------------------------------------------------------------------------------
     @property
@@ -225,6 +215,8 @@ class Index:
 
     def reload(self) -> None:
         """Pick up commits made by another process or Index instance (cheap when nothing changed)."""
+        if self._state is not None and not (self.path / mf.MANIFEST).is_file() and self._state.generation == 0:
+            return  # a new index whose folder no commit has created yet
         manifest = mf.read_manifest(self.path)
         with self._state_lock:
             if self._state is not None and self._state.generation == manifest.generation:
@@ -272,10 +264,21 @@ class Index:
         return build_retriever(self, config)
 
     # ---- writing -------------------------------------------------------------------------------------------
-    def add_documents(self, docs: Iterable[Document]) -> IngestStats:
+    def add_documents(
+        self, docs: Iterable[Document], dedupe_content: bool = True, lock_timeout_s: float | None = None
+    ) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
-        are skipped without re-embedding; a document id given twice keeps its last version."""
-        from ragtune.ingest import chunk_documents, document_hash, load_tokenizer
+        are skipped without re-embedding; a document id given twice keeps its last version.
+
+        With `dedupe_content`, a document with a new id whose content (title, text, metadata) equals a live
+        document's is not added: it is counted as unchanged and listed in `stats.same_content` as
+        (its id, the live id). A changed document with an id already in the index always replaces its chunks.
+
+        Chunking and embedding run without the writer lock; the lock is held only to commit. If another
+        writer committed meanwhile, the plan is re-made against its state and only what is new is embedded.
+        IndexBusyError if the lock is not free within `lock_timeout_s` (default: see `index.lock`).
+        """
+        from ragtune.ingest import document_hash
 
         latest: dict[str, Document] = {}
         for doc in docs:
@@ -286,47 +289,91 @@ class Index:
             latest.pop(doc.doc_id, None)
             latest[doc.doc_id] = doc
         hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+        prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}  # doc id -> its chunks and vectors
 
-        with writer_lock(self.path):
-            manifest = mf.read_manifest(self.path)
-            todo = [d for d_id, d in latest.items() if manifest.documents.get(d_id, None) is None
-                    or manifest.documents[d_id].hash != hashes[d_id]]
-            unchanged = len(latest) - len(todo)
-            if not todo:
+        for attempt in range(MAX_PLANS):
+            manifest = self._read_manifest_or_empty()
+            plan = _plan(manifest, latest, hashes, dedupe_content)
+            if not plan.todo:
                 self.reload()
-                return IngestStats(unchanged=unchanged)
-            replaced = sum(1 for d in todo if d.doc_id in manifest.documents)
-            self._check_embedder(manifest)  # before the expensive part
-            model_name = self.config.embed.model
-            tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
-            chunks = chunk_documents(todo, self.config.chunk, tokenizer)
-            vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-
-            generation = manifest.generation + 1
-            name = mf.new_segment_name(generation)
-            mf.write_segment(self.path, name, chunks, vectors)
-            removed = sum(manifest.documents[d.doc_id].n_chunks for d in todo if d.doc_id in manifest.documents)
-            starts: dict[str, int] = {}
-            for row, chunk in enumerate(chunks):
-                starts.setdefault(chunk.doc_id, row)
-            counts: dict[str, int] = {}
-            for chunk in chunks:
-                counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
-            manifest.segments[name] = len(chunks)
-            for doc in todo:
-                manifest.documents.pop(doc.doc_id, None)  # re-insert: a replaced document moves to the end
-                manifest.documents[doc.doc_id] = mf.DocEntry(
-                    hash=hashes[doc.doc_id], segment=name, start=starts.get(doc.doc_id, 0),
-                    n_chunks=counts.get(doc.doc_id, 0), title=doc.title, source=doc.source,
-                    metadata=dict(doc.metadata),
-                )
-            self._commit(manifest, generation)
-        stats = IngestStats(
-            added=len(todo) - replaced, replaced=replaced, unchanged=unchanged,
-            chunks_added=len(chunks), chunks_removed=removed,
-        )
+                return plan.stats(0, 0)
+            self._prepare([d for d in plan.todo if d.doc_id not in prepared], manifest, prepared)
+            self._ensure_folder()
+            with writer_lock(self.path, timeout_s=lock_timeout_s):
+                current = mf.read_manifest(self.path)
+                if current.generation != manifest.generation:  # another writer committed: re-plan (cheap)
+                    plan = _plan(current, latest, hashes, dedupe_content)
+                    new = [d for d in plan.todo if d.doc_id not in prepared]
+                    if new and attempt < MAX_PLANS - 1:
+                        continue  # embed those without the lock, then try again
+                    self._prepare(new, current, prepared)
+                    manifest = current
+                if not plan.todo:
+                    self.reload()
+                    return plan.stats(0, 0)
+                chunks_added, removed = self._commit_plan(manifest, plan, hashes, prepared)
+            break
+        stats = plan.stats(chunks_added, removed)
         logger.info("index %s: %s", self.path, stats)
         return stats
+
+    def _prepare(self, docs: list[Document], manifest: mf.Manifest, prepared: dict[str, tuple[list[Chunk], np.ndarray]]) -> None:
+        """Chunk and embed docs (no lock held) into prepared[doc_id]."""
+        if not docs:
+            return
+        from ragtune.ingest import chunk_documents, load_tokenizer
+
+        self._check_embedder(manifest)  # fails early, before the expensive part
+        model_name = self.config.embed.model
+        tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
+        chunks = chunk_documents(docs, self.config.chunk, tokenizer)
+        vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(chunks):
+            rows.setdefault(chunk.doc_id, []).append(row)
+        for doc in docs:
+            own = rows.get(doc.doc_id, [])
+            prepared[doc.doc_id] = ([chunks[r] for r in own], vectors[own] if own else vectors[:0])
+
+    def _commit_plan(
+        self, manifest: mf.Manifest, plan: _Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
+    ) -> tuple[int, int]:
+        """Write the planned documents' segment and commit (caller holds the lock). Returns (chunks added, removed)."""
+        self._check_embedder(manifest)
+        generation = manifest.generation + 1
+        name = mf.new_segment_name(generation)
+        chunks: list[Chunk] = []
+        parts: list[np.ndarray] = []
+        starts: dict[str, int] = {}
+        for doc in plan.todo:
+            doc_chunks, doc_vectors = prepared[doc.doc_id]
+            starts[doc.doc_id] = len(chunks)
+            chunks.extend(doc_chunks)
+            parts.append(np.asarray(doc_vectors, dtype=np.float32))
+        vectors = np.concatenate(parts) if parts else np.zeros((0, manifest.dim or 1), dtype=np.float32)
+        mf.write_segment(self.path, name, chunks, vectors)
+        removed = sum(manifest.documents[d.doc_id].n_chunks for d in plan.todo if d.doc_id in manifest.documents)
+        manifest.segments[name] = len(chunks)
+        for doc in plan.todo:
+            manifest.documents.pop(doc.doc_id, None)  # re-insert: a replaced document moves to the end
+            manifest.documents[doc.doc_id] = mf.DocEntry(
+                hash=hashes[doc.doc_id], segment=name, start=starts[doc.doc_id],
+                n_chunks=len(prepared[doc.doc_id][0]), title=doc.title, source=doc.source,
+                metadata=dict(doc.metadata),
+            )
+        self._commit(manifest, generation)
+        return len(chunks), removed
+
+    def _read_manifest_or_empty(self) -> mf.Manifest:
+        """The committed manifest, or an empty one while the folder is not created yet."""
+        if not (self.path / mf.MANIFEST).is_file():
+            return mf.Manifest(config=self.config.model_dump())
+        return mf.read_manifest(self.path)
+
+    def _ensure_folder(self) -> None:
+        """Create the index folder now (first commit), atomically; a folder another writer just created is used."""
+        if not (self.path / mf.MANIFEST).is_file():
+            _create_folder(self.path, self.config)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents in one atomic commit; InputError (and no change) if any id is unknown.
@@ -390,6 +437,87 @@ class Index:
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
+
+
+@dataclass
+class _Plan:
+    """What a commit will do against one manifest: documents to (re)write and what is left alone."""
+
+    todo: list[Document]
+    replaced: int
+    unchanged: int
+    same_content: list[tuple[str, str]]
+
+    def stats(self, chunks_added: int, chunks_removed: int) -> IngestStats:
+        return IngestStats(
+            added=len(self.todo) - self.replaced, replaced=self.replaced,
+            unchanged=self.unchanged + len(self.same_content), chunks_added=chunks_added,
+            chunks_removed=chunks_removed, same_content=tuple(self.same_content),
+        )
+
+
+def _plan(manifest: mf.Manifest, latest: dict[str, Document], hashes: dict[str, str], dedupe: bool) -> _Plan:
+    """Compare documents with the committed state: ids with the same hash are unchanged, ids with another
+    hash are replaced; a new id is added unless (dedupe) its content is already live under another id."""
+    todo: list[Document] = []
+    replaced = unchanged = 0
+    live = {doc_id: entry.hash for doc_id, entry in manifest.documents.items()}
+    for doc_id, doc in latest.items():
+        if doc_id in manifest.documents:
+            if manifest.documents[doc_id].hash == hashes[doc_id]:
+                unchanged += 1
+            else:
+                todo.append(doc)
+                replaced += 1
+                live[doc_id] = hashes[doc_id]
+    by_hash: dict[str, str] = {}
+    for doc_id, digest in live.items():
+        by_hash.setdefault(digest, doc_id)
+    same: list[tuple[str, str]] = []
+    for doc_id, doc in latest.items():
+        if doc_id in manifest.documents:
+            continue
+        twin = by_hash.get(hashes[doc_id]) if dedupe else None
+        if twin is not None:
+            same.append((doc_id, twin))
+            continue
+        todo.append(doc)
+        by_hash.setdefault(hashes[doc_id], doc_id)
+    return _Plan(todo, replaced, unchanged, same)
+
+
+def _check_creatable(path: Path) -> None:
+    """ConfigError unless path is missing or an empty folder (where a new index may go)."""
+    if path.exists() and not (path / mf.MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an index (no {mf.MANIFEST}); choose an empty or new folder")
+
+
+def _create_folder(path: Path, config: IndexConfig) -> None:
+    """Create an empty index folder atomically (a temp folder renamed into place). If another writer
+    created the index meanwhile, that one is kept (ConfigError if its config differs)."""
+    from ragtune import __version__
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
+    tmp.mkdir()
+    try:
+        (tmp / mf.SEGMENTS).mkdir()
+        (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
+        mf.write_manifest(tmp, mf.Manifest(config=config.model_dump(), ragtune_version=__version__))
+        try:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder the user made for us
+            os.rename(tmp, path)
+        except OSError:
+            if not (path / mf.MANIFEST).is_file():
+                raise
+            theirs = mf.read_manifest(path).config  # another writer won the race
+            if IndexConfig.model_validate(theirs) != config:
+                raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
+        else:
+            mf.fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 3) -> IndexState:
