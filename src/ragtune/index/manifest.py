@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.errors import NotBuiltError
+from ragtune.errors import IndexCorruptError, NotBuiltError
 from ragtune.types import Chunk
 
 FORMAT_VERSION = 1
@@ -33,6 +33,13 @@ CONFIG = "config.json"
 SEGMENTS = "segments"
 # Test hook: seconds to sleep after the segments are written and before the manifest is replaced.
 PAUSE_ENV = "RAGTUNE_TEST_COMMIT_PAUSE_S"
+RECOVER = "re-ingest into a new index (ragtune ingest PATH --index NEW) or restore the folder from a backup"
+
+
+def corrupt(index_dir: Path, where: str, problem: str) -> IndexCorruptError:
+    """The one-line error for a damaged index file: which file (and line), what is wrong, how to recover."""
+    problem = " ".join(str(problem).split())[:200]
+    return IndexCorruptError(f"index {index_dir} is corrupt: {where}: {problem}; {RECOVER}")
 
 
 @dataclass
@@ -65,21 +72,33 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Manifest:
+        if not isinstance(data, dict):
+            raise corrupt(path, MANIFEST, f"expected a JSON object, got {type(data).__name__}")
         if data.get("format_version") != FORMAT_VERSION:
             raise NotBuiltError(
                 f"index {path} has format version {data.get('format_version')!r}; this ragtune reads {FORMAT_VERSION}"
             )
-        docs = {doc_id: DocEntry(**entry) for doc_id, entry in data.get("documents", {}).items()}
-        return cls(
-            config=data["config"],
-            embedder_id=data.get("embedder_id", ""),
-            dim=int(data.get("dim", 0)),
-            generation=int(data.get("generation", 0)),
-            segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
-            documents=docs,
-            format_version=FORMAT_VERSION,
-            ragtune_version=data.get("ragtune_version", ""),
-        )
+        try:
+            docs = {doc_id: DocEntry(**entry) for doc_id, entry in data.get("documents", {}).items()}
+            manifest = cls(
+                config=data["config"],
+                embedder_id=data.get("embedder_id", ""),
+                dim=int(data.get("dim", 0)),
+                generation=int(data.get("generation", 0)),
+                segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
+                documents=docs,
+                format_version=FORMAT_VERSION,
+                ragtune_version=data.get("ragtune_version", ""),
+            )
+        except KeyError as exc:
+            raise corrupt(path, MANIFEST, f"missing field {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise corrupt(path, MANIFEST, f"bad field ({exc})") from None
+        unknown = {e.segment for e in docs.values()} - set(manifest.segments)
+        if unknown or not isinstance(manifest.config, dict):
+            problem = f"documents point at unknown segment {sorted(unknown)[0]}" if unknown else "config is not an object"
+            raise corrupt(path, MANIFEST, problem)
+        return manifest
 
     def live_rows(self) -> int:
         return sum(entry.n_chunks for entry in self.documents.values())
@@ -113,7 +132,9 @@ def read_manifest(index_dir: Path) -> Manifest:
     except FileNotFoundError as exc:
         raise NotBuiltError(f"no index at {index_dir} (missing {MANIFEST}); build it with `ragtune ingest`") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NotBuiltError(f"index manifest {path} is unreadable: {exc}") from exc
+        raise corrupt(Path(index_dir), MANIFEST, f"not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise corrupt(Path(index_dir), MANIFEST, f"unreadable ({exc.strerror or exc})") from None
     return Manifest.from_json(data, Path(index_dir))
 
 
@@ -160,21 +181,54 @@ def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.n
     fsync_dir(seg_dir)
 
 
+def _missing(index_dir: Path, path: Path) -> NotBuiltError:
+    return NotBuiltError(f"index {index_dir} is incomplete: segment file {SEGMENTS}/{path.name} is missing; {RECOVER}")
+
+
 def read_segment_chunks(index_dir: Path, name: str) -> list[Chunk]:
+    """The chunks of one segment; IndexCorruptError naming the file and line of a damaged record."""
     path = Path(index_dir) / SEGMENTS / f"{name}.chunks.jsonl"
+    where = f"{SEGMENTS}/{path.name}"
+    chunks: list[Chunk] = []
+    number = 0
     try:
         with open(path, encoding="utf-8") as fh:
-            return [Chunk(**json.loads(line)) for line in fh if line.strip()]
-    except FileNotFoundError as exc:
-        raise NotBuiltError(f"index {index_dir} is incomplete: segment file {path.name} is missing") from exc
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+                chunk = Chunk(**record)
+                if not isinstance(chunk.text, str) or not isinstance(chunk.chunk_id, str):
+                    raise TypeError("'chunk_id' and 'text' must be strings")
+                chunks.append(chunk)
+    except FileNotFoundError:
+        raise _missing(Path(index_dir), path) from None
+    except UnicodeDecodeError as exc:
+        raise corrupt(Path(index_dir), where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise corrupt(Path(index_dir), f"{where} line {number}", f"not valid JSON ({exc.msg})") from None
+    except TypeError as exc:
+        raise corrupt(Path(index_dir), f"{where} line {number}", f"not a chunk record ({exc})") from None
+    except OSError as exc:
+        raise corrupt(Path(index_dir), where, f"unreadable ({exc.strerror or exc})") from None
+    return chunks
 
 
-def read_segment_vectors(index_dir: Path, name: str) -> np.ndarray:
+def read_segment_vectors(index_dir: Path, name: str, dim: int = 0) -> np.ndarray:
+    """The (rows, dim) vectors of one segment, memory-mapped; IndexCorruptError if the file is damaged."""
     path = Path(index_dir) / SEGMENTS / f"{name}.vectors.npy"
+    where = f"{SEGMENTS}/{path.name}"
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise NotBuiltError(f"index {index_dir} is incomplete: segment file {path.name} is missing") from exc
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise _missing(Path(index_dir), path) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise corrupt(Path(index_dir), where, f"not a readable .npy array ({exc})") from None
+    if vectors.ndim != 2 or (dim and vectors.shape[1] != dim) or vectors.dtype.kind != "f":
+        raise corrupt(Path(index_dir), where, f"expected (rows, {dim or 'dim'}) floats, found {vectors.shape} {vectors.dtype}")
+    return vectors
 
 
 def collect_garbage(index_dir: Path, manifest: Manifest) -> int:

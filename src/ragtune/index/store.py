@@ -81,10 +81,13 @@ class IndexState:
             if not ranges:
                 continue
             seg_chunks = mf.read_segment_chunks(index_dir, name)
-            seg_vectors = mf.read_segment_vectors(index_dir, name)
+            seg_vectors = mf.read_segment_vectors(index_dir, name, manifest.dim)
             rows = np.concatenate([np.arange(s, s + n) for s, n in ranges])
             if len(seg_chunks) != len(seg_vectors) or (len(rows) and rows.max() >= len(seg_chunks)):
-                raise NotBuiltError(f"index {index_dir} is corrupt: segment {name} does not match the manifest")
+                raise mf.corrupt(
+                    index_dir, f"{mf.SEGMENTS}/{name}",
+                    f"{len(seg_chunks)} chunks and {len(seg_vectors)} vectors do not match the manifest",
+                )
             chunks.extend(seg_chunks[int(r)] for r in rows)
             vector_parts.append(np.asarray(seg_vectors[rows], dtype=np.float32))
         dim = manifest.dim or 1
@@ -169,7 +172,7 @@ class Index:
         try:
             config = IndexConfig.model_validate(manifest.config)
         except ValueError as exc:
-            raise NotBuiltError(f"index {path} has an unreadable config: {exc}") from exc
+            raise mf.corrupt(path, f"{mf.MANIFEST} config", str(exc)) from None
         index = cls(path, config, embedder)
         index._state = _load_state(path, manifest)
         return index
