@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
+        follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
         index = Index.open_or_create(index_dir, config)
-        result = load_documents(paths)
+        result = load_documents(paths, follow_links=follow_links)
         stats = index.add_documents(result.documents)
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "
