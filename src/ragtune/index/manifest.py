@@ -170,8 +170,13 @@ def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.n
         raise ValueError(f"segment {name}: {len(chunks)} chunks but {len(vectors)} vectors")
     seg_dir = Path(index_dir) / SEGMENTS
     seg_dir.mkdir(exist_ok=True)
-    lines = "".join(json.dumps(_chunk_record(c), ensure_ascii=False) + "\n" for c in chunks)
-    write_bytes_atomic(seg_dir / f"{name}.chunks.jsonl", lines.encode("utf-8"))
+    tmp = seg_dir / f".{name}.chunks.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:  # line by line: a big segment is never one string in memory
+        for chunk in chunks:
+            fh.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, seg_dir / f"{name}.chunks.jsonl")
     tmp = seg_dir / f".{name}.vectors.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))

@@ -331,12 +331,12 @@ class Index:
         tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
         chunks = chunk_documents(docs, self.config.chunk, tokenizer)
         vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-        rows: dict[str, list[int]] = {}
+        spans: dict[str, list[int]] = {}  # a document's chunks are consecutive: [first row, end row)
         for row, chunk in enumerate(chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
+            spans.setdefault(chunk.doc_id, [row, row])[1] = row + 1
         for doc in docs:
-            own = rows.get(doc.doc_id, [])
-            prepared[doc.doc_id] = ([chunks[r] for r in own], vectors[own] if own else vectors[:0])
+            start, end = spans.get(doc.doc_id, (0, 0))
+            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end])  # a view, not a copy
 
     def _commit_plan(
         self, manifest: mf.Manifest, plan: _Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
@@ -353,7 +353,10 @@ class Index:
             starts[doc.doc_id] = len(chunks)
             chunks.extend(doc_chunks)
             parts.append(np.asarray(doc_vectors, dtype=np.float32))
-        vectors = np.concatenate(parts) if parts else np.zeros((0, manifest.dim or 1), dtype=np.float32)
+        if len(parts) == 1:
+            vectors = parts[0]
+        else:
+            vectors = np.concatenate(parts) if parts else np.zeros((0, manifest.dim or 1), dtype=np.float32)
         mf.write_segment(self.path, name, chunks, vectors)
         removed = sum(manifest.documents[d.doc_id].n_chunks for d in plan.todo if d.doc_id in manifest.documents)
         manifest.segments[name] = len(chunks)

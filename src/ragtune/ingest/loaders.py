@@ -32,6 +32,7 @@ LOADERS: dict[str, Loader] = {
     ".json": load_squad,
 }
 SUPPORTED_EXTENSIONS = tuple(LOADERS)
+BIG_FILE_MB = 10  # a file this large gets a warning up front: chunking and embedding it take minutes
 
 
 def _is_hidden(name: str) -> bool:
@@ -130,10 +131,20 @@ def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
     if path.exists() and not path.is_file():  # a FIFO or device would block or never end
         yield Skipped(source, "not a regular file")
         return
+    _warn_if_big(path)
     try:
         yield from loader(path, doc_id, source)
     except SkipFile as skip:
         yield Skipped(source, skip.reason)
+
+
+def _warn_if_big(path: Path) -> None:
+    try:
+        megabytes = path.stat().st_size / (1024 * 1024)
+    except OSError:
+        return  # the loader reports why it cannot read the file
+    if megabytes >= BIG_FILE_MB:
+        logger.warning("%s is %.0f MB; chunking and embedding it takes a while", path.name, megabytes)
 
 
 def iter_documents(paths: Sequence[str | Path], follow_links: bool = False) -> Iterator[Document | Skipped]:
