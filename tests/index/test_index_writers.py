@@ -191,23 +191,24 @@ def test_open_or_create_writes_nothing_until_a_commit(tmp_path: Path) -> None:
 def test_same_content_under_a_new_id_is_not_added(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "ix", CONFIG, embedder=HashEmbedder(64))
     index.add_documents([Document("h/leave.md", "Thirty days of leave.", title="Leave")])
-    stats = index.add_documents([Document("leave.md", "Thirty days of leave.", title="Leave")])
+    assert index.add_documents([Document("copy", "Thirty days of leave.", title="Leave")], dedupe_content=True).added == 0
+    stats = index.add_documents([Document("leave.md", "Thirty days of leave.", title="Leave")], dedupe_content=True)
     assert (stats.added, stats.unchanged, stats.chunks_added) == (0, 1, 0)
     assert stats.same_content == (("leave.md", "h/leave.md"),)
     # within one batch too, and a changed document with a known id still replaces its chunks
     stats = index.add_documents([
         Document("x", "Owls.", title="O"), Document("y", "Owls.", title="O"),
         Document("h/leave.md", "Forty days of leave.", title="Leave"),
-    ])
+    ], dedupe_content=True)
     assert (stats.added, stats.replaced, stats.same_content) == (1, 1, (("y", "x"),))
     assert sorted(d.doc_id for d in index.documents()) == ["h/leave.md", "x"]
     # the old content is free again once replaced; different metadata (e.g. access groups) is other content
     stats = index.add_documents([
         Document("leave.md", "Thirty days of leave.", title="Leave"),
         Document("z", "Owls.", title="O", metadata={"groups": ["hr"]}),
-    ])
+    ], dedupe_content=True)
     assert (stats.added, stats.same_content) == (2, ())
-    assert index.add_documents([Document("y", "Owls.", title="O")], dedupe_content=False).added == 1
+    assert index.add_documents([Document("y", "Owls.", title="O")]).added == 1  # off by default: ids chosen by callers
 
 
 def test_cli_same_file_from_two_roots_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
         index = Index.open_or_create(index_dir, config)
         result = load_documents(paths, follow_links=follow_links)
-        stats = index.add_documents(result.documents)
+        stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "
             f"chunks: +{stats.chunks_added} -{stats.chunks_removed}; index now {len(index.documents())} documents, "

@@ -268,14 +268,17 @@ class Index:
 
     # ---- writing -------------------------------------------------------------------------------------------
     def add_documents(
-        self, docs: Iterable[Document], dedupe_content: bool = True, lock_timeout_s: float | None = None
+        self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None
     ) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
         are skipped without re-embedding; a document id given twice keeps its last version.
 
-        With `dedupe_content`, a document with a new id whose content (title, text, metadata) equals a live
-        document's is not added: it is counted as unchanged and listed in `stats.same_content` as
-        (its id, the live id). A changed document with an id already in the index always replaces its chunks.
+        With `dedupe_content` (what `ragtune ingest` does: its ids are file paths, and one file reached from
+        two roots must stay one document), a document with a new id whose content (title, text, metadata)
+        equals a live document's is not added: it is counted as unchanged and listed in `stats.same_content`
+        as (its id, the live id). Off by default because callers that choose ids (the server's PUT, a BEIR
+        corpus whose qrels name ids) need every id to exist. A changed document with an id already in the
+        index always replaces its chunks.
 
         Chunking and embedding run without the writer lock; the lock is held only to commit. If another
         writer committed meanwhile, the plan is re-made against its state and only what is new is embedded.
