@@ -12,7 +12,7 @@ import pytest
 
 from ragtune.cli import main
 from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
-from ragtune.errors import IndexBusyError
+from ragtune.errors import ConfigError, IndexBusyError
 from ragtune.index import HashEmbedder, Index
 from ragtune.index import manifest as mf
 from ragtune.index.lock import TIMEOUT_ENV, writer_lock
@@ -181,8 +181,12 @@ def test_open_or_create_writes_nothing_until_a_commit(tmp_path: Path) -> None:
     other = tmp_path / "busy"
     other.mkdir()
     (other / "x").write_text("not an index")
-    with pytest.raises(Exception, match="not an index"):
+    with pytest.raises(ConfigError, match="not an index"):
         Index.open_or_create(other, CONFIG)
+    (tmp_path / "file").write_text("x")
+    under_a_file = Index.open_or_create(tmp_path / "file" / "ix", CONFIG, embedder=HashEmbedder(64))
+    with pytest.raises(ConfigError, match="cannot create index folder"):
+        under_a_file.add_documents([_doc("a", "Alpha text.")])
 
 
 # ---- item 9: identical content is one document -----------------------------------------------------------

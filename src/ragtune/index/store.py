@@ -506,9 +506,12 @@ def _create_folder(path: Path, config: IndexConfig) -> None:
     created the index meanwhile, that one is kept (ConfigError if its config differs)."""
     from ragtune import __version__
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
-    tmp.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
     try:
         (tmp / mf.SEGMENTS).mkdir()
         (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
@@ -517,9 +520,9 @@ def _create_folder(path: Path, config: IndexConfig) -> None:
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()  # an empty folder the user made for us
             os.rename(tmp, path)
-        except OSError:
+        except OSError as exc:
             if not (path / mf.MANIFEST).is_file():
-                raise
+                raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
             theirs = mf.read_manifest(path).config  # another writer won the race
             if IndexConfig.model_validate(theirs) != config:
                 raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
