@@ -12,7 +12,7 @@ import pytest
 
 from ragtune.cli import main
 from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
-from ragtune.errors import ConfigError, IndexBusyError
+from ragtune.errors import ConfigError, IndexBusyError, NotBuiltError
 from ragtune.index import HashEmbedder, Index
 from ragtune.index import manifest as mf
 from ragtune.index.lock import TIMEOUT_ENV, writer_lock
@@ -176,6 +176,9 @@ def test_open_or_create_writes_nothing_until_a_commit(tmp_path: Path) -> None:
     assert len(index) == 0 and index.documents() == [] and index.generation == 0
     index.reload()
     assert index.add_documents([]).added == 0 and not (tmp_path / "ix").exists()
+    with pytest.raises(NotBuiltError):
+        index.delete_documents(["a"])
+    assert not (tmp_path / "ix").exists()
     assert index.add_documents([_doc("a", "Alpha text.")]).added == 1
     assert Index.open(tmp_path / "ix").generation == 1
     other = tmp_path / "busy"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ragtune.errors import IndexBusyError
+from ragtune.errors import IndexBusyError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def writer_lock(
     DIR…" once before the wait. The operating system releases the lock when its holder dies, so a killed
     writer never leaves it stuck.
     """
+    if not Path(index_dir).is_dir():  # filelock would create the folder: no debris for a missing index
+        raise NotBuiltError(f"no index at {index_dir}; build it with `ragtune ingest PATH --index {index_dir}`")
     limit = lock_timeout_s(timeout_s)
     lock = FileLock(Path(index_dir) / LOCK_NAME, thread_local=False)
     try:

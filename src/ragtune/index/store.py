@@ -2,7 +2,7 @@
 
 >>> index = Index.open_or_create("my-index")
 >>> index.add_documents(load_documents(["docs/"]).documents)
-IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_removed=0)
+IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_removed=0, same_content=())
 >>> index.retriever("hybrid").retrieve(["how many days of leave?"], k=3)
 """
 
