@@ -213,7 +213,7 @@ def read_segment_chunks(index_dir: Path, name: str) -> list[Chunk]:
     except UnicodeDecodeError as exc:
         raise corrupt(Path(index_dir), where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise corrupt(Path(index_dir), f"{where} line {number}", f"not valid JSON ({exc.msg})") from None
+        raise corrupt(Path(index_dir), f"{where} line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except TypeError as exc:
         raise corrupt(Path(index_dir), f"{where} line {number}", f"not a chunk record ({exc})") from None
     except OSError as exc:
