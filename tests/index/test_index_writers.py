@@ -63,15 +63,15 @@ def _run(target, *args, **kwargs) -> tuple[threading.Thread, dict]:
 def test_second_writer_waits_says_so_then_completes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     index = Index.create(tmp_path / "ix", CONFIG, embedder=HashEmbedder(64))
     caplog.set_level(logging.WARNING, logger="ragtune.index.lock")
-    release = threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
         with writer_lock(index.path):
+            held.set()
             release.wait(60)
 
     first, _ = _run(holder)
-    _wait_for(lambda: (index.path / ".write.lock").exists(), "the first writer")
-    time.sleep(0.05)
+    assert held.wait(60)
     second, box = _run(index.add_documents, [_doc("cats", "Cats purr.")], lock_timeout_s=60)
     _wait_for(lambda: any("waiting for another writer on" in r.getMessage() for r in caplog.records), "the wait message")
     assert second.is_alive()  # still waiting: nothing committed yet
