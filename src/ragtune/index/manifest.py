@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.errors import IndexCorruptError, NotBuiltError
+from ragtune.config import IndexConfig
+from ragtune.errors import ConfigError, IndexCorruptError, NotBuiltError
 from ragtune.types import Chunk
 
 FORMAT_VERSION = 1
@@ -252,3 +254,40 @@ def collect_garbage(index_dir: Path, manifest: Manifest) -> int:
         path.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def check_creatable(path: Path) -> None:
+    """ConfigError unless path is missing or an empty folder (where a new index may go)."""
+    if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an index (no {MANIFEST}); choose an empty or new folder")
+
+
+def create_folder(path: Path, config: IndexConfig) -> None:
+    """Create an empty index folder atomically (a temp folder renamed into place). If another writer
+    created the index meanwhile, that one is kept (ConfigError if its config differs)."""
+    from ragtune import __version__
+
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
+    try:
+        (tmp / SEGMENTS).mkdir()
+        (tmp / CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp, Manifest(config=config.model_dump(), ragtune_version=__version__))
+        try:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder the user made for us
+            os.rename(tmp, path)
+        except OSError as exc:
+            if not (path / MANIFEST).is_file():
+                raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
+            theirs = read_manifest(path).config  # another writer won the race
+            if IndexConfig.model_validate(theirs) != config:
+                raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
+        else:
+            fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -8,12 +8,9 @@ IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +23,7 @@ from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
 from ragtune.index.embed import TextEmbedder, chunk_embed_text, get_embedder
 from ragtune.index.lock import writer_lock
+from ragtune.index.plan import Plan, make_plan
 from ragtune.progress import progress_task
 from ragtune.types import Chunk, Document
 
@@ -158,8 +156,8 @@ class Index:
                     f"index {path} exists with another config: {existing.config.model_dump()} != {config.model_dump()}"
                 )
             return existing
-        _check_creatable(path)
-        _create_folder(path, config)
+        mf.check_creatable(path)
+        mf.create_folder(path, config)
         return cls(path, config, embedder)
 
     @classmethod
@@ -192,7 +190,7 @@ class Index:
                     f"index {path} exists with another config: {index.config.model_dump()} != {config.model_dump()}"
                 )
             return index
-        _check_creatable(path)
+        mf.check_creatable(path)
         index = cls(path, config or IndexConfig(), embedder)  # nothing on disk until the first commit
         index._state = IndexState(path, mf.Manifest(config=index.config.model_dump()))
         return index
@@ -299,16 +297,16 @@ class Index:
 
         for attempt in range(MAX_PLANS):
             manifest = self._read_manifest_or_empty()
-            plan = _plan(manifest, latest, hashes, dedupe_content)
+            plan = make_plan(manifest, latest, hashes, dedupe_content)
             if not plan.todo:
                 self.reload()
-                return plan.stats(0, 0)
+                return _stats(plan, 0, 0)
             self._prepare([d for d in plan.todo if d.doc_id not in prepared], manifest, prepared)
             self._ensure_folder()
             with writer_lock(self.path, timeout_s=lock_timeout_s):
                 current = mf.read_manifest(self.path)
                 if current.generation != manifest.generation:  # another writer committed: re-plan (cheap)
-                    plan = _plan(current, latest, hashes, dedupe_content)
+                    plan = make_plan(current, latest, hashes, dedupe_content)
                     new = [d for d in plan.todo if d.doc_id not in prepared]
                     if new and attempt < MAX_PLANS - 1:
                         continue  # embed those without the lock, then try again
@@ -316,10 +314,10 @@ class Index:
                     manifest = current
                 if not plan.todo:
                     self.reload()
-                    return plan.stats(0, 0)
+                    return _stats(plan, 0, 0)
                 chunks_added, removed = self._commit_plan(manifest, plan, hashes, prepared)
             break
-        stats = plan.stats(chunks_added, removed)
+        stats = _stats(plan, chunks_added, removed)
         logger.info("index %s: %s", self.path, stats)
         return stats
 
@@ -342,7 +340,7 @@ class Index:
             prepared[doc.doc_id] = (chunks[start:end], vectors[start:end])  # a view, not a copy
 
     def _commit_plan(
-        self, manifest: mf.Manifest, plan: _Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
+        self, manifest: mf.Manifest, plan: Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
     ) -> tuple[int, int]:
         """Write the planned documents' segment and commit (caller holds the lock). Returns (chunks added, removed)."""
         self._check_embedder(manifest)
@@ -382,7 +380,7 @@ class Index:
     def _ensure_folder(self) -> None:
         """Create the index folder now (first commit), atomically; a folder another writer just created is used."""
         if not (self.path / mf.MANIFEST).is_file():
-            _create_folder(self.path, self.config)
+            mf.create_folder(self.path, self.config)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents in one atomic commit; InputError (and no change) if any id is unknown.
@@ -448,88 +446,12 @@ class Index:
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
 
 
-@dataclass
-class _Plan:
-    """What a commit will do against one manifest: documents to (re)write and what is left alone."""
-
-    todo: list[Document]
-    replaced: int
-    unchanged: int
-    same_content: list[tuple[str, str]]
-
-    def stats(self, chunks_added: int, chunks_removed: int) -> IngestStats:
-        return IngestStats(
-            added=len(self.todo) - self.replaced, replaced=self.replaced,
-            unchanged=self.unchanged + len(self.same_content), chunks_added=chunks_added,
-            chunks_removed=chunks_removed, same_content=tuple(self.same_content),
-        )
-
-
-def _plan(manifest: mf.Manifest, latest: dict[str, Document], hashes: dict[str, str], dedupe: bool) -> _Plan:
-    """Compare documents with the committed state: ids with the same hash are unchanged, ids with another
-    hash are replaced; a new id is added unless (dedupe) its content is already live under another id."""
-    todo: list[Document] = []
-    replaced = unchanged = 0
-    live = {doc_id: entry.hash for doc_id, entry in manifest.documents.items()}
-    for doc_id, doc in latest.items():
-        if doc_id in manifest.documents:
-            if manifest.documents[doc_id].hash == hashes[doc_id]:
-                unchanged += 1
-            else:
-                todo.append(doc)
-                replaced += 1
-                live[doc_id] = hashes[doc_id]
-    by_hash: dict[str, str] = {}
-    for doc_id, digest in live.items():
-        by_hash.setdefault(digest, doc_id)
-    same: list[tuple[str, str]] = []
-    for doc_id, doc in latest.items():
-        if doc_id in manifest.documents:
-            continue
-        twin = by_hash.get(hashes[doc_id]) if dedupe else None
-        if twin is not None:
-            same.append((doc_id, twin))
-            continue
-        todo.append(doc)
-        by_hash.setdefault(hashes[doc_id], doc_id)
-    return _Plan(todo, replaced, unchanged, same)
-
-
-def _check_creatable(path: Path) -> None:
-    """ConfigError unless path is missing or an empty folder (where a new index may go)."""
-    if path.exists() and not (path / mf.MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"{path} exists and is not an index (no {mf.MANIFEST}); choose an empty or new folder")
-
-
-def _create_folder(path: Path, config: IndexConfig) -> None:
-    """Create an empty index folder atomically (a temp folder renamed into place). If another writer
-    created the index meanwhile, that one is kept (ConfigError if its config differs)."""
-    from ragtune import __version__
-
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as exc:
-        raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
-    try:
-        (tmp / mf.SEGMENTS).mkdir()
-        (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
-        mf.write_manifest(tmp, mf.Manifest(config=config.model_dump(), ragtune_version=__version__))
-        try:
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # an empty folder the user made for us
-            os.rename(tmp, path)
-        except OSError as exc:
-            if not (path / mf.MANIFEST).is_file():
-                raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
-            theirs = mf.read_manifest(path).config  # another writer won the race
-            if IndexConfig.model_validate(theirs) != config:
-                raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
-        else:
-            mf.fsync_dir(path.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:
+    return IngestStats(
+        added=len(plan.todo) - plan.replaced, replaced=plan.replaced,
+        unchanged=plan.unchanged + len(plan.same_content), chunks_added=chunks_added,
+        chunks_removed=chunks_removed, same_content=tuple(plan.same_content),
+    )
 
 
 def _load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 3) -> IndexState:
