@@ -48,3 +48,7 @@ class IndexBusyError(RagtuneError):
     def __init__(self, message: str, retry_after_s: float = 5.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class IndexCorruptError(NotBuiltError):
+    """An index file is damaged; the message names the file (and line) and how to recover."""

@@ -192,3 +192,28 @@ def test_writer_lock_excludes_a_second_writer(tmp_path: Path) -> None:
         with pytest.raises(IndexLockedError, match="locked"):
             with writer_lock(index.path, timeout_s=0.05):
                 pass
+
+
+def test_second_process_waits_for_a_committing_writer_then_completes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue #12 item 4, across processes: `ragtune ingest` arriving while another process commits waits,
+    says so, and completes after it (it used to exit 5 after 30 s of the other's chunking and embedding)."""
+    import logging
+
+    from ragtune.cli import main
+
+    path = tmp_path / "ix"
+    Index.create(path, CONFIG).add_documents(_docs())
+    child = _run_child(path, "5")  # holds the lock for 5 s inside its commit
+    deadline = time.monotonic() + 60
+    while len(list((path / "segments").glob("*.npy"))) < 2:
+        assert child.poll() is None and time.monotonic() < deadline, "child ended before the commit point"
+        time.sleep(0.02)
+    (tmp_path / "owls.txt").write_text("Owls hunt at night and sleep all day.\n")
+    with caplog.at_level(logging.WARNING, logger="ragtune.index.lock"):
+        main(["-q", "ingest", str(tmp_path / "owls.txt"), "--index", str(path)])
+    assert "1 added" in capsys.readouterr().out
+    assert any("waiting for another writer on" in r.getMessage() for r in caplog.records)
+    assert child.wait(timeout=60) == 0
+    assert sorted(d.doc_id for d in Index.open(path).documents()) == ["cats", "dogs", "fish", "new", "owls.txt"]

@@ -222,3 +222,39 @@ def test_scifact_subset_chunks_fit_and_cover(shared_data: Path, tokenizer):
     for doc in docs[:50]:
         mine = [c.text for c in chunks if c.doc_id == doc.doc_id]
         assert_covers_in_order(doc.text, mine)
+
+
+def test_big_text_encodes_each_distinct_word_once(monkeypatch: pytest.MonkeyPatch):
+    """Issue #12 item 11: a 30 MB file spent minutes re-encoding every sentence; counts now come from
+    per-word counts, so the tokenizer sees each distinct word once however long the text is."""
+    from ragtune.ingest import HFTokenCounter
+
+    fresh = HFTokenCounter(load_tokenizer()._tokenizer)
+    encoded: list[str] = []
+    original = fresh._encode_counts
+
+    def spy(texts):
+        encoded.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr(fresh, "_encode_counts", spy)
+    paragraph = "The quick brown fox jumps over the lazy dog. Employees get thirty days of paid leave!"
+    text = "\n\n".join([paragraph] * 3000)
+    chunks = chunk_document(Document("big", text), ChunkConfig(chunk_tokens=64, overlap_tokens=8), fresh)
+    assert len(chunks) == 1000 and all(fresh.count(c.text) <= 64 for c in chunks[:50])
+    distinct = set(paragraph.split())
+    assert set(encoded) == distinct and len(encoded) == len(distinct)
+
+
+def test_big_file_is_announced_with_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+    import logging
+
+    from ragtune.ingest import loaders
+
+    monkeypatch.setattr(loaders, "BIG_FILE_MB", 0.5)
+    (tmp_path / "big.txt").write_text("Words in a big file.\n\n" * 40000)  # 0.84 MB
+    (tmp_path / "small.txt").write_text("Small.\n")
+    with caplog.at_level(logging.WARNING, logger="ragtune.ingest.loaders"):
+        result = load_documents([tmp_path])
+    assert len(result.documents) == 2
+    assert [r.getMessage() for r in caplog.records] == ["big.txt is 1 MB; chunking and embedding it takes a while"]

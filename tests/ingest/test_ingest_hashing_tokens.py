@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ragtune.errors import ConfigError
 from ragtune.ingest import HFTokenCounter, TokenCounter, WhitespaceTokenCounter, document_hash, load_tokenizer
@@ -93,3 +95,22 @@ def test_importing_ingest_stays_light():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=8))
+def test_word_cached_counts_equal_encoding_every_text(texts: list[str]):
+    """count_batch of the bundled (additive) tokenizer sums cached per-word counts: exactly the tokenizer's count."""
+    tokenizer = load_tokenizer()
+    assert tokenizer.additive
+    assert tokenizer.count_batch(texts) == tokenizer._encode_counts(texts)
+    assert tokenizer.count_batch(texts) == [tokenizer.count(t) for t in texts]  # again, from the cache
+
+
+def test_word_cached_counts_on_real_text(shared_data: Path):
+    import json
+
+    lines = (shared_data / "scifact" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    texts = [json.loads(line)["text"] for line in lines] + ["a\x1cb c", "\u4e2d\u6587 text", "x" * 300]
+    tokenizer = load_tokenizer()
+    assert tokenizer.count_batch(texts) == tokenizer._encode_counts(texts)

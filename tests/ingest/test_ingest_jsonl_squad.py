@@ -147,7 +147,7 @@ def test_json_that_is_not_squad_is_skipped(tmp_path: Path):
     assert set(why) == {"config.json", "list.json", "badshape.json", "broken.json"}
     assert why["config.json"].startswith("not SQuAD format (expected")
     assert why["list.json"].startswith("not SQuAD format")
-    assert why["badshape.json"].startswith("not SQuAD format (article 0")
+    assert why["badshape.json"].startswith("not SQuAD format (data[0].paragraphs[0]: paragraph has no 'context'")
     assert why["broken.json"].startswith("malformed JSON (")
 
 
@@ -160,3 +160,17 @@ def test_shared_squad_and_scifact_load(shared_data: Path):
     assert scifact.skipped == [] and len(scifact.documents) == 5183
     assert scifact.documents[0].doc_id == "4983"
     assert isinstance(scifact.skipped, list) and not any(isinstance(d, Skipped) for d in scifact.documents)
+
+
+def test_one_bad_squad_paragraph_is_reported_and_the_rest_kept(tmp_path: Path):
+    payload = squad_payload()
+    payload["data"][0]["paragraphs"].insert(1, {"context": 42, "qas": []})
+    payload["data"].insert(1, "not an article")
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(payload))
+    result = load_documents([path])
+    assert [d.doc_id for d in result.documents] == ["Super_Bowl_50#0", "Super_Bowl_50#2", "Normans#0"]
+    assert result.skipped == [
+        Skipped(f"{path}:data[0].paragraphs[1]", "paragraph has no 'context' string (got int)"),
+        Skipped(f"{path}:data[1]", "article is not a JSON object (got str)"),
+    ]

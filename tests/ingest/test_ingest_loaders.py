@@ -228,7 +228,7 @@ def test_bad_files_reported_while_good_ones_load(tmp_path: Path, monkeypatch: py
         "image.png": why["image.png"],
         "Makefile": why["Makefile"],
         "locked.txt": "unreadable (permission denied)",
-        "dangling.md": "unreadable (No such file or directory)",
+        "dangling.md": f"broken link to {tmp_path / 'gone.md'}",  # issue #12 item 10: links are named
         "pipe.txt": "not a regular file",
     }
     assert why["image.png"].startswith("unsupported file type '.png'")
@@ -265,3 +265,57 @@ def test_iter_documents_streams_documents_and_skips_in_order(tmp_path: Path):
     items = list(iter_documents([tmp_path]))
     assert [type(i).__name__ for i in items] == ["Document", "Skipped", "Document"]
     assert [i.doc_id for i in items if isinstance(i, Document)] == ["a.txt", "c.txt"]
+
+
+def test_symbolic_links_are_reported_and_not_followed_out_of_the_roots(tmp_path: Path):
+    tmp_path = tmp_path.resolve()  # reasons name resolved link targets
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret.txt").write_text("Secret text that must not leak.\n")
+    (outside / "sub" / "more.txt").write_text("More secret text.\n")
+    root = tmp_path / "docs"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.txt").write_text("Alpha text.\n")
+    (root / "leak.txt").symlink_to(outside / "secret.txt")
+    (root / "inner.txt").symlink_to(root / "real" / "a.txt")
+    (root / "linked-out").symlink_to(outside / "sub", target_is_directory=True)
+    (root / "linked-in").symlink_to(root / "real", target_is_directory=True)
+    (root / "broken.txt").symlink_to(tmp_path / "gone.txt")
+    (root / "real" / "loop").symlink_to(root, target_is_directory=True)
+
+    result = load_documents([root])
+    assert sorted(d.doc_id for d in result.documents) == ["inner.txt", "real/a.txt"]
+    why = {Path(s.path).relative_to(root).as_posix(): s.reason for s in result.skipped}
+    assert set(why) == {"leak.txt", "linked-out", "linked-in", "broken.txt", "real/loop"}
+    assert why["leak.txt"] == f"link to {outside / 'secret.txt'}, outside the given paths; not followed (--follow-links follows links)"
+    assert why["linked-out"].startswith(f"link to folder {outside / 'sub'} outside the given paths; not followed")
+    assert why["linked-in"].startswith(f"link to folder {root / 'real'} inside the given paths")
+    assert why["broken.txt"] == f"broken link to {tmp_path / 'gone.txt'}"
+    assert all("Secret" not in d.text for d in result.documents)
+
+    followed = load_documents([root], follow_links=True)
+    assert sorted(d.doc_id for d in followed.documents) == [
+        "inner.txt", "leak.txt", "linked-in/a.txt", "linked-out/more.txt", "real/a.txt",
+    ]
+    why = {Path(s.path).relative_to(root).as_posix(): s.reason for s in followed.skipped}
+    assert set(why) == {"broken.txt", "real/loop", "linked-in/loop"}
+    assert why["real/loop"].endswith("already walked (a link loop?); not followed again")
+
+
+def test_cli_follow_links_flag(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from ragtune.cli import build_app
+
+    tmp_path = tmp_path.resolve()
+    (tmp_path / "outside.txt").write_text("Outside text.\n")
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("Alpha text.\n")
+    (root / "out.txt").symlink_to(tmp_path / "outside.txt")
+    runner, app = CliRunner(), build_app()
+    plain = runner.invoke(app, ["-q", "ingest", str(root), "--index", str(tmp_path / "ix"), "--embedder", "hash"])
+    assert plain.exit_code == 1 and "1 added" in plain.output
+    assert f"skipped {root / 'out.txt'}: link to {tmp_path / 'outside.txt'}, outside the given paths" in plain.output
+    followed = runner.invoke(app, ["-q", "ingest", str(root), "--index", str(tmp_path / "ix"), "--follow-links"])
+    assert followed.exit_code == 0 and "1 added, 0 replaced, 1 unchanged" in followed.output

@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
+        follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
@@ -33,13 +34,15 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
-        result = load_documents(paths)
-        stats = index.add_documents(result.documents)
+        result = load_documents(paths, follow_links=follow_links)
+        stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "
             f"chunks: +{stats.chunks_added} -{stats.chunks_removed}; index now {len(index.documents())} documents, "
             f"{len(index)} chunks"
         )
+        for doc_id, twin in stats.same_content:
+            typer.echo(f"{doc_id}: unchanged (same content as {twin})", err=True)
         for skipped in result.skipped:
             typer.secho(one_line(f"skipped {skipped.path}: {skipped.reason}"), fg="yellow", err=True)
         if result.skipped:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.errors import NotBuiltError
+from ragtune.config import IndexConfig
+from ragtune.errors import ConfigError, IndexCorruptError, NotBuiltError
 from ragtune.types import Chunk
 
 FORMAT_VERSION = 1
@@ -33,6 +35,13 @@ CONFIG = "config.json"
 SEGMENTS = "segments"
 # Test hook: seconds to sleep after the segments are written and before the manifest is replaced.
 PAUSE_ENV = "RAGTUNE_TEST_COMMIT_PAUSE_S"
+RECOVER = "re-ingest into a new index (ragtune ingest PATH --index NEW) or restore the folder from a backup"
+
+
+def corrupt(index_dir: Path, where: str, problem: str) -> IndexCorruptError:
+    """The one-line error for a damaged index file: which file (and line), what is wrong, how to recover."""
+    problem = " ".join(str(problem).split())[:200]
+    return IndexCorruptError(f"index {index_dir} is corrupt: {where}: {problem}; {RECOVER}")
 
 
 @dataclass
@@ -65,21 +74,33 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Manifest:
+        if not isinstance(data, dict):
+            raise corrupt(path, MANIFEST, f"expected a JSON object, got {type(data).__name__}")
         if data.get("format_version") != FORMAT_VERSION:
             raise NotBuiltError(
                 f"index {path} has format version {data.get('format_version')!r}; this ragtune reads {FORMAT_VERSION}"
             )
-        docs = {doc_id: DocEntry(**entry) for doc_id, entry in data.get("documents", {}).items()}
-        return cls(
-            config=data["config"],
-            embedder_id=data.get("embedder_id", ""),
-            dim=int(data.get("dim", 0)),
-            generation=int(data.get("generation", 0)),
-            segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
-            documents=docs,
-            format_version=FORMAT_VERSION,
-            ragtune_version=data.get("ragtune_version", ""),
-        )
+        try:
+            docs = {doc_id: DocEntry(**entry) for doc_id, entry in data.get("documents", {}).items()}
+            manifest = cls(
+                config=data["config"],
+                embedder_id=data.get("embedder_id", ""),
+                dim=int(data.get("dim", 0)),
+                generation=int(data.get("generation", 0)),
+                segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
+                documents=docs,
+                format_version=FORMAT_VERSION,
+                ragtune_version=data.get("ragtune_version", ""),
+            )
+        except KeyError as exc:
+            raise corrupt(path, MANIFEST, f"missing field {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise corrupt(path, MANIFEST, f"bad field ({exc})") from None
+        unknown = {e.segment for e in docs.values()} - set(manifest.segments)
+        if unknown or not isinstance(manifest.config, dict):
+            problem = f"documents point at unknown segment {sorted(unknown)[0]}" if unknown else "config is not an object"
+            raise corrupt(path, MANIFEST, problem)
+        return manifest
 
     def live_rows(self) -> int:
         return sum(entry.n_chunks for entry in self.documents.values())
@@ -113,7 +134,9 @@ def read_manifest(index_dir: Path) -> Manifest:
     except FileNotFoundError as exc:
         raise NotBuiltError(f"no index at {index_dir} (missing {MANIFEST}); build it with `ragtune ingest`") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NotBuiltError(f"index manifest {path} is unreadable: {exc}") from exc
+        raise corrupt(Path(index_dir), MANIFEST, f"not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise corrupt(Path(index_dir), MANIFEST, f"unreadable ({exc.strerror or exc})") from None
     return Manifest.from_json(data, Path(index_dir))
 
 
@@ -149,8 +172,13 @@ def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.n
         raise ValueError(f"segment {name}: {len(chunks)} chunks but {len(vectors)} vectors")
     seg_dir = Path(index_dir) / SEGMENTS
     seg_dir.mkdir(exist_ok=True)
-    lines = "".join(json.dumps(_chunk_record(c), ensure_ascii=False) + "\n" for c in chunks)
-    write_bytes_atomic(seg_dir / f"{name}.chunks.jsonl", lines.encode("utf-8"))
+    tmp = seg_dir / f".{name}.chunks.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:  # line by line: a big segment is never one string in memory
+        for chunk in chunks:
+            fh.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, seg_dir / f"{name}.chunks.jsonl")
     tmp = seg_dir / f".{name}.vectors.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
@@ -160,21 +188,54 @@ def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.n
     fsync_dir(seg_dir)
 
 
+def _missing(index_dir: Path, path: Path) -> NotBuiltError:
+    return NotBuiltError(f"index {index_dir} is incomplete: segment file {SEGMENTS}/{path.name} is missing; {RECOVER}")
+
+
 def read_segment_chunks(index_dir: Path, name: str) -> list[Chunk]:
+    """The chunks of one segment; IndexCorruptError naming the file and line of a damaged record."""
     path = Path(index_dir) / SEGMENTS / f"{name}.chunks.jsonl"
+    where = f"{SEGMENTS}/{path.name}"
+    chunks: list[Chunk] = []
+    number = 0
     try:
         with open(path, encoding="utf-8") as fh:
-            return [Chunk(**json.loads(line)) for line in fh if line.strip()]
-    except FileNotFoundError as exc:
-        raise NotBuiltError(f"index {index_dir} is incomplete: segment file {path.name} is missing") from exc
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+                chunk = Chunk(**record)
+                if not isinstance(chunk.text, str) or not isinstance(chunk.chunk_id, str):
+                    raise TypeError("'chunk_id' and 'text' must be strings")
+                chunks.append(chunk)
+    except FileNotFoundError:
+        raise _missing(Path(index_dir), path) from None
+    except UnicodeDecodeError as exc:
+        raise corrupt(Path(index_dir), where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise corrupt(Path(index_dir), f"{where} line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except TypeError as exc:
+        raise corrupt(Path(index_dir), f"{where} line {number}", f"not a chunk record ({exc})") from None
+    except OSError as exc:
+        raise corrupt(Path(index_dir), where, f"unreadable ({exc.strerror or exc})") from None
+    return chunks
 
 
-def read_segment_vectors(index_dir: Path, name: str) -> np.ndarray:
+def read_segment_vectors(index_dir: Path, name: str, dim: int = 0) -> np.ndarray:
+    """The (rows, dim) vectors of one segment, memory-mapped; IndexCorruptError if the file is damaged."""
     path = Path(index_dir) / SEGMENTS / f"{name}.vectors.npy"
+    where = f"{SEGMENTS}/{path.name}"
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise NotBuiltError(f"index {index_dir} is incomplete: segment file {path.name} is missing") from exc
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise _missing(Path(index_dir), path) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise corrupt(Path(index_dir), where, f"not a readable .npy array ({exc})") from None
+    if vectors.ndim != 2 or (dim and vectors.shape[1] != dim) or vectors.dtype.kind != "f":
+        raise corrupt(Path(index_dir), where, f"expected (rows, {dim or 'dim'}) floats, found {vectors.shape} {vectors.dtype}")
+    return vectors
 
 
 def collect_garbage(index_dir: Path, manifest: Manifest) -> int:
@@ -193,3 +254,40 @@ def collect_garbage(index_dir: Path, manifest: Manifest) -> int:
         path.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def check_creatable(path: Path) -> None:
+    """ConfigError unless path is missing or an empty folder (where a new index may go)."""
+    if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an index (no {MANIFEST}); choose an empty or new folder")
+
+
+def create_folder(path: Path, config: IndexConfig) -> None:
+    """Create an empty index folder atomically (a temp folder renamed into place). If another writer
+    created the index meanwhile, that one is kept (ConfigError if its config differs)."""
+    from ragtune import __version__
+
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
+    try:
+        (tmp / SEGMENTS).mkdir()
+        (tmp / CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp, Manifest(config=config.model_dump(), ragtune_version=__version__))
+        try:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder the user made for us
+            os.rename(tmp, path)
+        except OSError as exc:
+            if not (path / MANIFEST).is_file():
+                raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
+            theirs = read_manifest(path).config  # another writer won the race
+            if IndexConfig.model_validate(theirs) != config:
+                raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
+        else:
+            fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -2,18 +2,15 @@
 
 >>> index = Index.open_or_create("my-index")
 >>> index.add_documents(load_documents(["docs/"]).documents)
-IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_removed=0)
+IngestStats(added=2, replaced=0, unchanged=0, deleted=0, chunks_added=7, chunks_removed=0, same_content=())
 >>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # ragtune.retrieve
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ from ragtune.index import manifest as mf
 from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
+from ragtune.index.plan import Plan, make_plan
 from ragtune.progress import progress_task
 from ragtune.types import Chunk, Document
 
@@ -34,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 EMBED_STEP = 512  # texts per encode call: large enough to keep sentence-transformers' batching efficient
 COMPACT_MIN_DEAD = 64  # compact only when tombstones outnumber live rows and there are at least this many
+MAX_PLANS = 3  # plan-and-embed rounds without the lock before a writer embeds the rest under it
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class IngestStats:
     deleted: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    same_content: tuple[tuple[str, str], ...] = ()  # (new id, live id) pairs not added: content already indexed
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,13 @@ class IndexState:
             if not ranges:
                 continue
             seg_chunks = mf.read_segment_chunks(index_dir, name)
-            seg_vectors = mf.read_segment_vectors(index_dir, name)
+            seg_vectors = mf.read_segment_vectors(index_dir, name, manifest.dim)
             rows = np.concatenate([np.arange(s, s + n) for s, n in ranges])
             if len(seg_chunks) != len(seg_vectors) or (len(rows) and rows.max() >= len(seg_chunks)):
-                raise NotBuiltError(f"index {index_dir} is corrupt: segment {name} does not match the manifest")
+                raise mf.corrupt(
+                    index_dir, f"{mf.SEGMENTS}/{name}",
+                    f"{len(seg_chunks)} chunks and {len(seg_vectors)} vectors do not match the manifest",
+                )
             chunks.extend(seg_chunks[int(r)] for r in rows)
             vector_parts.append(np.asarray(seg_vectors[rows], dtype=np.float32))
         dim = manifest.dim or 1
@@ -154,25 +157,8 @@ class Index:
                     f"index {path} exists with another config: {existing.config.model_dump()} != {config.model_dump()}"
                 )
             return existing
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ConfigError(f"{path} exists and is not an index (no {mf.MANIFEST}); choose an empty or new folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
-        tmp.mkdir()
-        try:
-            from ragtune import __version__
-
-            (tmp / mf.SEGMENTS).mkdir()
-            (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")
-            manifest = mf.Manifest(config=config.model_dump(), ragtune_version=__version__)
-            mf.write_manifest(tmp, manifest)
-            if path.exists():
-                path.rmdir()  # an empty folder the user made for us
-            os.rename(tmp, path)
-            mf.fsync_dir(path.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        mf.check_creatable(path)
+        mf.create_folder(path, config)
         return cls(path, config, embedder)
 
     @classmethod
@@ -185,16 +171,18 @@ class Index:
         try:
             config = IndexConfig.model_validate(manifest.config)
         except ValueError as exc:
-            raise NotBuiltError(f"index {path} has an unreadable config: {exc}") from exc
+            raise mf.corrupt(path, f"{mf.MANIFEST} config", str(exc)) from None
         index = cls(path, config, embedder)
         index._state = _load_state(path, manifest)
         return index
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, config: IndexConfig | None = None, embedder: TextEmbedder | None = None) -> Index:
-        """Open the index at path, or create it (with config, default IndexConfig()) if there is none.
+        """Open the index at path, or prepare a new one (with config, default IndexConfig()) if there is none.
 
-        With a config given and an existing index built with another one: ConfigError."""
+        A new index is empty and its folder is created by its first commit, so a command that fails
+        before committing leaves nothing behind. With a config given and an existing index built with
+        another one: ConfigError."""
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
@@ -203,7 +191,10 @@ class Index:
                     f"index {path} exists with another config: {index.config.model_dump()} != {config.model_dump()}"
                 )
             return index
-        return cls.create(path, config or IndexConfig(), embedder=embedder)
+        mf.check_creatable(path)
+        index = cls(path, config or IndexConfig(), embedder)  # nothing on disk until the first commit
+        index._state = IndexState(path, mf.Manifest(config=index.config.model_dump()))
+        return index
 
     # ---- reading -------------------------------------------------------------------------------------------
     @property
@@ -226,6 +217,8 @@ class Index:
 
     def reload(self) -> None:
         """Pick up commits made by another process or Index instance (cheap when nothing changed)."""
+        if self._state is not None and not (self.path / mf.MANIFEST).is_file() and self._state.generation == 0:
+            return  # a new index whose folder no commit has created yet
         manifest = mf.read_manifest(self.path)
         with self._state_lock:
             if self._state is not None and self._state.generation == manifest.generation:
@@ -261,10 +254,24 @@ class Index:
         return out
 
     # ---- writing -------------------------------------------------------------------------------------------
-    def add_documents(self, docs: Iterable[Document]) -> IngestStats:
+    def add_documents(
+        self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None
+    ) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
-        are skipped without re-embedding; a document id given twice keeps its last version."""
-        from ragtune.ingest import chunk_documents, document_hash, load_tokenizer
+        are skipped without re-embedding; a document id given twice keeps its last version.
+
+        With `dedupe_content` (what `ragtune ingest` does: its ids are file paths, and one file reached from
+        two roots must stay one document), a document with a new id whose content (title, text, metadata)
+        equals a live document's is not added: it is counted as unchanged and listed in `stats.same_content`
+        as (its id, the live id). Off by default because callers that choose ids (the server's PUT, a BEIR
+        corpus whose qrels name ids) need every id to exist. A changed document with an id already in the
+        index always replaces its chunks.
+
+        Chunking and embedding run without the writer lock; the lock is held only to commit. If another
+        writer committed meanwhile, the plan is re-made against its state and only what is new is embedded.
+        IndexBusyError if the lock is not free within `lock_timeout_s` (default: see `index.lock`).
+        """
+        from ragtune.ingest import document_hash
 
         latest: dict[str, Document] = {}
         for doc in docs:
@@ -275,47 +282,94 @@ class Index:
             latest.pop(doc.doc_id, None)
             latest[doc.doc_id] = doc
         hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+        prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}  # doc id -> its chunks and vectors
 
-        with writer_lock(self.path):
-            manifest = mf.read_manifest(self.path)
-            todo = [d for d_id, d in latest.items() if manifest.documents.get(d_id, None) is None
-                    or manifest.documents[d_id].hash != hashes[d_id]]
-            unchanged = len(latest) - len(todo)
-            if not todo:
+        for attempt in range(MAX_PLANS):
+            manifest = self._read_manifest_or_empty()
+            plan = make_plan(manifest, latest, hashes, dedupe_content)
+            if not plan.todo:
                 self.reload()
-                return IngestStats(unchanged=unchanged)
-            replaced = sum(1 for d in todo if d.doc_id in manifest.documents)
-            self._check_embedder(manifest)  # before the expensive part
-            model_name = self.config.embed.model
-            tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
-            chunks = chunk_documents(todo, self.config.chunk, tokenizer)
-            vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-
-            generation = manifest.generation + 1
-            name = mf.new_segment_name(generation)
-            mf.write_segment(self.path, name, chunks, vectors)
-            removed = sum(manifest.documents[d.doc_id].n_chunks for d in todo if d.doc_id in manifest.documents)
-            starts: dict[str, int] = {}
-            for row, chunk in enumerate(chunks):
-                starts.setdefault(chunk.doc_id, row)
-            counts: dict[str, int] = {}
-            for chunk in chunks:
-                counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
-            manifest.segments[name] = len(chunks)
-            for doc in todo:
-                manifest.documents.pop(doc.doc_id, None)  # re-insert: a replaced document moves to the end
-                manifest.documents[doc.doc_id] = mf.DocEntry(
-                    hash=hashes[doc.doc_id], segment=name, start=starts.get(doc.doc_id, 0),
-                    n_chunks=counts.get(doc.doc_id, 0), title=doc.title, source=doc.source,
-                    metadata=dict(doc.metadata),
-                )
-            self._commit(manifest, generation)
-        stats = IngestStats(
-            added=len(todo) - replaced, replaced=replaced, unchanged=unchanged,
-            chunks_added=len(chunks), chunks_removed=removed,
-        )
+                return _stats(plan, 0, 0)
+            self._prepare([d for d in plan.todo if d.doc_id not in prepared], manifest, prepared)
+            self._ensure_folder()
+            with writer_lock(self.path, timeout_s=lock_timeout_s):
+                current = mf.read_manifest(self.path)
+                if current.generation != manifest.generation:  # another writer committed: re-plan (cheap)
+                    plan = make_plan(current, latest, hashes, dedupe_content)
+                    new = [d for d in plan.todo if d.doc_id not in prepared]
+                    if new and attempt < MAX_PLANS - 1:
+                        continue  # embed those without the lock, then try again
+                    self._prepare(new, current, prepared)
+                    manifest = current
+                if not plan.todo:
+                    self.reload()
+                    return _stats(plan, 0, 0)
+                chunks_added, removed = self._commit_plan(manifest, plan, hashes, prepared)
+            break
+        stats = _stats(plan, chunks_added, removed)
         logger.info("index %s: %s", self.path, stats)
         return stats
+
+    def _prepare(self, docs: list[Document], manifest: mf.Manifest, prepared: dict[str, tuple[list[Chunk], np.ndarray]]) -> None:
+        """Chunk and embed docs (no lock held) into prepared[doc_id]."""
+        if not docs:
+            return
+        from ragtune.ingest import chunk_documents, load_tokenizer
+
+        self._check_embedder(manifest)  # fails early, before the expensive part
+        model_name = self.config.embed.model
+        tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
+        chunks = chunk_documents(docs, self.config.chunk, tokenizer)
+        vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
+        spans: dict[str, list[int]] = {}  # a document's chunks are consecutive: [first row, end row)
+        for row, chunk in enumerate(chunks):
+            spans.setdefault(chunk.doc_id, [row, row])[1] = row + 1
+        for doc in docs:
+            start, end = spans.get(doc.doc_id, (0, 0))
+            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end])  # a view, not a copy
+
+    def _commit_plan(
+        self, manifest: mf.Manifest, plan: Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
+    ) -> tuple[int, int]:
+        """Write the planned documents' segment and commit (caller holds the lock). Returns (chunks added, removed)."""
+        self._check_embedder(manifest)
+        generation = manifest.generation + 1
+        name = mf.new_segment_name(generation)
+        chunks: list[Chunk] = []
+        parts: list[np.ndarray] = []
+        starts: dict[str, int] = {}
+        for doc in plan.todo:
+            doc_chunks, doc_vectors = prepared[doc.doc_id]
+            starts[doc.doc_id] = len(chunks)
+            chunks.extend(doc_chunks)
+            parts.append(np.asarray(doc_vectors, dtype=np.float32))
+        if len(parts) == 1:
+            vectors = parts[0]
+        else:
+            vectors = np.concatenate(parts) if parts else np.zeros((0, manifest.dim or 1), dtype=np.float32)
+        mf.write_segment(self.path, name, chunks, vectors)
+        removed = sum(manifest.documents[d.doc_id].n_chunks for d in plan.todo if d.doc_id in manifest.documents)
+        manifest.segments[name] = len(chunks)
+        for doc in plan.todo:
+            manifest.documents.pop(doc.doc_id, None)  # re-insert: a replaced document moves to the end
+            manifest.documents[doc.doc_id] = mf.DocEntry(
+                hash=hashes[doc.doc_id], segment=name, start=starts[doc.doc_id],
+                n_chunks=len(prepared[doc.doc_id][0]), title=doc.title, source=doc.source,
+                metadata=dict(doc.metadata),
+            )
+        self._commit(manifest, generation)
+        return len(chunks), removed
+
+    def _read_manifest_or_empty(self) -> mf.Manifest:
+        """The committed manifest, or an empty one while the folder is not created yet."""
+        if not (self.path / mf.MANIFEST).is_file():
+            return mf.Manifest(config=self.config.model_dump())
+        return mf.read_manifest(self.path)
+
+    def _ensure_folder(self) -> None:
+        """Create the index folder now (first commit), atomically; a folder another writer just created is used."""
+        if not (self.path / mf.MANIFEST).is_file():
+            mf.create_folder(self.path, self.config)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents in one atomic commit; InputError (and no change) if any id is unknown.
@@ -376,6 +430,14 @@ class Index:
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
+
+
+def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:
+    return IngestStats(
+        added=len(plan.todo) - plan.replaced, replaced=plan.replaced,
+        unchanged=plan.unchanged + len(plan.same_content), chunks_added=chunks_added,
+        chunks_removed=chunks_removed, same_content=tuple(plan.same_content),
+    )
 
 
 def _load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 3) -> IndexState:

@@ -65,7 +65,7 @@ class _NoTask:
 
 
 @contextlib.contextmanager
-def bulk_progress(description: str, total: int, minimum: int) -> Iterator[Any]:
+def bulk_progress(description: str, total: float, minimum: float) -> Iterator[Any]:
     """`progress_task`, but silent for small jobs (one document updated by the server needs no bar)."""
     if total < minimum:
         yield _NoTask()

@@ -30,16 +30,18 @@ logger = logging.getLogger(__name__)
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")  # inside a fenced code block '# x' is a comment, not a heading
 _HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 _COUNT_BATCH = 4096
+_MB = 1024 * 1024
+PROGRESS_MIN_MB = 1.0  # below this much text chunking shows no bar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Block:
     sentences: tuple[str, ...]
     section: str | None  # the heading in effect (a heading block's own text)
     heading: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Unit:
     """A piece that is never cut further when packing: a sentence, a heading line or a token window."""
 
@@ -234,7 +236,7 @@ def _count_all(texts: list[str], tokenizer: TokenCounter, task: object) -> list[
     for i in range(0, len(texts), _COUNT_BATCH):
         batch = texts[i : i + _COUNT_BATCH]
         counts.extend(tokenizer.count_batch(batch))
-        task.advance(len(batch))  # type: ignore[attr-defined]
+        task.advance(sum(map(len, batch)) / _MB)  # type: ignore[attr-defined]
     return counts
 
 
@@ -248,7 +250,8 @@ def chunk_documents(docs: Sequence[Document], config: ChunkConfig, tokenizer: To
     limit, overlap = config.chunk_tokens, config.overlap_tokens
     parsed = [split_blocks(doc.text) for doc in docs]
     sentences = [s for blocks in parsed for block in blocks for s in block.sentences]
-    with bulk_progress("Chunking", total=len(sentences), minimum=_COUNT_BATCH) as task:
+    megabytes = sum(map(len, sentences)) / _MB
+    with bulk_progress("Chunking (MB of text)", total=round(megabytes, 1), minimum=PROGRESS_MIN_MB) as task:
         counts = iter(_count_all(sentences, tokenizer, task))
         packed: list[tuple[Document, list[tuple[list[_Unit], int]]]] = []
         for doc, blocks in zip(docs, parsed, strict=True):

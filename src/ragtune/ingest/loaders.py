@@ -32,17 +32,26 @@ LOADERS: dict[str, Loader] = {
     ".json": load_squad,
 }
 SUPPORTED_EXTENSIONS = tuple(LOADERS)
+BIG_FILE_MB = 10  # a file this large gets a warning up front: chunking and embedding it take minutes
 
 
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def discover_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
-    """(file, doc id) for every file under the given paths, in a stable order.
+def discover_files(paths: Sequence[str | Path], follow_links: bool = False) -> list[tuple[Path, str]]:
+    """(file, doc id) for every file under the given paths, in a stable order (see `discover`)."""
+    return discover(paths, follow_links)[0]
+
+
+def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """(file, doc id) for every file under the given paths, in a stable order, and the links not followed.
 
     A folder is walked recursively (hidden files and folders skipped); files under it are named by their
     posix path relative to it. A file given directly is named by its file name.
+    Symbolic links: a linked file inside the given paths is read; a link leaving them, a linked folder and
+    a broken link are reported as `Skipped`, one line each. With follow_links, links are followed wherever
+    they point (a folder reached twice, e.g. through a link loop, is walked once).
     Raises InputError if a path does not exist.
     """
     if isinstance(paths, str | Path):  # a lone path, not a sequence of characters
@@ -50,21 +59,65 @@ def discover_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise InputError(f"path not found: {', '.join(repr(m) for m in missing)}")
+    roots = [Path(os.path.realpath(p)) for p in paths]
+
+    def inside(target: Path) -> bool:
+        return any(target == root or root in target.parents for root in roots)
+
     found: list[tuple[Path, str]] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         root = Path(raw)
         if not root.is_dir():
             found.append((root, root.name))
             continue
         walked = []
-        for folder, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
+        visited = {Path(os.path.realpath(root))}
+        for folder, dirnames, filenames in os.walk(root, followlinks=follow_links):
+            keep = []
+            for name in sorted(dirnames):
+                path = Path(folder) / name
+                if _is_hidden(name):
+                    continue
+                real = Path(os.path.realpath(path))
+                if path.is_symlink():
+                    reason = _folder_link_problem(real, follow_links, inside(real), real in visited)
+                    if reason:
+                        skipped.append(Skipped(str(path), reason))
+                        continue
+                visited.add(real)
+                keep.append(name)
+            dirnames[:] = keep
             for name in filenames:
-                if not _is_hidden(name):
-                    path = Path(folder) / name
-                    walked.append((path, path.relative_to(root).as_posix()))
+                path = Path(folder) / name
+                if _is_hidden(name):
+                    continue
+                if path.is_symlink():
+                    reason = _file_link_problem(path, follow_links, inside)
+                    if reason:
+                        skipped.append(Skipped(str(path), reason))
+                        continue
+                walked.append((path, path.relative_to(root).as_posix()))
         found.extend(sorted(walked, key=lambda item: item[1]))
-    return found
+    return found, sorted(skipped, key=lambda s: s.path)
+
+
+def _folder_link_problem(target: Path, follow_links: bool, inside: bool, seen: bool) -> str | None:
+    if not follow_links:
+        where = "inside the given paths (its files are read there)" if inside else "outside the given paths"
+        return f"link to folder {target} {where}; not followed (--follow-links follows links)"
+    if seen:
+        return f"link to folder {target}, already walked (a link loop?); not followed again"
+    return None
+
+
+def _file_link_problem(path: Path, follow_links: bool, inside: Callable[[Path], bool]) -> str | None:
+    target = Path(os.path.realpath(path))
+    if not target.exists():
+        return f"broken link to {target}"
+    if not follow_links and not inside(target):
+        return f"link to {target}, outside the given paths; not followed (--follow-links follows links)"
+    return None
 
 
 def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
@@ -78,19 +131,32 @@ def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
     if path.exists() and not path.is_file():  # a FIFO or device would block or never end
         yield Skipped(source, "not a regular file")
         return
+    _warn_if_big(path)
     try:
         yield from loader(path, doc_id, source)
     except SkipFile as skip:
         yield Skipped(source, skip.reason)
 
 
-def iter_documents(paths: Sequence[str | Path]) -> Iterator[Document | Skipped]:
+def _warn_if_big(path: Path) -> None:
+    try:
+        megabytes = path.stat().st_size / (1024 * 1024)
+    except OSError:
+        return  # the loader reports why it cannot read the file
+    if megabytes >= BIG_FILE_MB:
+        logger.warning("%s is %.0f MB; chunking and embedding it takes a while", path.name, megabytes)
+
+
+def iter_documents(paths: Sequence[str | Path], follow_links: bool = False) -> Iterator[Document | Skipped]:
     """Stream documents and skip reports from files and folders (see `load_documents`).
 
     A document whose id was already produced (e.g. the same file name given twice from different
-    folders) is reported as skipped rather than silently replacing the first.
+    folders) is reported as skipped rather than silently replacing the first. Links not followed come first.
     """
-    files = discover_files(paths)
+    files, links = discover(paths, follow_links)
+    for item in links:
+        logger.info("skipped %s: %s", item.path, item.reason)
+        yield item
     seen: dict[str, str] = {}
     with bulk_progress("Loading documents", total=len(files), minimum=20) as task:
         for path, doc_id in files:
@@ -107,12 +173,13 @@ def iter_documents(paths: Sequence[str | Path]) -> Iterator[Document | Skipped]:
             task.advance(1)
 
 
-def load_documents(paths: Sequence[str | Path]) -> LoadResult:
+def load_documents(paths: Sequence[str | Path], follow_links: bool = False) -> LoadResult:
     """Load .txt, .md/.markdown, .html/.htm, .pdf, .jsonl (incl. BEIR corpus.jsonl) and SQuAD .json.
 
     Folders are walked recursively (hidden files and folders ignored silently). Never raises for a bad
-    file: it is reported in `skipped` and the rest is loaded. Raises InputError only if a given path does
-    not exist.
+    file: it is reported in `skipped` and the rest is loaded. Symbolic links that leave the given paths,
+    and linked folders, are reported and not followed unless `follow_links`. Raises InputError only if a
+    given path does not exist.
 
     >>> result = load_documents(["docs/"])
     >>> [d.doc_id for d in result.documents]
@@ -120,6 +187,6 @@ def load_documents(paths: Sequence[str | Path]) -> LoadResult:
     """
     documents: list[Document] = []
     skipped: list[Skipped] = []
-    for item in iter_documents(paths):
+    for item in iter_documents(paths, follow_links):
         (documents if isinstance(item, Document) else skipped).append(item)
     return LoadResult(documents=documents, skipped=skipped)

@@ -12,13 +12,24 @@ from ragtune.config import BUNDLED
 from ragtune.errors import ConfigError
 
 
+# Python's str.split() also splits on these control characters; the tokenizer's normaliser deletes them.
+_NOT_TOKENIZER_SPACE = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+WORD_CACHE_MAX = 500_000  # distinct words remembered per tokenizer (a few tens of MB at most)
+
+
 class HFTokenCounter:
-    """A `tokenizers.Tokenizer` counting tokens without special tokens, padding or truncation."""
+    """A `tokenizers.Tokenizer` counting tokens without special tokens, padding or truncation.
+
+    For an additive tokenizer (see below) `count_batch` counts each distinct word once and sums: natural
+    text repeats its words, so a big file costs one tokenizer call per new word, not per occurrence
+    (about 10x faster on a 30 MB text than encoding every sentence).
+    """
 
     def __init__(self, tokenizer: Any):
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
+        self._word_tokens: dict[str, int] = {}
         # WordPiece behind BERT's pre-tokenizer never merges across whitespace, so the count of texts
         # joined by whitespace is the sum of their counts; chunking then needs no recount.
         self.additive = type(tokenizer.model).__name__ == "WordPiece" and type(tokenizer.pre_tokenizer).__name__ in (
@@ -40,6 +51,20 @@ class HFTokenCounter:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if not self.additive:
+            return self._encode_counts(texts)
+        words = [text.split() if not _NOT_TOKENIZER_SPACE.search(text) else None for text in texts]
+        cache = self._word_tokens
+        new = list({w for ws in words if ws is not None for w in ws if w not in cache})
+        if new:
+            if len(cache) + len(new) > WORD_CACHE_MAX:
+                cache.clear()
+            cache.update(zip(new, self._encode_counts(new), strict=True))
+        exact = [t for t, ws in zip(texts, words, strict=True) if ws is None]
+        exact_counts = iter(self._encode_counts(exact) if exact else [])
+        return [next(exact_counts) if ws is None else sum(map(cache.__getitem__, ws)) for ws in words]
+
+    def _encode_counts(self, texts: Sequence[str]) -> list[int]:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
