@@ -88,7 +88,7 @@ def main() -> int:
 
     from ragtune.cli.summary import print_run_summary
     from ragtune.evaluate.compare_run import CompareConfig, run_compare
-    from ragtune.evaluate.harness import parse_arms
+    from ragtune.arms import parse_arms
     from ragtune.evaluate.train_arms import train_adapters
 
     work = Path(args.work)

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.evaluate.compare_run import CompareConfig, run_compare
         from ragtune.evaluate.cost import CostModel
-        from ragtune.evaluate.harness import parse_arms
+        from ragtune.arms import parse_arms
 
         config = CompareConfig(
             index=str(index), questions=str(questions), out=str(out), arms=tuple(parse_arms(arms)),

@@ -12,11 +12,10 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
-
 import numpy as np
 
 from ragtune.errors import InputError
+from ragtune.types import Embedder
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -78,12 +77,6 @@ def f1_batch(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> list
 def _check_lengths(predictions: Sequence, golds: Sequence) -> None:
     if len(predictions) != len(golds):
         raise InputError(f"{len(predictions)} predictions but {len(golds)} gold answer lists")
-
-
-class Embedder(Protocol):
-    """Anything that encodes texts into L2-normalised vectors: `encode(texts) -> (n, d) float32`."""
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 def bundled_embedder() -> Embedder:

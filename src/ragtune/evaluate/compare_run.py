@@ -6,6 +6,7 @@ and renamed to RUN_DIR only when results.json, predictions.jsonl and report.html
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,10 +18,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ragtune import __version__
+from ragtune.arms import ARMS, DEFAULT_ARMS
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel
-from ragtune.evaluate.harness import ARMS, DEFAULT_ARMS, gold_doc_ids, run_arm
+from ragtune.evaluate.harness import gold_doc_ids, run_arm
+from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 
 logger = logging.getLogger(__name__)
@@ -248,20 +251,22 @@ def run_compare(config: CompareConfig) -> Path:
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
             kind = ARMS[arm].adapter
-            generator = load_generator(
-                GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
-                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                               stop_at_answer_line=True, prompt_style=config.prompt_style,
-                               context_sentences=config.context_sentences)
-            )
-            setup["arms"][arm]["prompt_style"] = getattr(generator, "prompt_style", "plain")
-            setup["arms"][arm]["context_sentences"] = getattr(generator, "context_sentences", 0)
+            arm_config = GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
+                                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                                        stop_at_answer_line=True, prompt_style=config.prompt_style,
+                                        context_sentences=config.context_sentences)
+            generator = load_generator(arm_config)
+            settings = AnswerSettings.resolve(arm_config)
+            setup["arms"][arm]["prompt_style"] = settings.prompt_style
+            setup["arms"][arm]["context_sentences"] = settings.context_sentences
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
-            for group, retr, fresh in ((examples, retriever, False), (fresh_examples, fresh_retriever, True)):
+            for group, source, retr, fresh in ((examples, index, retriever, False),
+                                               (fresh_examples, fresh_index, fresh_retriever, True)):
                 todo = partial.todo(arm, group, fresh)
-                if todo:
-                    run_arm(arm, todo, generator, retr, k=config.k, max_new_tokens=config.max_new_tokens,
+                if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
+                    embedder = source.embedder if ARMS[arm].retrieval else None
+                    run_arm(arm, todo, generator, retr, dataclasses.replace(settings, embedder=embedder), k=config.k,
                             batch_size=config.batch_size, freshness=fresh, on_rows=partial.append, progress=task)
             setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
