@@ -40,9 +40,9 @@ def register(app: typer.Typer) -> None:
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
+        from ragtune.arms import parse_arms
         from ragtune.evaluate.compare_run import CompareConfig, run_compare
         from ragtune.evaluate.cost import CostModel
-        from ragtune.arms import parse_arms
 
         config = CompareConfig(
             index=str(index), questions=str(questions), out=str(out), arms=tuple(parse_arms(arms)),

@@ -12,6 +12,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+
 import numpy as np
 
 from ragtune.errors import InputError
