@@ -87,8 +87,8 @@ def main() -> int:
         return 0
 
     from ragtune.cli.summary import print_run_summary
+    from ragtune.arms import parse_arms
     from ragtune.workflows.compare import CompareConfig, run_compare
-    from ragtune.evaluate.harness import parse_arms
     from ragtune.workflows.train_arms import train_adapters
 
     work = Path(args.work)

@@ -112,18 +112,21 @@ def answer_f1(index, questions) -> None:
     import numpy as np
 
     from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
+    from ragtune.config import GenerateConfig
     from ragtune.generate.registry import load_generator
-    from ragtune.pipeline import answer
+    from ragtune.pipeline import AnswerSettings, answer
     from ragtune.retrieve import open_retriever
 
-    generator = load_generator()
+    config = GenerateConfig()
+    generator = load_generator(config)
+    settings = AnswerSettings.resolve(config, index.embedder)  # what `ask` uses
     texts = [q.question for q in questions]
     golds = [list(q.gold_answers) for q in questions]
     print(f"\nanswer quality with the bundled LLM ({len(texts)} multi-hop questions, k=5)")
     print(f"{'mode':14s}{'F1':>8s}{'EM':>8s}{'s total':>9s}")
     for mode in ("hybrid", "graph-hybrid"):
         start = time.perf_counter()
-        preds = answer(texts, generator, open_retriever(index, mode), k=5, arm=mode)
+        preds = answer(texts, generator, open_retriever(index, mode), settings, k=5, arm=mode)
         seconds = time.perf_counter() - start
         answers_ = [p.answer for p in preds]
         print(f"{mode:14s}{np.mean(f1_batch(answers_, golds)):8.3f}{np.mean(exact_match_batch(answers_, golds)):8.3f}"

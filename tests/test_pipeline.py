@@ -6,7 +6,8 @@ import pytest
 
 from ragtune.errors import BackendError, InputError
 from ragtune.generate.prompts import SYSTEM_CLOSED, SYSTEM_RAG
-from ragtune.pipeline import answer, citations, prediction_to_dict
+from ragtune.config import GenerateConfig
+from ragtune.pipeline import AnswerSettings, answer, answer_from_hits, citations, prediction_to_dict, retrieve
 from ragtune.types import Chunk, Generation, Hit
 
 CORPUS = {
@@ -124,7 +125,7 @@ def test_pipeline_with_tiny_model(tiny_lm_dir):
     from ragtune.generate.hf import HFGenerator
 
     gen = HFGenerator(tiny_lm_dir, batch_size=2)
-    preds = answer(QUESTIONS, gen, FakeRetriever(), k=2, max_new_tokens=4)
+    preds = answer(QUESTIONS, gen, FakeRetriever(), AnswerSettings(max_new_tokens=4), k=2)
     assert len(preds) == 3 and all(0 < p.completion_tokens <= 4 for p in preds)
     assert all(len(citations(p)) >= 1 for p in preds)  # the fallback always shows a passage
 
@@ -133,13 +134,12 @@ def test_guided_style_adds_examples_and_cuts_sources_but_keeps_full_hits():
     from ragtune.generate.prompts import WORKED_EXAMPLES
 
     generator = ScriptedGenerator(SCRIPT, batch_size=8)
-    generator.prompt_style = "guided"  # as load_generator sets them for an untuned local model
-    generator.context_sentences = 3
+    guided = AnswerSettings(prompt_style="guided", context_sentences=3)  # auto for an untuned local model
     long_corpus = {**CORPUS, "paris": ("Paris", "Paris is the capital of France. It has many bridges. Rain is common.")}
     retriever = FakeRetriever()
     try:
         CORPUS.update(long_corpus)
-        preds = answer(QUESTIONS[:1], generator, retriever, k=2)
+        preds = answer(QUESTIONS[:1], generator, retriever, guided, k=2)
     finally:
         CORPUS["paris"] = ("Paris", "Paris is the capital of France.")
     (messages,) = generator.batches[0]
@@ -149,9 +149,85 @@ def test_guided_style_adds_examples_and_cuts_sources_but_keeps_full_hits():
     assert "bridges" in preds[0].hits[0].chunk.text  # the prediction keeps the retrieved passage whole
     assert preds[0].answer == "Paris" and preds[0].cited == (1,)
     plain = ScriptedGenerator(SCRIPT, batch_size=8)
-    answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="plain")
+    answer(QUESTIONS[:1], plain, FakeRetriever(), AnswerSettings(prompt_style="plain"), k=2)
     assert len(plain.batches[0][0]) == 2 and "bridges" not in plain.batches[0][0][-1]["content"]
-    answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, context_sentences=1)
+    answer(QUESTIONS[:1], plain, FakeRetriever(), AnswerSettings(context_sentences=1), k=2)
     assert "[2]" not in plain.batches[1][0][-1]["content"]  # one sentence kept: source [2] is skipped
-    with pytest.raises(InputError):
-        answer(QUESTIONS[:1], plain, FakeRetriever(), k=2, prompt_style="fancy")
+    with pytest.raises(InputError, match="fancy"):
+        AnswerSettings(prompt_style="fancy")
+    with pytest.raises(InputError, match="context_sentences"):
+        AnswerSettings(context_sentences=-1)
+
+
+class KeywordEmbedder:
+    """One dimension per keyword: ranks sentences unlike word overlap does."""
+
+    words = ("capital", "tower")
+
+    def encode(self, texts):
+        import numpy as np
+
+        return np.array([[1.0 + t.lower().count(w) for w in self.words] for t in texts], dtype=np.float32)
+
+
+def test_settings_embedder_decides_which_sentences_are_shown():
+    """Compression scores sentences with settings.embedder (the index's), else word overlap."""
+    hits = [Hit(Chunk("t#0", "t", "Bridges cross the river. The tower is tall. Towers rise. Paris is old.", "T"), 1.0)]
+    question = ["Which capital has the tower?"]
+    shown = {}
+    for name, embedder in (("overlap", None), ("embedder", KeywordEmbedder())):
+        generator = ScriptedGenerator(SCRIPT)
+        answer_from_hits(question, [hits], generator, AnswerSettings(context_sentences=1, embedder=embedder))
+        shown[name] = generator.batches[0][0][-1]["content"]
+    assert "The tower is tall." in shown["overlap"]
+    assert shown["overlap"] != shown["embedder"]
+
+
+def test_answer_is_retrieve_then_answer_from_hits():
+    settings = AnswerSettings(prompt_style="guided", context_sentences=2, max_new_tokens=9)
+    via_answer = ScriptedGenerator(SCRIPT)
+    preds = answer(QUESTIONS, via_answer, FakeRetriever(), settings, k=2, arm="rag")
+    hits = retrieve(QUESTIONS, FakeRetriever(), k=2)
+    via_hits = ScriptedGenerator(SCRIPT)
+    again = answer_from_hits(QUESTIONS, hits, via_hits, settings, arm="rag")
+    assert via_answer.batches == via_hits.batches
+    assert [(p.answer, p.cited, p.hits) for p in preds] == [(p.answer, p.cited, p.hits) for p in again]
+    closed = answer_from_hits(QUESTIONS[:2], [None, []], ScriptedGenerator(SCRIPT), settings)
+    assert closed[0].hits == () and closed[1].hits == ()
+    with pytest.raises(InputError, match="2 hit lists for 3"):
+        answer_from_hits(QUESTIONS, hits[:2], ScriptedGenerator(SCRIPT), settings)
+
+
+def test_resolve_keeps_the_embedder_and_the_config_max_tokens():
+    embedder = KeywordEmbedder()
+    settings = AnswerSettings.resolve(GenerateConfig(max_new_tokens=12), embedder)
+    assert (settings.prompt_style, settings.context_sentences, settings.max_new_tokens) == ("guided", 3, 12)
+    assert settings.embedder is embedder and settings.batch_size is None
+
+
+@pytest.mark.parametrize(
+    ("config", "style"),
+    [
+        (GenerateConfig(), "guided"),
+        (GenerateConfig(adapter="/some/adapter"), "plain"),
+        (GenerateConfig(model="http://localhost:8000/v1"), "plain"),
+        (GenerateConfig(adapter="/some/adapter", prompt_style="guided"), "guided"),
+        (GenerateConfig(prompt_style="plain"), "plain"),
+    ],
+)
+def test_auto_prompt_style(config, style):
+    assert AnswerSettings.resolve(config).prompt_style == style
+
+
+@pytest.mark.parametrize(
+    ("config", "keep"),
+    [
+        (GenerateConfig(), 3),
+        (GenerateConfig(adapter="/some/adapter"), 3),
+        (GenerateConfig(model="http://localhost:8000/v1"), 0),
+        (GenerateConfig(context_sentences=0), 0),
+        (GenerateConfig(model="http://localhost:8000/v1", context_sentences=5), 5),
+    ],
+)
+def test_auto_context_sentences(config, keep):
+    assert AnswerSettings.resolve(config).context_sentences == keep

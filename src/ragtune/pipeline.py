@@ -1,7 +1,7 @@
 """The one answer path: retrieve → prompt with numbered sources → generate in batches → parse → cite.
 
-`ask`, `compare` (every arm) and `serve` all call `answer`, so the numbers in a report are the numbers a
-user gets.
+`ask`, `compare` (every arm) and `serve` all call `answer_from_hits` with `AnswerSettings.resolve(...)`, so
+the numbers in a report are the numbers a user gets. `answer` = `retrieve` + `answer_from_hits`.
 """
 
 from __future__ import annotations
@@ -9,103 +9,195 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Literal
 
+from ragtune.config import GenerateConfig
 from ragtune.errors import BackendError, InputError
 from ragtune.generate.base import Generator
 from ragtune.generate.citations import choose_sources, valid_citations
 from ragtune.generate.prompts import build_messages, condense_answer, parse_answer
+from ragtune.generate.registry import backend_name
 from ragtune.progress import progress_task
-from ragtune.types import Generation, Hit, Prediction
+from ragtune.retrieve.base import Filters, Retriever
+from ragtune.types import Embedder, Generation, Hit, Prediction
 
 log = logging.getLogger(__name__)
 
+DEFAULT_BATCH_SIZE = 8  # questions generated together when neither the settings nor the generator say
 
-class Retriever(Protocol):
-    """The retrieval contract (ragtune.retrieve implements it): batch of queries → hits per query."""
 
-    def retrieve(self, queries: list[str], k: int = 10, filters: Any = None) -> list[list[Hit]]: ...
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How hits become an answer: the prompt, the passages shown, decoding length and batching.
+
+    prompt_style: 'guided' (worked examples before the question) | 'plain'. context_sentences: passages cut
+    to that many sentences closest to the question (ragtune.generate.compress; 0 = whole passages), scored
+    with `embedder` (the index's embedder) or by word overlap when it is None. batch_size: questions per
+    generate call (None: the generator's own, else 8). Build it with `AnswerSettings.resolve`, as ask,
+    compare and serve do, so that "auto" means the same everywhere.
+
+    >>> AnswerSettings.resolve(GenerateConfig(model="bundled")).prompt_style
+    'guided'
+    """
+
+    prompt_style: Literal["guided", "plain"] = "plain"
+    context_sentences: int = 0
+    max_new_tokens: int = 64
+    batch_size: int | None = None
+    embedder: Embedder | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt_style not in ("guided", "plain"):
+            raise InputError(f"prompt_style must be 'guided' or 'plain', got {self.prompt_style!r}")
+        if self.context_sentences < 0:
+            raise InputError(f"context_sentences must be at least 0, got {self.context_sentences}")
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    @classmethod
+    def resolve(cls, config: GenerateConfig, embedder: Embedder | None = None) -> AnswerSettings:
+        """The settings for answering with the generator of `config`, "auto" resolved in this one place.
+
+        prompt_style "auto": guided for a local model without an adapter; plain with an adapter (trained on
+        plain prompts) or an endpoint (reads well). context_sentences None: DEFAULT_CONTEXT_SENTENCES for
+        local models, 0 (whole passages) for endpoints. `embedder` should be the index's (what retrieval
+        embeds with); max_new_tokens comes from the config, batch_size stays the generator's own.
+        """
+        from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
+
+        local = backend_name(config.model) == "hf"
+        style = config.prompt_style
+        if style == "auto":
+            style = "guided" if local and config.adapter is None else "plain"
+        keep = config.context_sentences
+        if keep is None:
+            keep = DEFAULT_CONTEXT_SENTENCES if local else 0
+        return cls(prompt_style=style, context_sentences=keep, max_new_tokens=config.max_new_tokens, embedder=embedder)
+
+    def describe(self) -> dict[str, object]:
+        """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens."""
+        return {"prompt_style": self.prompt_style, "context_sentences": self.context_sentences,
+                "max_new_tokens": self.max_new_tokens}
+
+
+def retrieve(
+    questions: Sequence[str], retriever: Retriever, k: int = 5, filters: Filters | None = None
+) -> list[list[Hit]]:
+    """One batched retrieval: the hits of each question, best first (validated: one list per question)."""
+    _check_questions(questions)
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    hits_per_question = [list(h) for h in retriever.retrieve(list(questions), k=k, filters=filters)]
+    if len(hits_per_question) != len(questions):
+        raise InputError(f"retriever returned {len(hits_per_question)} hit lists for {len(questions)} questions")
+    return hits_per_question
 
 
 def answer(
     questions: list[str],
     generator: Generator,
     retriever: Retriever | None = None,
+    settings: AnswerSettings | None = None,
+    *,
     k: int = 5,
-    filters: dict | None = None,
+    filters: Filters | None = None,
     arm: str = "",
-    max_new_tokens: int = 64,
     qids: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    prompt_style: str | None = None,
-    context_sentences: int | None = None,
 ) -> list[Prediction]:
-    """Answer a batch of questions; retriever=None means closed-book (no sources in the prompt).
+    """`retrieve` then `answer_from_hits`; retriever=None means closed-book (no sources in the prompt).
 
-    `prompt_style` ('guided': with worked examples | 'plain') and `context_sentences` (passages cut to that
-    many sentences closest to the question, ragtune.generate.compress; 0 = whole passages) default to the
-    generator's own (GenerateConfig). The predictions keep the whole hits, for citations.
+    settings=None: AnswerSettings() (plain prompt, whole passages, 64 new tokens). Retrieval time is
+    amortised over the questions and reported as each prediction's retrieve_ms.
 
-    Retrieval runs once for the whole batch and generation in chunks of `batch_size` questions (default:
-    the generator's own batch size, else 8). Timings are amortised: every question gets its batch's
-    wall time divided by the number of questions in it (retrieve_ms over the whole batch, generate_ms
-    over its generation chunk), so per-question figures sum to the real total.
+    >>> preds = answer(["Who wrote it?"], generator, open_retriever(index, "hybrid"),  # doctest: +SKIP
+    ...                AnswerSettings.resolve(config, index.embedder))
     """
-    if isinstance(questions, str):
-        raise InputError(f"questions must be a list of strings, got a single string: {questions!r}")
+    _check_questions(questions)
     if not questions:
         return []
-    for question in questions:
-        if not isinstance(question, str) or not question.strip():
-            raise InputError(f"every question must be a non-empty string, got {question!r}")
-    if qids is not None and len(qids) != len(questions):
-        raise InputError(f"qids has {len(qids)} entries for {len(questions)} questions")
-    if k < 1:
-        raise InputError(f"k must be at least 1, got {k}")
-
+    hits_per_question = None
     retrieve_ms = 0.0
-    hits_per_question: list[list[Hit] | None] = [None] * len(questions)
     if retriever is not None:
         start = time.perf_counter()
-        hits_per_question = [list(h) for h in retriever.retrieve(list(questions), k=k, filters=filters)]
+        hits_per_question = retrieve(questions, retriever, k=k, filters=filters)
         retrieve_ms = (time.perf_counter() - start) * 1000 / len(questions)
-        if len(hits_per_question) != len(questions):
-            raise InputError(f"retriever returned {len(hits_per_question)} hit lists for {len(questions)} questions")
+    return answer_from_hits(questions, hits_per_question, generator, settings or AnswerSettings(),
+                            arm=arm, qids=qids, retrieve_ms=retrieve_ms)
 
-    style = prompt_style or getattr(generator, "prompt_style", "plain")
-    if style not in ("guided", "plain"):
-        raise InputError(f"prompt_style must be 'guided' or 'plain', got {style!r}")
-    shown: list[list[Hit] | None] = list(hits_per_question)
-    keep = getattr(generator, "context_sentences", 0) if context_sentences is None else context_sentences
-    if keep and retriever is not None:
+
+def answer_from_hits(
+    questions: Sequence[str],
+    hits_per_question: Sequence[Sequence[Hit] | None] | None,
+    generator: Generator,
+    settings: AnswerSettings,
+    *,
+    arm: str = "",
+    qids: Sequence[str] | None = None,
+    retrieve_ms: float = 0.0,
+) -> list[Prediction]:
+    """Answer questions from hits already retrieved (None, or None for a question: closed-book).
+
+    Passages are cut per `settings` (the prediction keeps the whole hits, for citations) and generation
+    runs in chunks of `settings.batch_size` (else the generator's own batch size, else 8). Timings are
+    amortised: every question gets its chunk's wall time divided by the number of questions in it
+    (generate_ms), and `retrieve_ms` (per question) plus the compression time per question as retrieve_ms,
+    so per-question figures sum to the real total.
+    """
+    _check_questions(questions)
+    if qids is not None and len(qids) != len(questions):
+        raise InputError(f"qids has {len(qids)} entries for {len(questions)} questions")
+    if not questions:
+        return []
+    hits: list[list[Hit] | None] = [None] * len(questions)
+    if hits_per_question is not None:
+        if len(hits_per_question) != len(questions):
+            raise InputError(f"{len(hits_per_question)} hit lists for {len(questions)} questions")
+        hits = [None if h is None else list(h) for h in hits_per_question]
+    shown = list(hits)
+    with_sources = [i for i, h in enumerate(hits) if h is not None]
+    if settings.context_sentences and with_sources:
         from ragtune.generate.compress import compress_hits
 
         start = time.perf_counter()
-        embedder = getattr(getattr(retriever, "index", None), "embedder", None)
-        shown = list(compress_hits(questions, hits_per_question, keep, embedder))  # type: ignore[arg-type]
+        cut = compress_hits([questions[i] for i in with_sources], [hits[i] for i in with_sources],
+                            settings.context_sentences, settings.embedder)
+        for i, cut_hits in zip(with_sources, cut, strict=True):
+            shown[i] = cut_hits
         retrieve_ms += (time.perf_counter() - start) * 1000 / len(questions)
-    messages = [build_messages(q, hits, examples=style == "guided") for q, hits in zip(questions, shown, strict=True)]
-    step = batch_size or getattr(generator, "batch_size", None) or 8
+    guided = settings.prompt_style == "guided"
+    messages = [build_messages(q, h, examples=guided) for q, h in zip(questions, shown, strict=True)]
+    step = settings.batch_size or getattr(generator, "batch_size", None) or DEFAULT_BATCH_SIZE
     predictions: list[Prediction] = []
     with progress_task(f"Answering{f' ({arm})' if arm else ''}", total=len(questions)) as task:
         for start_index in range(0, len(questions), step):
             chunk = messages[start_index : start_index + step]
             start = time.perf_counter()
-            generations = generator.generate(chunk, max_new_tokens=max_new_tokens)
+            generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
             generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             if len(generations) != len(chunk):
                 raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(chunk)} prompts")
             predictions.extend(
-                _prediction(questions, hits_per_question, generations, start_index, retrieve_ms, generate_ms, arm, qids)
+                _prediction(questions, hits, generations, start_index, retrieve_ms, generate_ms, arm, qids)
             )
             task.advance(len(chunk))
-    log.debug("answered %d questions (arm=%r, retrieval=%s)", len(questions), arm, retriever is not None)
+    log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
 
 
+def _check_questions(questions: Sequence[str]) -> None:
+    if isinstance(questions, str):
+        raise InputError(f"questions must be a list of strings, got a single string: {questions!r}")
+    for question in questions:
+        if not isinstance(question, str) or not question.strip():
+            raise InputError(f"every question must be a non-empty string, got {question!r}")
+
+
 def _prediction(
-    questions: list[str],
+    questions: Sequence[str],
     hits_per_question: list[list[Hit] | None],
     generations: list[Generation],
     start_index: int,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,12 @@ class Prediction:
     completion_tokens: int = 0
     arm: str = ""
     qid: str = ""
+
+
+class Embedder(Protocol):
+    """Anything that encodes texts into L2-normalised vectors: `encode(texts) -> (n, d) float32`.
+
+    The index's embedder (ragtune.index.embed) is one; answer compression and semantic scoring take any.
+    """
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...

@@ -59,8 +59,9 @@ def test_gguf_conversion_round_trip(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_bundled_generator_answers_from_sources():
+    from ragtune.config import GenerateConfig
     from ragtune.generate import load_generator
-    from ragtune.pipeline import answer, citations
+    from ragtune.pipeline import AnswerSettings, answer, citations
     from ragtune.types import Chunk, Hit
 
     class OneDoc:
@@ -68,8 +69,10 @@ def test_bundled_generator_answers_from_sources():
             chunk = Chunk("eiffel#0", "eiffel", "The Eiffel Tower was finished in 1889 by Gustave Eiffel.", title="Eiffel Tower")
             return [[Hit(chunk, 0.9)] for _ in queries]
 
-    generator = load_generator()
-    preds = answer(["When was the Eiffel Tower finished?", "Who built the Eiffel Tower?"], generator, OneDoc(), max_new_tokens=24)
+    config = GenerateConfig(max_new_tokens=24)
+    generator = load_generator(config)
+    preds = answer(["When was the Eiffel Tower finished?", "Who built the Eiffel Tower?"], generator, OneDoc(),
+                   AnswerSettings.resolve(config))  # guided, 3 sentences (by word overlap: no index here), as before
     assert "1889" in preds[0].answer
     assert "Eiffel" in preds[1].answer
     assert citations(preds[0])[0]["doc_id"] == "eiffel"

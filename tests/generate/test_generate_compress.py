@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ragtune.config import GenerateConfig
 from ragtune.generate.compress import compress_hits
 from ragtune.generate.prompts import WORKED_EXAMPLES, build_messages, format_sources
-from ragtune.generate.registry import prompt_style
 from ragtune.types import Chunk, Hit
 
 HITS = [
@@ -63,33 +61,3 @@ def test_worked_examples_precede_the_question():
     assert closed[2] == {"role": "assistant", "content": WORKED_EXAMPLES[0][3]}
     assert "Sources" not in "".join(m["content"] for m in closed)
     assert build_messages("Who?", None) == build_messages("Who?", None, examples=False)
-
-
-@pytest.mark.parametrize(
-    ("config", "style"),
-    [
-        (GenerateConfig(), "guided"),
-        (GenerateConfig(adapter="/some/adapter"), "plain"),
-        (GenerateConfig(model="http://localhost:8000/v1"), "plain"),
-        (GenerateConfig(adapter="/some/adapter", prompt_style="guided"), "guided"),
-        (GenerateConfig(prompt_style="plain"), "plain"),
-    ],
-)
-def test_auto_prompt_style(config, style):
-    assert prompt_style(config) == style
-
-
-@pytest.mark.parametrize(
-    ("config", "keep"),
-    [
-        (GenerateConfig(), 3),
-        (GenerateConfig(adapter="/some/adapter"), 3),
-        (GenerateConfig(model="http://localhost:8000/v1"), 0),
-        (GenerateConfig(context_sentences=0), 0),
-        (GenerateConfig(model="http://localhost:8000/v1", context_sentences=5), 5),
-    ],
-)
-def test_auto_context_sentences(config, keep):
-    from ragtune.generate.registry import context_sentences
-
-    assert context_sentences(config) == keep

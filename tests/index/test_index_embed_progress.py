@@ -10,6 +10,7 @@ from ragtune.config import EmbedConfig, IndexConfig
 from ragtune.index import Index
 from ragtune.index import store as store_module
 from ragtune.index.embed import HashEmbedder, encode_in_steps
+from ragtune.retrieve import open_retriever
 from ragtune.types import Document
 
 
@@ -46,5 +47,5 @@ def test_index_embedding_bar_advances_by_encode_batch(tmp_path, monkeypatch) -> 
     index = Index.open_or_create(tmp_path / "ix", config)
     index.add_documents([Document(f"d{i}", f"Document number {i} is about topic {i}.") for i in range(40)])
     assert advanced == [16, 16, 8]
-    hits = index.retriever("dense").retrieve(["Document number 7 topic 7"], k=1)[0]
+    hits = open_retriever(index, "dense").retrieve(["Document number 7 topic 7"], k=1)[0]
     assert hits[0].chunk.doc_id == "d7"

@@ -92,7 +92,7 @@ def test_answers_do_not_follow_injected_instructions(tmp_path, mode):
     for screening in (mode, "off"):
         generator = ObedientGenerator(triggers)
         app, _, _ = make_app(tmp_path / screening, docs=[d for d, _ in labelled], generator=generator,
-                             screening=screening, k=3)
+                             screening=screening, k=3, context_sentences=0)  # whole passages reach the model
         followed = flagged = 0
         with TestClient(app) as client:
             for doc, label in labelled:

@@ -81,7 +81,7 @@ def test_existing_run_is_kept_unless_overwrite(setup):
 
 def test_resume_reuses_finished_rows(setup, monkeypatch):
     calls = {"n": 0}
-    real_answer = __import__("ragtune.pipeline", fromlist=["answer"]).answer
+    real_answer = __import__("ragtune.pipeline", fromlist=["answer_from_hits"]).answer_from_hits
 
     def crashing_answer(questions, *args, **kwargs):
         calls["n"] += 1
@@ -89,7 +89,7 @@ def test_resume_reuses_finished_rows(setup, monkeypatch):
             raise RuntimeError("simulated crash")
         return real_answer(questions, *args, **kwargs)
 
-    monkeypatch.setattr("ragtune.pipeline.answer", crashing_answer)
+    monkeypatch.setattr("ragtune.pipeline.answer_from_hits", crashing_answer)  # the one answer path
     with pytest.raises(RuntimeError):
         run_compare(_config(setup, batch_size=8))
     partial = setup["tmp"] / "run.partial" / "predictions.partial.jsonl"

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.config import GenerateConfig
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
-        from ragtune.pipeline import answer, prediction_to_dict, read_questions
+        from ragtune.pipeline import AnswerSettings, answer, prediction_to_dict, read_questions
 
         check_adapter_folder(adapter, "--adapter")
         check_text(question, "the question")
@@ -43,21 +43,23 @@ def register(app: typer.Typer) -> None:
             raise InputError("no question: pass QUESTION or --questions FILE")
         if index_dir is None and not closed_book:
             raise InputError("--index DIR is required (or pass --closed-book to answer without retrieval)")
-        retriever = None
+        index = retriever = None
         if not closed_book:
             from ragtune.index import Index
             from ragtune.retrieve import open_retriever
             from ragtune.retrieve.filters import parse_filter_args
 
-            retriever = open_retriever(Index.open(index_dir), mode)
+            index = Index.open(index_dir)
+            retriever = open_retriever(index, mode)
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,
             prompt_style=prompt_style, context_sentences=context_sentences,
         )
         generator = load_generator(config)
+        settings = AnswerSettings.resolve(config, index.embedder if index is not None else None)
         preds = answer(
-            questions, generator, retriever, k=k, max_new_tokens=max_new_tokens, qids=qids,
+            questions, generator, retriever, settings, k=k, qids=qids,
             filters=(parse_filter_args(filters) or None) if retriever is not None else None,
             arm="base" if closed_book else "rag",
         )

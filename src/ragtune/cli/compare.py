@@ -40,10 +40,10 @@ def register(app: typer.Typer) -> None:
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
+        from ragtune.arms import parse_arms
         from ragtune.cli.common import check_adapter_folder, check_output_folder
         from ragtune.workflows.compare import CompareConfig, run_compare
         from ragtune.evaluate.cost import CostModel
-        from ragtune.evaluate.harness import parse_arms
 
         check_output_folder(out, "--out")
         check_adapter_folder(adapter, "--adapter")

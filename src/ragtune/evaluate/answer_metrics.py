@@ -9,12 +9,12 @@ whitespace; F1 over bags of tokens; the score against several gold answers is th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
 from ragtune.errors import InputError
 from ragtune.text import normalize_answer, token_f1  # noqa: F401  (normalize_answer: re-exported)
+from ragtune.types import Embedder
 
 
 def _check_golds(golds: Sequence[str]) -> None:
@@ -50,12 +50,6 @@ def f1_batch(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> list
 def _check_lengths(predictions: Sequence, golds: Sequence) -> None:
     if len(predictions) != len(golds):
         raise InputError(f"{len(predictions)} predictions but {len(golds)} gold answer lists")
-
-
-class Embedder(Protocol):
-    """Anything that encodes texts into L2-normalised vectors: `encode(texts) -> (n, d) float32`."""
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 def bundled_embedder() -> Embedder:

@@ -1,7 +1,8 @@
-"""Arms of a comparison: which model and whether it retrieves, run through the same `answer` path as `ask`.
+"""Running one arm of a comparison through the same `retrieve` + `answer_from_hits` path as `ask` and `serve`.
 
 Every arm answers the same questions with the same decoding settings; generation is batched. Each answered
-question becomes one prediction row (the predictions.jsonl contract of ragtune.evaluate.run_files).
+question becomes one prediction row (the predictions.jsonl contract of ragtune.evaluate.run_files). The arms
+themselves (ARMS, parse_arms) live in ragtune.arms.
 """
 
 from __future__ import annotations
@@ -9,47 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from ragtune.arms import ARMS
 from ragtune.errors import InputError
+from ragtune.pipeline import AnswerSettings, answer, citations
+from ragtune.retrieve.base import Retriever
 from ragtune.types import Example, Prediction
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ArmSpec:
-    """An arm: does it retrieve, and which kind of adapter (None = the untuned base model) it needs."""
-
-    name: str
-    retrieval: bool
-    adapter: str | None  # "sft" | "raft" | None
-    description: str
-
-
-ARMS: dict[str, ArmSpec] = {
-    spec.name: spec
-    for spec in (
-        ArmSpec("base", False, None, "untuned model, closed-book"),
-        ArmSpec("rag", True, None, "untuned model + retrieval"),
-        ArmSpec("ft", False, "sft", "fine-tuned (SFT) model, closed-book"),
-        ArmSpec("ft_rag", True, "sft", "fine-tuned (SFT) model + retrieval"),
-        ArmSpec("raft", True, "raft", "RAFT-tuned model + retrieval"),
-    )
-}
-DEFAULT_ARMS = tuple(ARMS)
-
-
-def parse_arms(text: str | Sequence[str]) -> list[str]:
-    """'base,rag' → ['base', 'rag'], validated and de-duplicated in the given order."""
-    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    if not names:
-        raise InputError("no arms given (choose from " + ", ".join(ARMS) + ")")
-    unknown = [n for n in names if n not in ARMS]
-    if unknown:
-        raise InputError(f"unknown arm {unknown[0]!r} (choose from {', '.join(ARMS)})")
-    return list(dict.fromkeys(names))
 
 
 def gold_doc_ids(example: Example) -> list[str]:
@@ -62,8 +31,6 @@ def gold_doc_ids(example: Example) -> list[str]:
 
 def prediction_row(example: Example, prediction: Prediction, arm: str, freshness: bool = False) -> dict[str, Any]:
     """One predictions.jsonl row."""
-    from ragtune.pipeline import citations
-
     return {
         "qid": example.qid,
         "arm": arm,
@@ -88,18 +55,19 @@ def run_arm(
     arm: str,
     examples: Sequence[Example],
     generator: Any,
-    retriever: Any | None,
+    retriever: Retriever | None,
+    settings: AnswerSettings,
     *,
     k: int,
-    max_new_tokens: int,
     batch_size: int = 16,
     freshness: bool = False,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Answer `examples` with one arm, batch by batch; `on_rows` receives each finished batch (for resume)."""
-    from ragtune.pipeline import answer
+    """Answer `examples` with one arm, batch by batch; `on_rows` receives each finished batch (for resume).
 
+    `settings` is `AnswerSettings.resolve(arm's GenerateConfig, index.embedder)`, as `ask` and `serve` use.
+    """
     spec = ARMS[arm]
     if spec.retrieval and retriever is None:
         raise InputError(f"arm {arm!r} retrieves, but no index/retriever was given")
@@ -107,14 +75,8 @@ def run_arm(
     for start in range(0, len(examples), batch_size):
         batch = list(examples[start : start + batch_size])
         t0 = time.perf_counter()
-        predictions = answer(
-            [e.question for e in batch],
-            generator,
-            retriever if spec.retrieval else None,
-            k=k,
-            arm=arm,
-            max_new_tokens=max_new_tokens,
-        )
+        predictions = answer([e.question for e in batch], generator, retriever if spec.retrieval else None, settings,
+                             k=k, arm=arm)
         logger.debug("arm %s: %d questions in %.1fs", arm, len(batch), time.perf_counter() - t0)
         batch_rows = [prediction_row(e, p, arm, freshness) for e, p in zip(batch, predictions)]
         rows.extend(batch_rows)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from ragtune.text import split_sentences
-from ragtune.types import Hit
+from ragtune.types import Embedder, Hit
 
 DEFAULT_CONTEXT_SENTENCES = 3  # local models, at inference and in training (bench/bench_rag_layout.py)
 
@@ -30,7 +29,7 @@ _WORD = re.compile(r"\w+")
 
 
 def compress_hits(
-    questions: Sequence[str], hits_per_question: Sequence[Sequence[Hit]], keep: int, embedder: Any = None
+    questions: Sequence[str], hits_per_question: Sequence[Sequence[Hit]], keep: int, embedder: Embedder | None = None
 ) -> list[list[Hit]]:
     """For each question, its hits with every chunk text reduced to the `keep` sentences (over all its hits)
     closest to the question. One embedding call covers the whole batch.
@@ -61,7 +60,7 @@ def compress_hits(
     return out
 
 
-def _similarities(texts: list[str], per_question: list[tuple[int, list]], embedder: Any) -> list[np.ndarray]:
+def _similarities(texts: list[str], per_question: list[tuple[int, list]], embedder: Embedder | None) -> list[np.ndarray]:
     """Per question, one score per sentence: embedding cosine, else the share of the question's words present."""
     if embedder is not None and texts:
         vectors = np.asarray(embedder.encode(texts), dtype=np.float32)

@@ -42,7 +42,8 @@ def load_generator(config: GenerateConfig | None = None) -> Generator:
     """The generator for config.model — 'bundled' | a local HF folder | an http(s):// endpoint.
 
     config.adapter (a peft adapter folder) is applied on top of a local model. Generators are cached per
-    process by config, so `ask`, `compare` and `serve` share one loaded model.
+    process by config, so `ask`, `compare` and `serve` share one loaded model. How prompts are built for it
+    (config.prompt_style, config.context_sentences) is `ragtune.pipeline.AnswerSettings.resolve(config)`.
 
     >>> gen = load_generator(GenerateConfig(model="bundled"))   # doctest: +SKIP
     >>> gen.generate([[{"role": "user", "content": "Hi"}]], max_new_tokens=8)[0].text  # doctest: +SKIP
@@ -53,28 +54,8 @@ def load_generator(config: GenerateConfig | None = None) -> Generator:
         if cached is not None:
             return cached
         generator = _build(config)
-        generator.prompt_style = prompt_style(config)  # both read by ragtune.pipeline.answer
-        generator.context_sentences = context_sentences(config)
         _CACHE[config] = generator
         return generator
-
-
-def prompt_style(config: GenerateConfig) -> str:
-    """'guided' or 'plain': config.prompt_style with "auto" resolved (guided for a local model without an
-    adapter; plain with an adapter, which was trained on plain prompts, or an endpoint, which reads well)."""
-    if config.prompt_style != "auto":
-        return config.prompt_style
-    return "guided" if backend_name(config.model) == "hf" and config.adapter is None else "plain"
-
-
-def context_sentences(config: GenerateConfig) -> int:
-    """config.context_sentences with None resolved: DEFAULT_CONTEXT_SENTENCES for local models, 0 (whole
-    passages) for endpoints."""
-    from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES
-
-    if config.context_sentences is not None:
-        return config.context_sentences
-    return DEFAULT_CONTEXT_SENTENCES if backend_name(config.model) == "hf" else 0
 
 
 def clear_generator_cache() -> None:

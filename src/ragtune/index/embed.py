@@ -21,6 +21,7 @@ import numpy as np
 from ragtune.config import BUNDLED
 from ragtune.errors import ConfigError
 from ragtune.registry import Registry
+from ragtune.types import Embedder as EmbedderProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class TextEmbedder(Protocol):
-    """What the index needs from an embedder."""
+class TextEmbedder(EmbedderProtocol, Protocol):
+    """What the index needs from an embedder (ragtune.types.Embedder): also its dimension and model id."""
 
     dim: int
     model_id: str

@@ -112,19 +112,16 @@ async def _send_json(send: Any, status: int, body: dict) -> None:
 
 def load_generators(settings: ServeSettings) -> dict[str, Any]:
     """One generator per arm; arms sharing a model and adapter share one loaded model."""
-    from ragtune.config import GenerateConfig
-    from ragtune.evaluate.harness import ARMS
+    from ragtune.arms import ARMS
     from ragtune.generate import load_generator
 
     generators = {}
     for arm in settings.arms:
         kind = ARMS[arm].adapter
-        adapter = None if kind is None else (settings.raft_adapter or settings.adapter if kind == "raft" else settings.adapter)
-        if kind is not None and adapter is None:
+        config = settings.generate_config(arm)
+        if kind is not None and config.adapter is None:
             raise ConfigError(f"arm {arm!r} needs an adapter: pass --adapter{' or --raft-adapter' if kind == 'raft' else ''}")
-        generators[arm] = load_generator(GenerateConfig(model=settings.model, adapter=adapter,
-                                                        max_new_tokens=settings.default_max_tokens,
-                                                        batch_size=settings.max_batch, stop_at_answer_line=True))
+        generators[arm] = load_generator(config)
     return generators
 
 
@@ -152,7 +149,7 @@ def create_app(
             f"refusing to serve on {settings.host!r} without API keys: set ${settings.api_keys_env} or --api-keys FILE, "
             "or bind to 127.0.0.1"
         )
-    from ragtune.evaluate.harness import ARMS
+    from ragtune.arms import ARMS
 
     if index is None and settings.index is None and any(ARMS[arm].retrieval for arm in settings.arms):
         raise ConfigError(f"arms {list(settings.arms)} retrieve: give the index folder (--index DIR)")

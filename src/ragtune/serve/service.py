@@ -14,12 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ragtune.arms import ARMS
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.base import Generator
 from ragtune.graph import follow_index_commits
+from ragtune.pipeline import AnswerSettings, answer_from_hits
 from ragtune.retrieve import open_retriever
 from ragtune.serve.auth import GROUPS_FIELD, Caller, document_groups
 from ragtune.serve.metrics import Metrics
@@ -42,24 +44,10 @@ class Retrieved:
     retrieve_ms: float = 0.0
 
 
-class _FixedHits:
-    """A Retriever that hands `pipeline.answer` hits already fetched per job (per-caller filters, screened)."""
-
-    def __init__(self, hits_per_question: list[list[Hit]]):
-        self._hits = hits_per_question
-
-    def retrieve(self, queries: list[str], k: int = 10, filters: Any = None) -> list[list[Hit]]:
-        if len(queries) != len(self._hits):
-            raise InputError(f"{len(queries)} questions for {len(self._hits)} prepared hit lists")
-        return [list(h) for h in self._hits]
-
-
 class ServeService:
     """The loaded index, generators per arm, generation worker and document writer of one server."""
 
     def __init__(self, settings: ServeSettings, index: Any, generators: Mapping[str, Generator], metrics: Metrics):
-        from ragtune.evaluate.harness import ARMS
-
         self.settings = settings
         self.index = index
         self.generators = dict(generators)
@@ -72,6 +60,11 @@ class ServeService:
             raise ConfigError(f"arms {list(settings.arms)} retrieve, but no --index was given")
         self._retriever = open_retriever(index, settings.retrieve_mode) if index is not None else None
         follow_index_commits()  # document uploads and deletes update an existing entity graph in the same commit
+        # How each arm answers: the same AnswerSettings as `ask`/`compare` (passages cut with the index's embedder)
+        self.answer_settings = {
+            arm: AnswerSettings.resolve(settings.generate_config(arm), index.embedder if spec.retrieval else None)
+            for arm, spec in self.arm_specs.items()
+        }
         self._write_lock = threading.Lock()
         self.admitting = 0  # chat requests admitted but not yet queued (retrieving); see routes_openai
         self._last_reload = time.monotonic()
@@ -142,23 +135,15 @@ class ServeService:
         return self.retrieve(caller, [question], self.settings.k)[0]
 
     def _answer_batch(self, arm: str, max_tokens: int, jobs: Sequence[Job]) -> list[Prediction]:
-        from ragtune.pipeline import answer
-
-        retriever = _FixedHits([job.hits or [] for job in jobs]) if self.arm_specs[arm].retrieval else None
+        """The screened hits of each job through `answer_from_hits`, with the arm's AnswerSettings."""
+        hits = [job.hits or [] for job in jobs] if self.arm_specs[arm].retrieval else None
+        settings = replace(self.answer_settings[arm], max_new_tokens=max_tokens, batch_size=len(jobs))
         generator = self.generators[arm]
         if len(jobs) == 1 and jobs[0].on_text is not None:
             from ragtune.serve.streaming import StreamingGenerator
 
             generator = StreamingGenerator(generator, jobs[0].on_text)
-        return answer(
-            [job.question for job in jobs],
-            generator,
-            retriever,
-            k=self.settings.k,
-            arm=arm,
-            max_new_tokens=max_tokens,
-            batch_size=len(jobs),
-        )
+        return answer_from_hits([job.question for job in jobs], hits, generator, settings, arm=arm)
 
     # ---- writing -------------------------------------------------------------------------------------------
     def put_document(self, doc: Document, create_only: bool = False) -> dict[str, Any]:

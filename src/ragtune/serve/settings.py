@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ragtune.config import BUNDLED, RetrieveMode, StrictModel
+from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -39,6 +39,8 @@ class ServeSettings(StrictModel):
 
     retrieve_mode: RetrieveMode = "hybrid"
     k: int = Field(3, ge=1, le=20)
+    prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, as ask/compare
+    context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, as ask/compare
 
     api_keys_file: str | None = None
     api_keys_env: str = "RAGTUNE_API_KEYS"
@@ -59,10 +61,20 @@ class ServeSettings(StrictModel):
     max_batch: int = Field(8, ge=1)  # dynamic batching: jobs answered in one generate call
     batch_wait_ms: float = Field(5.0, ge=0)  # how long the worker waits to fill a batch
 
+    def generate_config(self, arm: str) -> GenerateConfig:
+        """The GenerateConfig of an arm's generator: the model, plus the arm's adapter (None when not given)."""
+        from ragtune.arms import ARMS
+
+        kind = ARMS[arm].adapter
+        adapter = None if kind is None else (self.raft_adapter or self.adapter if kind == "raft" else self.adapter)
+        return GenerateConfig(model=self.model, adapter=adapter, max_new_tokens=self.default_max_tokens,
+                              batch_size=self.max_batch, stop_at_answer_line=True, prompt_style=self.prompt_style,
+                              context_sentences=self.context_sentences)
+
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:
         from ragtune.errors import InputError
-        from ragtune.evaluate.harness import parse_arms
+        from ragtune.arms import parse_arms
 
         try:
             parsed = tuple(parse_arms(list(self.arms)))

@@ -1,6 +1,6 @@
 """Token streaming for one conversation, without leaving the shared answer path.
 
-`StreamingGenerator` wraps a loaded generator for a single streamed request: `pipeline.answer` calls its
+`StreamingGenerator` wraps a loaded generator for a single streamed request: `pipeline.answer_from_hits` calls its
 `generate` exactly as it calls the plain generator (same prompt, same parsing, same citations), and text
 pieces reach `on_text` while the model decodes. Streaming needs a local Hugging Face model (an object with
 `.model` and `.tokenizer`, like `HFGenerator`); any other generator (remote endpoint, test fake) answers in

@@ -6,6 +6,7 @@ and renamed to RUN_DIR only when results.json, predictions.jsonl and report.html
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,11 +20,12 @@ from pydantic import Field
 
 from ragtune import __version__
 from ragtune.adapters import check_adapter
+from ragtune.arms import ARMS, DEFAULT_ARMS
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
-from ragtune.evaluate.harness import ARMS, DEFAULT_ARMS, gold_doc_ids, run_arm
+from ragtune.evaluate.harness import gold_doc_ids, run_arm
 from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
 from ragtune.evaluate.scoring import score_run
 from ragtune.generate import load_generator
@@ -31,6 +33,7 @@ from ragtune.graph import follow_index_commits
 from ragtune.index import Index
 from ragtune.ingest import load_documents
 from ragtune.models import resolve_llm
+from ragtune.pipeline import AnswerSettings
 from ragtune.progress import progress_task
 from ragtune.report.recommend import with_recommendation
 from ragtune.report.render import render_report
@@ -202,10 +205,10 @@ def run_compare(config: CompareConfig) -> Path:
     setup = _describe_setup(config, inputs.index)
     adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup)
     _describe_arms(config, adapters, setup)
-    groups = [_Group(inputs.examples, open_retriever(inputs.index, config.mode), freshness=False)]
+    groups = [_Group(inputs.examples, inputs.index, open_retriever(inputs.index, config.mode), freshness=False)]
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
-        groups.append(_Group(fresh_examples, open_retriever(fresh_index, config.mode), freshness=True))
+        groups.append(_Group(fresh_examples, fresh_index, open_retriever(fresh_index, config.mode), freshness=True))
     _answer(config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
@@ -227,6 +230,7 @@ class _Group:
     """Questions answered over one index: the main questions, or the freshness ones over the updated copy."""
 
     examples: list[Example]
+    index: Any
     retriever: Any
     freshness: bool
 
@@ -299,22 +303,23 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
             kind = ARMS[arm].adapter
-            generator = load_generator(
-                GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
-                               max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                               stop_at_answer_line=True, prompt_style=config.prompt_style,
-                               context_sentences=config.context_sentences)
-            )
-            setup["arms"][arm]["prompt_style"] = getattr(generator, "prompt_style", "plain")
-            setup["arms"][arm]["context_sentences"] = getattr(generator, "context_sentences", 0)
+            arm_config = GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
+                                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                                        stop_at_answer_line=True, prompt_style=config.prompt_style,
+                                        context_sentences=config.context_sentences)
+            generator = load_generator(arm_config)
+            settings = AnswerSettings.resolve(arm_config)
+            setup["arms"][arm]["prompt_style"] = settings.prompt_style
+            setup["arms"][arm]["context_sentences"] = settings.context_sentences
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
             for group in groups:
                 todo = partial.todo(arm, group.examples, group.freshness)
-                if todo:
-                    run_arm(arm, todo, generator, group.retriever, k=config.k, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size, freshness=group.freshness, on_rows=partial.append,
-                            progress=task)
+                if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
+                    embedder = group.index.embedder if ARMS[arm].retrieval else None
+                    run_arm(arm, todo, generator, group.retriever, dataclasses.replace(settings, embedder=embedder),
+                            k=config.k, batch_size=config.batch_size, freshness=group.freshness,
+                            on_rows=partial.append, progress=task)
             setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
 

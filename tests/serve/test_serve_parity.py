@@ -1,0 +1,160 @@
+"""The same question through `ragtune ask --json`, `POST /v1/chat/completions` and a compare run gives the same
+answer and citations: all three go through retrieve + answer_from_hits with AnswerSettings.resolve(...).
+
+The index uses the hashing embedder, and the question is one whose passages are cut differently by embedding
+cosine (what ask and compare use: the index's embedder) than by word overlap (what serve used to fall back to),
+so a served answer built any other way than ask's shows here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from serve_helpers import ADMIN_KEY, ScriptedGenerator, auth
+from typer.testing import CliRunner
+
+from ragtune.retrieve import open_retriever
+from ragtune.types import Document
+
+DOCS = [
+    Document("harbour", "The harbour opened in 1952 after a long dispute about who would pay for the harbour walls "
+             "and who would master the tides. Ilse Varga is the master. The harbour is old. Boats who visit the "
+             "harbour pay a fee to the master of the harbour office.", "Harbour"),
+    Document("library", "The library holds 4,200 charts. It is run by Tomas Brede. The charts are old and fragile. "
+             "Readers need a card.", "Library"),
+    Document("kitchen", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark. Lark trained in Cardiff. "
+             "The soup is cheap.", "Kitchen"),
+]
+QUESTION = "Who is the chef in the kitchen?"
+K, MAX_TOKENS = 3, 24
+
+
+def _make_index(folder: Path, embed_model: str) -> Path:
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+
+    index = Index.create(folder, IndexConfig(embed=EmbedConfig(model=embed_model)))
+    index.add_documents(DOCS)
+    return index.path
+
+
+@pytest.fixture()
+def parity_index(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    return _make_index(tmp_path / "index", "hash:64")
+
+
+def _ask(index: Path, model: str, question: str = QUESTION) -> dict:
+    from ragtune.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["ask", question, "--index", str(index), "--model", model, "-k", str(K),
+                                              "--mode", "hybrid", "--max-new-tokens", str(MAX_TOKENS), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _serve(index: Path, model: str, question: str = QUESTION) -> dict:
+    from fastapi.testclient import TestClient
+
+    from ragtune.serve.app import create_app
+    from ragtune.serve.auth import KeyStore, parse_key_entries
+    from ragtune.serve.settings import ServeSettings
+
+    app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode="hybrid"),
+                     keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
+    with TestClient(app) as client:
+        reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),
+                            json={"model": "rag", "max_tokens": MAX_TOKENS,
+                                  "messages": [{"role": "user", "content": question}]})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def _compare(index: Path, model: str, tmp_path: Path, question: str = QUESTION,
+             gold: tuple[str, str] = ("Anwen Lark", "kitchen")) -> dict:
+    from ragtune.workflows.compare import CompareConfig, run_compare
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"id": "q", "question": question, "answer": gold[0], "doc_id": gold[1]}) + "\n")
+    run = run_compare(CompareConfig(index=str(index), questions=str(questions), out=str(tmp_path / "run"),
+                                    arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode="hybrid",
+                                    runs_db=str(tmp_path / "runs.db")))
+    (row,) = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    return row
+
+
+def test_the_question_is_one_where_compression_by_embedder_differs(parity_index):
+    from ragtune.generate.compress import DEFAULT_CONTEXT_SENTENCES, compress_hits
+    from ragtune.index import Index
+
+    index = Index.open(parity_index)
+    hits = open_retriever(index, "hybrid").retrieve([QUESTION], k=K)
+    by_embedder = compress_hits([QUESTION], hits, DEFAULT_CONTEXT_SENTENCES, index.embedder)[0]
+    by_overlap = compress_hits([QUESTION], hits, DEFAULT_CONTEXT_SENTENCES, None)[0]
+    assert by_embedder[0].chunk.text == "The chef is Anwen Lark. The soup is cheap."
+    assert by_overlap[0].chunk.text == "The kitchen serves soup on Tuesdays. The chef is Anwen Lark."
+
+
+@pytest.mark.parametrize("backend", ["scripted", "tiny-lm"])
+def test_ask_serve_and_compare_give_the_same_answer(backend, parity_index, tiny_lm_dir, tmp_path, monkeypatch):
+    """scripted: a fake LLM that repeats source [1] (so the cut passage is visible in the answer), loaded
+    wherever `load_generator` is called; tiny-lm: a real (random) local model through the real loader."""
+    model = str(tiny_lm_dir)
+    if backend == "scripted":
+        generator = ScriptedGenerator()
+        for where in ("ragtune.generate.load_generator", "ragtune.workflows.compare.load_generator"):
+            monkeypatch.setattr(where, lambda config=None: generator)
+    asked = _ask(parity_index, model)
+    served = _serve(parity_index, model)
+    compared = _compare(parity_index, model, tmp_path)
+    if backend == "scripted":  # source [1] as the index's embedder cuts it, condensed; word overlap would have
+        assert asked["answer"] == "Anwen Lark"  # given "The kitchen serves soup on Tuesdays"
+    assert asked["answer"]
+    assert served["ragtune"]["answer"] == asked["answer"]
+    assert served["citations"] == asked["citations"] and asked["citations"]
+    assert served["ragtune"]["sources"] == asked["sources"]
+    assert compared["answer"] == asked["answer"]
+    assert compared["citations"] == asked["citations"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "gold"), [("Who runs the library?", ("Tomas Brede", "library")),
+                                                ("Who is the harbour master?", ("Ilse Varga", "harbour")),
+                                                ("Where did the chef train?", ("Cardiff", "kitchen"))])
+def test_bundled_models_answer_alike_through_ask_serve_and_compare(tmp_path, question, gold):
+    """The real thing: the bundled LLM over an index embedded with the bundled MiniLM, which keeps other sentences
+    than word overlap (what serve used to cut with) for these questions: before the fix all three served answers
+    differed from ask's (e.g. 'Bosco Boemoão' served vs 'the master of the harbour office' asked)."""
+    index = _make_index(tmp_path / "index", "bundled")
+    asked = _ask(index, "bundled", question)
+    served = _serve(index, "bundled", question)
+    compared = _compare(index, "bundled", tmp_path, question, gold)
+    assert asked["answer"]
+    assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
+    assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
+
+
+def test_served_arms_resolve_their_settings_like_ask(parity_index, tmp_path):
+    """Each served arm answers with AnswerSettings.resolve(its GenerateConfig, index embedder)."""
+    from ragtune.index import Index
+    from ragtune.serve.app import create_app
+    from ragtune.serve.auth import KeyStore, parse_key_entries
+    from ragtune.serve.settings import ServeSettings
+
+    adapter = tmp_path / "adapter"
+    index = Index.open(parity_index)
+    generator = ScriptedGenerator()
+    app = create_app(ServeSettings(index=str(parity_index), arms=("rag", "ft", "ft_rag"), adapter=str(adapter)),
+                     index=index, generators={"rag": generator, "ft": generator, "ft_rag": generator},
+                     keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
+    settings = app.state.service.answer_settings
+    described = {arm: (s.prompt_style, s.context_sentences, s.max_new_tokens) for arm, s in settings.items()}
+    assert described == {"rag": ("guided", 3, 64), "ft": ("plain", 3, 64), "ft_rag": ("plain", 3, 64)}
+    assert settings["rag"].embedder is index.embedder and settings["ft_rag"].embedder is index.embedder
+    assert settings["ft"].embedder is None  # closed-book: nothing to cut
+    whole = create_app(ServeSettings(index=str(parity_index), context_sentences=0, prompt_style="plain"), index=index,
+                       generators={"rag": generator}, keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
+    assert (whole.state.service.answer_settings["rag"].prompt_style,
+            whole.state.service.answer_settings["rag"].context_sentences) == ("plain", 0)
