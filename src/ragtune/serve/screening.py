@@ -91,6 +91,9 @@ OVERRIDE = (
     # "forget the question you were asked", "ignore the user's request"
     _rx(rf"{_OVERRIDE_VERB}\s+(?:the\s+|this\s+|that\s+|any\s+)?(?:user'?s\s+)?(?:question|query|request|task)s?\s+"
                r"(?:you\b|(?:from|of)\s+the\s+user)"),
+    # "this document supersedes your earlier configuration"
+    _rx(rf"\b(?:supersedes?|replaces?|overrides?|cancels?|overrules?|invalidates?)\s+(?:all\s+(?:of\s+)?)?your\s+(?:\w+\s+)?"
+        rf"(?:{_INSTRUCTIONS}|configuration|setup|settings|system\s+prompt)\b"),
     # "previous directions are cancelled"
     _rx(rf"\b(?:previous|prior|earlier|above|former|original|initial|all|your|any)\s+{_INSTRUCTIONS}\s+"
                r"(?:are|is|have\s+been|were|has\s+been)\s+(?:now\s+|hereby\s+)?(?:cancell?ed|void|revoked|obsolete|"
@@ -139,8 +142,9 @@ STEERING = (
                rf"exclusivement|simplement|rien\s+d'autre)\s+{_PAYLOAD_ML}|\bcontente[sz]?-(?:vous|toi)\s+d'"),
     _rx(r"\b(?:ta|votre|deine|ihre|tu|su|la\s+tua|la\s+sua|a\s+sua|a\s+tua)\s+(?:reponse|antwort|respuesta|"
                r"risposta|resposta)\s+(?:doit|muss|soll|debe|deve|devera|dovra)\b"),
-    _rx(r"\b(?:nouvelles?\s+(?:consignes?|instructions?)|neue\s+anweisungen?|nuevas?\s+instrucciones?|"
-               r"nuove\s+istruzioni|novas?\s+instrucoes|new\s+(?:system\s+)?(?:instructions?|orders|task|prompt))\s*"
+    _rx(r"\b(?:(?:nouvelles?\s+)?(?:consignes?|instructions?)|(?:neue\s+)?anweisung(?:en)?|(?:nuevas?\s+)?instrucci(?:on|ones)|"
+        r"(?:nuove\s+)?istruzion[ei]|(?:novas?\s+)?instruc(?:ao|oes)|(?:new\s+)?(?:system\s+)?(?:instructions?|orders|task|"
+        r"prompt))\s*"
                r"(?:[:\-–—]|(?:pour|fur|para|per|for)\s+(?:l'|le\s+|la\s+|den\s+|die\s+|el\s+|o\s+|the\s+)?"
                r"(?:assistant|assistenten|assistente|asistente|ia|ki|ai|modele|modell|modelo|modello|model|bot|chatbot)\b)"),
     _rx(r"\b(?:antworte\w*|sag|sage|sagen\s+sie|gib|schreib\w*)\b[^.]{0,15}\b(?:nur|ausschliesslich|lediglich|"
@@ -156,7 +160,12 @@ STEERING = (
     # "you are required to respond with X", "regardless of what the question is"
     _rx(rf"\byou\s+(?:are\s+required\s+to|are\s+to|must|have\s+to|need\s+to|should|shall)\s+(?:always\s+|only\s+)?"
         rf"{_OUTPUT_VERB}\s+(?:with\s+)?{_PAYLOAD}"),
-    _rx(r"\b(?:regardless\s+of|no\s+matter|whatever)\s+(?:what\s+)?(?:the\s+)?(?:user|question)\s+(?:asks?|asked|is|says)\b"),
+    _rx(r"\b(?:regardless\s+of|no\s+matter|whatever)\s+(?:what\s+)?(?:the\s+)?(?:user\s+)?(?:question|asks?|asked|says)\b"),
+    _rx(rf"\b{_MODEL}\b[^.]{{0,40}}\b(?:replies|responds|answers|says|outputs|writes)\b[^.]{{0,40}}\bwith\s+{_PAYLOAD}"),
+    _rx(rf"\b(?:respond|reply|answer)\s+to\s+the\s+(?:user|question)\s+with\s+{_PAYLOAD}|\b(?:omit|ignore|drop|skip)\s+"
+        r"(?:everything|anything)\s+else\b"),
+    _rx(r"\b(?:no\s+(?:respondas|responda|contestes|conteste)|non\s+rispondere|nao\s+respondas?|antworte\s+nicht|"
+        r"ne\s+reponds?\s+pas)\b[^.]{0,20}\b(?:pregunta|domanda|pergunta|frage|question)"),
     _rx(r"\byou\s+are\s+now\b|\b(?:from\s+now\s+on|from\s+this\s+point|henceforth|going\s+forward|starting\s+now|"
                r"desormais|ab\s+(?:jetzt|sofort)|a\s+partir\s+de\s+ahora|d'ora\s+in\s+poi|a\s+partir\s+de\s+agora)\b"
                r"[^.]{0,25}\b(?:you|vous|tu|du|usted|voce)\s+(?:are|will|must|shall|should|have\s+to|need\s+to|reply|"
@@ -195,7 +204,7 @@ _QUOTED = _rx(r"[\"“„«][^\"“”„«»]{1,300}[\"”»“]")
 
 ROLE_MARKER = (
     re.compile(r"<\|?\s*(im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id)\s*\|?>", _I),
-    re.compile(r"\[/?INST\]|<</?SYS>>|</?s>", _I),
+    re.compile(r"\[/?INST\]|<</?SYS>>|</?s>|\[(?:system|assistant|user)\]\(#", _I),
     re.compile(r"^\s*(#{1,4}\s*)?(system|assistant|developer)\s*(message|prompt)?\s*:", _I | re.MULTILINE),
     re.compile(r"^\s*#{1,4}\s*(user|human)\s*:", _I | re.MULTILINE),
     re.compile(r"^\s*#{2,4}\s*(instruction|response)s?\s*:", _I | re.MULTILINE),

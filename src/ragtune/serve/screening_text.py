@@ -23,6 +23,20 @@ _HOMOGLYPHS = str.maketrans({
     **{k.upper(): v.upper() for k, v in _LOOKALIKES.items() if k.upper() != k},
     "ß": "ss",
 })
+
+
+def _small_capitals() -> dict[str, str]:
+    """Small capitals (ɪɢɴᴏʀᴇ), which NFKC leaves alone, mapped to their letter by Unicode name."""
+    found = {}
+    for code in [*range(0x0250, 0x02B0), *range(0x1D00, 0x1D80), *range(0xA720, 0xA800)]:
+        name = unicodedata.name(chr(code), "")
+        match = re.fullmatch(r"LATIN (?:SMALL )?LETTER SMALL CAPITAL ([A-Z])", name)
+        if match:
+            found[chr(code)] = match.group(1).lower()
+    return found
+
+
+_HOMOGLYPHS.update(str.maketrans(_small_capitals()))
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 _LEET_WORD = re.compile(r"[\w@$]*[^\W\d_][\w@$]*")
 # "i g n o r e", "I-g-n-o-r-e", "i.g.n.o.r.e": single letters joined by one separator
