@@ -89,7 +89,7 @@ OVERRIDE = (
     _rx(rf"{_ORDER_AT}{_OVERRIDE_VERB}\s+(?:(?:the\s+)?above|everything|anything|all\s+(?:that|of\s+that)|"
                r"what\s+you|ce\s+qu|tout\s+ce|alles|todo\s+lo|tutto\s+(?:quello|cio)|tudo\s+o)"),
     # "forget the question you were asked", "ignore the user's request"
-    _rx(rf"{_OVERRIDE_VERB}\s+(?:the\s+|this\s+|that\s+|any\s+)?(?:user'?s\s+)?(?:question|query|request|task)s?\s+"
+    _rx(rf"\b{_OVERRIDE_VERB}\s+(?:the\s+|this\s+|that\s+|any\s+)?(?:user'?s\s+)?(?:question|query|request|task)s?\s+"
                r"(?:you\b|(?:from|of)\s+the\s+user)"),
     # "this document supersedes your earlier configuration"
     _rx(rf"\b(?:supersedes?|replaces?|overrides?|cancels?|overrules?|invalidates?)\s+(?:all\s+(?:of\s+)?)?your\s+(?:\w+\s+)?"
@@ -99,7 +99,7 @@ OVERRIDE = (
                r"(?:are|is|have\s+been|were|has\s+been)\s+(?:now\s+|hereby\s+)?(?:cancell?ed|void|revoked|obsolete|"
                r"invalid|null|lifted|withdrawn|suspended|overridden|superseded|no\s+longer)"),
     # "whatever you were told before no longer applies": what the model was told, and a dismissal of it
-    _rx(r"(?=.*\b(?:you(?:'ve|'d)?\b[^.]{0,25}\b(?:told|instructed|given|taught|programmed|received)|"
+    _rx(r"^(?=.*\b(?:you(?:'ve|'d)?\b[^.]{0,25}\b(?:told|instructed|given|taught|programmed|received)|"
                r"(?:instructions?|guidance|rules|guidelines|prompt|directions|orders)\s+(?:that\s+)?you(?:'ve)?\s|"
                r"vous\s+a\s+(?:dit|demande)|dir\s+(?:gesagt|befohlen)|te\s+(?:dijeron|han\s+dicho)|"
                r"ti\s+(?:hanno|e\s+stato)\s+detto|te\s+disseram|man\s+dir\s+gesagt))"
