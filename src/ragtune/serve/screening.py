@@ -219,6 +219,11 @@ EXFILTRATION = (
     re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']?https?://", _I),
     re.compile(r"\b(visit|open|click|go\s+to|load)\s+(https?://|www\.)\S+[?&]\S*=", _I),
 )
+# Spaced-out letters whose word gaps were lost ("I g n o r e a l l ..." after whitespace was collapsed) join into
+# one long word; look for the override inside such words.
+_LONG_WORD = re.compile(r"[^\W\d_]{16,}")
+_SQUASHED = _rx(r"(?:ignore|disregard|forget)(?:all|the|any|your)?(?:previous|prior|above|earlier)?(?:instructions|rules|"
+                r"prompts?|guidelines)|(?:reply|respond|answer)(?:with)?only|systemprompt")
 _THIRD_PERSON = _rx(r"\b(?:its|their|his|her)\b")
 # Reported orders: "the model was told to ignore previous instructions", "ordered his troops to disregard ...".
 _REPORTED = _rx(r"\b(?:told|asked|instructed|ordered|commanded|tricked|urged|convinced|persuaded|forced|tells|asks|"
@@ -243,7 +248,7 @@ class ScreenResult:
 def _is_instruction(sentence: str) -> bool:
     """An instruction aimed at the model in one sentence (see the module docstring)."""
     norm = normalise(sentence, fold=False).strip()
-    if any(p.search(norm) for p in STEERING):
+    if any(p.search(norm) for p in STEERING) or any(_SQUASHED.search(w) for w in _LONG_WORD.findall(norm)):
         return True
     # An article about attacks may quote an override; "tell a model to ignore its instructions" is third person.
     plain = _QUOTED.sub(" ", norm) if _DISCUSSION.search(norm) else norm
