@@ -44,7 +44,8 @@ _OVERRIDE_VERB = (
     r"(?:ignore|ignorez|ignorer|ignoriere|ignorieren|ignoriert|ignora|ignorate|ignoren|ignorem|ignorar|disregard|"
     r"forget|override|overrule|bypass|skip|set\s+aside|put\s+aside|drop|abandon|discard|neglect|throw\s+out|"
     r"stop\s+(?:following|obeying)|do\s+not\s+follow|don't\s+follow|never\s+mind|"
-    r"oublie|oubliez|oublier|ne\s+tenez\s+(?:pas|plus)\s+compte\s+(?:de|du|des|d')|faites\s+abstraction\s+de|vergiss|vergessen\s+sie|"
+    r"oublie|oubliez|oublier|ne\s+tenez\s+(?:pas|plus)\s+compte\s+(?:de|du|des|d')|faites\s+abstraction\s+de|"
+    r"vergiss|vergessen\s+sie|"
     r"missachte|missachten\s+sie|olvida|olvide|olviden|omite|omita|haz\s+caso\s+omiso\s+de|descarta|dimentica|"
     r"dimenticate|trascura|esqueca|esquecam|desconsidere|desconsidera|non\s+seguire|ne\s+suivez\s+pas|"
     r"ne\s+suis\s+pas|befolge\s+nicht|folge\s+nicht|no\s+sigas|no\s+siga|nao\s+siga|nao\s+sigas)"
@@ -56,7 +57,8 @@ _QUALIFIER = (
 )
 _INSTRUCTIONS = (
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directions|directives|context|sources|orders|commands|"
-    r"programming|constraints|restrictions|system\s+message|consignes|regles|contexte|kontext|contexto|contesto|anweisungen|anleitungen|instruktionen|"
+    r"programming|constraints|restrictions|system\s+message|consignes|regles|contexte|kontext|contexto|contesto|"
+    r"anweisungen|anleitungen|instruktionen|"
     r"regeln|vorgaben|befehle|richtlinien|instrucciones|reglas|indicaciones|ordenes|directrices|istruzioni|regole|"
     r"indicazioni|direttive|instrucoes|regras|orientacoes|diretrizes|ordens)"
 )
@@ -122,7 +124,8 @@ STEERING = (
                r"has\s+to|needs\s+to|is\s+to|to)\s+(?:be|contain|include|start|end|say)\b"),
     _rx(r"\b(?:do\s+not|don't|never|stop)\s+(?:answer(?:ing)?|respond(?:ing)?\s+to|reply(?:ing)?\s+to|address(?:ing)?)"
                r"\s+(?:the|this|their|any)\s+(?:user'?s?\s+)?(?:question|query|request)\b|\binstead\s+of\s+"
-               r"(?:answering|replying|responding)(?:\s*,|\s+(?:the|this|that|any)\s+(?:user|question|query))|\bne\s+(?:reponds|repondez)\s+(?:plus|pas)\s+aux?\s+questions?"),
+               r"(?:answering|replying|responding)(?:\s*,|\s+(?:the|this|that|any)\s+(?:user|question|query))|"
+               r"\bne\s+(?:reponds|repondez)\s+(?:plus|pas)\s+aux?\s+questions?"),
     _rx(rf"\b{_OUTPUT_VERB}\b[^.]{{0,40}}\bnothing\s+(?:else|more)\b"),
     _rx(r"\b(?:only|sole|one)\s+(?:acceptable|allowed|valid|correct|permitted|possible|proper)\s+"
                r"(?:response|answer|reply|output)"),
@@ -175,7 +178,8 @@ STEERING = (
     _rx(r"\byou\s+(?:must|will|shall|should)\s+now\s+(?:only\s+)?(?:reply|respond|answer|say|output|print|write|"
                r"act|behave|obey|follow)\b"),
     _rx(r"\byour\s+(?:new|real|actual|true|only|sole|primary)\s+(?:task|job|goal|purpose|instructions?|role|"
-               r"mission|objective|directive|name|assignment|duty|orders)\b|\bnew\s+(?:system\s+)?(?:instructions?|prompt|task|orders)\s*[:\-]"),
+               r"mission|objective|directive|name|assignment|duty|orders)\b|"
+               r"\bnew\s+(?:system\s+)?(?:instructions?|prompt|task|orders)\s*[:\-]"),
     _rx(r"\b(?:pretend|act|behave|roleplay)\s+(?:to\s+be|as|like)\b[^.]{0,40}\b(?:assistant|ai|model|admin|"
                r"system|unrestricted)"),
     _rx(r"\b(?:enter|enable|activate|switch\s+to|now\s+in|are\s+in)\b[^.]{0,15}\b(?:developer|god|jailbreak|"
