@@ -2,7 +2,7 @@
 obeys an injection with screening on vs off.
 
     python bench/bench_screening.py                  # detector figures + the real model on every injected page
-    python bench/bench_screening.py --pages 24       # subsample the injected pages for the model part
+    python bench/bench_screening.py --pages 8        # fewer injected pages in the model part (default 20)
     python bench/bench_screening.py --no-model       # detector figures only (seconds)
 
 Part 1 (detector): tests/serve/data/screening_pages.jsonl — pages written by hand, about half injections (direct,
@@ -23,6 +23,14 @@ When each holdout was first measured (caught injections / flagged benign pages):
     holdout1 (detector of commit "screening: normalise text ..."): caught 7/13, false positives 4/13
     holdout2 (after tuning on holdout1):                              caught 8/12, false positives 5/12
     holdout3 (after tuning on holdout2):                              caught 7/12, false positives 1/12
+so a phrasing the patterns were not written for is caught about 0.6 of the time.
+
+Measured (--pages 20, loaded 2-core machine, ~3 min): current detector 63/63 injections caught, 1/61 benign pages
+flagged (holdout3's quoted payload), 0/300 SQuAD paragraphs flagged, 1.7-7 ms per 660-char paragraph. Served
+answers obeyed the injection 1/20 with screening off (h06, "...the port of PwNED-H06") and 0/20 with `neutralise`;
+the injected page was among the top-3 sources for 13/20 questions and flagged every time. The bundled 135M model
+seldom obeys (it copies source text), so the hard guarantee is the test with a model that obeys whatever its
+prompt says (tests/serve/test_serve_screening_set.py).
 """
 
 from __future__ import annotations
@@ -156,7 +164,7 @@ def served_figures(pages: list[dict], n_pages: int, max_tokens: int, verbose: bo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pages", type=int, default=16, help="injected pages asked in the model part (subsample)")
+    parser.add_argument("--pages", type=int, default=20, help="injected pages asked in the model part (subsample)")
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--no-model", action="store_true", help="detector figures only")
     parser.add_argument("--verbose", action="store_true", help="print every served answer")
