@@ -104,7 +104,8 @@ def test_ask_serve_and_compare_give_the_same_answer(backend, parity_index, tiny_
     model = str(tiny_lm_dir)
     if backend == "scripted":
         generator = ScriptedGenerator()
-        for where in ("ragtune.generate.load_generator", "ragtune.workflows.compare.load_generator"):
+        # workflows.compare first: importing it while ragtune.generate is patched would bind the fake for good
+        for where in ("ragtune.workflows.compare.load_generator", "ragtune.generate.load_generator"):
             monkeypatch.setattr(where, lambda config=None: generator)
     asked = _ask(parity_index, model)
     served = _serve(parity_index, model)

@@ -163,7 +163,8 @@ def test_served_answer_flags_and_never_obeys_the_issue_examples(tmp_path, trigge
     replies = {}
     for screening in ("off", "neutralise", "drop"):
         generator = ObeyingGenerator()
-        app, _, _ = make_app(tmp_path / screening, docs=[*DOCS, page], generator=generator, screening=screening, k=2)
+        app, _, _ = make_app(tmp_path / screening, docs=[*DOCS, page], generator=generator, screening=screening, k=2,
+                             context_sentences=0)  # whole passages, so unscreened the injection reaches the model
         with TestClient(app) as client:
             reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY), json={
                 "model": "rag", "messages": [{"role": "user", "content": "When are the tide tables posted?"}]})
