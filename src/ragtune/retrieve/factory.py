@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ragtune.config import RetrieveConfig
+from ragtune.config import RetrieveConfig, validation_message
 from ragtune.errors import ConfigError
 from ragtune.registry import RETRIEVAL_MODE_PROVIDERS, Registry
 from ragtune.retrieve.base import Retriever, SearchableIndex
@@ -65,8 +65,9 @@ def open_retriever(index: SearchableIndex, mode: str = "hybrid", **settings: Any
 
     >>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # doctest: +SKIP
     """
+    RETRIEVAL_MODES.get(mode)  # "unknown retrieval mode 'x': choose one of ..." for any unregistered name
     try:
         config = RetrieveConfig(mode=mode, **settings)
     except ValueError as exc:
-        raise ConfigError(f"bad retriever settings mode={mode!r} {settings}: {exc}") from exc
+        raise ConfigError(f"bad retriever settings for mode {mode!r}: {validation_message(exc)}") from None
     return build_retriever(index, config)
