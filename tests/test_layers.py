@@ -56,13 +56,7 @@ FORBIDDEN_SIDEWAYS = {("serve", "cli")}
 FACADE = "ragtune"
 
 # Known violations that cannot move yet: (importing module, imported module) -> why. Keep it small; empty is the goal.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("ragtune.retrieve.factory", "ragtune.graph.retrieve"): (
-        "build_retriever builds the graph-* modes itself; the mode registry (retrieve/factory.py) is being "
-        "rewritten on branch h-found this session: once merged, ragtune.graph registers its modes the way it "
-        "subscribes to index commits, and this entry goes"
-    ),
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:

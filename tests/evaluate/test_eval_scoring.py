@@ -90,7 +90,8 @@ def test_compare_arms_and_reference():
 
 
 def test_score_run_structure_and_json(tmp_path):
-    results = score_run(small_run(), setup={"models": {"llm": "tiny"}}, seed=3, embedder=WordEmbedder(), n_resamples=200)
+    results = score_run(small_run(), setup={"models": {"llm": "tiny"}}, seed=3, embedder=WordEmbedder(),
+                        n_resamples=200).to_dict()
     assert list(results["arms"]) == ["base", "rag"]
     assert results["setup"] == {"questions": 4, "models": {"llm": "tiny"}}
     assert results["arms"]["rag"]["metrics"]["f1"] == 0.75
@@ -110,7 +111,7 @@ def test_score_run_without_embedder_warns(monkeypatch):
         def encode(self, texts):
             raise ConfigError("no model here")
 
-    results = score_run(small_run(), embedder=Broken(), n_resamples=200)
+    results = score_run(small_run(), embedder=Broken(), n_resamples=200).to_dict()
     assert results["arms"]["rag"]["metrics"]["semantic_similarity"] is None
     assert "semantic similarity skipped" in results["warnings"][0]
 

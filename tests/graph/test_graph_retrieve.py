@@ -146,3 +146,21 @@ def test_unknown_entity_is_an_input_error_with_suggestions(index: Index) -> None
     with pytest.raises(InputError, match="'Zeppelin Hangar'"):
         neighbourhood(index, "Zeppelin Hangar")
     assert neighbourhood(index, "the Cold Archive's")["key"] == "cold archive"
+
+
+def test_graph_show_writes_nothing_even_for_an_unknown_entity(tmp_path: Path) -> None:
+    """Before: `graph show` built and wrote <index>/graph/ (then rejected the unknown entity). A read command now
+    reads the index and completes a missing graph in memory only."""
+    from ragtune.cli import main
+    from ragtune.graph.store import graph_dir, graph_exists
+
+    ix = Index.create(tmp_path / "ix", CONFIG)
+    ix.add_documents(DOCS)
+    listing = sorted(p.relative_to(ix.path) for p in ix.path.rglob("*"))
+    with pytest.raises(SystemExit) as unknown:
+        main(["graph", "show", "--index", str(ix.path), "--entity", "nobody at all"])
+    assert unknown.value.code == 2
+    main(["graph", "show", "--index", str(ix.path), "--json"])  # the overview works too, from memory
+    main(["graph", "show", "--index", str(ix.path), "--entity", "vessel operations team", "--json"])
+    assert not graph_dir(ix.path).exists() and not graph_exists(ix.path)
+    assert sorted(p.relative_to(ix.path) for p in ix.path.rglob("*")) == listing

@@ -117,7 +117,7 @@ SETUP = {
 
 def write_fake_run(run_dir: Path, seed: int = 7, scenario=None) -> Path:
     """Score the fake rows and write results.json + predictions.jsonl into run_dir (no report)."""
-    from ragtune.evaluate.run_files import dumps_predictions, dumps_results
+    from ragtune.evaluate.run_files import dumps_predictions
     from ragtune.evaluate.scoring import score_run
     from ragtune.report.recommend import with_recommendation
 
@@ -125,6 +125,6 @@ def write_fake_run(run_dir: Path, seed: int = 7, scenario=None) -> Path:
     results = score_run(rows, setup=SETUP, scenario=scenario, seed=0, embedder=HashingEmbedder(), n_resamples=500)
     results = with_recommendation(results, scenario)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.json").write_text(dumps_results(results), encoding="utf-8")
+    (run_dir / "results.json").write_text(results.to_json(), encoding="utf-8")
     (run_dir / "predictions.jsonl").write_text(dumps_predictions(rows), encoding="utf-8")
     return run_dir

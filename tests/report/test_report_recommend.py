@@ -37,8 +37,9 @@ def test_with_recommendation_adds_it_last_and_leaves_the_scored_results_alone():
     r = results_with({"rag": arm(0.5, cost=0.01), "raft": arm(0.7, cost=0.02, train_usd=1.0, train_s=100)},
                      [comp("raft", "rag", 0.2, 0.001)])
     done = with_recommendation(r, Scenario())
-    assert list(done) == [*r, "recommendation"] and "recommendation" not in r
-    assert done["recommendation"] == {"arm": "raft", "reasons": list(recommend(r).reasons), "excluded": {}}
+    assert list(done.to_dict())[-1] == "recommendation" and "recommendation" not in r
+    assert done.recommendation == recommend(r)
+    assert done.to_dict()["recommendation"] == {"arm": "raft", "reasons": list(recommend(r).reasons), "excluded": {}}
 
 
 def test_tie_goes_to_the_clearly_cheaper_arm():
@@ -141,7 +142,7 @@ def test_constraints_relaxed_when_nothing_survives():
 def test_find_comparison_flips_orientation():
     r = results_with({}, [comp("raft", "rag", 0.2, 0.01)])
     flipped = find_comparison(r, "rag", "raft", "f1")
-    assert flipped["delta"] == -0.2 and flipped["a"] == "rag"
+    assert flipped.delta == -0.2 and flipped.a == "rag" and flipped.b == "raft"
     assert find_comparison(r, "rag", "raft", "exact_match") is None
 
 

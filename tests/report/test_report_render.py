@@ -115,7 +115,7 @@ def test_report_without_freshness_or_retrieval(tmp_path):
     from ragtune.evaluate.scoring import score_run
     from ragtune.report.recommend import with_recommendation
 
-    results = with_recommendation(score_run(rows, semantic=False, n_resamples=200))
+    results = with_recommendation(score_run(rows, semantic=False, n_resamples=200)).to_dict()
     html = render_html(results, read_rows(rows))
     assert 'id="fig-freshness"' not in html
     assert 'id="fig-quality"' in html

@@ -67,3 +67,52 @@ def test_registered_mode_is_usable_through_open_retriever(index, own_registry):
 def test_registry_rejects_empty_names():
     with pytest.raises(ConfigError):
         Registry("thing").register("", lambda: None)
+
+
+def test_graph_modes_open_from_retrieve_alone_without_importing_the_graph_first(tmp_path):
+    """retrieve never imports graph; the registry imports the graph's factory on the first use of a graph mode, so
+    every caller of open_retriever (CLI search/ask, serve, eval retrieval, compare, train) gets graph-hybrid."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.index import Index
+from ragtune.retrieve import open_retriever, retrieval_modes
+from ragtune.types import Document
+index = Index.create({str(tmp_path / "ix")!r}, IndexConfig(embed=EmbedConfig(model="hash:64")))
+index.add_documents([Document("cow", "The cow Bessie eats grass.", title="Cow"), Document("vpn", "Use the VPN.")])
+assert "ragtune.graph.retrieve" not in sys.modules, "imported too early"
+assert {{"graph-local", "graph-global", "graph-hybrid"}} <= set(retrieval_modes())
+retriever = open_retriever(index, "graph-hybrid")
+print(type(retriever).__module__, type(retriever).__name__, retriever.retrieve(["what does Bessie eat?"], k=1)[0][0].chunk.doc_id)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ragtune.graph.retrieve", "GraphRetriever", "cow"]
+
+
+def test_every_provided_mode_resolves_to_a_factory(index, own_registry):
+    from ragtune.registry import RETRIEVAL_MODE_PROVIDERS
+
+    for mode in RETRIEVAL_MODE_PROVIDERS:
+        assert mode in RETRIEVAL_MODES
+        retriever = build_retriever(index, RetrieveConfig(mode=mode))
+        assert retriever.mode == mode and mode in RETRIEVAL_MODES._factories
+    with pytest.raises(ConfigError, match="'graph-local' is already registered"):
+        register_retrieval_mode("graph-local", lambda index, config: None)
+
+
+def test_index_has_what_retrievers_use(index):
+    """ragtune.index.Index provides the SearchableIndex members (checked on the class and its state: an
+    isinstance check on the protocol would load the embedder)."""
+    from ragtune.index.store import IndexState
+    from ragtune.retrieve.base import SearchState
+
+    assert isinstance(Index.state, property) and isinstance(Index.embedder, property)
+    assert isinstance(index.config, IndexConfig)
+    state = index.state
+    assert isinstance(state, IndexState) and len(state.chunks) == 2 and state.row_of[state.chunks[1].chunk_id] == 1
+    for name in ("metadata_index", "dense", "bm25"):
+        assert hasattr(SearchState, name) and callable(getattr(state, name))

@@ -7,7 +7,7 @@ would send it (Python's json encoder would refuse to build such a body).
 from __future__ import annotations
 
 import pytest
-from serve_helpers import ADMIN_KEY, PLAIN_KEY, auth
+from serve_helpers import ADMIN_KEY, PLAIN_KEY, auth, make_app
 
 from ragtune.errors import BackendError, IndexBusyError
 
@@ -144,6 +144,51 @@ def test_busy_index_is_503_with_retry_after(served, monkeypatch):
         assert response.headers["Retry-After"] == "8"
         error = response.json()["error"]
         assert error["code"] == "index_busy" and "another writer" in error["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [("PUT", "/v1/documents/leave.md", '{"text": "changed"}'),
+                                                    ("DELETE", "/v1/documents/leave.md", "")])
+def test_a_write_to_an_index_locked_elsewhere_is_503_after_the_write_timeout(tmp_path, monkeypatch, method, path, body):
+    """Another writer holds the index lock (here a thread, as `ragtune ingest` would from a process). Before, the
+    write waited up to the index lock's own limit (set very long here) and then went through once the holder let
+    go; now it gives up after settings.write_timeout_s with 503 + Retry-After while the holder still holds it."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from ragtune.index.lock import writer_lock
+
+    monkeypatch.setenv("RAGTUNE_INDEX_LOCK_TIMEOUT_S", "600")
+    app, index, _ = make_app(tmp_path, write_timeout_s=0.3)
+    before = snapshot(index)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writer_lock(index.path):
+            held.set()
+            release.wait(60)  # bounded: the test sets it as soon as the request is answered
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with TestClient(app) as client:
+            response = send(client, method, path, body)
+            still_held = not release.is_set()
+    finally:
+        release.set()
+        holder.join(30)
+    assert still_held and response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "index_busy" and int(response.headers["Retry-After"]) >= 1
+    index.reload()
+    assert snapshot(index) == before  # nothing was written or deleted
+
+
+def test_write_timeout_stays_below_the_request_timeout():
+    from ragtune.serve.settings import ServeSettings
+
+    assert ServeSettings().index_write_timeout_s == 10.0
+    assert ServeSettings(request_timeout_s=8.0).index_write_timeout_s == 4.0
 
 
 def test_backend_failure_is_502_not_500(tmp_path):

@@ -57,6 +57,18 @@ def test_compare_writes_a_complete_run(setup):
     assert results["recommendation"]["arm"] in {"base", "rag"}
 
 
+def test_compare_results_json_keeps_its_layout_and_round_trips(setup):
+    """score_run returns typed RunResults; the file compare writes keeps the layout it had as a free dict."""
+    from results_layout import assert_golden_layout
+
+    from ragtune.evaluate.results import RunResults
+
+    run = run_compare(_config(setup))
+    text = (run / "results.json").read_text(encoding="utf-8")
+    assert_golden_layout(json.loads(text), ["base", "rag"], freshness=False)
+    assert RunResults.from_json(text).to_json() == text
+
+
 def test_bad_inputs_fail_before_any_work(setup):
     with pytest.raises(ConfigError, match="need a sft adapter"):
         run_compare(_config(setup, arms=("ft",)))

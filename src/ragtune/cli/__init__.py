@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
 
         if not isinstance(exc, ValidationError):
             raise
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        _fail(f"error: invalid setting: {problems}", 2)
+        from ragtune.config import validation_message
+
+        _fail(f"error: invalid setting: {validation_message(exc)}", 2)
     if isinstance(result, int) and result != 0:
         sys.exit(result)

@@ -21,7 +21,7 @@ def retrieval(
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
     from ragtune.cli.common import print_json
-    from ragtune.config import ChunkConfig, IndexConfig
+    from ragtune.config import ChunkConfig, IndexConfig, validation_message
     from ragtune.errors import ConfigError
     from ragtune.evaluate.retrieval import evaluate_beir
 
@@ -31,7 +31,7 @@ def retrieval(
     try:
         index_config = IndexConfig(chunk=ChunkConfig(**overrides)) if overrides else None
     except ValueError as exc:
-        raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
+        raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
     results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir, index_config=index_config)
     if as_json:
         print_json({r.mode: r.metrics for r in results})

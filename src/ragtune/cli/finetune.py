@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune a LoRA adapter (loss on answer tokens only; checkpoints; --resume after a kill)."""
         from ragtune.cli.common import check_output_folder, one_line, print_json
+        from ragtune.config import validation_message
         from ragtune.errors import ConfigError, InputError
         from ragtune.train import FinetuneConfig, finetune, load_examples, split_by_document
         from ragtune.train.builders import build_training_set, export_jsonl
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
                                     checkpoint_every=checkpoint_every, qlora=qlora,
                                     num_threads=threads)
         except ValueError as exc:
-            raise ConfigError(f"bad fine-tuning option: {exc}") from exc
+            raise ConfigError(f"bad fine-tuning option: {validation_message(exc)}") from None
         if not export_only:
             check_output_folder(out, "--out")
         loaded = load_examples(train)

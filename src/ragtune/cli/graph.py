@@ -20,12 +20,14 @@ def register(app: typer.Typer) -> None:
             None, "--extractor", help="'rules' (default, offline) or 'llm:<model>' (bundled, HF folder or http(s) URL)."),
     ) -> None:
         """Extract entities for new or changed documents; later ingests then keep the graph up to date."""
+        from ragtune.graph.communities import load_communities
         from ragtune.graph.store import load_graph, sync_graph
         from ragtune.index import Index
 
         index = Index.open(index_dir)
         sync_graph(index, extractor=extractor)
-        _state, graph = load_graph(index)
+        state, graph = load_graph(index)
+        load_communities(index.path, state, graph)  # cached now: `graph show` and graph-global only read them
         typer.echo(f"graph of {index_dir}: {graph.n_entities} entities, {graph.n_edges} edges over {graph.n_chunks} chunks")
 
     @graph_app.command("show")
@@ -36,7 +38,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         html_out: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML view of the neighbourhood."),
     ) -> None:
-        """Without --entity: counts, top entities and communities. With it: neighbours and supporting chunks."""
+        """Without --entity: counts, top entities and communities. With it: neighbours and supporting chunks.
+
+        Writes nothing to the index: a graph not built (or behind the index) is completed in memory."""
         from ragtune.cli.common import print_json
         from ragtune.errors import InputError
         from ragtune.graph.view import neighbourhood, neighbourhood_html, overview
@@ -46,7 +50,7 @@ def register(app: typer.Typer) -> None:
         if entity is None:
             if html_out is not None:
                 raise InputError("--html needs --entity NAME")
-            data = overview(index, top=limit)
+            data = overview(index, top=limit, persist=False)
             if as_json:
                 return print_json(data)
             typer.echo(f"{data['entities']} entities, {data['edges']} edges over {data['chunks']} chunks "
@@ -56,7 +60,7 @@ def register(app: typer.Typer) -> None:
             for c in data["communities"]:
                 typer.echo(f"community {c['id']} ({c['size']} entities): {', '.join(c['top'])}\n    {c['summary'][:200]}")
             return
-        data = neighbourhood(index, entity, limit=limit)
+        data = neighbourhood(index, entity, limit=limit, persist=False)
         if html_out is not None:
             html_out.write_text(neighbourhood_html(data), encoding="utf-8")
         if as_json:

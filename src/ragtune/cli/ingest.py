@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
-        from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
+        from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, validation_message
         from ragtune.errors import ConfigError
         from ragtune.graph import follow_index_commits
         from ragtune.index import Index
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             try:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=EmbedConfig(model=embedder or "bundled"))
             except ValueError as exc:
-                raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
+                raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
         result = load_documents(paths, follow_links=follow_links)

@@ -1,15 +1,8 @@
-"""Scoring a run: per-question metrics → per-arm metrics with CIs → paired comparisons → results dict.
+"""Scoring a run: per-question metrics → per-arm metrics with CIs → paired comparisons → `RunResults`.
 
-`score_run(rows, setup, scenario, cost_model, seed)` is the one call the compare workflow makes; its output,
-with the recommendation report adds (ragtune.report.recommend.with_recommendation), is the results.json
-structure the report renders:
-
-    {"arms": {arm: {"n", "uses_retrieval", "metrics": {...}, "ci95": {metric: [lo, hi]}}},
-     "comparisons": [{"a", "b", "metric", "delta", "ci95", "p_value", "p_value_holm", "significant", "n"}],
-     "freshness": {"n", "arms": {...}, "comparisons": [...]} | None,
-     "setup", "scenario", "cost_model",
-     "per_question": {arm: {qid: {metric: value}}}, "primary_metric", "alpha", "seed", "warnings",
-     "recommendation": {"arm", "reasons", "excluded"}}  (added by report)
+`score_run(rows, setup, scenario, cost_model, seed)` is the one call the compare workflow makes; it returns a
+typed `RunResults` (ragtune.evaluate.results), whose `to_dict()` — with the recommendation report adds
+(ragtune.report.recommend.with_recommendation) — is the results.json the report renders.
 
 Rows flagged `"freshness": true` (questions on facts changed after training) are scored separately.
 """
@@ -27,6 +20,7 @@ from ragtune.errors import InputError, RagtuneError
 from ragtune.evaluate import answer_metrics, grounding
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.efficiency import latency_summary, tokens_per_s
+from ragtune.evaluate.results import RunResults
 from ragtune.evaluate.run_files import json_safe, validate_rows
 from ragtune.evaluate.stats import DEFAULT_RESAMPLES, bootstrap_ci, holm, paired_test
 
@@ -273,15 +267,15 @@ def score_run(
     n_resamples: int = DEFAULT_RESAMPLES,
     alpha: float = 0.05,
     primary_metric: str = "f1",
-) -> dict[str, Any]:
-    """Score every arm of a run and recommend one: prediction rows → the results.json dict.
+) -> RunResults:
+    """Score every arm of a run: prediction rows → RunResults (`.to_dict()`: the results.json structure).
 
     `setup` is recorded as-is; these keys feed the efficiency/cost figures when present:
     setup["arms"][arm] = {"train_s": seconds of training, "peak_memory_mb": ...};
     setup["index"] = {"build_s": seconds to build the index, "size_bytes": ...}.
     `scenario` (a ragtune.evaluate.cost.Scenario, default: its defaults) is recorded with the results; the
     recommendation for it is report's (ragtune.report.recommend.with_recommendation). If the bundled embedder
-    cannot be loaded, semantic similarity is left out with a warning in results["warnings"].
+    cannot be loaded, semantic similarity is left out with a warning in `warnings`.
     """
     rows = validate_rows(rows)
     if not rows:
@@ -340,4 +334,4 @@ def score_run(
             "paired_test": "sign-flip permutation p-value (Holm-adjusted per metric), paired-bootstrap CI",
         },
     }
-    return json_safe(results)
+    return RunResults.from_dict(json_safe(results))

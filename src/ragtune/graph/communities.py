@@ -92,28 +92,29 @@ def summarise_community(graph: Any, chunks: list[Any], community_id: int, member
     return Community(community_id, tuple(members), top_names, tuple(chunks[r].chunk_id for r in rows), " ".join(summary))
 
 
-def load_communities(index_dir: Path, state: Any, graph: Any, seed: int = 0) -> list[Community]:
-    """Communities of the graph, cached as graph/communities-<content key>.json (written atomically)."""
+def load_communities(index_dir: Path, state: Any, graph: Any, seed: int = 0, cache: bool = True) -> list[Community]:
+    """Communities of the graph, cached as graph/communities-<content key>.json (written atomically; read but not
+    written with cache=False)."""
     from ragtune.graph.store import graph_dir
 
-    cache = graph_dir(index_dir) / f"communities-{graph.content_key}.json" if graph.content_key else None
-    if cache is not None and cache.is_file():
+    path = graph_dir(index_dir) / f"communities-{graph.content_key}.json" if graph.content_key else None
+    if path is not None and path.is_file():
         try:
-            data = json.loads(cache.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
             out = [Community(d["community_id"], tuple(d["entities"]), tuple(d["top_names"]), tuple(d["chunk_ids"]),
                              d["summary"]) for d in data["communities"]]
             if all(e < graph.n_entities for c in out for e in c.entities):
                 return out
         except (OSError, ValueError, KeyError) as exc:
-            logger.warning("community cache %s unreadable, recomputing: %s", cache, exc)
+            logger.warning("community cache %s unreadable, recomputing: %s", path, exc)
     groups = detect_communities(graph, seed=seed)
     out = [summarise_community(graph, state.chunks, i, members) for i, members in enumerate(groups)]
-    if cache is not None and not graph.content_key.startswith("mem-") and cache.parent.is_dir():
+    if cache and path is not None and not graph.content_key.startswith("mem-") and path.parent.is_dir():
         try:
             payload = {"seed": seed, "communities": [asdict(c) for c in out]}
-            write_bytes_atomic(cache, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+            write_bytes_atomic(path, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
         except OSError as exc:
-            logger.warning("could not cache communities at %s: %s", cache, exc)
+            logger.warning("could not cache communities at %s: %s", path, exc)
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ragtune.graph.extract import extract_chunk_mentions, normalize_name
 from ragtune.retrieve.base import Filters
 from ragtune.retrieve.hybrid import HybridRetriever
 from ragtune.types import Hit
+
+if TYPE_CHECKING:
+    from ragtune.index import Index
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +109,10 @@ def _fill(primary: list[int], scores: dict[int, float], fallback: list[int], k: 
 
 
 class GraphRetriever:
-    """One of the graph modes over an Index (see module doc); `mode` in GRAPH_MODES."""
+    """One of the graph modes over an Index (see module doc); `mode` in GRAPH_MODES. It takes the Index itself, not
+    only a SearchableIndex: the entity graph is persisted in (and synced with) the index folder."""
 
-    def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig(), mode: str = "graph-hybrid"):
+    def __init__(self, index: Index, config: RetrieveConfig = RetrieveConfig(), mode: str = "graph-hybrid"):
         from ragtune.errors import ConfigError
 
         if mode not in GRAPH_MODES:
@@ -167,3 +171,9 @@ class GraphRetriever:
             cut = -np.sort(-scores, axis=1)[:, TOP_COMMUNITIES - 1 : TOP_COMMUNITIES]
             scores = np.where(scores >= cut, scores, 0.0)
         return communities, scores
+
+
+def open_graph_retriever(index: Index, config: RetrieveConfig) -> GraphRetriever:
+    """The retriever of the graph-* mode `config.mode`. ragtune.retrieve's mode registry finds this factory through
+    ragtune.registry.RETRIEVAL_MODE_PROVIDERS on the first use of a graph mode, so retrieve never imports graph."""
+    return GraphRetriever(index, config, mode=config.mode)

@@ -271,16 +271,18 @@ def load_records(index: Any, persist: bool = True) -> GraphRecords:
     return GraphRecords(mentions=mentions, content_key=key, state=state)
 
 
-def load_graph(index: Any) -> tuple[Any, Any]:
+def load_graph(index: Any, persist: bool = True) -> tuple[Any, Any]:
     """(IndexState, EntityGraph) for the index's current state: synced, then built once per IndexState.
-    The graph's chunk rows align with that state's chunks."""
+    The graph's chunk rows align with that state's chunks. persist=False writes nothing (read-only commands such
+    as `ragtune graph show`): the persisted graph is read and what it lacks is extracted in memory."""
     from ragtune.graph.entity_graph import EntityGraph
 
     state = index.state
     graph = _GRAPHS.get(state)
     if graph is not None:
         return state, graph
-    records = load_records(index)
+    records = load_records(index, persist=persist)
     graph = EntityGraph.build(records.mentions, content_key=records.content_key)
-    _GRAPHS[records.state] = graph
+    if persist:
+        _GRAPHS[records.state] = graph
     return records.state, graph

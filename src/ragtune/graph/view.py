@@ -23,16 +23,17 @@ def find_entity(graph: Any, name: str) -> int:
     raise InputError(f"no entity {name!r} in the graph{hint}")
 
 
-def overview(index: Any, top: int = 20, communities: int = 5) -> dict[str, Any]:
-    """Counts, the most mentioned entities, and the largest communities with their summaries."""
+def overview(index: Any, top: int = 20, communities: int = 5, persist: bool = True) -> dict[str, Any]:
+    """Counts, the most mentioned entities, and the largest communities with their summaries (persist=False:
+    nothing is written, see load_graph)."""
     import numpy as np
 
     from ragtune.graph.communities import load_communities
     from ragtune.graph.store import load_graph
 
-    state, graph = load_graph(index)
+    state, graph = load_graph(index, persist=persist)
     order = np.argsort(-graph.df, kind="stable")[:top]
-    found = load_communities(index.path, state, graph)
+    found = load_communities(index.path, state, graph, cache=persist)
     return {
         "chunks": graph.n_chunks,
         "entities": graph.n_entities,
@@ -46,11 +47,12 @@ def overview(index: Any, top: int = 20, communities: int = 5) -> dict[str, Any]:
     }
 
 
-def neighbourhood(index: Any, name: str, limit: int = 20) -> dict[str, Any]:
-    """One entity: its supporting chunks and strongest neighbours, each edge with its supporting chunk ids."""
+def neighbourhood(index: Any, name: str, limit: int = 20, persist: bool = True) -> dict[str, Any]:
+    """One entity: its supporting chunks and strongest neighbours, each edge with its supporting chunk ids
+    (persist=False: nothing is written, see load_graph)."""
     from ragtune.graph.store import load_graph
 
-    state, graph = load_graph(index)
+    state, graph = load_graph(index, persist=persist)
     entity = find_entity(graph, name)
     return {
         "entity": graph.names[entity],

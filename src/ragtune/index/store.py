@@ -371,10 +371,10 @@ class Index:
         if not (self.path / mf.MANIFEST).is_file():
             mf.create_folder(self.path, self.config)
 
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+    def delete_documents(self, doc_ids: Sequence[str], lock_timeout_s: float | None = None) -> int:
         """Remove documents in one atomic commit; InputError (and no change) if any id is unknown.
-        Returns the number of chunks removed."""
-        with writer_lock(self.path):
+        Returns the number of chunks removed. IndexBusyError if the lock is not free within `lock_timeout_s`."""
+        with writer_lock(self.path, timeout_s=lock_timeout_s):
             manifest = mf.read_manifest(self.path)
             unknown = [d for d in doc_ids if d not in manifest.documents]
             if unknown:

@@ -60,8 +60,26 @@ def read_text(path: Path) -> str:
     return decode_text(read_bytes(path))
 
 
+def printable_name(name: str) -> str:
+    r"""A file name as valid text: bytes that are not UTF-8 (which os.fsdecode turns into lone surrogates) become
+    backslash escapes, so the file b"bad\xff.txt" gets the id bad\xff.txt (a backslash, then "xff"); a valid
+    name is returned unchanged.
+
+    Document ids, sources and titles come from file names; a lone surrogate in one cannot be encoded (hashed,
+    written as JSON, printed) and would stop the whole ingest instead of naming that one file oddly."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def humanize_stem(path: str | os.PathLike[str]) -> str:
     """'leave_policy-2024.md' -> 'Leave policy 2024': a title for files that do not carry one."""
-    stem = Path(path).stem.replace("_", " ").replace("-", " ")
+    stem = printable_name(Path(path).stem).replace("_", " ").replace("-", " ")
     stem = " ".join(stem.split())
-    return stem[:1].upper() + stem[1:] if stem else Path(path).name
+    return stem[:1].upper() + stem[1:] if stem else printable_name(Path(path).name)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ragtune.errors import InputError
 from ragtune.ingest.base import LoadResult, SkipFile, Skipped, bulk_progress
+from ragtune.ingest.decoding import printable_name
 from ragtune.ingest.html import load_html
 from ragtune.ingest.jsonl import load_jsonl
 from ragtune.ingest.pdf import load_pdf
@@ -83,7 +84,7 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
                 if path.is_symlink():
                     reason = _folder_link_problem(real, follow_links, inside(real), real in visited)
                     if reason:
-                        skipped.append(Skipped(str(path), reason))
+                        skipped.append(Skipped(printable_name(str(path)), reason))
                         continue
                 visited.add(real)
                 keep.append(name)
@@ -95,7 +96,7 @@ def discover(paths: Sequence[str | Path], follow_links: bool = False) -> tuple[l
                 if path.is_symlink():
                     reason = _file_link_problem(path, follow_links, inside)
                     if reason:
-                        skipped.append(Skipped(str(path), reason))
+                        skipped.append(Skipped(printable_name(str(path)), reason))
                         continue
                 walked.append((path, path.relative_to(root).as_posix()))
         found.extend(sorted(walked, key=lambda item: item[1]))
@@ -121,8 +122,10 @@ def _file_link_problem(path: Path, follow_links: bool, inside: Callable[[Path], 
 
 
 def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
-    """Documents of one file, with `doc_id` as its (base) id; problems come back as `Skipped`, never raised."""
-    source = str(path)
+    """Documents of one file, with `doc_id` as its (base) id; problems come back as `Skipped`, never raised.
+
+    A name with bytes that are not UTF-8 gives an id and source with backslash escapes (`printable_name`)."""
+    doc_id, source = printable_name(doc_id), printable_name(str(path))
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         kind = f"'{path.suffix}'" if path.suffix else "(no extension)"

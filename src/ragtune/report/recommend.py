@@ -18,25 +18,23 @@ training budget allows retraining as often as the knowledge changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from ragtune.evaluate.cost import RETRAINS_PER_MONTH, Scenario, payback
+from ragtune.evaluate.results import ArmMetrics, Comparison, Recommendation, RunResults
+from ragtune.evaluate.stats import holm
 
 STALE_RATIO = 0.5  # without a significance test, an arm at < half the best freshness score is stale
 CHEAPER_BY = 0.10  # among arms tied on quality, switch to a cheaper one only if it saves at least 10%
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    """The arm to deploy, why, and why each other arm was ruled out."""
+__all__ = ["Recommendation", "Scenario", "find_comparison", "payback_table", "recommend", "with_recommendation"]
 
-    arm: str | None
-    reasons: tuple[str, ...]
-    excluded: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"arm": self.arm, "reasons": list(self.reasons), "excluded": dict(self.excluded)}
+def _typed(results: RunResults | Mapping[str, Any]) -> RunResults:
+    """RunResults as they are, or read from a results.json dict (this version's or an older one's)."""
+    return results if isinstance(results, RunResults) else RunResults.from_dict(results)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -49,126 +47,115 @@ def _money(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.995 else f"${value:.4f}".rstrip("0").rstrip(".")
 
 
-def find_comparison(results: dict, a: str, b: str, metric: str, section: str = "comparisons") -> dict | None:
+def find_comparison(results: RunResults | Mapping[str, Any], a: str, b: str, metric: str,
+                    section: str = "comparisons") -> Comparison | None:
     """The paired comparison of arms a and b on metric, oriented as a − b (None if not computed)."""
-    if section == "comparisons":
-        source = results.get("comparisons") or []
-    else:
-        source = (results.get("freshness") or {}).get("comparisons") or []
-    for entry in source:
-        if entry["metric"] != metric:
-            continue
-        if entry["a"] == a and entry["b"] == b:
-            return entry
-        if entry["a"] == b and entry["b"] == a:
-            flipped = dict(entry, a=a, b=b, delta=-entry["delta"])
-            if entry.get("ci95"):
-                flipped["ci95"] = [-entry["ci95"][1], -entry["ci95"][0]]
-            return flipped
-    return None
+    return _typed(results).comparison(a, b, metric, section)
 
 
-def _is_tuned(arm: str, metrics: dict) -> bool:
-    return (metrics.get("training_s") or 0) > 0 or arm in ("ft", "ft_rag", "raft")
+def _is_tuned(arm: str, info: ArmMetrics) -> bool:
+    return (info.metric("training_s") or 0) > 0 or arm in ("ft", "ft_rag", "raft")
 
 
-def _monthly_training(metrics: dict, scenario: Scenario) -> float:
+def _monthly_training(info: ArmMetrics, scenario: Scenario) -> float:
     """Training spend per month: each change retrains; static knowledge amortises one run over a year."""
-    usd = metrics.get("training_usd") or 0.0
+    usd = info.metric("training_usd") or 0.0
     per_month = RETRAINS_PER_MONTH[scenario.knowledge_change]
     return usd * per_month if per_month > 0 else usd / 12
 
 
-def _monthly_cost(metrics: dict, scenario: Scenario) -> float:
-    serving = (metrics.get("cost_per_1k_queries") or 0.0) * scenario.queries_per_day * 30 / 1000
-    return serving + _monthly_training(metrics, scenario)
+def _monthly_cost(info: ArmMetrics, scenario: Scenario) -> float:
+    serving = (info.metric("cost_per_1k_queries") or 0.0) * scenario.queries_per_day * 30 / 1000
+    return serving + _monthly_training(info, scenario)
 
 
-def _stale_arms(results: dict, arms: list[str], primary: str, alpha: float) -> dict[str, str]:
+def _stale_arms(results: RunResults, arms: list[str], primary: str, alpha: float) -> dict[str, str]:
     """Closed-book arms that did significantly worse on changed facts than the best arm there (paired test).
 
     Without a paired test for an arm, it is stale below STALE_RATIO × the best freshness score.
     """
-    fresh = (results.get("freshness") or {}).get("arms") or {}
-    scored = {a: fresh[a]["metrics"].get(primary) for a in arms if a in fresh and fresh[a]["metrics"].get(primary) is not None}
+    fresh = results.freshness.arms if results.freshness is not None else {}
+    scored = {a: fresh[a].metric(primary) for a in arms if a in fresh and fresh[a].metric(primary) is not None}
     if not scored:
         return {}
     best = max(scored, key=scored.get)
     stale = {}
-    info = results.get("arms") or {}
     for arm, value in scored.items():
         # Only closed-book arms can go stale: a retrieving arm reads the updated index, so a low score there is
         # a quality gap (the main comparison covers it), not stale knowledge.
-        if arm == best or (info.get(arm) or {}).get("uses_retrieval"):
+        if arm == best or (arm in results.arms and results.arms[arm].uses_retrieval):
             continue
-        tests = [t for t in (find_comparison(results, arm, other, primary, section="freshness") for other in scored)
-                 if t is not None and t["b"] != arm]
-        losing = [t for t in tests if t["delta"] < 0 and t.get("significant", t["p_value"] < alpha)]
+        tests = [t for t in (results.comparison(arm, other, primary, section="freshness") for other in scored)
+                 if t is not None and t.b != arm]
+        losing = [t for t in tests if t.delta < 0 and t.is_significant(alpha)]
         if losing:
             t = losing[0]
             stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs "
-                          f"{_fmt(scored[t['b']])} for {t['b']} (p={_fmt(t.get('p_value_holm', t['p_value']), 3)})")
+                          f"{_fmt(scored[t.b])} for {t.b} (p={_fmt(t.adjusted_p, 3)})")
         elif not tests and value < STALE_RATIO * scored[best]:
             stale[arm] = (f"went stale on the changed facts: {primary.upper()} {_fmt(value)} vs "
                           f"{_fmt(scored[best])} for {best}")
     return stale
 
 
-def _constraints(results: dict, scenario: Scenario, arms: list[str], primary: str, alpha: float) -> list[dict[str, str]]:
+def _constraints(results: RunResults, scenario: Scenario, arms: list[str], primary: str,
+                 alpha: float) -> list[dict[str, str]]:
     """One {arm: reason} dict per rule, in the order they are relaxed last-first."""
-    info = results["arms"]
+    info = results.arms
     citations = {a: "closed-book: cannot cite sources, and citations are required"
-                 for a in arms if scenario.needs_citations and not info[a].get("uses_retrieval")}
+                 for a in arms if scenario.needs_citations and not info[a].uses_retrieval}
     freshness: dict[str, str] = {}
     if scenario.knowledge_change != "static":
         freshness = _stale_arms(results, arms, primary, alpha)
-        if not results.get("freshness") and scenario.knowledge_change in ("weekly", "daily"):
+        if results.freshness is None and scenario.knowledge_change in ("weekly", "daily"):
             for a in arms:
-                if not info[a].get("uses_retrieval") and _is_tuned(a, info[a]["metrics"]):
+                if not info[a].uses_retrieval and _is_tuned(a, info[a]):
                     freshness[a] = (f"closed-book and tuned: knowledge changes {scenario.knowledge_change}, "
                                     "so its answers go stale between retrainings")
     budget: dict[str, str] = {}
     if scenario.training_budget_usd is not None:
         for a in arms:
-            spend = _monthly_training(info[a]["metrics"], scenario) if scenario.knowledge_change != "static" \
-                else info[a]["metrics"].get("training_usd") or 0.0
-            if _is_tuned(a, info[a]["metrics"]) and spend > scenario.training_budget_usd:
+            spend = _monthly_training(info[a], scenario) if scenario.knowledge_change != "static" \
+                else info[a].metric("training_usd") or 0.0
+            if _is_tuned(a, info[a]) and spend > scenario.training_budget_usd:
                 budget[a] = (f"training costs {_money(spend)} per month with {scenario.knowledge_change} changes, "
                              f"over the {_money(scenario.training_budget_usd)} budget")
     latency: dict[str, str] = {}
     if scenario.latency_budget_ms is not None:
         for a in arms:
-            p95 = info[a]["metrics"].get("latency_ms_p95")
+            p95 = info[a].metric("latency_ms_p95")
             if p95 is not None and p95 > scenario.latency_budget_ms:
                 latency[a] = f"p95 latency {p95:.0f} ms is over the {scenario.latency_budget_ms:.0f} ms budget"
     return [citations, freshness, budget, latency]
 
 
-def _p_values_against(results: dict, best: str, others: list[str], metric: str) -> dict[str, float]:
+def _p_values_against(results: RunResults, best: str, others: list[str], metric: str) -> dict[str, float]:
     """Paired-test p-values of each other arm against the best one, Holm-adjusted within THIS family (the
     k-1 comparisons the decision rests on, not every pair of arms). An arm without a test counts as tied."""
-    from ragtune.evaluate.stats import holm
-
-    tested = {a: t["p_value"] for a in others if (t := find_comparison(results, a, best, metric)) is not None}
+    tested = {a: t.p_value for a in others if (t := results.comparison(a, best, metric)) is not None}
     adjusted = dict(zip(tested, holm(list(tested.values())))) if tested else {}
     return {a: adjusted.get(a, 1.0) for a in others}
 
 
-def with_recommendation(results: dict[str, Any], scenario: Scenario | None = None) -> dict[str, Any]:
-    """The scored results of a run (ragtune.evaluate.scoring.score_run) with their "recommendation" added, as
-    results.json holds them."""
-    return {**results, "recommendation": recommend(results, scenario).to_dict()}
+def with_recommendation(results: RunResults | Mapping[str, Any], scenario: Scenario | None = None) -> RunResults:
+    """The scored results of a run (ragtune.evaluate.scoring.score_run) with their recommendation added
+    (`.to_dict()` is then results.json as compare writes it)."""
+    typed = _typed(results)
+    return typed.with_recommendation(recommend(typed, scenario))
 
 
-def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Recommendation:
-    """The arm to deploy for this scenario, with the reasons a team lead can check against the tables."""
+def recommend(results: RunResults | Mapping[str, Any], scenario: Scenario | None = None) -> Recommendation:
+    """The arm to deploy for this scenario, with the reasons a team lead can check against the tables.
+
+    `results` are RunResults, or a results.json dict (read with RunResults.from_dict)."""
     scenario = scenario or Scenario()
-    info = results.get("arms") or {}
+    results = _typed(results)
+    info = results.arms
     arms = list(info)
     if not arms:
         return Recommendation(arm=None, reasons=("no arm was scored",))
-    primary = results.get("primary_metric", "f1")
-    alpha = results.get("alpha", 0.05)
+    primary = results.primary_metric
+    alpha = results.alpha
     rules = _constraints(results, scenario, arms, primary, alpha)
     reasons: list[str] = []
     active = list(rules)
@@ -184,48 +171,46 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
         reasons.append("no arm meets every constraint; relaxed: " + "; ".join(f"{a}: {w}" for a, w in relaxed.items()))
 
     def quality(a: str) -> float:
-        value = info[a]["metrics"].get(primary)
+        value = info[a].metric(primary)
         return -1.0 if value is None else value
 
     best = max(survivors, key=quality)
     p_vs_best = _p_values_against(results, best, [a for a in survivors if a != best], primary)
     tied = [best] + [a for a, p in p_vs_best.items() if p >= alpha]
-    cheapest = min(tied, key=lambda a: (_monthly_cost(info[a]["metrics"], scenario),
-                                        info[a]["metrics"].get("latency_ms_p50") or 0.0))
+    cheapest = min(tied, key=lambda a: (_monthly_cost(info[a], scenario), info[a].metric("latency_ms_p50") or 0.0))
     # A tie on quality goes to the cheaper arm only when the saving is real (CHEAPER_BY), not rounding noise.
-    saving_is_real = _monthly_cost(info[cheapest]["metrics"], scenario) < (1 - CHEAPER_BY) * _monthly_cost(
-        info[best]["metrics"], scenario)
+    saving_is_real = _monthly_cost(info[cheapest], scenario) < (1 - CHEAPER_BY) * _monthly_cost(info[best], scenario)
     choice = cheapest if saving_is_real else best
-    m = info[choice]["metrics"]
-    ci = info[choice].get("ci95", {}).get(primary)
+    m = info[choice].metrics
+    ci = info[choice].ci95.get(primary)
     ci_text = f" (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})" if ci else ""
     label = primary.replace("_", " ").upper() if primary in ("f1",) else primary.replace("_", " ")
     if choice == best:
         reasons.insert(0, f"{choice} has the best {label} among the eligible arms: {_fmt(m.get(primary))}{ci_text}")
     else:
         reasons.insert(0, f"{choice} ({label} {_fmt(m.get(primary))}{ci_text}) is statistically tied with {best} "
-                          f"({_fmt(info[best]['metrics'].get(primary))}; p={_fmt(p_vs_best[choice], 3)}) "
+                          f"({_fmt(info[best].metric(primary))}; p={_fmt(p_vs_best[choice], 3)}) "
                           f"and costs less to run")
     for other in survivors:
         if other in tied or other == choice:
             continue
-        test = find_comparison(results, best, other, primary)
+        test = results.comparison(best, other, primary)
         if test is not None:
             p_text = f"p={_fmt(p_vs_best[other], 3)}"
             if best == choice:
-                reasons.append(f"{best} beats {other} on {label} by {test['delta']:+.2f} ({p_text}, significant)")
+                reasons.append(f"{best} beats {other} on {label} by {test.delta:+.2f} ({p_text}, significant)")
             else:
-                reasons.append(f"{other} is significantly below {best} on {label} ({-test['delta']:+.2f}, {p_text})")
+                reasons.append(f"{other} is significantly below {best} on {label} ({-test.delta:+.2f}, {p_text})")
     for other in tied:
         if other == choice:
             continue
-        cheaper = _monthly_cost(info[other]["metrics"], scenario) < _monthly_cost(m, scenario)
+        cheaper = _monthly_cost(info[other], scenario) < _monthly_cost(info[choice], scenario)
         reasons.append(f"{other} is not significantly different from {choice} on {label} "
                        + ("and saves less than 10% of the cost" if cheaper else "but costs more"))
     reasons.append(
         f"serving {choice} costs {_money(m.get('cost_per_1k_queries'))} per 1k queries "
         f"(p50 {_fmt(m.get('latency_ms_p50'), 0)} ms, p95 {_fmt(m.get('latency_ms_p95'), 0)} ms); "
-        f"about {_money(_monthly_cost(m, scenario))} per month at {scenario.queries_per_day:,.0f} queries/day "
+        f"about {_money(_monthly_cost(info[choice], scenario))} per month at {scenario.queries_per_day:,.0f} queries/day "
         f"with {scenario.knowledge_change} knowledge changes"
     )
     reasons.extend(_payback_reasons(info, choice, scenario))
@@ -233,11 +218,11 @@ def recommend(results: dict[str, Any], scenario: Scenario | None = None) -> Reco
     return Recommendation(arm=choice, reasons=tuple(reasons), excluded=excluded)
 
 
-def _payback_reasons(info: dict, choice: str, scenario: Scenario) -> list[str]:
+def _payback_reasons(info: Mapping[str, ArmMetrics], choice: str, scenario: Scenario) -> list[str]:
     """When a tuned arm is chosen over plain RAG (or vice versa): does the training pay back?"""
-    if "rag" not in info or choice == "rag" or not _is_tuned(choice, info[choice]["metrics"]):
+    if "rag" not in info or choice == "rag" or not _is_tuned(choice, info[choice]):
         return []
-    tuned, rag = info[choice]["metrics"], info["rag"]["metrics"]
+    tuned, rag = info[choice].metrics, info["rag"].metrics
     saving = (rag.get("cost_per_1k_queries") or 0.0) - (tuned.get("cost_per_1k_queries") or 0.0)
     result = payback(tuned.get("training_usd") or 0.0, saving, scenario.queries_per_day)
     if result.days is None:
@@ -247,31 +232,32 @@ def _payback_reasons(info: dict, choice: str, scenario: Scenario) -> list[str]:
             f"pays back after {result.days:,.1f} days at {scenario.queries_per_day:,.0f} queries/day"]
 
 
-def _field_note(choice: str, arm: dict, scenario: Scenario, results: dict) -> str:
-    retrieval, tuned = arm.get("uses_retrieval"), _is_tuned(choice, arm["metrics"])
+def _field_note(choice: str, arm: ArmMetrics, scenario: Scenario, results: RunResults) -> str:
+    retrieval, tuned = arm.uses_retrieval, _is_tuned(choice, arm)
     if retrieval and tuned:
         return ("tuning plus retrieval: the tuned model reads its sources better, and retrieval keeps answers current "
                 "and cited — worth it while the budget covers retraining")
     if retrieval:
         note = "retrieval follows knowledge changes without retraining and lets answers cite their sources"
-        return note + (" (see the freshness chart)" if results.get("freshness") else "")
+        return note + (" (see the freshness chart)" if results.freshness else "")
     if tuned:
         return "a closed-book tuned model suits static knowledge, fixed style and format, and the lowest latency"
     return "the untuned model needs neither an index nor training; the cheapest option when its quality suffices"
 
 
-def payback_table(results: dict[str, Any], scenario: Scenario | None = None, baseline: str = "rag") -> list[dict[str, Any]]:
+def payback_table(results: RunResults | Mapping[str, Any], scenario: Scenario | None = None,
+                  baseline: str = "rag") -> list[dict[str, Any]]:
     """For each tuned arm: serving saving per 1k queries over `baseline`, training cost, days to pay back,
     and the retraining bill per month at the scenario's rate of knowledge change. Empty without the baseline."""
     scenario = scenario or Scenario()
-    info = results.get("arms") or {}
+    info = _typed(results).arms
     if baseline not in info:
         return []
-    base_cost = info[baseline]["metrics"].get("cost_per_1k_queries") or 0.0
+    base_cost = info[baseline].metric("cost_per_1k_queries") or 0.0
     rows = []
     for arm, entry in info.items():
-        m = entry["metrics"]
-        if arm == baseline or not _is_tuned(arm, m):
+        m = entry.metrics
+        if arm == baseline or not _is_tuned(arm, entry):
             continue
         saving = base_cost - (m.get("cost_per_1k_queries") or 0.0)
         result = payback(m.get("training_usd") or 0.0, saving, scenario.queries_per_day)

@@ -246,9 +246,19 @@ def render_report(run_dir: str | Path, out: str | Path | None = None, title: str
                   max_questions: int = DEFAULT_MAX_QUESTIONS) -> Path:
     """Read run_dir/results.json and predictions.jsonl, write report.html (or `out`) atomically; return its path."""
     run = Path(run_dir)
-    results = read_results(run)
+    results = _recommended(read_results(run))
     rows = read_predictions(run)
     html = render_html(results, rows, title=title or f"ragtune report — {run.resolve().name}", max_questions=max_questions)
     target = Path(out) if out is not None else run / REPORT_FILE
     logger.info("writing %s (%d KiB)", target, len(html) // 1024)
     return write_text_atomic(target, html)
+
+
+def _recommended(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json as rendered: read through RunResults (older runs included), with a recommendation computed
+    for its scenario when the run has none."""
+    from ragtune.evaluate.results import RunResults
+    from ragtune.report.recommend import with_recommendation
+
+    typed = RunResults.from_dict(results)
+    return (typed if typed.recommendation is not None else with_recommendation(typed, typed.scenario)).to_dict()

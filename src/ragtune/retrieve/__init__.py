@@ -1,6 +1,6 @@
 """Retrieval over an Index: dense, BM25 and hybrid (RRF) behind one Retriever protocol, with metadata filters."""
 
-from ragtune.retrieve.base import Filters, Retriever, retrieve_one
+from ragtune.retrieve.base import Filters, Retriever, SearchableIndex, retrieve_one
 from ragtune.retrieve.factory import MODES, build_retriever, open_retriever, register_retrieval_mode, retrieval_modes
 from ragtune.retrieve.hybrid import rrf_fuse
 
@@ -8,6 +8,7 @@ __all__ = [
     "MODES",
     "Filters",
     "Retriever",
+    "SearchableIndex",
     "build_retriever",
     "open_retriever",
     "register_retrieval_mode",

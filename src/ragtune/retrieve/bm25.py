@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ragtune.retrieve.base import Filters
+from ragtune.retrieve.base import Filters, RowRanking, SearchableIndex, SearchState
 from ragtune.retrieve.dense import hits_from_rows
 from ragtune.types import Hit
 
@@ -12,10 +10,10 @@ from ragtune.types import Hit
 class BM25Retriever:
     """BM25 (Lucene parameters by default, see BM25Config) over an Index's chunks."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: SearchableIndex):
         self.index = index
 
-    def search_rows(self, queries: list[str], k: int, filters: Filters | None = None) -> tuple[Any, list[Any]]:
+    def search_rows(self, queries: list[str], k: int, filters: Filters | None = None) -> tuple[SearchState, RowRanking]:
         """(state, [(rows, scores)] per query): the raw ranking, used by hybrid fusion."""
         state = self.index.state
         mask = state.metadata_index().mask(filters)

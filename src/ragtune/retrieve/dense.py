@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ragtune.retrieve.base import Filters
-from ragtune.types import Hit
+from ragtune.retrieve.base import Filters, RowRanking, SearchableIndex, SearchState
+from ragtune.types import Chunk, Hit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
-def hits_from_rows(chunks: list[Any], rows: Any, scores: Any) -> list[Hit]:
+def hits_from_rows(chunks: Sequence[Chunk], rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
     return [Hit(chunk=chunks[int(r)], score=float(s), rank=i) for i, (r, s) in enumerate(zip(rows, scores))]
 
 
 class DenseRetriever:
     """Cosine similarity search (exact or HNSW, see ragtune.index.dense) over an Index's chunks."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: SearchableIndex):
         self.index = index
 
-    def search_rows(self, queries: list[str], k: int, filters: Filters | None = None) -> tuple[Any, list[Any]]:
+    def search_rows(self, queries: list[str], k: int, filters: Filters | None = None) -> tuple[SearchState, RowRanking]:
         """(state, [(rows, scores)] per query): the raw ranking, used by hybrid fusion."""
         state = self.index.state
         mask = state.metadata_index().mask(filters)

@@ -1,20 +1,21 @@
-"""Building a retriever by mode name, from a registry: dense, bm25, hybrid, graph-local/-global/-hybrid, and
-whatever an extension adds with `register_retrieval_mode`."""
+"""Building a retriever by mode name, from a registry: dense, bm25, hybrid, the graph-local/-global/-hybrid modes
+that ragtune.graph provides (registered on their first use, see ragtune.registry.RETRIEVAL_MODE_PROVIDERS: this
+module never imports the graph), and whatever an extension adds with `register_retrieval_mode`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from ragtune.config import RetrieveConfig
+from ragtune.config import RetrieveConfig, validation_message
 from ragtune.errors import ConfigError
-from ragtune.registry import Registry
-from ragtune.retrieve.base import Retriever
+from ragtune.registry import RETRIEVAL_MODE_PROVIDERS, Registry
+from ragtune.retrieve.base import Retriever, SearchableIndex
 
 MODES = ("dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid")  # the built-in modes
 
-RetrieverFactory = Callable[[Any, RetrieveConfig], Retriever]  # (index, config) -> Retriever
-RETRIEVAL_MODES: Registry[RetrieverFactory] = Registry("retrieval mode")
+RetrieverFactory = Callable[[SearchableIndex, RetrieveConfig], Retriever]  # (index, config) -> Retriever
+RETRIEVAL_MODES: Registry[RetrieverFactory] = Registry("retrieval mode", providers=RETRIEVAL_MODE_PROVIDERS)
 
 
 def register_retrieval_mode(name: str, factory: RetrieverFactory) -> None:
@@ -30,48 +31,43 @@ def retrieval_modes() -> tuple[str, ...]:
     return RETRIEVAL_MODES.names()
 
 
-def build_retriever(index: Any, config: RetrieveConfig = RetrieveConfig()) -> Retriever:
+def build_retriever(index: SearchableIndex, config: RetrieveConfig = RetrieveConfig()) -> Retriever:
     """The retriever for config.mode over index (a ragtune.index.Index); ConfigError for an unknown mode."""
     return RETRIEVAL_MODES.get(config.mode)(index, config)
 
 
-def _dense(index: Any, config: RetrieveConfig) -> Retriever:
+def _dense(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
     from ragtune.retrieve.dense import DenseRetriever
 
     return DenseRetriever(index)
 
 
-def _bm25(index: Any, config: RetrieveConfig) -> Retriever:
+def _bm25(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
     from ragtune.retrieve.bm25 import BM25Retriever
 
     return BM25Retriever(index)
 
 
-def _hybrid(index: Any, config: RetrieveConfig) -> Retriever:
+def _hybrid(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
     from ragtune.retrieve.hybrid import HybridRetriever
 
     return HybridRetriever(index, config)
 
 
-def _graph(index: Any, config: RetrieveConfig) -> Retriever:
-    from ragtune.graph.retrieve import GraphRetriever
-
-    return GraphRetriever(index, config, mode=config.mode)
-
-
-for _name, _factory in [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid)] + [(m, _graph) for m in MODES[3:]]:
+for _name, _factory in [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid)]:
     register_retrieval_mode(_name, _factory)
 del _name, _factory
 
 
-def open_retriever(index: Any, mode: str = "hybrid", **settings: Any) -> Retriever:
+def open_retriever(index: SearchableIndex, mode: str = "hybrid", **settings: Any) -> Retriever:
     """A Retriever over index for mode 'dense', 'bm25', 'hybrid' or 'graph-local'/'graph-global'/'graph-hybrid';
     settings are RetrieveConfig fields.
 
     >>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # doctest: +SKIP
     """
+    RETRIEVAL_MODES.get(mode)  # "unknown retrieval mode 'x': choose one of ..." for any unregistered name
     try:
         config = RetrieveConfig(mode=mode, **settings)
     except ValueError as exc:
-        raise ConfigError(f"bad retriever settings mode={mode!r} {settings}: {exc}") from exc
+        raise ConfigError(f"bad retriever settings for mode {mode!r}: {validation_message(exc)}") from None
     return build_retriever(index, config)

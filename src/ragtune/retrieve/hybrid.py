@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from ragtune.config import RetrieveConfig
-from ragtune.retrieve.base import Filters
+from ragtune.retrieve.base import Filters, SearchableIndex
 from ragtune.retrieve.bm25 import BM25Retriever
 from ragtune.retrieve.dense import DenseRetriever
 from ragtune.types import Hit
@@ -58,7 +57,7 @@ def _bm25_pool() -> ThreadPoolExecutor:
 class HybridRetriever:
     """Dense + BM25, each to `candidates` deep (concurrently), fused by weighted RRF."""
 
-    def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig()):
+    def __init__(self, index: SearchableIndex, config: RetrieveConfig = RetrieveConfig()):
         self.index = index
         self.config = config
         self.dense = DenseRetriever(index)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ragtune.arms import ARMS
-from ragtune.errors import ConfigError, InputError
+from ragtune.errors import ConfigError, IndexBusyError, InputError
 from ragtune.generate.base import Generator
 from ragtune.graph import follow_index_commits
 from ragtune.pipeline import AnswerSettings, answer_from_hits
@@ -152,23 +153,35 @@ class ServeService:
         create_only: InputError-like conflict (raised as FileExistsError) when the id already exists.
         """
         index = self._fresh_index()
-        with self._write_lock:  # one writer at a time in this process; the index file lock guards the rest
+        with self._writing():  # one writer at a time in this process; the index file lock guards the rest
             exists = any(d.doc_id == doc.doc_id for d in index.documents())
             if create_only and exists:
                 raise FileExistsError(doc.doc_id)
-            stats = index.add_documents([doc])
+            stats = index.add_documents([doc], lock_timeout_s=self.settings.index_write_timeout_s)
         status = "unchanged" if stats.unchanged else ("replaced" if stats.replaced else "added")
         self.metrics.inc("ragtune_document_writes_total", op=status)
         return {"id": doc.doc_id, "status": status, "chunks": stats.chunks_added, "generation": index.generation}
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This server's one document writer at a time, waiting no longer than a write may (IndexBusyError)."""
+        limit = self.settings.index_write_timeout_s
+        if not self._write_lock.acquire(timeout=limit):
+            raise IndexBusyError(f"another document write to this server's index is still running (waited {limit:g}s)",
+                                 retry_after_s=limit)
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
     def delete_document(self, caller: Caller, doc_id: str) -> dict[str, Any]:
         """Delete one document (KeyError when it does not exist or the caller cannot see it)."""
         index = self._fresh_index()
-        with self._write_lock:
+        with self._writing():
             info = next((d for d in index.documents() if d.doc_id == doc_id), None)
             if info is None or not caller.can_see(info.metadata):
                 raise KeyError(doc_id)
-            removed = index.delete_documents([doc_id])
+            removed = index.delete_documents([doc_id], lock_timeout_s=self.settings.index_write_timeout_s)
         self.metrics.inc("ragtune_document_writes_total", op="deleted")
         return {"id": doc_id, "deleted": True, "chunks_removed": removed, "generation": index.generation}
 

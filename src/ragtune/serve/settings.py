@@ -56,10 +56,18 @@ class ServeSettings(StrictModel):
     rate_limit_per_minute: float = Field(120.0, gt=0)  # per API key (per client address when open)
     rate_limit_burst: int = Field(60, ge=1)
     request_timeout_s: float = Field(120.0, gt=0)
+    # How long a document write waits for the index (another writer holds it) before 503 + Retry-After; capped
+    # at half the request timeout, so a busy index answers promptly instead of holding the request open.
+    write_timeout_s: float = Field(10.0, gt=0)
 
     queue_size: int = Field(64, ge=1)  # generation jobs waiting; beyond that: 429
     max_batch: int = Field(8, ge=1)  # dynamic batching: jobs answered in one generate call
     batch_wait_ms: float = Field(5.0, ge=0)  # how long the worker waits to fill a batch
+
+    @property
+    def index_write_timeout_s(self) -> float:
+        """The wait for the index writer lock of one document write: write_timeout_s, below the request timeout."""
+        return min(self.write_timeout_s, self.request_timeout_s / 2)
 
     def generate_config(self, arm: str) -> GenerateConfig:
         """The GenerateConfig of an arm's generator: the model, plus the arm's adapter (None when not given)."""

@@ -26,7 +26,8 @@ from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
 from ragtune.evaluate.harness import gold_doc_ids, run_arm
-from ragtune.evaluate.run_files import dumps_predictions, dumps_results, write_text_atomic
+from ragtune.evaluate.results import RunResults
+from ragtune.evaluate.run_files import dumps_predictions, write_text_atomic
 from ragtune.evaluate.scoring import score_run
 from ragtune.generate import load_generator
 from ragtune.graph import follow_index_commits
@@ -324,15 +325,15 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
 
 
-def _publish(config: CompareConfig, partial: _PartialRun, rows: list[dict[str, Any]], results: dict[str, Any]) -> Path:
+def _publish(config: CompareConfig, partial: _PartialRun, rows: list[dict[str, Any]], results: RunResults) -> Path:
     """Write predictions, results and the report, rename the run into place and record it in the runs DB."""
     write_text_atomic(partial.dir / "predictions.jsonl", dumps_predictions(rows))
-    write_text_atomic(partial.dir / "results.json", dumps_results(results))
+    write_text_atomic(partial.dir / "results.json", results.to_json())
     shutil.rmtree(partial.dir / "fresh_index", ignore_errors=True)
     render_report(partial.dir, title=f"ragtune report — {Path(config.out).name}")
     run_dir = partial.commit()
     try:
-        record_run(run_dir, results, db_path=config.runs_db)
+        record_run(run_dir, results.to_dict(), db_path=config.runs_db)
     except Exception as exc:  # noqa: BLE001 - the run itself is complete; a DB problem must not lose it
         logger.warning("could not record the run in the runs database: %s", exc)
     return run_dir
