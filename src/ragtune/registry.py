@@ -64,8 +64,9 @@ class Registry(Generic[F]):
             raise ConfigError(f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}") from None
 
     def names(self) -> tuple[str, ...]:
-        """Registered names, then provided names whose module is not imported yet."""
-        return tuple(self._factories) + tuple(n for n in self._providers if n not in self._factories)
+        """Registered names in registration order, then the provided names in their table's order (whether or
+        not their module is imported yet, so the order never depends on what was used first)."""
+        return tuple(n for n in self._factories if n not in self._providers) + tuple(self._providers)
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._providers

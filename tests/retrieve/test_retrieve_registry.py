@@ -116,3 +116,12 @@ def test_index_has_what_retrievers_use(index):
     assert isinstance(state, IndexState) and len(state.chunks) == 2 and state.row_of[state.chunks[1].chunk_id] == 1
     for name in ("metadata_index", "dense", "bm25"):
         assert hasattr(SearchState, name) and callable(getattr(state, name))
+
+
+def test_mode_names_keep_their_order_whatever_was_used_first():
+    """The graph modes are provided lazily; using one first must not reorder the names in error messages."""
+    shapes = Registry("shape", providers={"b-late": "json:dumps", "a-late": "json:loads"})
+    shapes.register("square", lambda: None)
+    before = shapes.names()
+    shapes.get("a-late")  # imports its provider and registers it
+    assert shapes.names() == before == ("square", "b-late", "a-late")
