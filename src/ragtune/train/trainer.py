@@ -27,7 +27,8 @@ from ragtune.progress import progress_task
 from ragtune.train.adapter import AdapterInfo, build_manifest, place_dir, resolve_base_model, write_adapter
 from ragtune.train.builders import TrainExample
 from ragtune.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
-from ragtune.train.collate import IGNORE_INDEX, collate, length_grouped_batches, random_batches, tokenize_examples
+from ragtune.train.collate import (IGNORE_INDEX, collate, length_grouped_batches, random_batches, split_by_tokens,
+                                   tokenize_examples)
 from ragtune.train.config import FinetuneConfig
 from ragtune.train.data import examples_hash
 
@@ -37,7 +38,11 @@ __all__ = ["FinetuneConfig", "finetune", "plan_steps"]
 
 
 def plan_steps(lengths: Sequence[int], config: FinetuneConfig) -> list[list[list[int]]]:
-    """The whole run's data order: steps -> micro-batches -> example indices (deterministic from the seed)."""
+    """The whole run's data order: steps -> micro-batches -> example indices (deterministic from the seed).
+
+    A step holds grad_accum batches of batch_size examples; each batch is cut into micro-batches of at most
+    config.micro_batch_tokens padded tokens, so memory follows the token budget, not the example count.
+    """
     steps: list[list[list[int]]] = []
     for epoch in range(config.epochs):
         seed = config.seed * 1_000_003 + epoch
@@ -45,7 +50,9 @@ def plan_steps(lengths: Sequence[int], config: FinetuneConfig) -> list[list[list
             batches = length_grouped_batches(lengths, config.batch_size, seed)
         else:
             batches = random_batches(len(lengths), config.batch_size, seed)
-        steps += [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+        for i in range(0, len(batches), config.grad_accum):
+            steps.append([mb for batch in batches[i : i + config.grad_accum]
+                          for mb in split_by_tokens(batch, lengths, config.micro_batch_tokens)])
     return steps[: config.max_steps] if config.max_steps else steps
 
 
@@ -94,6 +101,7 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
            on_step: Callable[[int, float], None] | None) -> AdapterInfo:
     import torch
 
+    _return_freed_memory()
     model, tokenizer = _load_model(base_dir, config, device)
     tokenized = tokenize_examples(train, tokenizer, config.max_len)
     if not tokenized.items:
@@ -265,6 +273,8 @@ def _load_model(base_dir: Path, config: FinetuneConfig, device: str) -> tuple[An
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model = model.to(device)
+    if config.gradient_checkpointing:
+        enable_checkpointing(model)
     torch.manual_seed(config.seed)  # LoRA's A matrices are initialised randomly: same seed, same adapter
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.target_modules, task_type="CAUSAL_LM")
@@ -275,6 +285,34 @@ def _load_model(base_dir: Path, config: FinetuneConfig, device: str) -> tuple[An
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("LoRA r=%d on %s: %d trainable parameters", config.lora_r, config.target_modules, trainable)
     return model, tokenizer
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Keep only each decoder layer's input for the backward pass and recompute the layer there.
+
+    Non-reentrant, so LoRA gets gradients without marking the frozen embeddings' output as requiring grad.
+    Measured on the bundled model (RAFT prompts of ~670 tokens, batch 2): peak RSS 4.6 GB -> 1.3 GB."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _return_freed_memory() -> None:
+    """Make glibc give large freed blocks back to the OS instead of keeping them in its heap.
+
+    By default glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after which the
+    activations of a training step (1-30 MB tensors) come from the heap, and the heap keeps the fragmented
+    peak: measured on a 672-token LoRA forward of the bundled model, 2.6 GB held vs 1.9 GB with the threshold
+    pinned at glibc's initial 128 KB (with gradient checkpointing 1.2 GB vs 0.6 GB). No-op off glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # M_MMAP_THRESHOLD: also stops the raising
+    except (OSError, AttributeError):
+        pass
 
 
 def _training_threads(config: FinetuneConfig, default: int) -> int:
