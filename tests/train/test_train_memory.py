@@ -7,7 +7,7 @@ import pytest
 
 from ragtune.train import FinetuneConfig, build_sft_examples
 from ragtune.train.collate import collate, split_by_tokens, tokenize_examples
-from ragtune.train.trainer import _train_step, answer_loss_sum, enable_checkpointing, plan_steps
+from ragtune.train.trainer import _train_step, answer_loss_sum, enable_checkpointing, plan_steps, set_checkpointing
 from ragtune.types import Example
 
 
@@ -124,3 +124,19 @@ def test_paraphrase_progress_has_a_total():
     seen = []
     paraphrase_with_model(Echo(), ["Who?", "What?", "When?"], 2, batch_size=2, on_batch=seen.append)
     assert seen == [2, 1, 2, 1] and sum(seen) == 2 * 3  # the bar's total: n * len(questions)
+
+
+def test_auto_checkpointing_recomputes_only_the_micro_batches_over_the_budget(train_lm_dir):
+    items, pad_id = _items(train_lm_dir, 4)
+    model = _model(train_lm_dir).train()
+    enable_checkpointing(model)
+    calls = []
+    for layer in model.model.layers:
+        original = layer._gradient_checkpointing_func
+        layer._gradient_checkpointing_func = lambda *a, _f=original, **k: (calls.append(1), _f(*a, **k))[1]
+    longest = max(len(x) for x in items)
+    micro = [[items[0]], [items[1], items[2], items[3]]]
+    _train_step(model, micro, pad_id, "cpu", False, {"tokens": 0, "answer_tokens": 0}, checkpoint_above=2 * longest)
+    assert len(calls) == len(model.model.layers)  # the 3-row micro-batch only, once per layer
+    set_checkpointing(model, False)
+    assert not any(layer.gradient_checkpointing for layer in model.model.layers)
