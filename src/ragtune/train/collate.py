@@ -113,6 +113,22 @@ def random_batches(n: int, batch_size: int, seed: int) -> list[list[int]]:
     return [order[j : j + batch_size] for j in range(0, n, batch_size)]
 
 
+def split_by_tokens(batch: Sequence[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Cut a batch (example indices) into micro-batches of at most `budget` padded tokens (rows x longest),
+    longest first so each micro-batch pads little; an example longer than the budget goes alone. budget 0:
+    the batch as it is."""
+    if budget <= 0:
+        return [list(batch)]
+    micro: list[list[int]] = []
+    for i in sorted(batch, key=lambda i: lengths[i], reverse=True):
+        # Sorted longest first, the first row of a micro-batch is its widest: padded size = rows x that width.
+        if micro and (len(micro[-1]) + 1) * lengths[micro[-1][0]] <= budget:
+            micro[-1].append(i)
+        else:
+            micro.append([i])
+    return micro
+
+
 def collate(items: Sequence[TokenizedExample], pad_id: int) -> dict[str, Any]:
     """Right-pad a batch to its own longest example: input_ids, attention_mask, labels as (batch, seq) tensors."""
     import torch

@@ -22,6 +22,12 @@ class FinetuneConfig(StrictModel):
     target_modules: str | list[str] = "all-linear"
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
+    # Padded tokens per forward/backward pass: a batch is cut into micro-batches under this budget and their
+    # gradients accumulated (same step, less activation memory). 0 = the whole batch in one pass.
+    micro_batch_tokens: int = Field(768, ge=0)
+    # Keep each layer's input only and recompute the layer in the backward pass (~1/3 more compute, activations
+    # ~15x smaller). None: only for a micro-batch still over micro_batch_tokens (one example longer than it).
+    gradient_checkpointing: bool | None = None
     max_len: int = Field(1024, ge=16)
     checkpoint_every: int = Field(50, ge=0)  # optimizer steps between checkpoints; 0 = none
     keep_checkpoints: int = Field(2, ge=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ragtune.generate.base import Generator, Messages
 
@@ -88,8 +88,11 @@ def keeps_meaning(original: str, paraphrase: str, context: str) -> bool:
     return not wanted or len(wanted & _content_words(paraphrase)) >= 0.5 * len(wanted)
 
 
-def paraphrase_with_model(generator: Generator, questions: Sequence[str], n: int, batch_size: int = 8) -> list[list[str]]:
-    """Up to n rewordings per question; the k-th asks the model to reword the (k-1)-th, so they differ."""
+def paraphrase_with_model(generator: Generator, questions: Sequence[str], n: int, batch_size: int = 8,
+                          on_batch: Callable[[int], None] | None = None) -> list[list[str]]:
+    """Up to n rewordings per question; the k-th asks the model to reword the (k-1)-th, so they differ.
+
+    on_batch(k) is called after each generated batch of k questions (n * len(questions) in all: progress)."""
     results: list[list[str]] = [[] for _ in questions]
     current = list(questions)
     for _ in range(n):
@@ -97,6 +100,8 @@ def paraphrase_with_model(generator: Generator, questions: Sequence[str], n: int
         for start in range(0, len(current), batch_size):
             batch = [paraphrase_messages(q) for q in current[start : start + batch_size]]
             replies.extend(g.text for g in generator.generate(batch, max_new_tokens=40))
+            if on_batch is not None:
+                on_batch(len(batch))
         for i, reply in enumerate(replies):
             cleaned = clean_question(reply)
             if cleaned:

@@ -298,8 +298,9 @@ def _with_paraphrases(
     rewordings: list[list[str]] = [[] for _ in kept]
     if n > 0 and kept:
         if generator is not None:
-            with progress_task("Paraphrasing questions", total=None):
-                rewordings = paraphrase_with_model(generator, [c.question for c in kept], n, batch_size)
+            with progress_task("Paraphrasing questions", total=n * len(kept)) as task:
+                rewordings = paraphrase_with_model(generator, [c.question for c in kept], n, batch_size,
+                                                   on_batch=task.advance)
         else:
             rewordings = [paraphrase_with_rules(c.question, n, random.Random(f"{seed}:{c.question}")) for c in kept]
     examples: list[Example] = []

@@ -27,7 +27,8 @@ from ragtune.progress import progress_task
 from ragtune.train.adapter import AdapterInfo, build_manifest, place_dir, resolve_base_model, write_adapter
 from ragtune.train.builders import TrainExample
 from ragtune.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
-from ragtune.train.collate import IGNORE_INDEX, collate, length_grouped_batches, random_batches, tokenize_examples
+from ragtune.train.collate import (IGNORE_INDEX, collate, length_grouped_batches, random_batches, split_by_tokens,
+                                   tokenize_examples)
 from ragtune.train.config import FinetuneConfig
 from ragtune.train.data import examples_hash
 
@@ -37,7 +38,11 @@ __all__ = ["FinetuneConfig", "finetune", "plan_steps"]
 
 
 def plan_steps(lengths: Sequence[int], config: FinetuneConfig) -> list[list[list[int]]]:
-    """The whole run's data order: steps -> micro-batches -> example indices (deterministic from the seed)."""
+    """The whole run's data order: steps -> micro-batches -> example indices (deterministic from the seed).
+
+    A step holds grad_accum batches of batch_size examples; each batch is cut into micro-batches of at most
+    config.micro_batch_tokens padded tokens, so memory follows the token budget, not the example count.
+    """
     steps: list[list[list[int]]] = []
     for epoch in range(config.epochs):
         seed = config.seed * 1_000_003 + epoch
@@ -45,7 +50,9 @@ def plan_steps(lengths: Sequence[int], config: FinetuneConfig) -> list[list[list
             batches = length_grouped_batches(lengths, config.batch_size, seed)
         else:
             batches = random_batches(len(lengths), config.batch_size, seed)
-        steps += [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+        for i in range(0, len(batches), config.grad_accum):
+            steps.append([mb for batch in batches[i : i + config.grad_accum]
+                          for mb in split_by_tokens(batch, lengths, config.micro_batch_tokens)])
     return steps[: config.max_steps] if config.max_steps else steps
 
 
@@ -94,6 +101,7 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
            on_step: Callable[[int, float], None] | None) -> AdapterInfo:
     import torch
 
+    _return_freed_memory()
     model, tokenizer = _load_model(base_dir, config, device)
     tokenized = tokenize_examples(train, tokenizer, config.max_len)
     if not tokenized.items:
@@ -119,6 +127,10 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     use_bf16 = _use_bf16(config, device)
+    # Auto checkpointing: only micro-batches the token budget could not bound (one long example) pay for it.
+    checkpoint_above = (config.micro_batch_tokens or None) if config.gradient_checkpointing is None else None
+    if config.gradient_checkpointing is None and checkpoint_above is None:
+        set_checkpointing(model, False)
     model.train()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(_training_threads(config, threads_before))
@@ -128,7 +140,7 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
             for step in range(start, len(steps)):
                 began = time.perf_counter()
                 loss = _train_step(model, [[items[i] for i in mb] for mb in steps[step]], pad_id, device, use_bf16,
-                                   history)
+                                   history, checkpoint_above=checkpoint_above)
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
@@ -179,15 +191,18 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
 
 
 def _train_step(model: Any, micro_batches: list[list[Any]], pad_id: int, device: str, bf16: bool,
-                history: dict[str, Any]) -> float:
+                history: dict[str, Any], *, checkpoint_above: int | None = None) -> float:
     """Forward/backward over the micro-batches of one optimizer step; the loss is the mean over all answer
-    tokens of the step (not a mean of micro-batch means, which would over-weight short batches)."""
+    tokens of the step (not a mean of micro-batch means, which would over-weight short batches).
+    checkpoint_above: checkpoint exactly the micro-batches of more padded tokens (None: leave the model as set)."""
     import torch
 
     n_answer = sum(sum(1 for t in x.labels[1:] if t != IGNORE_INDEX) for mb in micro_batches for x in mb)
     total = 0.0
     for mb in micro_batches:
         batch = {k: v.to(device) for k, v in collate(mb, pad_id).items()}
+        if checkpoint_above is not None:
+            set_checkpointing(model, batch["input_ids"].numel() > checkpoint_above)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             loss_sum = answer_loss_sum(model, batch)
         (loss_sum / max(n_answer, 1)).backward()
@@ -265,6 +280,8 @@ def _load_model(base_dir: Path, config: FinetuneConfig, device: str) -> tuple[An
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model = model.to(device)
+    if config.gradient_checkpointing is not False:
+        enable_checkpointing(model)
     torch.manual_seed(config.seed)  # LoRA's A matrices are initialised randomly: same seed, same adapter
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.target_modules, task_type="CAUSAL_LM")
@@ -278,6 +295,42 @@ def _load_model(base_dir: Path, config: FinetuneConfig, device: str) -> tuple[An
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("LoRA r=%d on %s: %d trainable parameters", config.lora_r, config.target_modules, trainable)
     return model, tokenizer
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Keep only each decoder layer's input for the backward pass and recompute the layer there.
+
+    Non-reentrant, so LoRA gets gradients without marking the frozen embeddings' output as requiring grad.
+    Measured on the bundled model (RAFT prompts of ~670 tokens, batch 2 in one pass): peak RSS 4.6 GB -> 1.3 GB,
+    at about a third more compute (the forward runs twice)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def set_checkpointing(model: Any, enabled: bool) -> None:
+    """Switch checkpointing of the layers prepared by enable_checkpointing on or off (per micro-batch)."""
+    for module in model.modules():
+        if hasattr(module, "_gradient_checkpointing_func"):
+            module.gradient_checkpointing = enabled
+
+
+def _return_freed_memory() -> None:
+    """Make glibc give large freed blocks back to the OS instead of keeping them in its heap.
+
+    By default glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after which the
+    activations of a training step (1-30 MB tensors) come from the heap, and the heap keeps the fragmented
+    peak: measured on a 672-token LoRA forward of the bundled model, 2.6 GB held vs 1.9 GB with the threshold
+    pinned at glibc's initial 128 KB (with gradient checkpointing 1.2 GB vs 0.6 GB). No-op off glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # M_MMAP_THRESHOLD: also stops the raising
+    except (OSError, AttributeError):
+        pass
 
 
 def _training_threads(config: FinetuneConfig, default: int) -> int:
