@@ -11,7 +11,7 @@
 # 3. serves the bundled model's converted folder with the adapter as a vLLM LoRA module on 127.0.0.1:$PORT;
 # 4. runs `ragtune ask` and `ragtune compare` (base, rag, raft through the LoRA module) against it, then the same
 #    compare with the in-process HF generator, and prints both throughputs (same questions, same max tokens);
-# 5. stops the server (trap), whatever happened.
+# 5. stops the server before the in-process run, and in any case on exit (trap).
 # Env: VLLM_VENV, PORT (8011), QUESTIONS (8), TRAIN_EXAMPLES (4), MAX_NEW_TOKENS (32), RAGTUNE (the ragtune command),
 #      START_TIMEOUT_S (600), VLLM_CPU_KVCACHE_SPACE (GiB of KV cache, 1), KEEP_WORK=1 to keep the work folder.
 set -euo pipefail
@@ -33,13 +33,18 @@ SERVER_PID=
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-cleanup() {
+stop_server() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     log "stopping vLLM (pid $SERVER_PID)"
     kill "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 1; done
     kill -9 "$SERVER_PID" 2>/dev/null || true
   fi
+  SERVER_PID=
+}
+
+cleanup() {
+  stop_server
   if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
@@ -90,7 +95,7 @@ start_server() {  # start_server LOGFILE [extra vLLM args...]; returns non-zero 
 log "starting vLLM with the RAFT adapter as LoRA module raft-lora"
 ARMS=base,rag,raft
 if ! start_server "$WORK/vllm.log" --enable-lora --max-lora-rank 16 --lora-modules "raft-lora=$WORK/raft"; then
-  cleanup_pid=$SERVER_PID; [ -n "$cleanup_pid" ] && kill "$cleanup_pid" 2>/dev/null; SERVER_PID=
+  stop_server
   log "vLLM refused LoRA (above); serving the base model only, arms base,rag"
   ARMS=base,rag
   start_server "$WORK/vllm-nolora.log"
@@ -107,6 +112,7 @@ COMMON=(--index "$WORK/index" --questions "$WORK/questions.jsonl" --arms "$ARMS"
 log "ragtune compare ($ARMS) against vLLM"
 "$RAGTUNE" compare "${COMMON[@]}" --out "$WORK/run-vllm" --model "$URL" --model-name smol \
   --adapter-model-name raft=raft-lora
+stop_server  # its memory back before the in-process run
 log "the same compare with the in-process HF generator"
 "$RAGTUNE" compare "${COMMON[@]}" --out "$WORK/run-hf" --model bundled --raft-adapter "$WORK/raft"
 
