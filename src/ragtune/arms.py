@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ragtune.errors import InputError
+from ragtune.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,38 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
     if unknown:
         raise InputError(f"unknown arm {unknown[0]!r} (choose from {', '.join(ARMS)})")
     return list(dict.fromkeys(names))
+
+
+ADAPTER_KINDS = ("sft", "raft")
+
+
+def parse_adapter_model_names(items: Sequence[str]) -> dict[str, str]:
+    """['raft=raft-lora', 'sft=sft-lora'] → {'raft': 'raft-lora', 'sft': 'sft-lora'}: the model name an
+    OpenAI-compatible endpoint serves each adapter kind under (e.g. a vLLM `--lora-modules` name).
+
+    >>> parse_adapter_model_names(["raft = raft-lora"])
+    {'raft': 'raft-lora'}
+    """
+    names: dict[str, str] = {}
+    for item in items:
+        kind, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not name or kind not in ADAPTER_KINDS:
+            raise ConfigError(f"--adapter-model-name {item!r}: expected KIND=NAME with KIND one of "
+                              f"{', '.join(ADAPTER_KINDS)} (e.g. raft=raft-lora)")
+        if kind in names and names[kind] != name:
+            raise ConfigError(f"--adapter-model-name: {kind} given twice ({names[kind]!r}, {name!r})")
+        names[kind] = name
+    return names
+
+
+def endpoint_model_name(arm: str, model_name: str | None, adapter_model_names: Mapping[str, str]) -> str | None:
+    """The remote model name an arm asks an endpoint for: its adapter kind's name, or `model_name` for the
+    untuned arms. ConfigError when a tuned arm has no name (an endpoint cannot load a local adapter folder)."""
+    kind = ARMS[arm].adapter
+    if kind is None:
+        return model_name
+    name = adapter_model_names.get(kind)
+    if name is None:
+        raise ConfigError(f"arm {arm!r} on an endpoint needs the name the server gives the {kind} adapter: "
+                          f"pass --adapter-model-name {kind}=NAME (e.g. a vLLM --lora-modules name)")
+    return name

@@ -88,7 +88,7 @@ class GenerateConfig(StrictModel):
     temperature: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1)
     api_key_env: str = "OPENAI_API_KEY"  # used only for http(s) endpoints
-    model_name: str | None = None  # remote model name for http(s) endpoints (else the URL #fragment, else "default")
+    model_name: str | None = None  # remote model name for http(s) endpoints (before the URL #fragment; else "default")
     timeout_s: float = Field(120.0, gt=0)  # per request, http(s) endpoints only
     max_attempts: int = Field(4, ge=1)  # http(s) endpoints only: tries per request; 429/5xx/connection errors back off
     num_threads: int | None = Field(None, ge=1)  # local models: torch CPU threads; None = auto (1 when the CPU is busy)

@@ -25,6 +25,8 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
         mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid"),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name of the untuned arms for an http(s) --model."),
+        adapter_model_names: list[str] = typer.Option([], "--adapter-model-name", help="KIND=NAME (repeatable; KIND sft or raft): the model an http(s) --model serves that adapter as, e.g. a vLLM --lora-modules name."),
         max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain: guided puts worked examples before the question (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question (0: whole; default: 3 for local models, whole for endpoints)."),
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
-        from ragtune.arms import parse_arms
+        from ragtune.arms import parse_adapter_model_names, parse_arms
         from ragtune.cli.common import check_adapter_folder, check_output_folder
         from ragtune.workflows.compare import CompareConfig, run_compare
         from ragtune.evaluate.cost import CostModel
@@ -52,7 +54,8 @@ def register(app: typer.Typer) -> None:
             index=str(index), questions=str(questions), out=str(out), arms=tuple(parse_arms(arms)),
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             train=train, train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
-            limit=limit, seed=seed, k=k, mode=mode, model=model, max_new_tokens=max_new_tokens,
+            limit=limit, seed=seed, k=k, mode=mode, model=model, model_name=model_name,
+            adapter_model_names=parse_adapter_model_names(adapter_model_names), max_new_tokens=max_new_tokens,
             prompt_style=prompt_style, context_sentences=context_sentences, freshness=str(freshness) if freshness else None, resume=resume, overwrite=overwrite,
             scenario={"knowledge_change": knowledge_change, "latency_budget_ms": latency_budget_ms,
                       "queries_per_day": queries_per_day, "training_budget_usd": training_budget_usd,

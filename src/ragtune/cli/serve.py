@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     def serve(
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (needed by arms that retrieve)."),
         arms: list[str] = typer.Option(["rag"], "--arm", help="Arm to serve (repeatable): base, rag, ft, ft_rag, raft."),
-        model: str = typer.Option("bundled", "--model", help="'bundled' or a local HF model folder."),
+        model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name of the untuned arms for an http(s) --model."),
+        adapter_model_names: list[str] = typer.Option([], "--adapter-model-name", help="KIND=NAME (repeatable; KIND sft or raft): the model an http(s) --model serves that adapter as, e.g. a vLLM --lora-modules name."),
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
         raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs API keys."),
@@ -34,6 +36,7 @@ def register(app: typer.Typer) -> None:
         """Serve the chosen arms over an OpenAI-compatible HTTP API with live document updates and a web UI."""
         import uvicorn
 
+        from ragtune.arms import parse_adapter_model_names
         from ragtune.cli.common import check_adapter_folder
         from ragtune.progress import set_progress
         from ragtune.serve.app import create_app
@@ -44,7 +47,8 @@ def register(app: typer.Typer) -> None:
         check_adapter_folder(raft_adapter, "--raft-adapter")
         set_progress(False)  # per-request progress bars would flood the server log
         settings = ServeSettings(
-            index=str(index) if index else None, arms=tuple(arms), model=model,
+            index=str(index) if index else None, arms=tuple(arms), model=model, model_name=model_name,
+            adapter_model_names=parse_adapter_model_names(adapter_model_names),
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
             prompt_style=prompt_style, context_sentences=context_sentences,

@@ -1,7 +1,8 @@
 """Remote backend: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI) via /v1/chat/completions.
 
-The URL may be the server root (`http://host:8000`) or already end in `/v1`; the model name comes from the
-URL fragment (`http://host:8000/v1#qwen2.5-7b`), else from GenerateConfig.model_name, else "default".
+The URL may be the server root (`http://host:8000`) or already end in `/v1`; the model name comes from
+GenerateConfig.model_name (`--model-name`, or a tuned arm's `--adapter-model-name`, e.g. a vLLM LoRA module), else
+from the URL fragment (`http://host:8000/v1#qwen2.5-7b`), else "default".
 Conversations in a batch are sent as concurrent requests (the chat API takes one conversation per request).
 A 408/429/5xx answer or a connection failure is retried with exponential backoff and jitter, honouring the
 server's Retry-After, up to `max_attempts` tries; one busy moment of the server does not fail a compare run.
@@ -109,7 +110,7 @@ class OpenAICompatGenerator:
             raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
 
         self.endpoint, fragment_name = split_endpoint(url)
-        self.remote_model = fragment_name or model_name or "default"
+        self.remote_model = model_name or fragment_name or "default"
         self.model_id = self.remote_model
         self.temperature = temperature
         self.concurrency = max(1, concurrency)

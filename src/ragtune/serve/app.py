@@ -119,7 +119,7 @@ def load_generators(settings: ServeSettings) -> dict[str, Any]:
     for arm in settings.arms:
         kind = ARMS[arm].adapter
         config = settings.generate_config(arm)
-        if kind is not None and config.adapter is None:
+        if kind is not None and config.adapter is None and config.model_name is None:  # endpoint: a served name
             raise ConfigError(f"arm {arm!r} needs an adapter: pass --adapter{' or --raft-adapter' if kind == 'raft' else ''}")
         generators[arm] = load_generator(config)
     return generators

@@ -34,6 +34,8 @@ class ServeSettings(StrictModel):
     model: str = BUNDLED
     adapter: str | None = None  # SFT adapter for ft / ft_rag
     raft_adapter: str | None = None  # RAFT adapter for raft (falls back to `adapter`)
+    model_name: str | None = None  # http(s) model: the remote model of the untuned arms (else the URL #fragment)
+    adapter_model_names: dict[str, str] = Field(default_factory=dict)  # http(s) model: "sft"/"raft" -> remote name
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
@@ -71,11 +73,15 @@ class ServeSettings(StrictModel):
 
     def generate_config(self, arm: str) -> GenerateConfig:
         """The GenerateConfig of an arm's generator: the model, plus the arm's adapter (None when not given)."""
-        from ragtune.arms import ARMS
+        from ragtune.arms import ARMS, endpoint_model_name
 
         kind = ARMS[arm].adapter
         adapter = None if kind is None else (self.raft_adapter or self.adapter if kind == "raft" else self.adapter)
-        return GenerateConfig(model=self.model, adapter=adapter, max_new_tokens=self.default_max_tokens,
+        model_name = None
+        if self.model.startswith(("http://", "https://")) and adapter is None:  # a tuned arm is a served model
+            model_name = endpoint_model_name(arm, self.model_name, self.adapter_model_names)
+        return GenerateConfig(model=self.model, adapter=adapter, model_name=model_name,
+                              max_new_tokens=self.default_max_tokens,
                               batch_size=self.max_batch, stop_at_answer_line=True, prompt_style=self.prompt_style,
                               context_sentences=self.context_sentences)
 
@@ -90,6 +96,10 @@ class ServeSettings(StrictModel):
             raise ValueError(str(exc)) from None
         if parsed != self.arms:
             object.__setattr__(self, "arms", parsed)
+        if (self.model_name or self.adapter_model_names) and not self.model.startswith(("http://", "https://")):
+            raise ValueError(f"model_name / adapter_model_names name models on an http(s) endpoint; {self.model!r} is local")
+        if set(self.adapter_model_names) - {"sft", "raft"}:
+            raise ValueError(f"adapter_model_names keys are sft and raft, got {sorted(self.adapter_model_names)}")
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit})"

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ragtune import __version__
 from ragtune.adapters import check_adapter
-from ragtune.arms import ARMS, DEFAULT_ARMS
+from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel, Scenario
@@ -64,6 +64,8 @@ class CompareConfig(StrictModel):
     k: int = Field(3, ge=1)
     mode: RetrieveMode = "hybrid"
     model: str = BUNDLED
+    model_name: str | None = None  # http(s) --model: the remote model of the untuned arms (else URL #fragment)
+    adapter_model_names: dict[str, str] = Field(default_factory=dict)  # http(s) --model: "sft"/"raft" -> remote name
     max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
@@ -251,11 +253,31 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     if len(index) == 0:
         raise InputError(f"index {config.index!r} is empty: ingest documents first (ragtune ingest)")
     _check_gold(examples, index, config.questions)
-    base_dir = resolve_llm(config.model) if not config.model.startswith(("http://", "https://")) else None
-    adapters = _adapter_paths(config, base_dir) if base_dir else {"sft": None, "raft": None}
+    if _is_endpoint(config.model):
+        _check_endpoint_arms(config)
+        adapters: dict[str, str | None] = {"sft": None, "raft": None}
+    else:
+        if config.model_name or config.adapter_model_names:
+            raise ConfigError("--model-name / --adapter-model-name name models on an http(s) --model endpoint; "
+                              f"{config.model!r} is local")
+        adapters = _adapter_paths(config, resolve_llm(config.model))
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
+
+
+def _is_endpoint(model: str) -> bool:
+    return model.startswith(("http://", "https://"))
+
+
+def _check_endpoint_arms(config: CompareConfig) -> None:
+    """On an endpoint the tuned arms are models the server serves (vLLM LoRA modules), never local folders."""
+    if config.adapter or config.raft_adapter or config.train:
+        raise ConfigError(f"adapter folders (--adapter, --raft-adapter, --train) apply to a local model, not "
+                          f"{config.model!r}: serve the adapters there (e.g. vLLM --lora-modules) and pass "
+                          "--adapter-model-name KIND=NAME")
+    for arm in config.arms:
+        endpoint_model_name(arm, config.model_name, config.adapter_model_names)
 
 
 def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
@@ -294,6 +316,8 @@ def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup
         info = setup.get("training", {}).get(kind, {}) if kind else {}
         train_s = info.get("train_s") if info else (_adapter_train_seconds(adapters[kind]) if kind else 0.0)
         setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": train_s or 0.0}
+        if _is_endpoint(config.model):
+            setup["arms"][arm]["remote_model"] = _remote_model(config, arm)
 
 
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
@@ -305,6 +329,7 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
         for arm in config.arms:
             kind = ARMS[arm].adapter
             arm_config = GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
+                                        model_name=_remote_model(config, arm) if _is_endpoint(config.model) else None,
                                         max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                                         stop_at_answer_line=True, prompt_style=config.prompt_style,
                                         context_sentences=config.context_sentences)
@@ -323,6 +348,10 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
                             on_rows=partial.append, progress=task)
             setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
+
+
+def _remote_model(config: CompareConfig, arm: str) -> str | None:
+    return endpoint_model_name(arm, config.model_name, config.adapter_model_names)
 
 
 def _publish(config: CompareConfig, partial: _PartialRun, rows: list[dict[str, Any]], results: RunResults) -> Path:
