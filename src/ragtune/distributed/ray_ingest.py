@@ -71,7 +71,8 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(
         ChunkEmbedWorker, fn_constructor_kwargs={"config_json": config.model_dump_json()},
-        batch_size=docs_per_batch, batch_format="numpy", concurrency=min(workers, blocks), num_cpus=1,
+        batch_size=docs_per_batch, batch_format="numpy", num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)),  # `workers` actors, each loads the model once
         runtime_env={"env_vars": worker_env()},
     )
     by_doc: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
