@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,32 +42,6 @@ def scifact_docs(n: int) -> list:
     return docs
 
 
-def ray_listeners() -> list[str]:
-    """Listening TCP sockets of this process's descendants (the Ray instance) that are not on loopback."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    mine, todo = set(), [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        mine.add(pid)
-        todo.extend(children.get(pid, []))
-    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=False).stdout.splitlines()
-    loopback = ("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")
-    bad = []
-    for line in out:
-        pids = {int(p.split("=")[1]) for p in line.split("users:")[-1].replace(")", ",").split(",") if p.startswith("pid=")}
-        local = line.split()[3]
-        if pids & mine and not local.startswith(loopback):
-            bad.append(line)
-    return bad
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=300)
@@ -77,7 +50,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
     from ragtune.config import IndexConfig
-    from ragtune.distributed.ray_cluster import ray_session
+    from ragtune.distributed.ray_cluster import exposed_listeners, ray_session
     from ragtune.distributed.ray_compare import RayAnswerExecutor
     from ragtune.distributed.ray_ingest import ray_add_documents
     from ragtune.index import Index
@@ -131,7 +104,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with ray_session("local"):
         start_s = time.perf_counter() - t0
-        exposed = ray_listeners()
+        exposed = exposed_listeners()
         print(f"local Ray instance start: {start_s:.1f} s; non-loopback listeners of its processes: {len(exposed)}",
               flush=True)
         for line in exposed:

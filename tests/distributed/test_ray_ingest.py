@@ -118,3 +118,15 @@ def test_cli_ingest_with_ray(ray_local, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == out[1] and out[0].startswith("documents: 5 added")
     _assert_same_index(Index.open(tmp_path / "ray"), Index.open(tmp_path / "plain"))
+
+
+@SLOW
+def test_the_local_instance_listens_on_loopback_only(ray_local):
+    import shutil
+
+    from ragtune.distributed.ray_cluster import exposed_listeners
+
+    if shutil.which("ss") is None or not Path("/proc").is_dir():
+        pytest.skip("needs Linux /proc and ss")
+    ray_local.get(ray_local.remote(lambda: 1).remote())  # a worker is running too
+    assert exposed_listeners() == []

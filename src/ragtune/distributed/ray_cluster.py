@@ -80,15 +80,52 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
 def _init_local(ray: Any, num_cpus: int | None) -> None:
     saved = {k: os.environ.get(k) for k in _LOCAL_ENV}
     os.environ.update(_LOCAL_ENV)  # read by ray.init and the processes it starts; restored right after
+    # The driver reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when ray is imported: set late, it is ignored and
+    # gcs_server/raylet/workers listen on every interface (measured with ss). So the flag it became is set too.
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    saved_flag = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if saved_flag is not None:
+        constants.ENABLE_RAY_CLUSTER = False
     try:
         ray.init(
             _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus or os.cpu_count() or 1,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
         )
     finally:
+        if saved_flag is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_flag
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
     logger.info("started a local Ray instance on 127.0.0.1")
+
+
+def exposed_listeners(root_pid: int | None = None) -> list[str]:
+    """`ss -ltnp` lines of TCP sockets that root_pid (default: this process) or its descendants listen on
+    outside loopback — empty for a healthy local instance. Linux only (reads /proc; needs `ss`)."""
+    import subprocess
+    from pathlib import Path
+
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = set(), [root_pid or os.getpid()]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=False).stdout.splitlines()
+    exposed = []
+    for line in lines:
+        pids = {int(p[4:]) for p in re.findall(r"pid=\d+", line)}
+        fields = line.split()
+        if pids & tree and len(fields) > 3 and not fields[3].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")):
+            exposed.append(line)
+    return exposed
