@@ -320,29 +320,6 @@ def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup
         setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": train_s or 0.0}
 
 
-def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
-            setup: dict[str, Any]) -> None:
-    """Every arm answers every group's questions not yet answered; rows are appended to the partial run."""
-    total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
-    t_start = time.perf_counter()
-    with progress_task("Answering", total=total) as task:
-        for arm in config.arms:
-            arm_config = _arm_generate_config(config, adapters, arm)
-            generator = load_generator(arm_config)
-            settings = _describe_settings(arm_config, setup["arms"][arm])
-            task.update(description=f"Answering [{arm}]")
-            reset_peak_memory()
-            for group in groups:
-                todo = partial.todo(arm, group.examples, group.freshness)
-                if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
-                    embedder = group.index.embedder if ARMS[arm].retrieval else None
-                    run_arm(arm, todo, generator, group.retriever, dataclasses.replace(settings, embedder=embedder),
-                            k=config.k, batch_size=config.batch_size, freshness=group.freshness,
-                            on_rows=partial.append, progress=task)
-            setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
-    setup["answer_s"] = round(time.perf_counter() - t_start, 2)
-
-
 def _arm_generate_config(config: CompareConfig, adapters: dict[str, str | None], arm: str) -> GenerateConfig:
     kind = ARMS[arm].adapter
     return GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
@@ -374,6 +351,29 @@ def _answer_with(executor: AnswerExecutor, config: CompareConfig, adapters: dict
         peaks = executor(config, jobs, partial.append, task.advance)
     for arm, peak in peaks.items():
         setup["arms"][arm]["peak_memory_mb"] = round(peak, 1)  # the largest worker's high-water mark
+    setup["answer_s"] = round(time.perf_counter() - t_start, 2)
+
+
+def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
+            setup: dict[str, Any]) -> None:
+    """Every arm answers every group's questions not yet answered; rows are appended to the partial run."""
+    total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
+    t_start = time.perf_counter()
+    with progress_task("Answering", total=total) as task:
+        for arm in config.arms:
+            arm_config = _arm_generate_config(config, adapters, arm)
+            generator = load_generator(arm_config)
+            settings = _describe_settings(arm_config, setup["arms"][arm])
+            task.update(description=f"Answering [{arm}]")
+            reset_peak_memory()
+            for group in groups:
+                todo = partial.todo(arm, group.examples, group.freshness)
+                if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
+                    embedder = group.index.embedder if ARMS[arm].retrieval else None
+                    run_arm(arm, todo, generator, group.retriever, dataclasses.replace(settings, embedder=embedder),
+                            k=config.k, batch_size=config.batch_size, freshness=group.freshness,
+                            on_rows=partial.append, progress=task)
+            setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
 
 
