@@ -4,7 +4,7 @@ Every module under src/ragtune is parsed with `ast`; every import counts, at mod
 alike (a lazy import is still a dependency), and so does `importlib.import_module("ragtune....")` with a literal
 (or f-string) name. Top to bottom:
 
-    cli, serve  >  workflows  >  report  >  evaluate  >  pipeline  >  train, graph  >  retrieve, generate
+    cli, serve  >  workflows, distributed  >  report  >  evaluate  >  pipeline  >  train, graph  >  retrieve, generate
     >  index, store  >  ingest  >  base (text, types, config, errors, atomic, paths, progress, models, arms, ...)
 
 `cli` may import `serve` (the serve command); `serve` never imports `cli`.
@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "cli": 10,
     "serve": 10,
     "workflows": 9,
+    "distributed": 9,  # Ray executors for ingest and compare (extra ragtune[ray]); beside workflows
     "report": 8,
     "evaluate": 7,
     "pipeline": 6,

@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         queries_per_day: float = typer.Option(1000, "--queries-per-day", help="Scenario: expected traffic."),
         training_budget_usd: Optional[float] = typer.Option(None, "--training-budget-usd", help="Scenario: training budget."),
         needs_citations: bool = typer.Option(False, "--needs-citations", help="Scenario: answers must cite sources."),
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Answer on Ray workers: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
+        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Answering actors with --ray (each loads the model)."),
         cpu_hour_usd: float = typer.Option(0.10, "--cpu-hour-usd", help="Cost model: $ per CPU machine hour."),
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
     ) -> None:
@@ -62,7 +64,13 @@ def register(app: typer.Typer) -> None:
                       "needs_citations": needs_citations},
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
         )
-        run_dir = run_compare(config)
+        executor = None
+        if ray:
+            from ragtune.distributed.ray_cluster import check_address
+            from ragtune.distributed.ray_compare import RayAnswerExecutor
+
+            executor = RayAnswerExecutor(check_address(ray), workers=ray_workers)
+        run_dir = run_compare(config, executor=executor)
         from ragtune.cli.summary import print_run_summary
 
         print_run_summary(run_dir)

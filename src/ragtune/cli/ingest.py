@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
+        ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
+        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Embedding actors with --ray."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
@@ -25,6 +27,10 @@ def register(app: typer.Typer) -> None:
         from ragtune.index import Index
         from ragtune.ingest import load_documents
 
+        if ray:
+            from ragtune.distributed.ray_cluster import check_address
+
+            ray = check_address(ray)  # a bad address fails before any work
         overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
         config = None
         if overrides or embedder:
@@ -35,7 +41,14 @@ def register(app: typer.Typer) -> None:
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
         result = load_documents(paths, follow_links=follow_links)
-        stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
+        if ray:
+            from ragtune.distributed.ray_cluster import ray_session
+            from ragtune.distributed.ray_ingest import ray_add_documents
+
+            with ray_session(ray):
+                stats = ray_add_documents(index, result.documents, workers=ray_workers, dedupe_content=True)
+        else:
+            stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "
             f"chunks: +{stats.chunks_added} -{stats.chunks_removed}; index now {len(index.documents())} documents, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,8 @@ class Index:
 
     # ---- writing -------------------------------------------------------------------------------------------
     def add_documents(
-        self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None
+        self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None,
+        *, precomputed: Mapping[str, tuple[list[Chunk], np.ndarray]] | None = None,
     ) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
         are skipped without re-embedding; a document id given twice keeps its last version.
@@ -270,6 +271,11 @@ class Index:
         Chunking and embedding run without the writer lock; the lock is held only to commit. If another
         writer committed meanwhile, the plan is re-made against its state and only what is new is embedded.
         IndexBusyError if the lock is not free within `lock_timeout_s` (default: see `index.lock`).
+
+        `precomputed` maps a doc id to its chunks and their (n, dim) vectors, made elsewhere (Ray workers,
+        ragtune.distributed.ray_ingest) with this index's chunking config and embedder, for this version of the
+        document; those documents are not chunked or embedded again. Everything else (planning, dedupe, the lock,
+        the commit, the manifest) is the same; documents it does not cover are chunked and embedded here.
         """
         from ragtune.ingest import document_hash
 
@@ -283,6 +289,11 @@ class Index:
             latest[doc.doc_id] = doc
         hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
         prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}  # doc id -> its chunks and vectors
+        for doc_id, (chunks, vectors) in (precomputed or {}).items():
+            if doc_id in latest:
+                vectors = np.asarray(vectors, dtype=np.float32)
+                _check_precomputed(doc_id, chunks, vectors, self.embedder.dim)
+                prepared[doc_id] = (list(chunks), vectors)
 
         for attempt in range(MAX_PLANS):
             manifest = self._read_manifest_or_empty()
@@ -430,6 +441,15 @@ class Index:
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
+
+
+def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, dim: int) -> None:
+    shape_ok = vectors.ndim == 2 and len(vectors) == len(chunks) and (not len(chunks) or vectors.shape[1] == dim)
+    if not shape_ok or any(c.doc_id != doc_id for c in chunks):
+        raise InputError(
+            f"precomputed chunks of {doc_id!r} do not match: {len(chunks)} chunks, vectors of shape "
+            f"{vectors.shape}, embedder dimension {dim}"
+        )
 
 
 def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:

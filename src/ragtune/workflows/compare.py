@@ -14,7 +14,8 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -195,12 +196,33 @@ def _freshness_index(index_dir: Path, updates: Path, work: Path) -> tuple[Any, l
     return index, examples
 
 
-def run_compare(config: CompareConfig) -> Path:
+@dataclass(frozen=True)
+class AnswerJob:
+    """One arm's unanswered questions over one index: the unit a shard executor is given."""
+
+    arm: str
+    generate: GenerateConfig  # the arm's generator (model, adapter, decoding)
+    index_path: str  # the index its retriever opens (the freshness copy for freshness questions)
+    examples: list[Example]
+    freshness: bool
+
+
+class AnswerExecutor(Protocol):
+    """Answers jobs elsewhere (e.g. ragtune.distributed.ray_compare): rows go to `on_rows` as shards finish, as
+    `run_arm` gives them (so --resume works), and `advance(n)` moves the progress bar. Returns the peak memory
+    (MiB) per arm it measured. Raises if a shard could not be answered, after every other shard's rows are given."""
+
+    def __call__(self, config: CompareConfig, jobs: list[AnswerJob], on_rows: Callable[[list[dict[str, Any]]], None],
+                 advance: Callable[[int], Any]) -> dict[str, float]: ...
+
+
+def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -> Path:
     """Run the comparison described by `config`; returns the finished run folder.
 
     Steps: check every input (fails fast, before any long work) → open RUN_DIR.partial → train the adapters
     that are missing (--train) → answer with every arm, batch by batch (resumable) → score, recommend →
     write results, predictions and the report → rename into place → record in the runs DB.
+    With an `executor` the answering runs through it (shards on Ray workers) instead of in this process.
     """
     inputs = _check_inputs(config)
     partial = _PartialRun(Path(config.out), config.resume)
@@ -212,7 +234,10 @@ def run_compare(config: CompareConfig) -> Path:
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
         groups.append(_Group(fresh_examples, fresh_index, open_retriever(fresh_index, config.mode), freshness=True))
-    _answer(config, adapters, groups, partial, setup)
+    if executor is None:
+        _answer(config, adapters, groups, partial, setup)
+    else:
+        _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
                         k=config.k)
@@ -320,6 +345,41 @@ def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup
             setup["arms"][arm]["remote_model"] = _remote_model(config, arm)
 
 
+def _arm_generate_config(config: CompareConfig, adapters: dict[str, str | None], arm: str) -> GenerateConfig:
+    kind = ARMS[arm].adapter
+    return GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
+                          model_name=_remote_model(config, arm) if _is_endpoint(config.model) else None,
+                          max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                          stop_at_answer_line=True, prompt_style=config.prompt_style,
+                          context_sentences=config.context_sentences)
+
+
+def _describe_settings(arm_config: GenerateConfig, arm_setup: dict[str, Any]) -> AnswerSettings:
+    settings = AnswerSettings.resolve(arm_config)
+    arm_setup["prompt_style"] = settings.prompt_style
+    arm_setup["context_sentences"] = settings.context_sentences
+    return settings
+
+
+def _answer_with(executor: AnswerExecutor, config: CompareConfig, adapters: dict[str, str | None],
+                 groups: list[_Group], partial: _PartialRun, setup: dict[str, Any]) -> None:
+    """As _answer, with the arms' unanswered questions handed to `executor` as jobs."""
+    jobs = []
+    for arm in config.arms:
+        arm_config = _arm_generate_config(config, adapters, arm)
+        _describe_settings(arm_config, setup["arms"][arm])
+        for group in groups:
+            todo = partial.todo(arm, group.examples, group.freshness)
+            if todo:
+                jobs.append(AnswerJob(arm, arm_config, str(group.index.path), todo, group.freshness))
+    t_start = time.perf_counter()
+    with progress_task("Answering", total=sum(len(j.examples) for j in jobs)) as task:
+        peaks = executor(config, jobs, partial.append, task.advance)
+    for arm, peak in peaks.items():
+        setup["arms"][arm]["peak_memory_mb"] = round(peak, 1)  # the largest worker's high-water mark
+    setup["answer_s"] = round(time.perf_counter() - t_start, 2)
+
+
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
             setup: dict[str, Any]) -> None:
     """Every arm answers every group's questions not yet answered; rows are appended to the partial run."""
@@ -327,16 +387,9 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
     t_start = time.perf_counter()
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
-            kind = ARMS[arm].adapter
-            arm_config = GenerateConfig(model=config.model, adapter=adapters[kind] if kind else None,
-                                        model_name=_remote_model(config, arm) if _is_endpoint(config.model) else None,
-                                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                                        stop_at_answer_line=True, prompt_style=config.prompt_style,
-                                        context_sentences=config.context_sentences)
+            arm_config = _arm_generate_config(config, adapters, arm)
             generator = load_generator(arm_config)
-            settings = AnswerSettings.resolve(arm_config)
-            setup["arms"][arm]["prompt_style"] = settings.prompt_style
-            setup["arms"][arm]["context_sentences"] = settings.context_sentences
+            settings = _describe_settings(arm_config, setup["arms"][arm])
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
             for group in groups:

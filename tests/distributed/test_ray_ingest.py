@@ -1,0 +1,132 @@
+"""Ingestion on Ray gives the index the single-process path makes: same chunks, vectors (1e-5), manifest, dedupe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
+from ragtune.errors import InputError
+from ragtune.index import Index
+from ragtune.types import Document
+
+SLOW = pytest.mark.slow  # a Ray instance and Ray Data pipelines: seconds each
+
+SENTENCES = ["The harbour opened in {n}.", "Ships from {n} ports call there.", "The master is Ilse Varga {n}.",
+             "Charts are kept in room {n}.", "Soup is served on day {n}."]
+
+
+def _docs(count: int = 12) -> list[Document]:
+    return [Document(f"doc{i:02d}.md", " ".join(s.format(n=i * 7 + j) for j, s in enumerate(SENTENCES * (1 + i % 3))),
+                     f"Doc {i}", f"doc{i:02d}.md", {"n": i}) for i in range(count)]
+
+
+def _manifest_docs(index: Index) -> dict:
+    return {d.doc_id: (d.hash, d.n_chunks, d.title, d.metadata) for d in index.documents()}
+
+
+def _assert_same_index(ray_index: Index, plain_index: Index) -> None:
+    assert _manifest_docs(ray_index) == _manifest_docs(plain_index)
+    ray_rows = {c.chunk_id: i for i, c in enumerate(ray_index.chunks())}
+    plain_rows = {c.chunk_id: i for i, c in enumerate(plain_index.chunks())}
+    assert set(ray_rows) == set(plain_rows)
+    assert sorted(ray_index.chunks(), key=lambda c: c.chunk_id) == sorted(plain_index.chunks(), key=lambda c: c.chunk_id)
+    order = sorted(ray_rows)
+    ray_vectors = ray_index.state.vectors[[ray_rows[c] for c in order]]
+    plain_vectors = plain_index.state.vectors[[plain_rows[c] for c in order]]
+    np.testing.assert_allclose(ray_vectors, plain_vectors, atol=1e-5)
+
+
+def _config(model: str = "hash:64") -> IndexConfig:
+    return IndexConfig(chunk=ChunkConfig(chunk_tokens=24, overlap_tokens=4), embed=EmbedConfig(model=model))
+
+
+@SLOW
+def test_ray_ingest_equals_the_single_process_index(ray_local, tmp_path):
+    from ragtune.distributed.ray_ingest import ray_add_documents
+
+    docs = _docs()
+    plain = Index.create(tmp_path / "plain", _config())
+    plain_stats = plain.add_documents(docs, dedupe_content=True)
+    distributed = Index.create(tmp_path / "ray", _config())
+    ray_stats = ray_add_documents(distributed, docs, workers=2, dedupe_content=True)
+    assert ray_stats == plain_stats
+    assert ray_stats.chunks_added > len(docs)  # several chunks per document
+    _assert_same_index(distributed, plain)
+
+    # a second run: unchanged documents are skipped, a changed one replaced, a same-content twin deduped
+    changed = [*docs[1:], Document("doc00.md", "A new text about the harbour.", "Doc 0", "doc00.md"),
+               Document("copy.md", docs[3].text, docs[3].title, "copy.md", docs[3].metadata)]
+    assert ray_add_documents(distributed, changed, workers=2, dedupe_content=True) == plain.add_documents(
+        changed, dedupe_content=True)
+    _assert_same_index(distributed, plain)
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["generation"] == 2 and manifest["embedder_id"] == "hash:64"
+
+
+@SLOW
+def test_only_new_or_changed_documents_go_to_ray(ray_local, tmp_path, monkeypatch):
+    from ragtune.distributed import ray_ingest
+
+    index = Index.create(tmp_path / "index", _config())
+    docs = _docs(4)
+    index.add_documents(docs)
+    sent = []
+    real = ray_ingest.embed_on_ray
+    monkeypatch.setattr(ray_ingest, "embed_on_ray", lambda d, *a, **kw: sent.append([x.doc_id for x in d]) or real(d, *a, **kw))
+    edited = Document("doc02.md", "Edited text.", "Doc 2", "doc02.md")
+    stats = ray_ingest.ray_add_documents(index, [*docs[:2], edited, docs[3]], workers=1)
+    assert sent == [["doc02.md"]]
+    assert (stats.replaced, stats.unchanged) == (1, 3)
+
+
+def test_precomputed_vectors_of_the_wrong_shape_are_refused(tmp_path):
+    index = Index.create(tmp_path / "index", _config())
+    doc = Document("a.md", "Some text here.")
+    chunk = __import__("ragtune.types", fromlist=["Chunk"]).Chunk("a.md#0", "a.md", "Some text here.")
+    with pytest.raises(InputError, match="precomputed chunks of 'a.md' do not match"):
+        index.add_documents([doc], precomputed={"a.md": ([chunk], np.zeros((1, 32), dtype=np.float32))})
+    assert not (tmp_path / "index" / "segments").exists() or not any((tmp_path / "index" / "segments").iterdir())
+
+
+@SLOW
+def test_bundled_embedder_vectors_equal_the_single_process_ones(ray_local, tmp_path):
+    from ragtune.distributed.ray_ingest import ray_add_documents
+
+    docs = _docs(6)
+    plain = Index.create(tmp_path / "plain", _config("bundled"))
+    plain.add_documents(docs)
+    distributed = Index.create(tmp_path / "ray", _config("bundled"))
+    ray_add_documents(distributed, docs, workers=2)
+    _assert_same_index(distributed, plain)
+
+
+@SLOW
+def test_cli_ingest_with_ray(ray_local, tmp_path, capsys):
+    from ragtune.cli import main
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for doc in _docs(5):
+        (folder / doc.doc_id).write_text(doc.text)
+    main(["ingest", str(folder), "--index", str(tmp_path / "ray"), "--embedder", "hash:64", "--ray", "local",
+          "--ray-workers", "2"])
+    main(["ingest", str(folder), "--index", str(tmp_path / "plain"), "--embedder", "hash:64"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == out[1] and out[0].startswith("documents: 5 added")
+    _assert_same_index(Index.open(tmp_path / "ray"), Index.open(tmp_path / "plain"))
+
+
+@SLOW
+def test_the_local_instance_listens_on_loopback_only(ray_local):
+    import shutil
+
+    from ragtune.distributed.ray_cluster import exposed_listeners
+
+    if shutil.which("ss") is None or not Path("/proc").is_dir():
+        pytest.skip("needs Linux /proc and ss")
+    ray_local.get(ray_local.remote(lambda: 1).remote())  # a worker is running too
+    assert exposed_listeners() == []
