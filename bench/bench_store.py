@@ -128,6 +128,7 @@ def synthetic(args) -> list[tuple]:
                 if time.monotonic() > deadline:
                     print(f"synthetic: budget of {args.synthetic_budget_s} s spent at {size} rows; stopping", flush=True)
                     break
+            store.flush()  # seal the rows (StoreIndex does this once per ingest)
             insert_s = time.perf_counter() - start
             store.dense_search(queries[:1], 10)  # warm-up (and a load after the inserts)
             lat = []

@@ -196,6 +196,8 @@ class StoreIndex:
             for start in range(0, len(plan.todo), WRITE_DOCS):
                 chunks_added += self._write(plan.todo[start:start + WRITE_DOCS], hashes)
         removed = sum(live[d.doc_id].n_chunks for d in plan.todo if d.doc_id in live)
+        if plan.todo:
+            self._flush()
         self.reload()
         stats = IngestStats(
             added=len(plan.todo) - plan.replaced, replaced=plan.replaced,
@@ -242,6 +244,12 @@ class StoreIndex:
             raise ConfigError(f"index {self.uri} was built with embedder {stored.embedder_id!r} "
                               f"(dimension {stored.dim}), not {embedder.model_id!r} (dimension {embedder.dim})")
 
+    def _flush(self) -> None:
+        """Backends that buffer writes (Milvus) seal them once per add/delete; optional in the protocol."""
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:
+            flush()
+
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Remove documents; InputError (and no change) if any id is unknown. Returns chunks removed."""
         self.reload()
@@ -250,6 +258,7 @@ class StoreIndex:
         if unknown:
             raise InputError(f"unknown document id(s) in index {self.uri}: {', '.join(map(repr, unknown))}")
         removed = self.store.delete_documents(list(dict.fromkeys(doc_ids)))
+        self._flush()
         self.reload()
         from ragtune.index.hooks import run_commit_hooks
 

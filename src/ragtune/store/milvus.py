@@ -421,6 +421,14 @@ class MilvusStore:
                                            output_fields=CHUNK_FIELDS)
         return [_hits(per_query) for per_query in result]
 
+    @_engine_call
+    def flush(self) -> None:
+        """Seal what was written so it is searched through the vector index: Milvus Lite searches unsealed rows
+        by brute force in Python (12k rows: ~3 s per query before, ~0.2 s after, on a loaded 2-core machine).
+        StoreIndex calls it once per add/delete, not per batch (each flush seals a segment)."""
+        if self.read_config() is not None:
+            self.client.flush(self.collection)
+
     # ---- lifecycle -------------------------------------------------------------------------------------
     @_engine_call
     def drop(self) -> None:
