@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragtune.config import GenerateConfig
-from ragtune.distributed.ray_cluster import LOCAL, import_ray, ray_session, worker_env
+from ragtune.distributed.ray_cluster import LOCAL, ray_session, worker_env
 from ragtune.errors import BackendError
 from ragtune.types import Example
 from ragtune.workflows.compare import AnswerJob, CompareConfig

@@ -134,7 +134,6 @@ class OpenAICompatGenerator:
             return list(pool.map(lambda m: self._complete(m, max_new_tokens), batch))
 
     def _complete(self, messages: Messages, max_new_tokens: int) -> Generation:
-        import httpx
 
         payload: dict[str, Any] = {
             "model": self.remote_model,

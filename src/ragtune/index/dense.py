@@ -13,12 +13,12 @@ a broad one asks HNSW with an ID selector, so the graph only ever returns allowe
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ragtune.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,8 @@ class DenseIndex:
         index = build_hnsw(self.vectors)
         if path is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-                faiss.write_index(index, str(tmp))
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    faiss.write_index(index, str(tmp))
                 for old in path.parent.glob("*.faiss"):  # one cache per folder: the current state's
                     if old != path:
                         old.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.atomic import atomic_path, fsync_dir, write_bytes_atomic, write_lines_atomic  # noqa: F401  (re-exported)
 from ragtune.config import IndexConfig
 from ragtune.errors import ConfigError, IndexCorruptError, NotBuiltError
 from ragtune.types import Chunk
@@ -109,24 +110,6 @@ class Manifest:
         return sum(self.segments.values()) - self.live_rows()
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a unique temp file beside path, fsync, then os.replace onto path."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def read_manifest(index_dir: Path) -> Manifest:
     path = Path(index_dir) / MANIFEST
     try:
@@ -172,20 +155,11 @@ def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.n
         raise ValueError(f"segment {name}: {len(chunks)} chunks but {len(vectors)} vectors")
     seg_dir = Path(index_dir) / SEGMENTS
     seg_dir.mkdir(exist_ok=True)
-    tmp = seg_dir / f".{name}.chunks.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:  # line by line: a big segment is never one string in memory
-        for chunk in chunks:
-            fh.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, seg_dir / f"{name}.chunks.jsonl")
-    tmp = seg_dir / f".{name}.vectors.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "wb") as fh:
+    # line by line: a big segment is never one string in memory
+    write_lines_atomic(seg_dir / f"{name}.chunks.jsonl",
+                       (json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n" for chunk in chunks))
+    with atomic_path(seg_dir / f"{name}.vectors.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, seg_dir / f"{name}.vectors.npy")
-    fsync_dir(seg_dir)
 
 
 def _missing(index_dir: Path, path: Path) -> NotBuiltError:

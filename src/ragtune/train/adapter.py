@@ -25,6 +25,7 @@ from ragtune.adapters import (  # noqa: F401  (check_adapter, read_manifest: re-
     model_fingerprint,
     read_manifest,
 )
+from ragtune.atomic import place_dir  # noqa: F401  (re-exported: the trainer places adapters with it)
 from ragtune.config import BUNDLED
 from ragtune.errors import ConfigError, InputError
 
@@ -82,19 +83,6 @@ def build_manifest(
         "data": data,
         "metrics": metrics,
     }
-
-
-def place_dir(tmp: Path, final: Path, *, overwrite: bool) -> None:
-    """Rename a finished temporary folder into place; an existing folder is replaced only with overwrite."""
-    if final.exists():
-        if not overwrite:
-            raise ConfigError(f"output folder already exists: {str(final)!r} (choose another or allow overwrite)")
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 def load_adapted_model(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragtune.atomic import place_dir
 from ragtune.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ def save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, st
     meta = {"step": state.step, "fingerprint": state.fingerprint, "history": state.history,
             "optimizer": opt_meta, "scheduler": scheduler.state_dict()}
     (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    place_dir(tmp, final, overwrite=True)
     old = sorted(((int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_DIR.match(p.name))), reverse=True)
     for _, path in old[keep:]:
         shutil.rmtree(path, ignore_errors=True)

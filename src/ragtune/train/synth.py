@@ -22,13 +22,13 @@ import logging
 import os
 import random
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ragtune.atomic import write_lines_atomic
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.base import Generator, Messages
 from ragtune.progress import progress_task
@@ -347,21 +347,11 @@ def example_record(example: Example) -> dict:
 
 
 def write_qa_jsonl(examples: Sequence[Example], path: str | os.PathLike) -> Path:
-    """Write examples as ragtune QA JSONL atomically (temp file in the same folder, then os.replace)."""
+    """Write examples as ragtune QA JSONL atomically (ragtune.atomic)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"output path is a directory: {str(path)!r}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return write_lines_atomic(path, (json.dumps(example_record(e), ensure_ascii=False) + "\n" for e in examples))
     except OSError as exc:
         raise InputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for example in examples:
-                handle.write(json.dumps(example_record(example), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -22,6 +22,7 @@ from pydantic import Field
 from ragtune import __version__
 from ragtune.adapters import check_adapter
 from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
+from ragtune.atomic import place_dir
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel, Scenario
@@ -162,14 +163,7 @@ class _PartialRun:
 
     def commit(self) -> Path:
         self.rows_path.unlink(missing_ok=True)
-        if self.out.exists():
-            trash = self.out.with_name(self.out.name + ".old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(self.out, trash)
-            os.replace(self.dir, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.dir, self.out)
+        place_dir(self.dir, self.out, overwrite=True)
         return self.out
 
 
