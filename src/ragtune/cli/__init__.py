@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "graph",
     "compare",
     "demo",
+    "reindex",
 ]
 
 

@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
+        precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8: quantised ONNX Runtime encoder (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
@@ -27,9 +28,12 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
         config = None
-        if overrides or embedder:
+        if overrides or embedder or precision:
+            from ragtune.index.onnx_encoder import check_precision
+
+            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision or "fp32"))
             try:
-                config = IndexConfig(chunk=ChunkConfig(**overrides), embed=EmbedConfig(model=embedder or "bundled"))
+                config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:
                 raise ConfigError(f"bad chunking options {overrides}: {exc}") from exc
         follow_index_commits()  # an existing entity graph is updated in the same commit
