@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "compare",
     "demo",
     "reindex",
+    "finetune_embedder",
 ]
 
 
