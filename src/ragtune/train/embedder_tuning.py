@@ -215,6 +215,7 @@ def tune_embedder(
             vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return recall_at_k(model, val, chunks, vectors)
 
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
     history = [validate()]
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best = history[0]
@@ -229,7 +230,7 @@ def tune_embedder(
             for batch in batches:
                 columns = [[p.query for p in batch], [text_of[p.chunk_id] for p in batch],
                            [text_of[p.negative_id] for p in batch]]
-                features = [model.tokenize(col) for col in columns]
+                features = [preprocess(col) for col in columns]
                 loss = loss_fn(features, torch.zeros(len(batch)))
                 optimizer.zero_grad()
                 loss.backward()
