@@ -47,6 +47,8 @@ class EmbedConfig(StrictModel):
 
     model: str = BUNDLED
     batch_size: int = Field(64, ge=1)
+    # int8: ONNX Runtime with dynamically quantised weights (ragtune.index.onnx_encoder); an index is one or the other
+    precision: Literal["fp32", "int8"] = "fp32"
 
 
 class BM25Config(StrictModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,44 +15,15 @@ from ragtune.index.onnx_query import OnnxQueryEncoder, export_path, export_query
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-WORDS = ["leave", "paid", "days", "vpn", "portal", "how", "many", "the", "open", "first", "connect", "intranet"]
-
-
-@pytest.fixture(scope="module")
-def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """A 2-layer random BERT with a word-level vocabulary: what a sentence-transformers Transformer exposes."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    return SimpleNamespace(auto_model=BertModel(config).eval(), tokenizer=tokenizer)
-
-
-def _torch_reference(transformer: SimpleNamespace, texts: list[str]) -> np.ndarray:
-    import torch
-
-    features = transformer.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = transformer.auto_model(**features).last_hidden_state
-    mask = features["attention_mask"].unsqueeze(-1).float()
-    pooled = (hidden * mask).sum(1) / mask.sum(1)
-    return torch.nn.functional.normalize(pooled, dim=1).numpy()
-
-
-def test_exported_graph_matches_torch_on_padded_batches(tiny_transformer: SimpleNamespace, tmp_path: Path) -> None:
+def test_exported_graph_matches_torch_on_padded_batches(
+    tiny_transformer: SimpleNamespace, torch_reference: Callable, tmp_path: Path
+) -> None:
     graph = export_query_graph(tiny_transformer, tmp_path / "q.onnx")
     assert graph.exists() and not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
     encoder = OnnxQueryEncoder(tiny_transformer.tokenizer, graph, max_length=64)
     for texts in (["how many paid leave days"], ["vpn", "connect to the vpn first then open the intranet portal"]):
         got = encoder.encode(texts)
-        want = _torch_reference(tiny_transformer, texts)
+        want = torch_reference(tiny_transformer, texts)
         assert got.shape == want.shape and got.dtype == np.float32
         assert np.allclose(got, want, atol=1e-5)
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)

@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "graph",
     "compare",
     "demo",
+    "reindex",
+    "finetune_embedder",
 ]
 
 

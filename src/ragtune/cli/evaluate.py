@@ -17,19 +17,25 @@ def retrieval(
     index_dir: Path = typer.Option(None, "--index", help="Use this index (default: a cached one per corpus and chunking)."),
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk of the cached index (default 200; BM25 alone does best at 256-300 on SciFact)."),
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks of the cached index (default 32)."),
+    embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder) for the cached index."),
+    precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8 embeddings for the cached index."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
     from ragtune.cli.common import print_json
-    from ragtune.config import ChunkConfig, IndexConfig, validation_message
+    from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, validation_message
     from ragtune.errors import ConfigError
     from ragtune.evaluate.retrieval import evaluate_beir
 
     overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
-    if overrides and index_dir is not None:
-        raise ConfigError("--chunk-tokens/--overlap shape the cached index; an existing --index keeps its own chunking")
+    if (overrides or embedder or precision) and index_dir is not None:
+        raise ConfigError("--chunk-tokens/--overlap/--embedder/--precision shape the cached index; "
+                          "an existing --index keeps its own chunking and embedder")
+    from ragtune.index.onnx_encoder import check_precision
+
+    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision or "fp32"))
     try:
-        index_config = IndexConfig(chunk=ChunkConfig(**overrides)) if overrides else None
+        index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision else None
     except ValueError as exc:
         raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
     results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir, index_config=index_config)

@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
+        precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8: quantised ONNX Runtime encoder (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
         ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Embedding actors with --ray."),
@@ -33,9 +34,12 @@ def register(app: typer.Typer) -> None:
             ray = check_address(ray)  # a bad address fails before any work
         overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
         config = None
-        if overrides or embedder:
+        if overrides or embedder or precision:
+            from ragtune.index.onnx_encoder import check_precision
+
+            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision or "fp32"))
             try:
-                config = IndexConfig(chunk=ChunkConfig(**overrides), embed=EmbedConfig(model=embedder or "bundled"))
+                config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:
                 raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
         follow_index_commits()  # an existing entity graph is updated in the same commit

@@ -25,9 +25,11 @@ from ragtune.types import Embedder as EmbedderProtocol
 
 logger = logging.getLogger(__name__)
 
-# A batch this small (a query) is embedded by ONNX Runtime (ragtune.index.onnx_query) or, without it, by a
-# direct tokenizer + model forward: sentence-transformers' encode has a fixed per-call overhead (sorting,
-# dataloader-like batching, device moves) that dominates for one query.
+# A batch this small (a query) is embedded by ONNX Runtime on one thread (ragtune.index.onnx_encoder) or, without
+# it, by a direct tokenizer + model forward: sentence-transformers' encode has a fixed per-call overhead (sorting,
+# dataloader-like batching, device moves) that dominates for one query. Larger batches (documents) go through
+# ONNX Runtime on all (<= 2) cores, batched by token count; sentence-transformers' encode is the fallback.
+# RAGTUNE_QUERY_BACKEND=torch switches both ONNX paths off (fp32 only).
 DIRECT_MAX_TEXTS = 8
 
 _CACHE: dict[str, Any] = {}
@@ -51,11 +53,14 @@ class Embedder:
     (1, 384)
     """
 
-    def __init__(self, model_path: str, model_id: str):
+    def __init__(self, model_path: str, model_id: str, precision: str = "fp32"):
         import torch  # noqa: F401  (lazy: heavy)
         from sentence_transformers import SentenceTransformer
 
+        from ragtune.index.onnx_encoder import check_precision
+
         self.model_id = model_id
+        self.precision = check_precision(precision)
         self.model_path = model_path
         self._st = SentenceTransformer(model_path, device="cpu")
         self._st.eval()
@@ -69,6 +74,10 @@ class Embedder:
         self._direct_ok = is_mean_pooled(self._st)
         self._query_encoder: Any = None
         self._query_encoder_checked = False
+        self._doc_encoder: Any = None
+        self._doc_encoder_checked = False
+        if precision != "fp32":  # fail now, not at the first encode: int8 exists only through ONNX Runtime
+            self._onnx_document_encoder()
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Embed texts -> (n, dim) float32, L2-normalised. Empty input gives a (0, dim) array."""
@@ -80,6 +89,9 @@ class Embedder:
                 if query_encoder is not None:
                     return query_encoder.encode(texts)
                 return self._encode_direct(texts)
+            doc_encoder = self._onnx_document_encoder()
+            if doc_encoder is not None:
+                return doc_encoder.encode(list(texts), batch_size=batch_size)
             vectors = self._st.encode(
                 list(texts),
                 batch_size=batch_size,
@@ -92,11 +104,20 @@ class Embedder:
     def _onnx_query_encoder(self) -> Any:
         """The ONNX Runtime encoder for few-text calls, exported/loaded on first use (None: use torch)."""
         if not self._query_encoder_checked:
-            from ragtune.index.onnx_query import load_query_encoder
+            from ragtune.index.onnx_encoder import load_encoder
 
-            self._query_encoder = load_query_encoder(self._st, self.model_path, self.max_seq_length)
+            self._query_encoder = load_encoder(self._st, self.model_path, self.max_seq_length, self.precision, threads=1)
             self._query_encoder_checked = True
         return self._query_encoder
+
+    def _onnx_document_encoder(self) -> Any:
+        """The ONNX Runtime encoder for document batches (all cores, <= 2), loaded on first use (None: torch)."""
+        if not self._doc_encoder_checked:
+            from ragtune.index.onnx_encoder import load_encoder
+
+            self._doc_encoder = load_encoder(self._st, self.model_path, self.max_seq_length, self.precision)
+            self._doc_encoder_checked = True
+        return self._doc_encoder
 
     def _encode_direct(self, texts: list[str]) -> np.ndarray:
         """Tokenizer + transformer forward + mean pooling + normalise, as the ST pipeline does (checked in tests)."""
@@ -132,6 +153,7 @@ class HashEmbedder:
             raise ConfigError(f"hash embedder dimension must be >= 8, got {dim}")
         self.dim = dim
         self.model_id = f"hash:{dim}"
+        self.precision = "fp32"
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """(n, dim) float32, L2-normalised; a text with no words gets a fixed unit vector."""
@@ -174,22 +196,26 @@ def _hash_embedder(argument: str) -> HashEmbedder:
 register_embedder("hash", _hash_embedder)
 
 
-def get_embedder(name: str = BUNDLED) -> Embedder | HashEmbedder:
-    """The embedder for a model name ('bundled', a local folder, or 'hash[:DIM]'), loaded once per process."""
+def get_embedder(name: str = BUNDLED, precision: str = "fp32") -> Embedder | HashEmbedder:
+    """The embedder for a model name ('bundled', a local folder, or 'hash[:DIM]'), loaded once per process
+    and (name, precision). precision 'int8' runs a quantised ONNX graph (models only, not 'hash')."""
+    key = name if precision == "fp32" else f"{name}@{precision}"
     with _CACHE_LOCK:
-        if name in _CACHE:
-            return _CACHE[name]
+        if key in _CACHE:
+            return _CACHE[key]
         scheme, _, argument = name.partition(":")
         if scheme in EMBEDDERS:  # 'hash', 'hash:DIM' or a registered name; anything else is a model folder
             embedder: Any = EMBEDDERS.get(scheme)(argument)
+            if getattr(embedder, "precision", "fp32") != precision:
+                raise ConfigError(f"embedder {name!r} has no {precision} variant; use precision fp32")
         else:
             from ragtune.models import BUNDLED_EMBEDDER_ID, resolve_embedder
 
             path = resolve_embedder(name)
             model_id = BUNDLED_EMBEDDER_ID if name == BUNDLED else str(path.resolve())
-            logger.debug("loading embedder %s from %s", model_id, path)
-            embedder = Embedder(str(path), model_id)
-        _CACHE[name] = embedder
+            logger.debug("loading embedder %s (%s) from %s", model_id, precision, path)
+            embedder = Embedder(str(path), model_id, precision)
+        _CACHE[key] = embedder
         return embedder
 
 

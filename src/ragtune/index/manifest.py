@@ -63,6 +63,7 @@ class Manifest:
     config: dict[str, Any]
     embedder_id: str = ""
     dim: int = 0
+    precision: str = "fp32"  # of the stored vectors' embedder: "fp32", or "int8" (quantised ONNX graph)
     generation: int = 0
     segments: dict[str, int] = field(default_factory=dict)  # name -> rows, in commit order
     documents: dict[str, DocEntry] = field(default_factory=dict)
@@ -87,6 +88,7 @@ class Manifest:
                 config=data["config"],
                 embedder_id=data.get("embedder_id", ""),
                 dim=int(data.get("dim", 0)),
+                precision=str(data.get("precision", "fp32")),
                 generation=int(data.get("generation", 0)),
                 segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
                 documents=docs,

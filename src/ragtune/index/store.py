@@ -181,6 +181,9 @@ class Index:
             config = IndexConfig.model_validate(manifest.config)
         except ValueError as exc:
             raise mf.corrupt(path, f"{mf.MANIFEST} config", str(exc)) from None
+        precision = getattr(embedder, "precision", config.embed.precision)
+        if manifest.live_rows() and manifest.precision != precision:  # queries must match the stored vectors
+            raise ConfigError(f"index {path} holds {manifest.precision} vectors; the embedder given is {precision}")
         index = cls(path, config, embedder)
         index._state = _load_state(path, manifest)
         return index
@@ -221,7 +224,7 @@ class Index:
     def embedder(self) -> TextEmbedder:
         """The embedder of this index (injected, or loaded by name from the config, once per process)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.embed.model)
+            self._embedder = get_embedder(self.config.embed.model, self.config.embed.precision)
         return self._embedder
 
     @property
@@ -426,8 +429,15 @@ class Index:
             raise ConfigError(
                 f"index {self.path} was embedded with {manifest.embedder_id!r}, not {embedder.model_id!r}"
             )
+        precision = getattr(embedder, "precision", "fp32")
+        if manifest.live_rows() and manifest.precision != precision:  # int8 and fp32 vectors never share an index
+            raise ConfigError(
+                f"index {self.path} holds {manifest.precision} vectors; this embedder produces {precision} ones "
+                f"(re-embed with `ragtune reindex {self.path} --precision {precision} --out NEW`)"
+            )
         manifest.embedder_id = embedder.model_id
         manifest.dim = embedder.dim
+        manifest.precision = precision
 
     def _commit(self, manifest: mf.Manifest, generation: int) -> None:
         """Compact if tombstones dominate, write the manifest atomically, then collect garbage. Caller holds the lock."""

@@ -1,0 +1,33 @@
+"""`ragtune finetune-embedder --index DIR --out EMB_DIR [--per-chunk N] [--epochs E] [--seed S] [--qa FILE]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune-embedder")
+    def finetune_embedder(
+        index_dir: Path = typer.Option(..., "--index", help="Index whose chunks teach the embedder."),
+        out: Path = typer.Option(..., "--out", help="New sentence-transformers folder (must not exist or be empty)."),
+        per_chunk: int = typer.Option(2, "--per-chunk", min=1, help="Synthesised queries per chunk."),
+        epochs: int = typer.Option(1, "--epochs", min=1, help="Training epochs (stops early when validation recall stops rising)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of sampling, split and training."),
+        max_chunks: int = typer.Option(2000, "--max-chunks", min=1, help="Chunks sampled for query synthesis."),
+        batch_size: int = typer.Option(32, "--batch-size", min=2, help="Queries per step (in-batch negatives)."),
+        qa: Path = typer.Option(None, "--qa", help="QA JSONL with 'question' and gold 'chunk_id' instead of synthesis."),
+        base: str = typer.Option(None, "--base", help="Embedder to start from (default: the index's)."),
+    ) -> None:
+        """Fine-tune the dense embedder on queries from the index's chunks; use it with `ragtune reindex`."""
+        from ragtune.index import Index
+        from ragtune.train.embedder_tuning import EmbedderTuneConfig, tune_embedder
+
+        config = EmbedderTuneConfig(per_chunk=per_chunk, epochs=epochs, seed=seed, max_chunks=max_chunks,
+                                    batch_size=batch_size)
+        result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base)
+        typer.echo(f"tuned on {result.pairs} queries ({result.val_pairs} held out) in {result.seconds:.0f}s, "
+                   f"{result.epochs_run} epoch(s): validation recall@10 {result.val_recall_before:.3f} -> "
+                   f"{result.val_recall_after:.3f}; wrote {out} (re-embed: ragtune reindex {index_dir} "
+                   f"--embedder {out} --out NEW)")

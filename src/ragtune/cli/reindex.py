@@ -1,0 +1,24 @@
+"""`ragtune reindex DIR --embedder EMB_DIR --out DIR2 [--precision fp32|int8]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("reindex")
+    def reindex(
+        index_dir: Path = typer.Argument(..., help="The index to re-embed (left unchanged)."),
+        embedder: str = typer.Option(..., "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder)."),
+        out: Path = typer.Option(..., "--out", help="New index folder (must not exist or be empty)."),
+        precision: str = typer.Option("fp32", "--precision", help="fp32, or int8 (quantised ONNX Runtime encoder)."),
+    ) -> None:
+        """Re-embed an index's chunks with another embedder into a new folder (no re-parsing; atomic)."""
+        from ragtune.index.onnx_encoder import check_precision
+        from ragtune.index.reembed import reembed_index
+
+        stats = reembed_index(index_dir, out, embedder, check_precision(precision))
+        typer.echo(f"re-embedded {stats.documents} documents, {stats.chunks} chunks with {stats.embedder_id} "
+                   f"({stats.dim} dims, {stats.precision}) into {out}")

@@ -1,0 +1,265 @@
+"""Fine-tune the dense embedder on queries synthesised from the index's own chunks (GPL-style domain adaptation).
+
+>>> result = tune_embedder(Index.open("my-index"), "runs/emb-tuned", EmbedderTuneConfig(per_chunk=2))  # doctest: +SKIP
+
+Steps: queries per chunk (ragtune.train.synth rules, or a QA file whose records name gold chunk ids), one BM25
+hard negative per query (the best-scoring chunk of another document that is not a near-duplicate of the
+positive), a validation split BY DOCUMENT (no document's chunks on both sides), then in-batch-negative training
+with sentence-transformers' MultipleNegativesRankingLoss (query, positive, hard negative). Validation recall@10
+(over all index chunks) is measured before training and after every epoch; training stops when it stops rising
+and the best weights are written. The output is a sentence-transformers folder, written to a temp folder and
+renamed into place, with `ragtune_embedder.json` (base id and hash, data hash, config, validation figures).
+
+The loop is a plain PyTorch loop around the library's loss: sentence-transformers' SentenceTransformerTrainer
+needs the `datasets` package, which ragtune does not depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.errors import ConfigError, InputError
+from ragtune.progress import progress_task
+from ragtune.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "ragtune_embedder.json"
+MIN_CHUNKS = 20  # fewer and neither training nor a by-document validation split means anything
+NEAR_DUPLICATE = 0.8  # word-set Jaccard above which a BM25 candidate is the positive again, not a negative
+
+
+@dataclass(frozen=True)
+class EmbedderTuneConfig:
+    per_chunk: int = 2  # synthesised queries per chunk
+    epochs: int = 1
+    seed: int = 0
+    batch_size: int = 32  # in-batch negatives: each query sees the other 31 positives and 32 hard negatives
+    learning_rate: float = 2e-5
+    max_chunks: int = 2000  # chunks sampled for query synthesis (training time grows with it)
+    val_fraction: float = 0.1  # of documents
+    max_seq_length: int = 256
+
+
+@dataclass(frozen=True)
+class TrainPair:
+    query: str
+    chunk_id: str
+    doc_id: str
+    negative_id: str = ""
+
+
+@dataclass
+class TuneResult:
+    out: Path
+    pairs: int
+    val_pairs: int
+    val_recall_before: float
+    val_recall_after: float
+    epochs_run: int
+    seconds: float
+    history: list[float] = field(default_factory=list)
+
+
+def synth_pairs(chunks: list[Chunk], config: EmbedderTuneConfig) -> list[TrainPair]:
+    """Rule-based questions for a seeded sample of chunks (no LLM, deterministic)."""
+    from ragtune.train.synth import synthesize_qa
+
+    sample = list(chunks)
+    if len(sample) > config.max_chunks:
+        sample = random.Random(config.seed).sample(sample, config.max_chunks)
+    examples = synthesize_qa(sample, None, per_chunk=config.per_chunk, seed=config.seed, questions="rules").examples
+    return [TrainPair(e.question, e.chunk_id, e.doc_id) for e in examples if e.chunk_id]
+
+
+def pairs_from_qa_file(path: str | os.PathLike, by_id: dict[str, Chunk]) -> list[TrainPair]:
+    """QA records ({"question", "chunk_id"} per line); InputError naming the first gold id not in the index."""
+    pairs = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                question, chunk_id = str(record["question"]), str(record["chunk_id"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(f"{path} line {number}: expected a JSON object with 'question' and 'chunk_id' ({exc})") from None
+            if chunk_id not in by_id:
+                raise InputError(f"{path} line {number}: gold chunk id {chunk_id!r} is not in the index")
+            pairs.append(TrainPair(question, chunk_id, by_id[chunk_id].doc_id))
+    return pairs
+
+
+def _words(text: str) -> set[str]:
+    return set(text.lower().split())
+
+
+def mine_negatives(pairs: list[TrainPair], chunks: list[Chunk], bm25: Any, depth: int = 10) -> list[TrainPair]:
+    """Each pair with its best BM25 chunk from another document that is not a near-duplicate of the positive."""
+    row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
+    rng = random.Random(0)
+    out = []
+    for start in range(0, len(pairs), 256):
+        group = pairs[start : start + 256]
+        for pair, (rows, _scores) in zip(group, bm25.search([p.query for p in group], depth)):
+            positive = _words(chunks[row_of[pair.chunk_id]].text)
+            negative = ""
+            for row in rows:
+                candidate = chunks[int(row)]
+                if candidate.doc_id == pair.doc_id:
+                    continue
+                words = _words(candidate.text)
+                if len(words & positive) / max(1, len(words | positive)) > NEAR_DUPLICATE:
+                    continue
+                negative = candidate.chunk_id
+                break
+            while not negative:  # no usable BM25 match: a random chunk of another document (>= 2 documents checked)
+                candidate = chunks[rng.randrange(len(chunks))]
+                negative = candidate.chunk_id if candidate.doc_id != pair.doc_id else ""
+            out.append(TrainPair(pair.query, pair.chunk_id, pair.doc_id, negative))
+    return out
+
+
+def split_by_document(pairs: list[TrainPair], fraction: float, seed: int) -> tuple[list[TrainPair], list[TrainPair]]:
+    """(train, validation): a seeded share of documents goes to validation with all its pairs."""
+    docs = sorted({p.doc_id for p in pairs})
+    random.Random(seed).shuffle(docs)
+    held = set(docs[: max(1, int(len(docs) * fraction))]) if len(docs) > 1 else set()
+    return [p for p in pairs if p.doc_id not in held], [p for p in pairs if p.doc_id in held]
+
+
+def recall_at_k(model: Any, pairs: list[TrainPair], chunks: list[Chunk], chunk_vectors: np.ndarray, k: int = 10) -> float:
+    """Share of validation queries whose gold chunk is in the top k of all chunks."""
+    if not pairs:
+        return float("nan")
+    row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
+    queries = model.encode([p.query for p in pairs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    scores = queries @ chunk_vectors.T  # (queries, chunks)
+    gold = np.array([row_of[p.chunk_id] for p in pairs])
+    better = (scores > scores[np.arange(len(pairs)), gold][:, None]).sum(1)
+    return float((better < k).mean())
+
+
+def _texts(chunks: list[Chunk]) -> list[str]:
+    from ragtune.index.embed import chunk_embed_text
+
+    return [chunk_embed_text(c.title, c.text) for c in chunks]
+
+
+def folder_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def tune_embedder(
+    index: Any, out: str | os.PathLike, config: EmbedderTuneConfig = EmbedderTuneConfig(),
+    qa_file: str | os.PathLike | None = None, base: str | None = None,
+) -> TuneResult:
+    """Train a copy of the index's embedder (or `base`) on pairs from the index; write it to `out` atomically."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from ragtune.models import resolve_embedder
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not empty; choose a new folder for the tuned embedder")
+    if config.epochs < 1 or config.per_chunk < 1 or config.batch_size < 2:
+        raise ConfigError(f"epochs and per_chunk must be >= 1 and batch_size >= 2, got {config}")
+    chunks = index.chunks()
+    if len(chunks) < MIN_CHUNKS:
+        raise InputError(f"index {index.path} has {len(chunks)} chunks; embedder tuning needs at least {MIN_CHUNKS}")
+    base_name = base or index.config.embed.model
+    if base_name.startswith("hash"):
+        raise ConfigError(f"the index embedder {base_name!r} has no weights to tune; pass --base EMB_DIR or 'bundled'")
+    base_dir = resolve_embedder(base_name)
+    started = time.perf_counter()
+    pairs = pairs_from_qa_file(qa_file, {c.chunk_id: c for c in chunks}) if qa_file else synth_pairs(chunks, config)
+    if len({c.doc_id for c in chunks}) < 2:
+        raise InputError(f"index {index.path} has one document; tuning needs several (negatives, validation split)")
+    pairs = mine_negatives(pairs, chunks, index.state.bm25(index.config))
+    train, val = split_by_document(pairs, config.val_fraction, config.seed)
+    if len(train) < config.batch_size:
+        raise InputError(f"only {len(train)} training queries from index {index.path}; need at least {config.batch_size}")
+
+    torch.manual_seed(config.seed)
+    model = SentenceTransformer(str(base_dir), device="cpu")
+    dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
+    if index.state.manifest.dim and dim != index.state.manifest.dim:
+        raise InputError(f"embedder {base_name} has {dim} dimensions, index {index.path} has {index.state.manifest.dim}")
+    model.max_seq_length = min(model.max_seq_length or config.max_seq_length, config.max_seq_length)
+    texts = _texts(chunks)
+    text_of = {c.chunk_id: t for c, t in zip(chunks, texts)}
+    loss_fn = MultipleNegativesRankingLoss(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+
+    def validate() -> float:
+        model.eval()
+        with torch.no_grad():
+            vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return recall_at_k(model, val, chunks, vectors)
+
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
+    history = [validate()]
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best = history[0]
+    epochs_run = 0
+    rng = random.Random(config.seed)
+    for _epoch in range(config.epochs):
+        order = list(train)
+        rng.shuffle(order)
+        model.train()
+        batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        with progress_task("Tuning the embedder", total=len(batches)) as task:
+            for batch in batches:
+                columns = [[p.query for p in batch], [text_of[p.chunk_id] for p in batch],
+                           [text_of[p.negative_id] for p in batch]]
+                features = [preprocess(col) for col in columns]
+                loss = loss_fn(features, torch.zeros(len(batch)))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                task.advance(1)
+        epochs_run += 1
+        history.append(validate())
+        if not history[-1] > best:  # validation recall stopped rising: keep the best weights, stop
+            break
+        best = history[-1]
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+
+    seconds = time.perf_counter() - started
+    data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}" for p in pairs).encode()).hexdigest()[:16]
+    manifest = {
+        "base_embedder": str(base_name), "base_hash": folder_hash(base_dir), "data_hash": data_hash,
+        "source_index": str(index.path), "config": asdict(config), "qa_file": str(qa_file or ""),
+        "pairs": {"train": len(train), "validation": len(val)},
+        "validation": {"recall@10_before": history[0], "recall@10_after": best, "per_epoch": history},
+        "epochs_run": epochs_run, "seconds": round(seconds, 1), "dim": dim,
+    }
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tuning"
+    try:
+        model.save(str(tmp))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if out.is_dir():
+            out.rmdir()
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TuneResult(out, len(train), len(val), history[0], best, epochs_run, seconds, history)

@@ -1,0 +1,123 @@
+"""The ONNX Runtime document encoder: fp32 equals PyTorch, length batching keeps row order, int8 never mixes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.errors import ConfigError
+from ragtune.index import Index
+from ragtune.index import manifest as mf
+from ragtune.index.embed import HashEmbedder, get_embedder
+from ragtune.index.onnx_encoder import OnnxEncoder, graph_for, length_batches
+from ragtune.types import Document
+
+TEXTS = [
+    "vpn",
+    "connect to the vpn first then open the intranet portal",
+    "how many paid leave days",
+    "the portal",
+    "open the intranet portal first then connect to the vpn how many days",
+]
+
+
+def test_length_batches_cover_every_row_once_within_the_budgets() -> None:
+    lengths = np.array([5, 40, 3, 40, 12, 7, 1, 30])
+    batches = length_batches(lengths, batch_size=3, token_budget=80)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert rows.tolist() == sorted(range(len(lengths)), key=lambda i: -lengths[i])  # longest first, stable
+    for batch in batches:
+        assert 1 <= len(batch) <= 3 and len(batch) * lengths[batch].max() <= 80
+    assert [len(b) for b in length_batches(np.array([500, 2]), batch_size=8, token_budget=100)] == [1, 1]
+
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"tiny")
+    return folder
+
+
+def test_fp32_graph_equals_torch_in_input_order(
+    tiny_transformer: SimpleNamespace, torch_reference: Callable, model_dir: Path
+) -> None:
+    graph = graph_for(tiny_transformer, model_dir, "fp32")
+    assert graph.name == "encoder.fp32.onnx" and not list(graph.parent.glob(".*"))  # atomic: no temp files
+    encoder = OnnxEncoder(tiny_transformer.tokenizer, graph, max_length=64, threads=2)
+    got = encoder.encode(TEXTS, batch_size=2)  # several length-sorted batches, each padded to its own longest
+    want = np.concatenate([torch_reference(tiny_transformer, [t]) for t in TEXTS])  # one by one: no padding
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.abs(got - want).max() <= 1e-5
+    assert graph_for(tiny_transformer, model_dir, "fp32") == graph  # cached: no second export
+
+
+def test_int8_graph_is_close_but_separate(tiny_transformer: SimpleNamespace, model_dir: Path) -> None:
+    fp32 = OnnxEncoder(tiny_transformer.tokenizer, graph_for(tiny_transformer, model_dir, "fp32"), 64)
+    graph = graph_for(tiny_transformer, model_dir, "int8")
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+    assert graph.name == "encoder.int8.onnx" and "DynamicQuantizeLinear" in ops  # int8 MatMuls, activations per batch
+    int8 = OnnxEncoder(tiny_transformer.tokenizer, graph, 64, precision="int8").encode(TEXTS)
+    cosine = (int8 * fp32.encode(TEXTS)).sum(1)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5) and cosine.min() > 0.95
+    with pytest.raises(ConfigError, match="precision 'int4'"):
+        graph_for(tiny_transformer, model_dir, "int4")
+
+
+class Int8Hash(HashEmbedder):
+    """The hashing fake posing as a quantised embedder: what the index sees of precision."""
+
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.model_id = "hash:64"
+        self.precision = "int8"
+
+
+def test_quantised_index_records_precision_and_refuses_fp32(tmp_path: Path) -> None:
+    config = IndexConfig(embed=EmbedConfig(model="hash:64", precision="int8"))
+    index = Index.create(tmp_path / "ix", config, embedder=Int8Hash())
+    index.add_documents([Document(doc_id="a", text="paid leave days")])
+    assert mf.read_manifest(tmp_path / "ix").precision == "int8"
+    with pytest.raises(ConfigError, match="holds int8 vectors; the embedder given is fp32"):
+        Index.open(tmp_path / "ix", embedder=HashEmbedder(64))
+    mixed = Index(tmp_path / "ix", config, embedder=HashEmbedder(64))
+    with pytest.raises(ConfigError, match="holds int8 vectors; this embedder produces fp32"):
+        mixed.add_documents([Document(doc_id="b", text="vpn portal")])
+    assert mf.read_manifest(tmp_path / "ix").generation == 1 and len(Index.open(tmp_path / "ix", Int8Hash())) == 1
+    with pytest.raises(ConfigError, match="no int8 variant"):
+        get_embedder("hash:64", "int8")
+
+
+def test_old_manifest_without_precision_reads_as_fp32(tmp_path: Path) -> None:
+    index = Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document(doc_id="a", text="paid leave days")])
+    path = tmp_path / "ix" / mf.MANIFEST
+    import json
+
+    data = json.loads(path.read_text())
+    del data["precision"]
+    path.write_text(json.dumps(data))
+    assert mf.read_manifest(tmp_path / "ix").precision == "fp32" and len(Index.open(tmp_path / "ix")) == 1
+
+
+@pytest.mark.slow
+def test_minilm_document_path_equals_sentence_transformers() -> None:
+    emb = get_embedder("bundled")
+    texts = [f"{t} number {i} " * (1 + i % 7) for i, t in enumerate(TEXTS * 6)]  # 30 texts of mixed lengths
+    assert emb._onnx_document_encoder() is not None
+    got = emb.encode(texts, batch_size=8)  # > DIRECT_MAX_TEXTS: the ONNX document path
+    want = emb._st.encode(texts, batch_size=8, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(got - want).max() <= 1e-5

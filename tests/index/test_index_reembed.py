@@ -1,0 +1,66 @@
+"""`reembed_index` / `ragtune reindex`: same chunks and documents, new vectors, atomic, source untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ragtune.cli import build_app, main
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.errors import ConfigError, NotBuiltError
+from ragtune.index import Index
+from ragtune.index import manifest as mf
+from ragtune.index.embed import HashEmbedder
+from ragtune.index.reembed import reembed_index
+from ragtune.types import Document
+
+DOCS = [Document(doc_id=f"d{i}", title=f"T{i}", text=f"paid leave days {i} vpn portal intranet " * 3) for i in range(5)]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    index = Index.create(tmp_path / "src", IndexConfig(embed=EmbedConfig(model="hash:32")))
+    index.add_documents(DOCS)
+    index.delete_documents(["d1"])  # a dead row: not carried over
+    return tmp_path / "src"
+
+
+def test_reembed_keeps_chunks_and_documents_with_new_vectors(source: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in (source / mf.SEGMENTS).iterdir())
+    stats = reembed_index(source, tmp_path / "out", "hash:64")
+    old, new = Index.open(source), Index.open(tmp_path / "out")
+    assert (stats.documents, stats.chunks, stats.dim, stats.embedder_id) == (4, len(old), 64, "hash:64")
+    assert [c.chunk_id for c in new.chunks()] == [c.chunk_id for c in old.chunks()]
+    assert [c.text for c in new.chunks()] == [c.text for c in old.chunks()]
+    assert [d.doc_id for d in new.documents()] == [d.doc_id for d in old.documents()]
+    assert new.config.embed.model == "hash:64" and new.config.chunk == old.config.chunk
+    want = HashEmbedder(64).encode([f"{c.title} {c.text}" for c in old.chunks()])
+    assert np.allclose(new.state.vectors, want)
+    assert sorted(p.name for p in (source / mf.SEGMENTS).iterdir()) == before  # source untouched
+    assert not list(tmp_path.glob(".*"))  # no temp folder left
+
+
+def test_reembed_refuses_a_used_target_and_leaves_nothing_on_failure(source: Path, tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep")
+    with pytest.raises(ConfigError, match="not empty"):
+        reembed_index(source, tmp_path / "busy", "hash:64")
+    with pytest.raises(NotBuiltError):
+        reembed_index(tmp_path / "nope", tmp_path / "out", "hash:64")
+    with pytest.raises(ConfigError):
+        reembed_index(source, tmp_path / "out", "hash:x")  # bad embedder: fails before anything is written
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_reindex_cli(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    result = CliRunner().invoke(build_app(), ["reindex", str(source), "--embedder", "hash:48", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "re-embedded 4 documents" in result.output and Index.open(tmp_path / "o").state.vectors.shape[1] == 48
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reindex", str(source), "--embedder", "hash", "--out", str(tmp_path / "p"), "--precision", "int4"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "precision 'int4'" in err
+    assert not (tmp_path / "p").exists()

@@ -1,0 +1,102 @@
+"""Embedder tuning: pairs, hard negatives, split by document, atomic output with a manifest, clear bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.errors import InputError
+from ragtune.index import Index
+from ragtune.index.bm25 import BM25Index
+from ragtune.train.embedder_tuning import (
+    MANIFEST, EmbedderTuneConfig, TrainPair, mine_negatives, split_by_document, tune_embedder,
+)
+from ragtune.types import Chunk, Document
+
+NAMES = ["Maria Lopez", "John Smith", "Anna Berg", "Peter Novak", "Laura Kim", "Omar Haddad"]
+CITIES = ["Boston", "Tallinn", "Lisbon", "Oslo", "Dublin", "Prague"]
+
+
+def _docs(n: int) -> list[Document]:
+    return [Document(doc_id=f"d{i}", title=f"Project {i}",
+                     text=f"{NAMES[i % 6]} founded project {i} in {1950 + i} in {CITIES[i % 6]}. "
+                          f"The team of project {i} has {10 + i} engineers.")
+            for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-dimension mean-pooled sentence-transformers folder around a random 2-layer BERT."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-st")
+    words = sorted({w.strip(".").lower() for d in _docs(30) for w in f"{d.title} {d.text}".split()})
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "who", "when",
+                                               "where", "what", "how", "many", "did", "does", "?"]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, intermediate_size=64))
+    bert.save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    transformer = models.Transformer(str(root / "bert"), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    model.save(str(root / "st"))
+    return root / "st"
+
+
+def _index(tmp_path: Path, n: int, dim: int = 32) -> Index:
+    index = Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model=f"hash:{dim}")))
+    index.add_documents(_docs(n))
+    return index
+
+
+def test_negatives_skip_the_positive_document_and_near_duplicates() -> None:
+    chunks = [Chunk(chunk_id="a#0", doc_id="a", text="falcon budget was 12 million"),
+              Chunk(chunk_id="b#0", doc_id="b", text="falcon budget was 12 million"),  # near-duplicate of a
+              Chunk(chunk_id="c#0", doc_id="c", text="the falcon team moved to oslo"),
+              Chunk(chunk_id="a#1", doc_id="a", text="falcon budget review")]
+    bm25 = BM25Index([c.text for c in chunks])
+    (pair,) = mine_negatives([TrainPair("falcon budget", "a#0", "a")], chunks, bm25)
+    assert pair.negative_id == "c#0"
+
+
+def test_split_by_document_never_shares_a_document() -> None:
+    pairs = [TrainPair(f"q{i}", f"d{i % 10}#0", f"d{i % 10}") for i in range(50)]
+    train, val = split_by_document(pairs, 0.2, seed=3)
+    assert len(train) + len(val) == 50 and {p.doc_id for p in train}.isdisjoint({p.doc_id for p in val})
+    assert len({p.doc_id for p in val}) == 2 and split_by_document(pairs, 0.2, seed=3) == (train, val)
+
+
+def test_tune_writes_a_loadable_folder_with_manifest(tiny_st: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    index = _index(tmp_path, 30)
+    config = EmbedderTuneConfig(per_chunk=2, epochs=2, batch_size=4, val_fraction=0.2)
+    result = tune_embedder(index, tmp_path / "emb", config, base=str(tiny_st))
+    manifest = json.loads((tmp_path / "emb" / MANIFEST).read_text())
+    assert result.pairs > 0 and result.val_pairs > 0 and 1 <= result.epochs_run <= 2
+    assert manifest["base_embedder"] == str(tiny_st) and len(manifest["data_hash"]) == 16
+    assert manifest["validation"]["recall@10_after"] >= manifest["validation"]["recall@10_before"]
+    assert manifest["config"]["per_chunk"] == 2 and manifest["pairs"]["train"] == result.pairs
+    assert SentenceTransformer(str(tmp_path / "emb"), device="cpu").encode(["who founded project 3"]).shape == (1, 32)
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_bad_input_is_one_clear_error_and_writes_nothing(tiny_st: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="has 3 chunks; embedder tuning needs at least 20"):
+        tune_embedder(_index(tmp_path / "small", 3), tmp_path / "emb", base=str(tiny_st))
+    index = _index(tmp_path / "ok", 30)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "who founded project 3", "chunk_id": "nope#0"}) + "\n")
+    with pytest.raises(InputError, match="gold chunk id 'nope#0' is not in the index"):
+        tune_embedder(index, tmp_path / "emb", qa_file=qa, base=str(tiny_st))
+    with pytest.raises(InputError, match="has 32 dimensions, index .* has 64"):
+        tune_embedder(_index(tmp_path / "wide", 30, dim=64), tmp_path / "emb",
+                      EmbedderTuneConfig(batch_size=4), base=str(tiny_st))
+    assert not (tmp_path / "emb").exists() and not list(tmp_path.glob(".emb*"))
