@@ -44,16 +44,16 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
+def atomic_path(path: str | Path, mode: int = 0o644, suffix: str = ".tmp") -> Iterator[Path]:
     """A temp path beside `path` to write to (by any writer: numpy, faiss, torch.onnx...); on success it is
-    fsync'd and renamed onto `path`, on an exception removed.
+    fsync'd and renamed onto `path`, on an exception removed. `suffix` ends the temp name (some writers go by it).
 
     >>> with atomic_path("out/table.npy") as tmp:  # doctest: +SKIP
     ...     np.save(tmp, table)
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{suffix}")
     try:
         yield tmp
         _fsync_file(tmp)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.atomic import atomic_path
 from ragtune.errors import ConfigError
 from ragtune.index.onnx_query import INPUT_NAMES, export_path, export_query_graph
 
@@ -102,15 +102,8 @@ def _quantise(source: Path, target: Path) -> None:
 
 
 def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=".onnx") as tmp:
+        write(tmp)
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, token_budget: int = TOKEN_BUDGET) -> list[np.ndarray]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -30,6 +29,8 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes, so stale caches are not reused
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 BACKEND_ENV = "RAGTUNE_QUERY_BACKEND"  # "auto" (default): ONNX Runtime when installed; "torch": never
+
+from ragtune.atomic import atomic_path
 
 
 def backend_wanted() -> bool:
@@ -87,26 +88,18 @@ def export_query_graph(transformer: Any, target: Path) -> Path:
         ["ragtune query", "a longer sample query for the exporter"], padding=True, return_tensors="pt"
     )
     inputs = tuple(_input(sample, name) for name in INPUT_NAMES)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about constant-folded Python branches
-            torch.onnx.export(
-                _Pooled(transformer.auto_model).eval(),
-                inputs,
-                tmp,
-                input_names=list(INPUT_NAMES),
-                output_names=["embedding"],
-                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=".onnx") as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about constant-folded Python branches
+        torch.onnx.export(
+            _Pooled(transformer.auto_model).eval(),
+            inputs,
+            str(tmp),
+            input_names=list(INPUT_NAMES),
+            output_names=["embedding"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES},
+            opset_version=17,
+            dynamo=False,
+        )
     return target
 
 
