@@ -1,0 +1,162 @@
+"""One conformance suite over every index backend (folder, milvus, postgres): the Index API the rest of ragtune
+uses behaves the same on each. Server backends are skipped unless RAGTUNE_TEST_MILVUS / RAGTUNE_TEST_POSTGRES
+name a running server (see tests/store/conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
+from ragtune.errors import ConfigError, InputError
+from ragtune.index import HashEmbedder, Index
+from ragtune.retrieve import open_retriever
+from ragtune.store import ACCESS_FIELD, StoreConfig, StoredDocument, open_store
+from ragtune.types import Chunk, Document
+
+CONFIG = IndexConfig(embed=EmbedConfig(model="hash:64"), chunk=ChunkConfig(chunk_tokens=32, overlap_tokens=4))
+MODES = ["dense", "bm25", "hybrid"]
+
+
+def open_index(location: str) -> Index:
+    return Index.open_or_create(location, CONFIG, embedder=HashEmbedder(64))
+
+
+def corpus() -> list[Document]:
+    return [
+        Document("cats.md", "Cats purr and sleep in the sun all afternoon.", "Cats", metadata={"topic": "pets", "year": 2020}),
+        Document("boats.md", "Sailing boats cross the harbour at dawn.", "Boats", metadata={"topic": "sea", "year": 2021}),
+        Document("hr.md", "Salary reviews happen every spring for all staff.", "HR", metadata={"groups": ["hr"]}),
+        Document("eng.md", "Deploy the sensor firmware after the budget review.", "Eng", metadata={"groups": ["eng", "ops"]}),
+    ]
+
+
+def doc_ids(hits) -> list[str]:
+    return [h.chunk.doc_id for h in hits]
+
+
+# ---- the Index API on every backend -----------------------------------------------------------------------
+def test_add_then_search_every_mode(location: str) -> None:
+    index = open_index(location)
+    stats = index.add_documents(corpus())
+    assert (stats.added, stats.replaced, stats.unchanged) == (4, 0, 0)
+    assert len(index) == 4
+    assert sorted(d.doc_id for d in index.documents()) == ["boats.md", "cats.md", "eng.md", "hr.md"]
+    for mode in MODES:
+        hits = open_retriever(index, mode).retrieve(["sailing boats harbour"], k=2)[0]
+        assert hits[0].chunk.doc_id == "boats.md", mode
+        assert [h.rank for h in hits] == list(range(len(hits)))
+
+
+def test_unchanged_documents_are_skipped_and_content_dedupe(location: str) -> None:
+    index = open_index(location)
+    index.add_documents(corpus())
+    again = open_index(location).add_documents(corpus())
+    assert (again.added, again.unchanged, again.chunks_added) == (0, 4, 0)
+    twin = Document("copy-of-cats.md", corpus()[0].text, "Cats", metadata={"topic": "pets", "year": 2020})
+    stats = index.add_documents([twin], dedupe_content=True)
+    assert stats.same_content == (("copy-of-cats.md", "cats.md"),)
+    assert len(index) == 4
+
+
+def test_replace_on_change_keeps_only_the_new_version(location: str) -> None:
+    index = open_index(location)
+    index.add_documents(corpus())
+    stats = index.add_documents([Document("cats.md", "Cats now chase laser pointers at night.", "Cats")])
+    assert (stats.replaced, stats.chunks_removed) == (1, 1)
+    assert len(index) == 4
+    hits = open_retriever(index, "bm25").retrieve(["cats"], k=5)[0]
+    assert [h.chunk.text for h in hits if h.chunk.doc_id == "cats.md"] == ["Cats now chase laser pointers at night."]
+    info = {d.doc_id: d for d in index.documents()}["cats.md"]
+    assert info.n_chunks == 1 and info.metadata == {}
+
+
+def test_delete_documents(location: str) -> None:
+    index = open_index(location)
+    index.add_documents(corpus())
+    assert index.delete_documents(["cats.md", "boats.md"]) == 2
+    assert sorted(d.doc_id for d in index.documents()) == ["eng.md", "hr.md"]
+    for mode in MODES:
+        assert "cats.md" not in doc_ids(open_retriever(index, mode).retrieve(["cats purr"], k=5)[0])
+    with pytest.raises(InputError):
+        index.delete_documents(["never-there.md"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_apply_before_the_top_k(location: str, mode: str) -> None:
+    index = open_index(location)
+    index.add_documents(corpus())
+    retriever = open_retriever(index, mode)
+    # k=1 and a query matching boats best: a post-filter would return nothing; a pre-filter returns cats.
+    query = "sailing boats harbour cats"
+    assert doc_ids(retriever.retrieve([query], k=1, filters={"topic": "pets"})[0]) == ["cats.md"]
+    assert doc_ids(retriever.retrieve([query], k=1, filters={"year": "2020"})[0]) == ["cats.md"]
+    assert doc_ids(retriever.retrieve([query], k=1, filters={"doc_id": ["cats.md", "hr.md"]})[0]) == ["cats.md"]
+    assert retriever.retrieve([query], k=3, filters={"topic": "nope"})[0] == []
+
+
+def test_reopen_sees_the_same_documents(location: str) -> None:
+    open_index(location).add_documents(corpus())
+    again = Index.open(location, embedder=HashEmbedder(64))
+    assert again.config == CONFIG
+    assert sorted(d.doc_id for d in again.documents()) == ["boats.md", "cats.md", "eng.md", "hr.md"]
+    assert {c.doc_id for c in again.chunks()} == {"boats.md", "cats.md", "eng.md", "hr.md"}
+    first = again.chunks()[0]
+    assert again.get_chunks([first.chunk_id]) == [first]
+
+
+def test_another_embedder_is_refused(location: str) -> None:
+    open_index(location).add_documents(corpus())
+    other = Index.open(location, embedder=HashEmbedder(32))
+    with pytest.raises(ConfigError):
+        other.add_documents([Document("new.md", "Something new entirely.")])
+
+
+# ---- the VectorStore protocol on server backends ----------------------------------------------------------
+def _chunks(doc: StoredDocument, texts: list[str], groups: list[str] | None = None) -> list[Chunk]:
+    meta = dict(doc.metadata)
+    if groups:
+        meta["groups"] = groups
+    return [Chunk(f"{doc.doc_id}#{i}", doc.doc_id, t, doc.title, i, doc.source, meta) for i, t in enumerate(texts)]
+
+
+def _vectors(texts: list[str]) -> np.ndarray:
+    return HashEmbedder(16).encode(texts)
+
+
+def test_store_config_round_trip_and_mismatch(store_uri: str) -> None:
+    store = open_store(store_uri)
+    try:
+        assert store.read_config() is None
+        config = StoreConfig("hash:16", 16, CONFIG.model_dump())
+        store.write_config(config)
+        assert store.read_config() == config
+        with pytest.raises(ConfigError):
+            store.write_config(StoreConfig("other", 32, {}))
+    finally:
+        store.close()
+
+
+def test_store_replace_delete_and_access_filter(store_uri: str) -> None:
+    store = open_store(store_uri)
+    try:
+        store.write_config(StoreConfig("hash:16", 16, {}))
+        public = StoredDocument("a", "h1", "A", "a.txt", 2, {"topic": "x"})
+        secret = StoredDocument("b", "h2", "B", "b.txt", 1, {"groups": ["hr"]})
+        chunks = _chunks(public, ["alpha one", "alpha two"]) + _chunks(secret, ["alpha secret"], ["hr"])
+        store.replace_documents([public, secret], chunks, _vectors([c.text for c in chunks]))
+        assert store.count() == 3
+        assert [(d.doc_id, d.hash, d.n_chunks) for d in store.list_documents()] == [("a", "h1", 2), ("b", "h2", 1)]
+        q = _vectors(["alpha secret"])
+        seen = doc_ids(store.dense_search(q, 5, {ACCESS_FIELD: ["eng"]})[0])
+        assert sorted(seen) == ["a", "a"]
+        assert doc_ids(store.keyword_search(["secret"], 5, {ACCESS_FIELD: ["hr"]})[0]) == ["b"]
+        newer = StoredDocument("a", "h3", "A", "a.txt", 1, {})
+        store.replace_documents([newer], _chunks(newer, ["beta"]), _vectors(["beta"]))
+        assert store.count() == 2
+        assert store.get_chunks(["a#0", "a#1"])[0].text == "beta"
+        assert store.get_chunks(["a#1"]) == [None]
+        assert store.delete_documents(["a", "zzz"]) == 1
+        assert [d.doc_id for d in store.list_documents()] == ["b"]
+    finally:
+        store.close()
