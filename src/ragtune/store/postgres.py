@@ -1,83 +1,70 @@
 """PostgreSQL + pgvector backend: `postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE?collection=NAME`.
 
-One table per collection (`rt_<name>`: chunk id, document id, text, title, source, metadata jsonb, access groups
-text[], content hash, position, `embedding vector(dim)`, a generated `tsv tsvector`), with an HNSW index on the
-vector (cosine) and GIN indexes on the tsvector, the groups and the metadata. The index config (embedder id,
-dimension, chunking) lives in `ragtune_collections`; opening a collection with another embedder or dimension is a
-ConfigError.
+A collection NAME is two tables: `rt_NAME` holds the chunks (chunk id, document id, text, title, source,
+metadata jsonb, access groups text[], content hash, position, `embedding vector(dim)`, a generated
+`tsv tsvector`) with an HNSW index on the vector (cosine) and GIN indexes on the tsvector, the groups and the
+metadata; `rt_NAME_docs` holds one row per live document. The index config (embedder id, dimension, chunking)
+is a row of `ragtune_collections`; writing with another embedder or dimension is a ConfigError.
 
-Full text is Postgres' own: `ts_rank_cd` (cover density) over an OR of the query's stemmed words — NOT BM25; on
-SciFact it costs nDCG@10 against bm25s (figures: bench/bench_store.py). Hybrid is one SQL statement: dense and
-keyword top-N in CTEs, fused by weighted RRF in SQL. Filters (metadata key=value, doc ids, access groups) are
-WHERE clauses, so they apply before the LIMIT, never after.
+Full text is Postgres' own: `ts_rank_cd` (cover density) over an OR of the query's stemmed words. That is NOT
+BM25 (no IDF, no saturation): on SciFact it costs nDCG@10 against bm25s — see bench/bench_store_postgres.py.
+Hybrid is one SQL statement: dense and keyword top-N as CTEs, fused by weighted RRF in SQL. Filters (metadata
+key=value, doc ids, access groups) are WHERE clauses, so they apply before the LIMIT, never after.
 
-Every write (replace of a document = delete + insert) is one transaction: a kill leaves the old or the new
-state. Two writers are serialised per document by a transaction-level advisory lock, so the same document
-ingested twice at once leaves one copy. The password comes from the URI or PGPASSWORD (libpq's own lookup).
+Every write (a document replace = delete + insert) is one transaction, so a killed writer or a dropped
+connection leaves the old or the new state. Writers take a transaction-level advisory lock per document (in
+doc id order, so no deadlocks): the same document written by two processes at once ends with one copy.
+The password comes from the URI or PGPASSWORD (libpq's own lookup); errors never show it.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import numpy as np
 
 from ragtune.errors import BackendError, ConfigError, InputError, MissingExtraError
+from ragtune.store.base import ACCESS_FIELD, SPECIAL_FIELDS, StoreConfig, StoredDocument, StoreFilters, chunk_groups, value_key
+from ragtune.store.registry import redact_uri
 from ragtune.types import Chunk, Hit
 
-SCHEME = "postgresql"
 COLLECTIONS = "ragtune_collections"
-GROUPS_FIELD = "groups"  # the metadata field holding access groups (ragtune.serve.auth.GROUPS_FIELD)
 NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
-TS_CONFIG = "english"
 # An OR of the query's stemmed words: plainto_tsquery ANDs them (and joins hyphenated parts with <->), which
-# recalls almost nothing for a question; rewriting the operators keeps its tokenising, stemming and stop words.
+# recalls almost nothing for a question; rewriting its operators keeps its tokenising, stemming and stop words.
 TSQUERY = "(SELECT replace(replace(plainto_tsquery('english', %(q)s)::text, ' & ', ' | '), ' <-> ', ' | ')::tsquery AS q) tq"
-# ts_rank_cd normalisation 1: divide by 1 + log(document length) (long chunks otherwise win by size).
-TS_NORM = 1
+TS_NORM = 1  # ts_rank_cd normalisation: divide by 1 + log(chunk length), so long chunks do not win by size
+CHUNK_COLS = ("id", "doc_id", "text", "title", "position", "source", "metadata")
+SELECT_CHUNK = ", ".join(f"c.{c}" for c in CHUNK_COLS)
 
 
-@dataclass(frozen=True)
-class PostgresTarget:
-    """A parsed URI: the libpq connection string (no collection) and the collection name."""
+def parse_uri(uri: str) -> tuple[str, str]:
+    """`postgresql://USER@HOST:PORT/DATABASE?collection=NAME` -> (libpq conninfo, collection name).
 
-    conninfo: str
-    collection: str
-    display: str  # the URI without the password, for messages
-
-    @property
-    def table(self) -> str:
-        return f"rt_{self.collection}"
-
-
-def parse_uri(uri: str) -> PostgresTarget:
-    """`postgresql://USER@HOST:PORT/DATABASE?collection=NAME` -> PostgresTarget (collection defaults to 'ragtune')."""
+    The collection defaults to 'ragtune'; other query parameters (sslmode=..., ...) pass through to libpq."""
     parts = urlsplit(uri)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        raise ConfigError(f"not a PostgreSQL URI: {uri!r} (expected postgresql://USER@HOST:PORT/DATABASE?collection=NAME)")
+        raise ConfigError(f"not a PostgreSQL URI: {redact_uri(uri)!r} (expected postgresql://USER@HOST:PORT/DATABASE?collection=NAME)")
     query = parse_qs(parts.query, keep_blank_values=True)
     names = query.pop("collection", ["ragtune"])
-    collection = names[-1].strip().lower()
+    collection = names[-1].strip()
     if not NAME.match(collection):
-        raise ConfigError(f"bad collection name {names[-1]!r}: use 1-41 of lowercase letters, digits and _ (not first)")
+        raise ConfigError(f"bad collection name {collection!r} in {redact_uri(uri)}: use 1-41 of lowercase letters, "
+                          "digits and _ (not a digit first)")
     rest = "&".join(f"{k}={v}" for k, vs in query.items() for v in vs)
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, rest, ""))
-    netloc = parts.netloc.rsplit("@", 1)
-    shown = f"{netloc[0].split(':', 1)[0]}@{netloc[1]}" if len(netloc) == 2 else parts.netloc
-    display = urlunsplit(("postgresql", shown, parts.path, f"collection={collection}", ""))
-    return PostgresTarget(conninfo=conninfo, collection=collection, display=display)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, rest, "")), collection
 
 
 def _psycopg() -> Any:
     try:
         import psycopg
-        from pgvector.psycopg import register_vector  # noqa: F401  (checked here so the error names the extra)
+        import pgvector.psycopg  # noqa: F401  (checked here so a missing piece names the extra)
     except ImportError as err:
         raise MissingExtraError("psycopg", "postgres") from err
     return psycopg
@@ -87,44 +74,54 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:300] or type(err).__name__
 
 
+def open_postgres_store(uri: str) -> PostgresStore:
+    """The registry's factory for postgresql:// and postgres:// (connects; creates nothing)."""
+    return PostgresStore(uri)
+
+
 class PostgresStore:
-    """A collection in a PostgreSQL database with pgvector. Thread-safe for reads via one connection per call site."""
+    """A VectorStore in a PostgreSQL database with pgvector. Thread-safe: each call borrows a pooled connection."""
 
-    def __init__(self, uri: str, *, embedder_id: str, dim: int, config: Mapping[str, Any] | None = None,
-                 create: bool = True, connect_timeout_s: float = 10.0):
-        self.target = parse_uri(uri)
-        self.embedder_id = embedder_id
-        self.dim = int(dim)
-        self.config = dict(config or {})
+    def __init__(self, uri: str, connect_timeout_s: float = 10.0):
         self._psycopg = _psycopg()
-        self._timeout = connect_timeout_s
-        self._conn: Any = None
-        self._ensure_schema(create)
+        self.uri = redact_uri(uri)
+        self._conninfo, self.collection = parse_uri(uri)
+        self.table = f"rt_{self.collection}"
+        self.docs_table = f"rt_{self.collection}_docs"
+        self._timeout = max(1, int(connect_timeout_s))
+        self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self._release(self._connect())  # fail now (one line) when the server is unreachable or refuses us
 
-    # ---- connection ----------------------------------------------------------------------------------------
+    # ---- connections ---------------------------------------------------------------------------------------
     def _connect(self) -> Any:
         from pgvector.psycopg import register_vector
 
+        psycopg = self._psycopg
         try:
-            conn = self._psycopg.connect(self.target.conninfo, connect_timeout=max(1, int(self._timeout)),
-                                         autocommit=True, application_name="ragtune")
-        except self._psycopg.Error as err:
-            raise BackendError(f"cannot connect to {self.target.display}: {_one_line(err)}") from err
+            conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout, autocommit=True, application_name="ragtune")
+        except psycopg.Error as err:
+            raise BackendError(f"cannot connect to {self.uri}: {_one_line(err)}") from err
         try:
             register_vector(conn)
-        except self._psycopg.ProgrammingError as err:  # the vector type is unknown: extension missing
+        except psycopg.Error as err:  # the vector type is unknown here
             conn.close()
-            raise BackendError(f"{self.target.display}: pgvector is not installed in this database "
-                               f"(CREATE EXTENSION vector): {_one_line(err)}") from err
+            raise BackendError(f"{self.uri}: pgvector is not installed in this database (CREATE EXTENSION vector)") from err
         return conn
+
+    def _release(self, conn: Any) -> None:
+        if conn.closed or conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            conn.close()
+        else:
+            self._pool.put(conn)
 
     @contextmanager
     def _cursor(self, transaction: bool = False) -> Iterator[Any]:
-        """A cursor on the (re)connected session; any driver error becomes one BackendError line."""
+        """A cursor on a pooled connection, in one transaction if asked; driver errors become one BackendError line."""
         psycopg = self._psycopg
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        conn = self._conn
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
         try:
             if transaction:
                 with conn.transaction(), conn.cursor() as cur:
@@ -132,236 +129,248 @@ class PostgresStore:
             else:
                 with conn.cursor() as cur:
                     yield cur
-        except psycopg.OperationalError as err:  # dropped connection: the transaction was rolled back by the server
-            self.close()
-            raise BackendError(f"{self.target.display}: connection failed: {_one_line(err)}") from err
+        except psycopg.OperationalError as err:  # dropped connection: the server rolled the transaction back
+            conn.close()
+            raise BackendError(f"{self.uri}: connection failed: {_one_line(err)}") from err
         except psycopg.Error as err:
-            raise BackendError(f"{self.target.display}: {_one_line(err)}") from err
+            conn.close()
+            raise BackendError(f"{self.uri}: {_one_line(err)}") from err
+        except BaseException:
+            self._release(conn)  # a rolled-back transaction leaves it idle (reused); anything else closes it
+            raise
+        self._release(conn)
 
     def close(self) -> None:
-        if self._conn is not None:
+        while True:
             try:
-                self._conn.close()
-            finally:
-                self._conn = None
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
 
-    # ---- schema and config ---------------------------------------------------------------------------------
-    def _ensure_schema(self, create: bool) -> None:
-        t = self.target.table
+    # ---- config ----------------------------------------------------------------------------------------------
+    def read_config(self) -> StoreConfig | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (COLLECTIONS,))
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(f"SELECT embedder, dim, config FROM {COLLECTIONS} WHERE name = %s", (self.collection,))
+            row = cur.fetchone()
+        return None if row is None else StoreConfig(row[0], int(row[1]), dict(row[2] or {}))
+
+    def write_config(self, config: StoreConfig) -> None:
+        """Create the collection's tables and indexes for config.dim if missing; ConfigError on another embedder."""
+        t = self.table
         with self._cursor(transaction=True) as cur:
-            # Serialise concurrent first-time creation of the same collection.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ragtune:schema:{t}",))
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
             cur.execute(f"CREATE TABLE IF NOT EXISTS {COLLECTIONS} (name text PRIMARY KEY, embedder text NOT NULL, "
                         "dim integer NOT NULL, config jsonb NOT NULL DEFAULT '{}', created_at timestamptz DEFAULT now())")
-            cur.execute(f"SELECT embedder, dim, config FROM {COLLECTIONS} WHERE name = %s", (self.target.collection,))
+            cur.execute(f"SELECT embedder, dim FROM {COLLECTIONS} WHERE name = %s", (self.collection,))
             row = cur.fetchone()
             if row is not None:
-                embedder, dim, stored = row
-                if embedder != self.embedder_id or int(dim) != self.dim:
-                    raise ConfigError(
-                        f"{self.target.display} was built with embedder {embedder!r} (dim {dim}), not {self.embedder_id!r} "
-                        f"(dim {self.dim}); use that embedder or another collection")
-                self.config = {**stored, **{k: v for k, v in self.config.items() if k not in stored}}
+                if (row[0], int(row[1])) != (config.embedder_id, config.dim):
+                    raise ConfigError(f"{self.uri} was built with embedder {row[0]!r} (dim {row[1]}), not "
+                                      f"{config.embedder_id!r} (dim {config.dim}); use that embedder or another collection")
+                cur.execute(f"UPDATE {COLLECTIONS} SET config = %s WHERE name = %s",
+                            (json.dumps(config.index_config, default=str), self.collection))
                 return
-            if not create:
-                raise ConfigError(f"no collection {self.target.collection!r} in {self.target.display}; ingest into it first")
-            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
             cur.execute(f"""CREATE TABLE IF NOT EXISTS {t} (
                 id text PRIMARY KEY, doc_id text NOT NULL, text text NOT NULL, title text NOT NULL DEFAULT '',
-                source text NOT NULL DEFAULT '', metadata jsonb NOT NULL DEFAULT '{{}}', groups text[] NOT NULL DEFAULT '{{}}',
-                content_hash text NOT NULL, position integer NOT NULL, embedding vector({self.dim}) NOT NULL,
-                tsv tsvector GENERATED ALWAYS AS (to_tsvector('{TS_CONFIG}', title || ' ' || text)) STORED)""")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t} (doc_id)")
+                source text NOT NULL DEFAULT '', metadata jsonb NOT NULL DEFAULT '{{}}',
+                groups text[] NOT NULL DEFAULT '{{}}', content_hash text NOT NULL, position integer NOT NULL,
+                embedding vector({int(config.dim)}) NOT NULL,
+                tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || text)) STORED)""")
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t} (doc_id, position)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t} USING hnsw (embedding vector_cosine_ops)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_tsv ON {t} USING gin (tsv)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_groups ON {t} USING gin (groups)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_meta ON {t} USING gin (metadata jsonb_path_ops)")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self.docs_table} (doc_id text PRIMARY KEY, hash text NOT NULL, "
+                        "title text NOT NULL DEFAULT '', source text NOT NULL DEFAULT '', n_chunks integer NOT NULL, "
+                        "metadata jsonb NOT NULL DEFAULT '{}')")
             cur.execute(f"INSERT INTO {COLLECTIONS} (name, embedder, dim, config) VALUES (%s, %s, %s, %s)",
-                        (self.target.collection, self.embedder_id, self.dim, json.dumps(self.config, default=str)))
+                        (self.collection, config.embedder_id, config.dim, json.dumps(config.index_config, default=str)))
 
     def drop(self) -> None:
-        """Remove the collection (table and config row)."""
         with self._cursor(transaction=True) as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.target.table}")
-            cur.execute(f"DELETE FROM {COLLECTIONS} WHERE name = %s", (self.target.collection,))
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ragtune:schema:{self.table}",))
+            cur.execute(f"DROP TABLE IF EXISTS {self.table}, {self.docs_table}")
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (COLLECTIONS,))
+            if cur.fetchone()[0]:
+                cur.execute(f"DELETE FROM {COLLECTIONS} WHERE name = %s", (self.collection,))
 
-    # ---- writes --------------------------------------------------------------------------------------------
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, content_hashes: Mapping[str, str]) -> tuple[int, int]:
-        """Replace every document named by `chunks` with these chunks, in ONE transaction.
-
-        `content_hashes` maps each document id to its content hash. A document whose stored hash equals the new
-        one is left untouched (dedupe). Returns (chunks written, chunks removed).
-        """
+    # ---- writing ---------------------------------------------------------------------------------------------
+    def replace_documents(self, docs: Sequence[StoredDocument], chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Each of docs becomes live with exactly its chunks, all in ONE transaction (old or new state, never half)."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(chunks) or (len(chunks) and vectors.shape[1] != self.dim):
-            raise InputError(f"expected ({len(chunks)}, {self.dim}) vectors, got {vectors.shape}")
-        by_doc: dict[str, list[int]] = {}
-        for row, chunk in enumerate(chunks):
-            by_doc.setdefault(chunk.doc_id, []).append(row)
-        missing = sorted(set(by_doc) - set(content_hashes))
-        if missing:
-            raise InputError(f"no content hash for document {missing[0]!r}")
-        t = self.target.table
-        written = removed = 0
+        if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
+            raise InputError(f"expected {len(chunks)} vectors (one per chunk), got shape {vectors.shape}")
+        by_id = {d.doc_id: d for d in docs}
+        rows: dict[str, list[tuple]] = {doc_id: [] for doc_id in by_id}
+        for chunk, vector in zip(chunks, vectors):
+            if chunk.doc_id not in by_id:
+                raise InputError(f"chunk {chunk.chunk_id!r} belongs to no document being written")
+            rows[chunk.doc_id].append((chunk.chunk_id, chunk.doc_id, chunk.text.replace("\x00", ""), chunk.title,
+                                       chunk.source, _json(chunk.metadata), chunk_groups(chunk), by_id[chunk.doc_id].hash,
+                                       chunk.position, vector))
         with self._cursor(transaction=True) as cur:
-            for doc_id in sorted(content_hashes):  # one lock order for every writer: no deadlocks
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{t}:{doc_id}",))
-                cur.execute(f"SELECT DISTINCT content_hash FROM {t} WHERE doc_id = %s", (doc_id,))
-                stored = [r[0] for r in cur.fetchall()]
-                if stored == [content_hashes[doc_id]]:
-                    continue
-                cur.execute(f"DELETE FROM {t} WHERE doc_id = %s", (doc_id,))
-                removed += cur.rowcount
-                rows = [self._row(chunks[i], vectors[i], content_hashes[doc_id]) for i in by_doc.get(doc_id, [])]
-                if rows:
+            for doc_id in sorted(by_id):  # one lock order for every writer: no deadlocks
+                doc = by_id[doc_id]
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.table}:{doc_id}",))
+                cur.execute(f"DELETE FROM {self.table} WHERE doc_id = %s", (doc_id,))
+                if rows[doc_id]:
                     cur.executemany(
-                        f"INSERT INTO {t} (id, doc_id, text, title, source, metadata, groups, content_hash, position, embedding) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
-                    written += len(rows)
-        return written, removed
-
-    @staticmethod
-    def _row(chunk: Chunk, vector: np.ndarray, content_hash: str) -> tuple:
-        groups = chunk.metadata.get(GROUPS_FIELD) or []
-        groups = [str(g) for g in (groups if isinstance(groups, (list, tuple, set, frozenset)) else [groups])]
-        return (chunk.chunk_id, chunk.doc_id, chunk.text.replace("\x00", ""), chunk.title, chunk.source,
-                json.dumps(chunk.metadata, ensure_ascii=False, default=str), sorted(set(groups)), content_hash,
-                chunk.position, vector)
+                        f"INSERT INTO {self.table} (id, doc_id, text, title, source, metadata, groups, content_hash, "
+                        "position, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                        "SET doc_id = EXCLUDED.doc_id, text = EXCLUDED.text, title = EXCLUDED.title, source = EXCLUDED.source, "
+                        "metadata = EXCLUDED.metadata, groups = EXCLUDED.groups, content_hash = EXCLUDED.content_hash, "
+                        "position = EXCLUDED.position, embedding = EXCLUDED.embedding", rows[doc_id])
+                cur.execute(
+                    f"INSERT INTO {self.docs_table} (doc_id, hash, title, source, n_chunks, metadata) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (doc_id) DO UPDATE SET hash = EXCLUDED.hash, "
+                    "title = EXCLUDED.title, source = EXCLUDED.source, n_chunks = EXCLUDED.n_chunks, metadata = EXCLUDED.metadata",
+                    (doc_id, doc.hash, doc.title, doc.source, len(rows[doc_id]), _json(doc.metadata)))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        """Delete these documents' chunks in one transaction; returns the number of chunks removed."""
-        if not doc_ids:
+        wanted = sorted(set(doc_ids))
+        if not wanted:
             return 0
         with self._cursor(transaction=True) as cur:
-            for doc_id in sorted(set(doc_ids)):
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.target.table}:{doc_id}",))
-            cur.execute(f"DELETE FROM {self.target.table} WHERE doc_id = ANY(%s)", (list(doc_ids),))
-            return cur.rowcount
+            for doc_id in wanted:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.table}:{doc_id}",))
+            cur.execute(f"DELETE FROM {self.table} WHERE doc_id = ANY(%s)", (wanted,))
+            removed = cur.rowcount
+            cur.execute(f"DELETE FROM {self.docs_table} WHERE doc_id = ANY(%s)", (wanted,))
+        return removed
 
-    # ---- reads ---------------------------------------------------------------------------------------------
+    # ---- reading ---------------------------------------------------------------------------------------------
+    def list_documents(self) -> list[StoredDocument]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT doc_id, hash, title, source, n_chunks, metadata FROM {self.docs_table} ORDER BY doc_id")
+            return [StoredDocument(r[0], r[1], r[2], r[3], int(r[4]), dict(r[5] or {})) for r in cur.fetchall()]
+
     def count(self) -> int:
         with self._cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {self.target.table}")
+            cur.execute(f"SELECT count(*) FROM {self.table}")
             return int(cur.fetchone()[0])
 
-    def documents(self) -> dict[str, str]:
-        """document id -> content hash, for every document with at least one chunk."""
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
         with self._cursor() as cur:
-            cur.execute(f"SELECT doc_id, min(content_hash) FROM {self.target.table} GROUP BY doc_id ORDER BY doc_id")
-            return {d: h for d, h in cur.fetchall()}
-
-    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
-        """The chunks with these ids, in the order asked (unknown ids are skipped)."""
-        with self._cursor() as cur:
-            cur.execute(f"SELECT {_CHUNK_COLS} FROM {self.target.table} WHERE id = ANY(%s)", (list(chunk_ids),))
+            cur.execute(f"SELECT {SELECT_CHUNK} FROM {self.table} c WHERE c.id = ANY(%s)", (list(chunk_ids),))
             found = {row[0]: _chunk(row) for row in cur.fetchall()}
-        return [found[c] for c in chunk_ids if c in found]
+        return [found.get(c) for c in chunk_ids]
 
-    def chunks(self, doc_ids: Sequence[str] | None = None) -> list[Chunk]:
-        """Every chunk (or those of `doc_ids`) ordered by document then position."""
-        where, params = ("WHERE doc_id = ANY(%(ids)s)", {"ids": list(doc_ids)}) if doc_ids is not None else ("", {})
-        with self._cursor() as cur:
-            cur.execute(f"SELECT {_CHUNK_COLS} FROM {self.target.table} {where} ORDER BY doc_id, position", params)
-            return [_chunk(row) for row in cur.fetchall()]
+    def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[Chunk]]:
+        """Every live chunk in batches ordered by (doc id, position); keyset pages, so no long-held cursor."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._cursor() as cur:
+                cur.execute(f"SELECT {SELECT_CHUNK} FROM {self.table} c WHERE (c.doc_id, c.position) > (%s, %s) "
+                            "ORDER BY c.doc_id, c.position LIMIT %s", (*after, batch_size))
+                batch = [_chunk(row) for row in cur.fetchall()]
+            if not batch:
+                return
+            yield batch
+            after = (batch[-1].doc_id, batch[-1].position)
 
-    def _search_settings(self, cur: Any, depth: int) -> None:
-        # Filtered HNSW scans keep going until `depth` rows pass the WHERE clause (pgvector >= 0.8), and the
-        # candidate list is at least as deep as what we ask for.
-        cur.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(min(1000, max(100, 2 * depth))),))
-        cur.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', false)")
+    # ---- searching -------------------------------------------------------------------------------------------
+    def dense_search(self, vectors: np.ndarray, k: int, filters: StoreFilters | None = None) -> list[list[Hit]]:
+        """Up to k hits per query vector by cosine (= inner product on normalised vectors), best first."""
+        where, params = sql_filters(filters)
+        sql = (f"SELECT {SELECT_CHUNK}, 1 - (c.embedding <=> %(v)s) FROM {self.table} c WHERE {where} "
+               "ORDER BY c.embedding <=> %(v)s LIMIT %(k)s")
+        return self._search(sql, [{**params, "v": v, "k": k} for v in _as_matrix(vectors)], k)
 
-    def dense_search(self, vectors: np.ndarray, k: int, filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
-        """Top-k chunks by cosine similarity per query vector (score = 1 - cosine distance)."""
-        where, params = _where(filters)
-        sql = (f"SELECT {_CHUNK_COLS}, 1 - (embedding <=> %(v)s) AS score FROM {self.target.table} WHERE {where} "
-               "ORDER BY embedding <=> %(v)s LIMIT %(k)s")
-        return self._run(sql, [{**params, "v": np.asarray(v, dtype=np.float32), "k": k} for v in vectors], k)
+    def keyword_search(self, queries: Sequence[str], k: int, filters: StoreFilters | None = None) -> list[list[Hit]]:
+        """Up to k hits per query by ts_rank_cd over an OR of its stemmed words (Postgres full text, not BM25)."""
+        where, params = sql_filters(filters)
+        sql = (f"SELECT {SELECT_CHUNK}, ts_rank_cd(c.tsv, tq.q, {TS_NORM}) AS score FROM {self.table} c, {TSQUERY} "
+               f"WHERE c.tsv @@ tq.q AND {where} ORDER BY score DESC, c.id LIMIT %(k)s")
+        return self._search(sql, [{**params, "q": q, "k": k} for q in queries], k)
 
-    def keyword_search(self, queries: Sequence[str], k: int, filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
-        """Top-k chunks by ts_rank_cd of an OR of the query's stemmed words (Postgres full text, not BM25)."""
-        where, params = _where(filters)
-        sql = (f"SELECT {_CHUNK_COLS}, ts_rank_cd(tsv, q, {TS_NORM}) AS score FROM {self.target.table}, {TSQUERY} "
-               f"WHERE tsv @@ q AND {where} ORDER BY score DESC, id LIMIT %(k)s")
-        return self._run(sql, [{**params, "q": q, "k": k} for q in queries], k)
-
-    def hybrid_search(self, queries: Sequence[str], vectors: np.ndarray, k: int, filters: Mapping[str, Any] | None = None,
-                      *, candidates: int = 100, rrf_k: int = 60, dense_weight: float = 1.0,
-                      keyword_weight: float = 1.0) -> list[list[Hit]]:
-        """Dense and keyword top-`candidates` fused by weighted RRF, in ONE SQL statement per query."""
+    def hybrid_search(
+        self, queries: Sequence[str], vectors: np.ndarray, k: int, filters: StoreFilters | None = None,
+        candidates: int = 100, rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0),
+    ) -> list[list[Hit]]:
+        """Dense and keyword top-`candidates` fused by weighted RRF, in ONE SQL statement per query (hybrid_sql)."""
+        vectors = _as_matrix(vectors)
         if len(queries) != len(vectors):
             raise InputError(f"{len(queries)} queries but {len(vectors)} vectors")
-        where, params = _where(filters)
-        depth = max(candidates, k)
-        sql = hybrid_sql(self.target.table, where)
-        batch = [{**params, "q": q, "v": np.asarray(v, dtype=np.float32), "depth": depth, "k": k, "rrf_k": rrf_k,
-                  "dw": float(dense_weight), "kw": float(keyword_weight)} for q, v in zip(queries, vectors)]
-        return self._run(sql, batch, depth)
+        where, params = sql_filters(filters)
+        depth = max(int(candidates), k)
+        batch = [{**params, "q": q, "v": v, "depth": depth, "k": k, "rrf_k": int(rrf_k),
+                  "dw": float(weights[0]), "kw": float(weights[1])} for q, v in zip(queries, vectors)]
+        return self._search(hybrid_sql(self.table, where), batch, depth)
 
-    def _run(self, sql: str, batch: list[dict[str, Any]], depth: int) -> list[list[Hit]]:
+    def _search(self, sql: str, batch: list[dict[str, Any]], depth: int) -> list[list[Hit]]:
         out = []
         with self._cursor() as cur:
-            self._search_settings(cur, depth)
+            # A filtered HNSW scan keeps going until enough rows pass the WHERE clause (pgvector >= 0.8), and
+            # its candidate list is at least as deep as what we ask for.
+            cur.execute("SELECT set_config('hnsw.ef_search', %s, false), set_config('hnsw.iterative_scan', 'strict_order', false)",
+                        (str(min(1000, max(100, 2 * depth))),))
             for params in batch:
                 cur.execute(sql, params)
                 out.append([Hit(chunk=_chunk(row), score=float(row[-1]), rank=i) for i, row in enumerate(cur.fetchall())])
         return out
 
 
-_CHUNK_COLS = "id, doc_id, text, title, position, source, metadata"
+def hybrid_sql(table: str, where: str) -> str:
+    """The one hybrid statement: dense top-N and keyword top-N as CTEs, fused by weighted RRF, top k.
+
+    A weight of 0 switches its ranking off (no candidates either), as ragtune.retrieve.rrf_fuse does; ties
+    break by the best rank either list gave, then by chunk id (ragtune.store.base.rrf_merge's order)."""
+    return f"""
+WITH dense AS (
+    SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM (
+        SELECT c.id, c.embedding <=> %(v)s AS dist FROM {table} c WHERE {where} AND %(dw)s > 0
+        ORDER BY c.embedding <=> %(v)s LIMIT %(depth)s) d),
+kw AS (
+    SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM (
+        SELECT c.id, ts_rank_cd(c.tsv, tq.q, {TS_NORM}) AS score FROM {table} c, {TSQUERY}
+        WHERE c.tsv @@ tq.q AND {where} AND %(kw)s > 0 ORDER BY score DESC, c.id LIMIT %(depth)s) s),
+fused AS (
+    SELECT id, sum(w / (%(rrf_k)s + r)) AS score, min(r) AS best FROM (
+        SELECT id, r, %(dw)s::float8 AS w FROM dense UNION ALL SELECT id, r, %(kw)s::float8 FROM kw) u
+    GROUP BY id)
+SELECT {SELECT_CHUNK}, f.score FROM fused f JOIN {table} c USING (id) ORDER BY f.score DESC, f.best, f.id LIMIT %(k)s"""
+
+
+def sql_filters(filters: StoreFilters | None) -> tuple[str, dict[str, Any]]:
+    """Filters -> (SQL boolean over chunk row `c`, named params): the folder index's semantics.
+
+    {"field": value | [values]}, fields AND: "doc_id" / "source" are columns; ACCESS_FIELD means public (no
+    groups) or sharing one of the caller's groups (GIN on `groups`); any other field matches when
+    metadata[field] as text is one of the values or, for a list-valued field, one of its elements is."""
+    if not filters:
+        return "TRUE", {}
+    if not hasattr(filters, "items"):
+        raise InputError(f"filters must be a mapping of field -> value(s), got {filters!r}")
+    clauses, params = [], {}
+    for i, (field, wanted) in enumerate(filters.items()):
+        values = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+        params[f"f{i}"] = [value_key(v) for v in values]
+        if field == ACCESS_FIELD:
+            clauses.append(f"(c.groups = '{{}}' OR c.groups && %(f{i})s::text[])")
+        elif field in SPECIAL_FIELDS:
+            clauses.append(f"c.{field} = ANY(%(f{i})s)")
+        else:
+            params[f"n{i}"] = str(field)
+            clauses.append(
+                f"(c.metadata ->> %(n{i})s = ANY(%(f{i})s) OR (jsonb_typeof(c.metadata -> %(n{i})s) = 'array' AND EXISTS ("
+                f"SELECT 1 FROM jsonb_array_elements(c.metadata -> %(n{i})s) e WHERE e #>> '{{}}' = ANY(%(f{i})s))))")
+    return " AND ".join(clauses), params
+
+
+def _as_matrix(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), ensure_ascii=False, default=str).replace("\\u0000", "")
 
 
 def _chunk(row: Sequence[Any]) -> Chunk:
     return Chunk(chunk_id=row[0], doc_id=row[1], text=row[2], title=row[3], position=row[4], source=row[5],
                  metadata=dict(row[6] or {}))
-
-
-def hybrid_sql(table: str, where: str) -> str:
-    """The single hybrid statement: dense top-N and keyword top-N as CTEs, fused by weighted RRF.
-
-    A weight of 0 switches that ranking off (no candidates either), as ragtune.retrieve.hybrid.rrf_fuse does;
-    ties break by the best rank either list gave, then by chunk id.
-    """
-    return f"""
-WITH dense AS (
-    SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM (
-        SELECT id, embedding <=> %(v)s AS dist FROM {table} WHERE {where} AND %(dw)s > 0
-        ORDER BY embedding <=> %(v)s LIMIT %(depth)s) d),
-kw AS (
-    SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM (
-        SELECT id, ts_rank_cd(tsv, q, {TS_NORM}) AS score FROM {table}, {TSQUERY}
-        WHERE tsv @@ q AND {where} AND %(kw)s > 0 ORDER BY score DESC, id LIMIT %(depth)s) s),
-fused AS (
-    SELECT id, sum(w / (%(rrf_k)s + r)) AS score, min(r) AS best FROM (
-        SELECT id, r, %(dw)s::float8 AS w FROM dense UNION ALL SELECT id, r, %(kw)s::float8 FROM kw) u
-    GROUP BY id)
-SELECT {", ".join("c." + c.strip() for c in _CHUNK_COLS.split(","))}, f.score
-FROM fused f JOIN {table} c USING (id) ORDER BY f.score DESC, f.best, f.id LIMIT %(k)s"""
-
-
-def _where(filters: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """Filters -> (SQL boolean expression, named params), the semantics of ragtune.index.metadata.
-
-    {"field": value | [values]}: "doc_id" and "source" are columns; "groups" uses the text[] column (overlap,
-    GIN); any other field matches when metadata[field] (as text) is one of the values, or, for a list-valued
-    field, when one of its elements is. All fields must match.
-    """
-    if not filters:
-        return "TRUE", {}
-    if not hasattr(filters, "items"):
-        raise InputError(f"filters must be a mapping of field -> value(s), got {filters!r}")
-    from ragtune.index.metadata import value_key
-
-    clauses, params = [], {}
-    for i, (field, wanted) in enumerate(filters.items()):
-        values = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
-        params[f"f{i}"] = [value_key(v) for v in values]
-        if field in ("doc_id", "source"):
-            clauses.append(f"{field} = ANY(%(f{i})s)")
-        elif field == GROUPS_FIELD:
-            clauses.append(f"groups && %(f{i})s::text[]")
-        else:
-            params[f"n{i}"] = str(field)
-            clauses.append(
-                f"(metadata ->> %(n{i})s = ANY(%(f{i})s) OR (jsonb_typeof(metadata -> %(n{i})s) = 'array' AND EXISTS ("
-                f"SELECT 1 FROM jsonb_array_elements(metadata -> %(n{i})s) e WHERE e #>> '{{}}' = ANY(%(f{i})s))))")
-    return " AND ".join(clauses), params
