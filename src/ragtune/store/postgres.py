@@ -278,7 +278,7 @@ class PostgresStore:
         """Up to k hits per query vector by cosine (= inner product on normalised vectors), best first."""
         where, params = sql_filters(filters)
         sql = (f"SELECT {SELECT_CHUNK}, 1 - (c.embedding <=> %(v)s) FROM {self.table} c WHERE {where} "
-               "ORDER BY c.embedding <=> %(v)s LIMIT %(k)s")
+               "ORDER BY c.embedding <=> %(v)s, c.id LIMIT %(k)s")  # id breaks ties: an incremental sort on the HNSW scan
         return self._search(sql, [{**params, "v": v, "k": k} for v in _as_matrix(vectors)], k)
 
     def keyword_search(self, queries: Sequence[str], k: int, filters: StoreFilters | None = None) -> list[list[Hit]]:
@@ -324,7 +324,7 @@ def hybrid_sql(table: str, where: str) -> str:
 WITH dense AS (
     SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM (
         SELECT c.id, c.embedding <=> %(v)s AS dist FROM {table} c WHERE {where} AND %(dw)s > 0
-        ORDER BY c.embedding <=> %(v)s LIMIT %(depth)s) d),
+        ORDER BY c.embedding <=> %(v)s, c.id LIMIT %(depth)s) d),
 kw AS (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM (
         SELECT c.id, ts_rank_cd(c.tsv, tq.q, {TS_NORM}) AS score FROM {table} c, {TSQUERY}
