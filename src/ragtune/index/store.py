@@ -148,7 +148,11 @@ class Index:
     @classmethod
     def create(cls, path: str | os.PathLike, config: IndexConfig = IndexConfig(), embedder: TextEmbedder | None = None) -> Index:
         """Create an empty index folder (atomically). An existing index with the same config is opened;
-        with another config, ConfigError."""
+        with another config, ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
+        if (uri := _store_uri(path)) is not None:
+            from ragtune.store.index import StoreIndex
+
+            return StoreIndex.open_or_create(uri, config, embedder)  # type: ignore[return-value]
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             existing = cls.open(path, embedder=embedder)
@@ -163,7 +167,12 @@ class Index:
 
     @classmethod
     def open(cls, path: str | os.PathLike, embedder: TextEmbedder | None = None) -> Index:
-        """Open an existing index; NotBuiltError if it is missing or incomplete."""
+        """Open an existing index; NotBuiltError if it is missing or incomplete. A URI (milvus://,
+        postgresql://) opens a store-backed index (ragtune.store.index.StoreIndex)."""
+        if (uri := _store_uri(path)) is not None:
+            from ragtune.store.index import StoreIndex
+
+            return StoreIndex.open(uri, embedder)  # type: ignore[return-value]
         path = Path(path)
         if not path.is_dir():
             raise NotBuiltError(f"no index at {path}; build it with `ragtune ingest PATH --index {path}`")
@@ -182,7 +191,11 @@ class Index:
 
         A new index is empty and its folder is created by its first commit, so a command that fails
         before committing leaves nothing behind. With a config given and an existing index built with
-        another one: ConfigError."""
+        another one: ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
+        if (uri := _store_uri(path)) is not None:
+            from ragtune.store.index import StoreIndex
+
+            return StoreIndex.open_or_create(uri, config, embedder)  # type: ignore[return-value]
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
@@ -430,6 +443,13 @@ class Index:
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
+
+
+def _store_uri(location: Any) -> str | None:
+    """The store URI `location` names (an --index value), or None for a folder path."""
+    from ragtune.store.registry import store_uri
+
+    return store_uri(location)
 
 
 def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:

@@ -36,18 +36,30 @@ def build_retriever(index: Any, config: RetrieveConfig = RetrieveConfig()) -> Re
 
 
 def _dense(index: Any, config: RetrieveConfig) -> Retriever:
+    if getattr(index, "is_store", False):  # a database engine ranks (ragtune.retrieve.store)
+        from ragtune.retrieve.store import StoreDenseRetriever
+
+        return StoreDenseRetriever(index)
     from ragtune.retrieve.dense import DenseRetriever
 
     return DenseRetriever(index)
 
 
 def _bm25(index: Any, config: RetrieveConfig) -> Retriever:
+    if getattr(index, "is_store", False):
+        from ragtune.retrieve.store import StoreKeywordRetriever
+
+        return StoreKeywordRetriever(index)
     from ragtune.retrieve.bm25 import BM25Retriever
 
     return BM25Retriever(index)
 
 
 def _hybrid(index: Any, config: RetrieveConfig) -> Retriever:
+    if getattr(index, "is_store", False):
+        from ragtune.retrieve.store import StoreHybridRetriever
+
+        return StoreHybridRetriever(index, config)
     from ragtune.retrieve.hybrid import HybridRetriever
 
     return HybridRetriever(index, config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import PurePath
 from urllib.parse import urlsplit, urlunsplit
 
 from ragtune.errors import ConfigError
@@ -36,9 +37,28 @@ def uri_scheme(value: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+_COLLAPSED = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):/(?!/)")
+
+
+def store_uri(value: object) -> str | None:
+    """The store URI an `--index` value names, or None for a folder path.
+
+    Accepts a `pathlib.Path` too: `Path("milvus://h:1/c")` collapses the `//` (`milvus:/h:1/c`), so a
+    registered scheme followed by one slash is read back as the URI it was."""
+    if not isinstance(value, (str, PurePath)):
+        return None
+    text = str(value)
+    if uri_scheme(text) is not None:
+        return text
+    match = _COLLAPSED.match(text)
+    if match and match.group(1).lower() in STORE_SCHEMES:
+        return f"{match.group(1)}://{text[match.end():]}"
+    return None
+
+
 def is_store_uri(value: object) -> bool:
     """True when an `--index` value is a URI (served by a VectorStore), False for a folder path."""
-    return isinstance(value, str) and uri_scheme(value) is not None
+    return store_uri(value) is not None
 
 
 def redact_uri(uri: str) -> str:

@@ -1,0 +1,262 @@
+"""StoreIndex: what the rest of ragtune uses of an Index, over a VectorStore in a database engine.
+
+`Index.open("milvus://HOST:PORT/COLLECTION")` (and open_or_create/create) returns one; retrievers in the
+dense/bm25/hybrid modes call the store's own searches (ragtune.retrieve.store), so filters and ranking run
+inside the engine. Dedupe by content hash, replace-on-change and delete behave as in the folder index; the
+engine, not a local file lock, arbitrates concurrent writers (see each backend's docstring for guarantees).
+
+Derived local files (the entity graph) live in a side folder under the ragtune cache dir, keyed by the URI:
+`index.path`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from ragtune.config import BUNDLED, IndexConfig
+from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.store.base import StoreConfig, StoredDocument, VectorStore
+from ragtune.store.registry import open_store, redact_uri
+from ragtune.types import Chunk, Document
+
+logger = logging.getLogger(__name__)
+
+WRITE_DOCS = 256  # documents per replace_documents call: bounded memory, each call complete on its own
+
+
+class StoreSnapshot:
+    """All live chunks of a store at one generation, loaded (for the graph and chunk-walking builders).
+
+    Quacks like ragtune.index.IndexState where those use it: chunks, row_of, generation, manifest.documents
+    (doc id -> .hash), metadata_index()."""
+
+    def __init__(self, chunks: list[Chunk], documents: list[StoredDocument], generation: int):
+        self.chunks = chunks
+        self.row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
+        self.generation = generation
+        self.manifest = SimpleNamespace(documents={d.doc_id: d for d in documents}, generation=generation)
+        self._meta: Any = None
+        self._lock = threading.Lock()
+
+    def metadata_index(self) -> Any:
+        with self._lock:
+            if self._meta is None:
+                from ragtune.index.metadata import MetadataIndex
+
+                self._meta = MetadataIndex(self.chunks)
+            return self._meta
+
+    def cache_key(self) -> str:
+        return f"{self.generation:x}"
+
+
+class StoreIndex:
+    """An index kept by a VectorStore; same reading and writing API as ragtune.index.Index."""
+
+    is_store = True  # retrievers use the engine's searches (ragtune.retrieve.factory)
+
+    def __init__(self, store: VectorStore, uri: str, config: IndexConfig, embedder: Any = None):
+        self.store = store
+        self.uri = redact_uri(uri)
+        self.config = config
+        self._embedder = embedder
+        self._docs: list[StoredDocument] | None = None
+        self._snapshot: StoreSnapshot | None = None
+        self._lock = threading.Lock()
+
+    # ---- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, uri: str, embedder: Any = None) -> StoreIndex:
+        """Open an existing store index; NotBuiltError if its collection does not exist."""
+        store = open_store(uri)
+        stored = store.read_config()
+        if stored is None:
+            store.close()
+            raise NotBuiltError(f"no index at {redact_uri(uri)}; build it with `ragtune ingest PATH --index {redact_uri(uri)}`")
+        return cls(store, uri, _index_config(uri, stored), embedder)
+
+    @classmethod
+    def open_or_create(cls, uri: str, config: IndexConfig | None = None, embedder: Any = None) -> StoreIndex:
+        """Open, or prepare a new one (its collection is created by the first write); another config: ConfigError."""
+        store = open_store(uri)
+        stored = store.read_config()
+        if stored is None:
+            return cls(store, uri, config or IndexConfig(), embedder)
+        existing = _index_config(uri, stored)
+        if config is not None and existing != config:
+            store.close()
+            raise ConfigError(f"index {redact_uri(uri)} exists with another config: "
+                              f"{existing.model_dump()} != {config.model_dump()}")
+        return cls(store, uri, existing, embedder)
+
+    create = open_or_create
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """A local side folder for derived files (the entity graph), one per store URI."""
+        from ragtune.paths import cache_dir
+
+        return Path(cache_dir()) / "stores" / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from ragtune.index.embed import get_embedder
+
+            self._embedder = get_embedder(self.config.embed.model)
+        return self._embedder
+
+    def _documents(self) -> list[StoredDocument]:
+        with self._lock:
+            if self._docs is None:
+                self._docs = self.store.list_documents()
+            return self._docs
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever the live documents change (not a counter)."""
+        digest = hashlib.sha256()
+        for doc in self._documents():
+            digest.update(f"{doc.doc_id}\x00{doc.hash}\x01".encode())
+        return int(digest.hexdigest()[:12], 16)
+
+    def reload(self) -> None:
+        """Forget cached document lists and snapshots: the next read sees other writers' changes."""
+        with self._lock:
+            self._docs = None
+
+    def __len__(self) -> int:
+        return self.store.count()
+
+    def documents(self) -> list[Any]:
+        """Live documents (ragtune.index.DocumentInfo), ordered by doc id."""
+        from ragtune.index.store import DocumentInfo
+
+        return [DocumentInfo(d.doc_id, d.title, d.source, d.hash, d.n_chunks, dict(d.metadata)) for d in self._documents()]
+
+    @property
+    def state(self) -> StoreSnapshot:
+        """Every live chunk, loaded once per generation (graph, synth and RAFT builders walk chunks)."""
+        generation = self.generation
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.generation != generation:
+            chunks = [c for batch in self.store.iter_chunks() for c in batch]
+            snapshot = StoreSnapshot(chunks, self._documents(), generation)
+            self._snapshot = snapshot
+        return snapshot
+
+    def chunks(self) -> list[Chunk]:
+        return list(self.state.chunks)
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """Chunks by id, in the order asked; InputError naming the first unknown id."""
+        found = self.store.get_chunks(list(chunk_ids))
+        for chunk_id, chunk in zip(chunk_ids, found):
+            if chunk is None:
+                raise InputError(f"unknown chunk id {chunk_id!r} in index {self.uri}")
+        return [c for c in found if c is not None]
+
+    # ---- writing -------------------------------------------------------------------------------------------
+    def add_documents(self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None) -> Any:
+        """Add or replace documents (see ragtune.index.Index.add_documents). `lock_timeout_s` is accepted for
+        the same signature; the engine arbitrates concurrent writers."""
+        from ragtune.index.plan import make_plan
+        from ragtune.index.store import IngestStats
+        from ragtune.ingest import document_hash
+
+        latest: dict[str, Document] = {}
+        for doc in docs:
+            if not isinstance(doc, Document):
+                raise InputError(f"add_documents expects Document records, got {type(doc).__name__}")
+            if not doc.doc_id:
+                raise InputError(f"document with empty doc_id (source {doc.source!r})")
+            latest.pop(doc.doc_id, None)
+            latest[doc.doc_id] = doc
+        hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+        self.reload()
+        live = {d.doc_id: d for d in self._documents()}
+        plan = make_plan(SimpleNamespace(documents=live), latest, hashes, dedupe_content)
+        chunks_added = 0
+        if plan.todo:
+            self._check_embedder()
+            for start in range(0, len(plan.todo), WRITE_DOCS):
+                chunks_added += self._write(plan.todo[start:start + WRITE_DOCS], hashes)
+        removed = sum(live[d.doc_id].n_chunks for d in plan.todo if d.doc_id in live)
+        self.reload()
+        stats = IngestStats(
+            added=len(plan.todo) - plan.replaced, replaced=plan.replaced,
+            unchanged=plan.unchanged + len(plan.same_content), chunks_added=chunks_added,
+            chunks_removed=removed, same_content=tuple(plan.same_content),
+        )
+        if plan.todo:
+            logger.info("index %s: %s", self.uri, stats)
+            from ragtune.index.hooks import run_commit_hooks
+
+            run_commit_hooks(self)
+        return stats
+
+    def _write(self, docs: list[Document], hashes: dict[str, str]) -> int:
+        from ragtune.index.embed import chunk_embed_text, encode_in_steps
+        from ragtune.ingest import chunk_documents, load_tokenizer
+
+        model_name = self.config.embed.model
+        tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
+        chunks = chunk_documents(docs, self.config.chunk, tokenizer)
+        texts = [chunk_embed_text(c.title, c.text) for c in chunks]
+        if texts:
+            vectors = encode_in_steps(self.embedder, texts, self.config.embed.batch_size, lambda n: None)
+        else:
+            vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        counts: dict[str, int] = {}
+        for chunk in chunks:
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+        records = [StoredDocument(d.doc_id, hashes[d.doc_id], d.title, d.source, counts.get(d.doc_id, 0), dict(d.metadata))
+                   for d in docs]
+        self.store.replace_documents(records, chunks, np.asarray(vectors, dtype=np.float32))
+        return len(chunks)
+
+    def _check_embedder(self) -> None:
+        """Create the collection for this embedder, or check it is the one the collection was built with."""
+        embedder = self.embedder
+        self.store.write_config(StoreConfig(embedder.model_id, embedder.dim, self.config.model_dump()))
+
+    def check_query_embedder(self) -> None:
+        """ConfigError when this index's embedder is not the one its collection was built with."""
+        stored = self.store.read_config()
+        embedder = self.embedder
+        if stored is not None and (stored.embedder_id, stored.dim) != (embedder.model_id, embedder.dim):
+            raise ConfigError(f"index {self.uri} was built with embedder {stored.embedder_id!r} "
+                              f"(dimension {stored.dim}), not {embedder.model_id!r} (dimension {embedder.dim})")
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove documents; InputError (and no change) if any id is unknown. Returns chunks removed."""
+        self.reload()
+        live = {d.doc_id for d in self._documents()}
+        unknown = [d for d in doc_ids if d not in live]
+        if unknown:
+            raise InputError(f"unknown document id(s) in index {self.uri}: {', '.join(map(repr, unknown))}")
+        removed = self.store.delete_documents(list(dict.fromkeys(doc_ids)))
+        self.reload()
+        from ragtune.index.hooks import run_commit_hooks
+
+        run_commit_hooks(self)
+        return removed
+
+
+def _index_config(uri: str, stored: StoreConfig) -> IndexConfig:
+    try:
+        return IndexConfig.model_validate(stored.index_config)
+    except ValueError as exc:
+        raise ConfigError(f"index {redact_uri(uri)}: stored config is not a ragtune IndexConfig: {exc}") from None
