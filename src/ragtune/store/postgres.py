@@ -90,6 +90,7 @@ class PostgresStore:
         self.docs_table = f"rt_{self.collection}_docs"
         self._timeout = max(1, int(connect_timeout_s))
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self._exists = False  # the tables are there (checked until true; write_config / drop set it)
         self._release(self._connect())  # fail now (one line) when the server is unreachable or refuses us
 
     # ---- connections ---------------------------------------------------------------------------------------
@@ -147,6 +148,14 @@ class PostgresStore:
             except queue.Empty:
                 return
 
+    def _ready(self) -> bool:
+        """Whether the collection's tables exist: reads of a collection not created yet are empty, not errors."""
+        if not self._exists:
+            with self._cursor() as cur:
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", (self.table, self.docs_table))
+                self._exists = bool(cur.fetchone()[0])
+        return self._exists
+
     # ---- config ----------------------------------------------------------------------------------------------
     def read_config(self) -> StoreConfig | None:
         with self._cursor() as cur:
@@ -190,6 +199,7 @@ class PostgresStore:
                         "metadata jsonb NOT NULL DEFAULT '{}')")
             cur.execute(f"INSERT INTO {COLLECTIONS} (name, embedder, dim, config) VALUES (%s, %s, %s, %s)",
                         (self.collection, config.embedder_id, config.dim, json.dumps(config.index_config, default=str)))
+        self._exists = True
 
     def drop(self) -> None:
         with self._cursor(transaction=True) as cur:
@@ -198,6 +208,7 @@ class PostgresStore:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (COLLECTIONS,))
             if cur.fetchone()[0]:
                 cur.execute(f"DELETE FROM {COLLECTIONS} WHERE name = %s", (self.collection,))
+        self._exists = False
 
     # ---- writing ---------------------------------------------------------------------------------------------
     def replace_documents(self, docs: Sequence[StoredDocument], chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
@@ -233,7 +244,7 @@ class PostgresStore:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         wanted = sorted(set(doc_ids))
-        if not wanted:
+        if not wanted or not self._ready():
             return 0
         with self._cursor(transaction=True) as cur:
             for doc_id in wanted:
@@ -245,16 +256,22 @@ class PostgresStore:
 
     # ---- reading ---------------------------------------------------------------------------------------------
     def list_documents(self) -> list[StoredDocument]:
+        if not self._ready():
+            return []
         with self._cursor() as cur:
             cur.execute(f"SELECT doc_id, hash, title, source, n_chunks, metadata FROM {self.docs_table} ORDER BY doc_id")
             return [StoredDocument(r[0], r[1], r[2], r[3], int(r[4]), dict(r[5] or {})) for r in cur.fetchall()]
 
     def count(self) -> int:
+        if not self._ready():
+            return 0
         with self._cursor() as cur:
             cur.execute(f"SELECT count(*) FROM {self.table}")
             return int(cur.fetchone()[0])
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk | None]:
+        if not self._ready():
+            return [None] * len(chunk_ids)
         with self._cursor() as cur:
             cur.execute(f"SELECT {SELECT_CHUNK} FROM {self.table} c WHERE c.id = ANY(%s)", (list(chunk_ids),))
             found = {row[0]: _chunk(row) for row in cur.fetchall()}
@@ -263,7 +280,7 @@ class PostgresStore:
     def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[Chunk]]:
         """Every live chunk in batches ordered by (doc id, position); keyset pages, so no long-held cursor."""
         after: tuple[str, int] = ("", -1)
-        while True:
+        while self._ready():
             with self._cursor() as cur:
                 cur.execute(f"SELECT {SELECT_CHUNK} FROM {self.table} c WHERE (c.doc_id, c.position) > (%s, %s) "
                             "ORDER BY c.doc_id, c.position LIMIT %s", (*after, batch_size))
@@ -303,6 +320,8 @@ class PostgresStore:
         return self._search(hybrid_sql(self.table, where), batch, depth)
 
     def _search(self, sql: str, batch: list[dict[str, Any]], depth: int) -> list[list[Hit]]:
+        if not self._ready():
+            return [[] for _ in batch]
         out = []
         with self._cursor() as cur:
             # A filtered HNSW scan keeps going until enough rows pass the WHERE clause (pgvector >= 0.8), and
