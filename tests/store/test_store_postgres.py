@@ -284,3 +284,56 @@ def test_password_from_pgpassword(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conn.info.password == "from-env"
     conn.close()
     store.close()
+
+
+# ---- through the CLI -------------------------------------------------------------------------------------
+def test_cli_ingest_search_and_errors_on_postgres(pg_uri: str, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ragtune.cli import build_app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nEmployees get thirty days of paid leave per year.\n")
+    (docs / "vpn.txt").write_text("Connect to the VPN before opening the intranet.\n")
+    runner, app = CliRunner(), build_app()
+    first = runner.invoke(app, ["ingest", str(docs), "--index", pg_uri, "--embedder", "hash"])
+    assert first.exit_code == 0, first.output
+    assert "2 added, 0 replaced, 0 unchanged" in first.output
+    again = runner.invoke(app, ["ingest", str(docs), "--index", pg_uri])
+    assert "0 added, 0 replaced, 2 unchanged" in again.output
+    for mode in ("dense", "bm25", "hybrid"):
+        found = runner.invoke(app, ["search", "paid leave days", "--index", pg_uri, "-k", "1", "--mode", mode, "--json"])
+        assert found.exit_code == 0, found.output
+        assert "leave.md" in json.dumps(json.loads(found.output)), mode
+    other = runner.invoke(app, ["ingest", str(docs), "--index", pg_uri, "--embedder", "hash:32"])
+    assert isinstance(other.exception, ConfigError) and "hash:32" in str(other.exception)
+    # The real entry point: one line on stderr, exit 5, no password.
+    base = urlsplit(pg_uri)
+    bad = urlunsplit(base._replace(netloc=f"nobody_cli:s3cret@{base.hostname}:{base.port}"))
+    refused = subprocess.run([sys.executable, "-c", "import sys; from ragtune.cli import main; sys.exit(main())",
+                              "search", "paid leave", "--index", bad], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert refused.returncode == 5, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "s3cret" not in refused.stderr
+    assert "cannot connect" in refused.stderr and "nobody_cli" in refused.stderr
+
+
+def test_a_database_without_the_extension_gets_it(tmp_path: Path) -> None:
+    base = urlsplit(backend_base_uri("postgres"))
+    name = f"rt_noext_{uuid.uuid4().hex[:8]}"
+    admin = open_store(with_collection(urlunsplit(base), "x"))
+    conn = admin._connect()
+    conn.execute(f"CREATE DATABASE {name}")
+    try:
+        store = open_store(with_collection(urlunsplit(base._replace(path=f"/{name}")), "docs"))
+        store.write_config(CONFIG)
+        _write(store, [_doc("a", "v1", 2)])
+        assert store.count() == 2
+        store.close()
+    finally:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        conn.close()
+        admin.close()

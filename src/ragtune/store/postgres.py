@@ -104,9 +104,14 @@ class PostgresStore:
             raise BackendError(f"cannot connect to {self.uri}: {_one_line(err)}") from err
         try:
             register_vector(conn)
-        except psycopg.Error as err:  # the vector type is unknown here
-            conn.close()
-            raise BackendError(f"{self.uri}: pgvector is not installed in this database (CREATE EXTENSION vector)") from err
+        except psycopg.Error:  # the vector type is unknown in this database: create the extension if we may
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                register_vector(conn)
+            except psycopg.Error as err:
+                conn.close()
+                raise BackendError(f"{self.uri}: pgvector is not available in this database; as a superuser run "
+                                   f"CREATE EXTENSION vector ({_one_line(err)})") from err
         return conn
 
     def _release(self, conn: Any) -> None:
