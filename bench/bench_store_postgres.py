@@ -1,7 +1,7 @@
 """SciFact on PostgreSQL + pgvector vs the folder index, in one run: nDCG@10 per mode, query p50/p95, ingest chunks/s.
 
     scripts/services-postgres.sh up      # or point --uri at any Postgres with pgvector
-    .venv/bin/python bench/bench_store_postgres.py [--uri postgresql://postgres@127.0.0.1:54329/ragtune] [--split test]
+    .venv/bin/python bench/bench_store_postgres.py [--uri postgresql://postgres@127.0.0.1:54329/postgres] [--split test]
 
 The folder index of ../shared/data/scifact (default config, bundled embedder) is built or reused from the ragtune
 cache; its chunks and vectors are then written into a fresh collection (one transaction per batch of documents),
@@ -26,7 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
-DEFAULT_URI = "postgresql://postgres@127.0.0.1:54329/ragtune"
+DEFAULT_URI = "postgresql://postgres@127.0.0.1:54329/postgres"
 
 
 class StoreRetriever:

