@@ -70,6 +70,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--uri", default=os.environ.get("RAGTUNE_TEST_POSTGRES", DEFAULT_URI))
     ap.add_argument("--split", default="test")
+    ap.add_argument("--embedder", default="bundled", help="'hash' gives a quick run: keyword figures hold, dense/hybrid do not")
     ap.add_argument("--batch-docs", type=int, default=200, help="documents per ingest transaction")
     ap.add_argument("--ts-norms", default="", help="comma list of ts_rank_cd normalisation flags to scan")
     ap.add_argument("--keep", action="store_true", help="keep the collection afterwards (reuse with --reuse)")
@@ -79,19 +80,19 @@ def main() -> int:
         print(f"SciFact data not found at {DATA}; nothing to measure.")
         return 0
 
-    from ragtune.config import IndexConfig, RetrieveConfig
+    from ragtune.config import EmbedConfig, IndexConfig, RetrieveConfig
     from ragtune.evaluate.retrieval import build_beir_index, evaluate_retrieval, load_beir
     from ragtune.retrieve import build_retriever
     from ragtune.store import StoreConfig, open_store, with_collection
     from ragtune.store import postgres as pg
 
     t0 = time.perf_counter()
-    index = build_beir_index(DATA, config=IndexConfig())
+    index = build_beir_index(DATA, config=IndexConfig(embed=EmbedConfig(model=args.embedder)))
     print(f"folder index: {len(index.documents())} docs, {len(index)} chunks, ready in {time.perf_counter() - t0:.1f}s")
     index.embedder.encode(["warm up"])
     index.state.bm25(index.config)
 
-    store = open_store(with_collection(args.uri, "bench_scifact"))
+    store = open_store(with_collection(args.uri, f"bench_scifact_{args.embedder.replace(':', '_')}"))
     config = StoreConfig(index.embedder.model_id if hasattr(index.embedder, "model_id") else "bundled",
                          int(index.state.vectors.shape[1]), index.config.model_dump())
     if args.reuse and store.read_config() is not None and store.count() == len(index):
