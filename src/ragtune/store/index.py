@@ -105,10 +105,12 @@ class StoreIndex:
     # ---- reading -------------------------------------------------------------------------------------------
     @property
     def path(self) -> Path:
-        """A local side folder for derived files (the entity graph), one per store URI."""
+        """A local side folder for derived files (the entity graph), one per store URI (created on first use)."""
         from ragtune.paths import cache_dir
 
-        return Path(cache_dir()) / "stores" / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+        folder = Path(cache_dir()) / "stores" / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @property
     def embedder(self) -> Any:

@@ -135,7 +135,10 @@ class MilvusStore:
         self.uri = redact_uri(uri)
         client_uri, token, self.collection, db = parse_milvus_uri(uri)
         self.docs_collection = self.collection + DOCS_SUFFIX
-        kwargs: dict[str, Any] = {"uri": client_uri, "timeout": timeout_s}
+        # Keepalive pings no more often than gRPC servers accept by default (5 min); pymilvus' 10 s makes
+        # Milvus Lite answer GOAWAY "too_many_pings", which gRPC prints to stderr during long idle spells.
+        grpc_options = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+        kwargs: dict[str, Any] = {"uri": client_uri, "timeout": timeout_s, "grpc_options": grpc_options}
         if token:
             kwargs["token"] = token
         if db:

@@ -1,0 +1,85 @@
+"""Choosing storage by the --index value, filter terms, and the one-line errors of a store URI (no server needed)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragtune.cli import main
+from ragtune.errors import BackendError, ConfigError, MissingExtraError
+from ragtune.index import Index
+from ragtune.store import ACCESS_FIELD, is_store_uri, open_store, with_collection
+from ragtune.store.base import filter_terms, plan_filters, row_id
+from ragtune.store.registry import redact_uri, store_uri
+from ragtune.types import Chunk
+
+
+def _exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    return int(exited.value.code)
+
+
+def test_folder_paths_and_uris_are_told_apart() -> None:
+    assert not is_store_uri("runs/index") and not is_store_uri(Path("C:/index")) and not is_store_uri(None)
+    assert store_uri("milvus://127.0.0.1:19530/docs") == "milvus://127.0.0.1:19530/docs"
+    # typer hands --index over as a Path, which collapses "//": the URI is read back
+    assert store_uri(Path("milvus://127.0.0.1:19530/docs")) == "milvus://127.0.0.1:19530/docs"
+    assert store_uri(Path("postgresql://me@h:54329/db?collection=c")) == "postgresql://me@h:54329/db?collection=c"
+    assert store_uri(Path("notascheme:/x")) is None
+
+
+def test_with_collection_and_redaction() -> None:
+    assert with_collection("milvus://h:1", "c") == "milvus://h:1/c"
+    assert with_collection("postgresql://u@h:1/db?sslmode=disable", "c") == "postgresql://u@h:1/db?sslmode=disable&collection=c"
+    assert redact_uri("milvus://root:secret@h:1/c") == "milvus://root:***@h:1/c"
+
+
+def test_unknown_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown index URI scheme 'redis'"):
+        open_store("redis://h:1/c")
+
+
+def test_filter_terms_and_plans() -> None:
+    chunk = Chunk("a#0", "a", "t", source="a.md", metadata={"year": 2020, "groups": ["hr", "eng"], "long": "x" * 500})
+    terms = filter_terms(chunk)
+    assert terms[:5] == ["doc_id=a", "source=a.md", "year=2020", "groups=hr", "groups=eng"]
+    assert terms[5].startswith("long#sha1:") and len(terms[5]) < 60
+    plan = plan_filters({"year": "2020", "doc_id": ["a", "b"], ACCESS_FIELD: ["hr"]})
+    assert plan.any_of == (("year=2020",), ("doc_id=a", "doc_id=b")) and plan.access_groups == ("hr",)
+    assert plan_filters({"doc_id": []}).empty
+    assert row_id("h1", "a#0") == row_id("h1", "a#0") != row_id("h2", "a#0")
+
+
+def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus -> ImportError
+    with pytest.raises(MissingExtraError, match=r"ragtune\[milvus\]"):
+        Index.open("milvus://127.0.0.1:19530/docs")
+    assert _exit_code(["search", "q", "--index", "milvus://127.0.0.1:19530/docs"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "ragtune[milvus]" in err
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_is_one_line_exit_5(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pymilvus")
+    uri = f"milvus://127.0.0.1:{_closed_port()}/docs"
+    with pytest.raises(BackendError, match="cannot connect"):
+        Index.open(uri)
+    assert _exit_code(["search", "q", "--index", uri]) == 5
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and uri in err
+
+
+def test_bad_collection_name_is_a_config_error() -> None:
+    pytest.importorskip("pymilvus")
+    with pytest.raises(ConfigError, match="bad Milvus collection name"):
+        Index.open("milvus://127.0.0.1:19530/bad-name")
