@@ -337,3 +337,9 @@ def test_a_database_without_the_extension_gets_it(tmp_path: Path) -> None:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         conn.close()
         admin.close()
+
+
+def test_hnsw_candidate_list_is_four_times_the_depth() -> None:
+    from ragtune.store.postgres import ef_search
+
+    assert [ef_search(d) for d in (5, 25, 100, 200, 400)] == [100, 100, 400, 800, 1000]

@@ -330,13 +330,19 @@ class PostgresStore:
         out = []
         with self._cursor() as cur:
             # A filtered HNSW scan keeps going until enough rows pass the WHERE clause (pgvector >= 0.8), and
-            # its candidate list is at least as deep as what we ask for.
+            # its candidate list is 4x as deep as what we ask for: on SciFact (11.9k chunks, depth 200) 2x lost
+            # 0.010 nDCG@10 against exact search, 4x matched it (bench/bench_store_postgres.py).
             cur.execute("SELECT set_config('hnsw.ef_search', %s, false), set_config('hnsw.iterative_scan', 'strict_order', false)",
-                        (str(min(1000, max(100, 2 * depth))),))
+                        (str(ef_search(depth)),))
             for params in batch:
                 cur.execute(sql, params)
                 out.append([Hit(chunk=_chunk(row), score=float(row[-1]), rank=i) for i, row in enumerate(cur.fetchall())])
         return out
+
+
+def ef_search(depth: int) -> int:
+    """HNSW candidate list size for a search `depth` rows deep (pgvector caps it at 1000)."""
+    return min(1000, max(100, 4 * depth))
 
 
 def hybrid_sql(table: str, where: str) -> str:
