@@ -11,6 +11,14 @@ Queries run one at a time after a warm-up; latency includes the query embedding.
   keyword  folder: bm25s (BM25)             postgres: ts_rank_cd over an OR tsquery — NOT BM25
   hybrid   folder: RRF in Python            postgres: one SQL statement (dense + keyword CTEs, RRF)
 With --ts-norms 0,1,2,... also scans ts_rank_cd's normalisation flags for the keyword mode.
+
+Measured 2026-11-28 on the shared 2-core machine (load ~12), bundled MiniLM, 11,883 chunks, test split:
+  mode                 nDCG@10 folder / postgres   p50 ms folder / postgres   p95 ms folder / postgres
+  dense                0.6676 / 0.6676 (+0.000)    33 / 79                    60 / 108
+  keyword              0.6737 / 0.4432 (-0.231)    0.4 / 114                  0.6 / 354   (bm25s vs ts_rank_cd)
+  hybrid               0.7240 / 0.6397 (-0.084)    49 / 179                   72 / 493
+  ingest 320 chunks/s (store only; 200 docs per transaction, HNSW + GIN maintained per insert)
+  ts_rank_cd normalisation: 0 -> 0.4141, 1 -> 0.4432 (used)
 """
 
 from __future__ import annotations
