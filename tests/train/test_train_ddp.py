@@ -91,3 +91,28 @@ def test_a_failing_rank_ends_the_run_with_one_line_and_its_status(tmp_path):
 def test_nproc_must_be_positive(train_lm_dir, tmp_path):
     with pytest.raises(ConfigError, match="at least 1"):
         finetune(_train_set(4), tmp_path / "x", FinetuneConfig(base_model=str(train_lm_dir)), nproc=0)
+
+
+@pytest.mark.slow  # ~25 s: torchrun starts two processes
+def test_torchrun_form_trains_and_only_rank_0_reports(train_lm_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ragtune.train.distributed import free_port
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": f"Which badge opens door {i}?", "answer": f"B-{i}"}) + "\n"
+                          for i in range(8)))
+    out = tmp_path / "adapter"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "ragtune.cli", "finetune",
+           "--train", str(qa), "--out", str(out), "--base-model", str(train_lm_dir), "--epochs", "2",
+           "--batch-size", "2", "--lora-r", "2", "--threads", "1", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "RAGTUNE_NO_PROGRESS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)  # one JSON document: the other rank printed nothing
+    assert result["world_size"] == 2 and result["steps"] == 4 and result["rank_weight_max_diff"] == 0.0
+    assert (out / "adapter_model.safetensors").is_file() and not (tmp_path / "adapter.partial").exists()
