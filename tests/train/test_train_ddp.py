@@ -50,7 +50,7 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.slow  # two launches of two processes: 75 s on a 2-core machine at load 13, mostly imports
+@pytest.mark.slow  # two launches of two processes: 35-75 s on the loaded 2-core machine, mostly imports
 def test_two_processes_reach_the_weights_of_one_process_at_twice_the_batch_and_resume(train_lm_dir, tmp_path):
     import torch
 

@@ -60,6 +60,22 @@ def init_group(ranks: Ranks, device: str) -> bool:
     return True
 
 
+def quiet_unless_main(ranks: Ranks) -> None:
+    """Ranks other than 0 log errors only and draw no loading bars: the user sees each message once."""
+    if ranks.is_main:
+        return
+    import logging
+
+    logging.getLogger("ragtune").setLevel(logging.ERROR)
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def barrier(ranks: Ranks) -> None:
     if ranks.distributed:
         import torch.distributed as dist

@@ -36,7 +36,8 @@ from ragtune.train.collate import (IGNORE_INDEX, collate, length_grouped_batches
                                    tokenize_examples)
 from ragtune.train.config import FinetuneConfig
 from ragtune.train.data import examples_hash
-from ragtune.train.distributed import Ranks, all_gather_floats, barrier, env_ranks, init_group, launch
+from ragtune.train.distributed import (Ranks, all_gather_floats, barrier, env_ranks, init_group, launch,
+                                      quiet_unless_main)
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,10 @@ def finetune(
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, not {nproc}")
     if nproc > 1:
-        return _launch(train, out_dir, config, nproc, resume=resume, overwrite=overwrite, on_step=on_step)
+        return _launch(train, out_dir, config, nproc, device, resume=resume, overwrite=overwrite,
+                       on_step=on_step)
     ranks = env_ranks()
+    quiet_unless_main(ranks)
     created = init_group(ranks, device)
     partial = out_dir.with_name(out_dir.name + ".partial")
     try:
@@ -137,11 +140,16 @@ def finetune(
             dist.destroy_process_group()
 
 
-def _launch(train: Sequence[TrainExample], out_dir: Path, config: FinetuneConfig, nproc: int, *, resume: bool,
-            overwrite: bool, on_step: Callable[[int, float], None] | None) -> AdapterInfo:
+def _launch(train: Sequence[TrainExample], out_dir: Path, config: FinetuneConfig, nproc: int, device: str, *,
+            resume: bool, overwrite: bool, on_step: Callable[[int, float], None] | None) -> AdapterInfo:
     """Train in nproc local processes (each runs finetune under WORLD_SIZE=nproc); rank 0's adapter is the result."""
+    import torch
+
     from ragtune.train.adapter import read_manifest
 
+    if device == "cuda" and nproc > torch.cuda.device_count():
+        raise ConfigError(f"--nproc {nproc} needs {nproc} GPUs (one per process); "
+                          f"{torch.cuda.device_count()} visible")
     try:  # on_step, if any, runs in every rank: it must pickle (a module-level function or object)
         launch(nproc, finetune, (list(train), out_dir, config),
                {"resume": resume, "overwrite": overwrite, "on_step": on_step})
