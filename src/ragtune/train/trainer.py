@@ -29,39 +29,15 @@ from typing import Any
 
 from ragtune.errors import ConfigError, InputError, MissingExtraError
 from ragtune.progress import progress_task
-from ragtune.train.adapter import (
-    AdapterInfo,
-    build_manifest,
-    place_dir,
-    resolve_base_model,
-    write_adapter,
-)
+from ragtune.train.adapter import AdapterInfo, build_manifest, place_dir, resolve_base_model, write_adapter
 from ragtune.train.builders import TrainExample
-from ragtune.train.checkpoint import (
-    TrainingState,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from ragtune.train.collate import (
-    IGNORE_INDEX,
-    collate,
-    length_grouped_batches,
-    random_batches,
-    split_by_tokens,
-    tokenize_examples,
-)
+from ragtune.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
+from ragtune.train.collate import (IGNORE_INDEX, collate, length_grouped_batches, random_batches, split_by_tokens,
+                                   tokenize_examples)
 from ragtune.train.config import FinetuneConfig
 from ragtune.train.data import examples_hash
-from ragtune.train.distributed import (
-    Ranks,
-    all_gather_floats,
-    barrier,
-    env_ranks,
-    init_group,
-    launch,
-    quiet_unless_main,
-)
+from ragtune.train.distributed import (Ranks, all_gather_floats, barrier, env_ranks, init_group, launch,
+                                       quiet_unless_main)
 
 logger = logging.getLogger(__name__)
 
