@@ -7,6 +7,12 @@ its peak RSS (VmHWM) is its own. Tokens/s counts real (non-pad) tokens only. The
 at most 0.5x the baseline's peak memory at 1.5x or more of its tokens/s.
 
     .venv/bin/python bench/bench_train.py [--examples 160] [--batch-size 8] [--threads 0]
+
+--nproc 1,2 instead compares ragtune alone in 1 vs 2 processes (DDP over gloo) at the same global batch
+(--batch-size split over the processes, same steps): tokens/s and peak RSS per rank and in total (the ranks plus
+the launching process).
+
+    .venv/bin/python bench/bench_train.py --nproc 1,2 --examples 16 --batch-size 4
 """
 
 from __future__ import annotations
@@ -34,18 +40,18 @@ def _train_examples(n: int, seed: int):
     return build_sft_examples(examples[:n], with_context=True)
 
 
-def _run_ragtune(args, group_by_length: bool) -> dict:
+def _run_ragtune(args, group_by_length: bool, nproc: int = 1) -> dict:
     from ragtune.train import FinetuneConfig, finetune
 
     train = _train_examples(args.examples, args.seed)
-    config = FinetuneConfig(epochs=1, batch_size=args.batch_size, lr=1e-3, lora_r=16, lora_alpha=32,
-                            checkpoint_every=0, max_len=1024, num_threads=args.threads, seed=args.seed,
-                            group_by_length=group_by_length)
+    config = FinetuneConfig(epochs=1, batch_size=max(1, args.batch_size // nproc), lr=1e-3, lora_r=16, lora_alpha=32,
+                            checkpoint_every=0, max_len=1024, num_threads=max(1, args.threads // nproc),
+                            seed=args.seed, group_by_length=group_by_length)
     with tempfile.TemporaryDirectory() as tmp:
-        info = finetune(train, Path(tmp) / "adapter", config)
+        info = finetune(train, Path(tmp) / "adapter", config, nproc=nproc)
     m = info.metrics
     return {"steps": m["steps"], "tokens": m["tokens"], "pad_fraction": m["pad_fraction"],
-            "seconds": m["train_seconds"], "loss": m["loss_last_epoch"]}
+            "seconds": m["train_seconds"], "loss": m["loss_last_epoch"], "rank_rss_mb": m.get("peak_rss_mb_ranks")}
 
 
 def _run_hf_trainer(args) -> dict:
@@ -114,6 +120,8 @@ def _child(args) -> None:
     set_progress(False)
     if args.variant == "hf_trainer":
         result = _run_hf_trainer(args)
+    elif args.variant.startswith("nproc"):
+        result = _run_ragtune(args, group_by_length=True, nproc=int(args.variant[len("nproc"):]))
     else:
         result = _run_ragtune(args, group_by_length=args.variant == "ragtune")
     result["peak_rss_mb"] = _peak_rss_mb()
@@ -128,6 +136,7 @@ def main() -> None:
                         help="torch threads for every variant (0: all cores, or 1 when the machine is oversubscribed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--nproc", help="compare ragtune in these process counts instead, e.g. 1,2")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -140,6 +149,8 @@ def main() -> None:
         cores = os.cpu_count() or 1
         args.threads = 1 if os.getloadavg()[0] > cores + 1 else cores
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: {args.threads} torch thread(s)", flush=True)
+    if args.nproc:
+        args.variants = ",".join(f"nproc{n}" for n in args.nproc.split(","))
     results = {}
     for variant in args.variants.split(","):
         cmd = [sys.executable, __file__, "--variant", variant, "--examples", str(args.examples),
@@ -151,6 +162,8 @@ def main() -> None:
             continue
         results[variant] = json.loads(line[len("RESULT "):])
         print(f"done {variant}: {results[variant]}", flush=True)
+    if args.nproc:
+        return _print_nproc(args, results)
     base = results.get("hf_trainer")
     print(f"\n{args.examples} SQuAD examples with gold paragraph, batch {args.batch_size}, one epoch, "
           f"LoRA all-linear r=16, fp32 CPU, {args.threads} thread(s)")
@@ -168,6 +181,24 @@ def main() -> None:
         memory = ours["peak_rss_mb"] / base["peak_rss_mb"]
         print(f"goal (memory <= 0.5x at >= 1.5x tokens/s): memory {memory:.2f}x "
               f"{'met' if memory <= 0.5 else 'NOT met'}, tokens/s {speed:.2f}x {'met' if speed >= 1.5 else 'NOT met'}")
+
+
+def _print_nproc(args, results: dict) -> None:
+    print(f"\n{args.examples} SQuAD examples with gold paragraph, global batch {args.batch_size}, one epoch, "
+          f"LoRA all-linear r=16, fp32 CPU, max(1, {args.threads} // nproc) torch thread(s) per process; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
+    print(f"{'nproc':<7}{'steps':>6}{'real tok':>10}{'s':>8}{'tok/s':>8}{'rank MB':>16}{'total MB':>10}{'loss':>8}"
+          f"{'x tok/s':>9}{'x mem':>7}")
+    base = results.get("nproc1")
+    for variant, r in results.items():
+        ranks = r["rank_rss_mb"] or [r["peak_rss_mb"]]
+        total = sum(ranks) + (r["peak_rss_mb"] if r["rank_rss_mb"] else 0)  # the launcher holds memory too
+        r["total_mb"] = total
+        tps = r["tokens"] / r["seconds"]
+        ratio = f"{tps / (base['tokens'] / base['seconds']):.2f}" if base else "-"
+        mem = f"{total / base['total_mb']:.2f}" if base else "-"
+        print(f"{variant[5:]:<7}{r['steps']:>6}{r['tokens']:>10}{r['seconds']:>8.1f}{tps:>8.0f}"
+              f"{'/'.join(f'{x:.0f}' for x in ranks):>16}{total:>10.0f}{r['loss']:>8.3f}{ratio:>9}{mem:>7}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         min_examples: int = typer.Option(MIN_EXAMPLES, "--min-examples", min=1, help="Refuse to train on fewer "
                                          "examples than this (default: one batch at the default --batch-size)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
+        nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N local processes (DDP: gloo on CPU, nccl on "
+                                  "CUDA); each takes --batch-size examples, so the global batch is N x --batch-size. "
+                                  "Several machines: torchrun ... -m ragtune.cli finetune ..."),
         json_out: bool = typer.Option(False, "--json", help="Print the adapter's metrics as JSON."),
     ) -> None:
         """Fine-tune a LoRA adapter (loss on answer tokens only; checkpoints; --resume after a kill)."""
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.train import FinetuneConfig, finetune, load_examples, split_by_document
         from ragtune.train.builders import build_training_set, export_jsonl
         from ragtune.train.data import write_examples_jsonl
+        from ragtune.train.distributed import env_ranks
 
         try:
             config = FinetuneConfig(base_model=base_model, epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r,
@@ -79,7 +83,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"only {len(built)} usable training example(s) in {train} ({len(loaded.errors)} malformed "
                              f"line(s) skipped), fewer than --min-examples {min_examples}: fix the file, or lower "
                              "--min-examples to train anyway")
-        info = finetune(built, out, config, resume=resume, overwrite=overwrite)
+        info = finetune(built, out, config, resume=resume, overwrite=overwrite, nproc=nproc)
+        if not env_ranks().is_main:  # under torchrun: rank 0 writes and reports
+            return None
         if heldout:
             write_examples_jsonl(heldout, out / "heldout.jsonl")
         if merge:
