@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import operator
+import os
+import shutil
 
 import pytest
 
@@ -116,3 +118,28 @@ def test_torchrun_form_trains_and_only_rank_0_reports(train_lm_dir, tmp_path):
     result = json.loads(proc.stdout)  # one JSON document: the other rank printed nothing
     assert result["world_size"] == 2 and result["steps"] == 4 and result["rank_weight_max_diff"] == 0.0
     assert (out / "adapter_model.safetensors").is_file() and not (tmp_path / "adapter.partial").exists()
+
+
+def _listeners_beyond_loopback() -> None:
+    """A rank body: join the group as `finetune` does, then fail if this process listens beyond loopback."""
+    import subprocess
+
+    from ragtune.train.distributed import env_ranks, init_group
+
+    init_group(env_ranks(), "cpu")
+    import torch.distributed as dist
+
+    dist.barrier()
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+    mine = [line for line in lines if f"pid={os.getpid()}," in line]
+    public = [line for line in mine if not any(a in line for a in ("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))]
+    dist.barrier()
+    dist.destroy_process_group()
+    if public:
+        raise RuntimeError(f"listening beyond loopback: {public}")
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_local_processes_listen_on_loopback_only():
+    """torch's TCPStore binds every interface whatever MASTER_ADDR says: `--nproc` meets through a file store."""
+    launch(2, _listeners_beyond_loopback, ())

@@ -10,7 +10,9 @@ come from torchrun. Either way `finetune` sees WORLD_SIZE > 1 and trains under D
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +58,12 @@ def init_group(ranks: Ranks, device: str) -> bool:
         return False
     if device == "cuda":
         torch.cuda.set_device(ranks.local_rank)
-    dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    backend = "nccl" if device == "cuda" else "gloo"
+    store = os.environ.get(STORE_ENV)
+    if store:  # `--nproc` on one machine: a file rendezvous, so nothing listens beyond loopback
+        dist.init_process_group(backend, init_method=f"file://{store}", rank=ranks.rank, world_size=ranks.world_size)
+    else:  # torchrun: its rendezvous (MASTER_ADDR/PORT or --rdzv-endpoint)
+        dist.init_process_group(backend)
     return True
 
 
@@ -97,6 +104,12 @@ def all_gather_floats(ranks: Ranks, values: Sequence[float]) -> list[list[float]
     return [t.cpu().tolist() for t in out]
 
 
+# Set by `launch` for its workers: the path of a file store for the rendezvous. torch's TCPStore listens on every
+# interface whatever MASTER_ADDR says; a file store in a private temp folder opens no socket, and gloo's own
+# sockets stay on the loopback device (GLOO_SOCKET_IFNAME=lo).
+STORE_ENV = "RAGTUNE_DIST_STORE"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -124,7 +137,10 @@ def launch(nproc: int, target: Any, args: tuple, kwargs: dict[str, Any] | None =
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, nproc, port, errors, target, args, kwargs or {}), daemon=False)
+    store_dir = tempfile.mkdtemp(prefix="ragtune-ddp-")
+    store = os.path.join(store_dir, "rendezvous")
+    procs = [ctx.Process(target=_worker, args=(rank, nproc, port, errors, target, args, kwargs or {}, store),
+                         daemon=False)
              for rank in range(nproc)]
     for p in procs:
         p.start()
@@ -143,6 +159,7 @@ def launch(nproc: int, target: Any, args: tuple, kwargs: dict[str, Any] | None =
             if p.exitcode is None:
                 p.kill()
                 p.join()
+        shutil.rmtree(store_dir, ignore_errors=True)
     if failed:
         messages = {}
         while not errors.empty():
@@ -155,11 +172,15 @@ def launch(nproc: int, target: Any, args: tuple, kwargs: dict[str, Any] | None =
         raise RankFailed(f"training rank {rank} of {nproc}: {text}", code)
 
 
-def _worker(rank: int, world: int, port: int, errors: Any, target: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+def _worker(rank: int, world: int, port: int, errors: Any, target: Any, args: tuple, kwargs: dict[str, Any],
+            store: str = "") -> None:
     import sys
 
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    if store:
+        os.environ[STORE_ENV] = store
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     try:
         target(*args, **kwargs)
     except RagtuneError as exc:
