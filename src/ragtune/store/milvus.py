@@ -193,8 +193,12 @@ class MilvusStore:
         docs_index = self.client.prepare_index_params()
         docs_index.add_index("v", index_type="FLAT", metric_type="L2")
         if not self.client.has_collection(self.docs_collection):
-            self.client.create_collection(self.docs_collection, schema=docs, index_params=docs_index,
-                                          consistency_level="Strong")
+            try:
+                self.client.create_collection(self.docs_collection, schema=docs, index_params=docs_index,
+                                              consistency_level="Strong")
+            except MilvusException:
+                if not self.client.has_collection(self.docs_collection):
+                    raise  # not a writer racing us to create it: a real failure
         last: Exception | None = None
         for analyzer in ANALYZERS:
             schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
