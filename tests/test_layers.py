@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     # base: small modules every layer may use
     "text": 1,
     "types": 1,
+    "version": 1,
     "config": 1,
     "errors": 1,
     "atomic": 1,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune.errors import ConfigError, InputError, NotBuiltError, RagtuneError
 from ragtune.types import Chunk, Document, Example, Hit, Prediction
 
-__version__ = "0.1.0"
+from ragtune.version import __version__
 
 # public name -> (module, attribute); imported on first access so `import ragtune` stays light
 _LAZY = {

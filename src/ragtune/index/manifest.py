@@ -241,7 +241,7 @@ def check_creatable(path: Path) -> None:
 def create_folder(path: Path, config: IndexConfig) -> None:
     """Create an empty index folder atomically (a temp folder renamed into place). If another writer
     created the index meanwhile, that one is kept (ConfigError if its config differs)."""
-    from ragtune import __version__
+    from ragtune.version import __version__
 
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.creating"
     try:

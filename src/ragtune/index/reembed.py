@@ -68,7 +68,7 @@ def reembed_index(
         for doc_id, entry in _docs_in_state_order(manifest):
             documents[doc_id] = mf.DocEntry(**{**entry.__dict__, "segment": name, "start": start})
             start += entry.n_chunks
-        from ragtune import __version__
+        from ragtune.version import __version__
 
         new = mf.Manifest(
             config=config.model_dump(), embedder_id=embedder.model_id, dim=int(embedder.dim),

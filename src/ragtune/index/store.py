@@ -441,7 +441,7 @@ class Index:
 
     def _commit(self, manifest: mf.Manifest, generation: int) -> None:
         """Compact if tombstones dominate, write the manifest atomically, then collect garbage. Caller holds the lock."""
-        from ragtune import __version__
+        from ragtune.version import __version__
 
         dead, live = manifest.dead_rows(), manifest.live_rows()
         if dead >= COMPACT_MIN_DEAD and dead > live:

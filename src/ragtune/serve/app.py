@@ -225,7 +225,7 @@ def create_app(
 
 def _version() -> str:
     try:
-        from ragtune import __version__
+        from ragtune.version import __version__
 
         return __version__
     except ImportError:

@@ -68,7 +68,7 @@ def build_manifest(
     import torch
     import transformers
 
-    from ragtune import __version__
+    from ragtune.version import __version__
 
     return {
         "format_version": FORMAT_VERSION,

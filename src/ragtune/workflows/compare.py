@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from ragtune import __version__
+from ragtune.version import __version__
 from ragtune.adapters import check_adapter
 from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
 from ragtune.atomic import place_dir

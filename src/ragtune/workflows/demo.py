@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ragtune import __version__
+from ragtune.version import __version__
 from ragtune.paths import cache_dir
 from ragtune.sample import SAMPLE_DIR
 
