@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "text": 1,
     "types": 1,
     "version": 1,
+    "uris": 1,
     "config": 1,
     "errors": 1,
     "atomic": 1,

@@ -32,6 +32,12 @@ RETRIEVAL_MODE_PROVIDERS: Mapping[str, str] = {
     "graph-hybrid": "ragtune.graph.retrieve:open_graph_retriever",
 }
 
+# Index backends by URI scheme, provided by ragtune.store (a layer above ragtune.index, which dispatches to them).
+INDEX_BACKEND_PROVIDERS: Mapping[str, str] = {
+    scheme: "ragtune.store.index:open_store_index"
+    for scheme in ("milvus", "milvus+http", "milvus+https", "postgresql", "postgres")
+}
+
 
 class Registry(Generic[F]):
     """Factories by name; `kind` names what they build in error messages ("retrieval mode", "extractor"...).

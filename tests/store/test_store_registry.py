@@ -83,3 +83,18 @@ def test_bad_collection_name_is_a_config_error() -> None:
     pytest.importorskip("pymilvus")
     with pytest.raises(ConfigError, match="bad Milvus collection name"):
         Index.open("milvus://127.0.0.1:19530/bad-name")
+
+
+def test_index_dispatches_uris_by_scheme_without_importing_the_store_layer() -> None:
+    """ragtune.index names no backend: a URI goes to the one registered for its scheme (ragtune.store on demand)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ragtune.index.store as s; print('ragtune.store' in sys.modules);"
+            "print(s._store_uri('milvus:/h:1/c'), s._store_uri('runs/x'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["False", "milvus://h:1/c None"], done.stderr
+    from ragtune.index import Index
+
+    with pytest.raises(ConfigError, match="unknown index URI scheme 'redis'"):
+        Index.open("redis://h:1/c")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.index.plan import Plan, make_plan
 from ragtune.progress import progress_task
+from ragtune.registry import INDEX_BACKEND_PROVIDERS, Registry
 from ragtune.types import Chunk, Document
+from ragtune.uris import index_uri, uri_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +152,7 @@ class Index:
         """Create an empty index folder (atomically). An existing index with the same config is opened;
         with another config, ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
         if (uri := _store_uri(path)) is not None:
-            from ragtune.store.index import StoreIndex
-
-            return StoreIndex.open_or_create(uri, config, embedder)  # type: ignore[return-value]
+            return _open_backend(uri, "open_or_create", config, embedder)
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             existing = cls.open(path, embedder=embedder)
@@ -170,9 +170,7 @@ class Index:
         """Open an existing index; NotBuiltError if it is missing or incomplete. A URI (milvus://,
         postgresql://) opens a store-backed index (ragtune.store.index.StoreIndex)."""
         if (uri := _store_uri(path)) is not None:
-            from ragtune.store.index import StoreIndex
-
-            return StoreIndex.open(uri, embedder)  # type: ignore[return-value]
+            return _open_backend(uri, "open", None, embedder)
         path = Path(path)
         if not path.is_dir():
             raise NotBuiltError(f"no index at {path}; build it with `ragtune ingest PATH --index {path}`")
@@ -196,9 +194,7 @@ class Index:
         before committing leaves nothing behind. With a config given and an existing index built with
         another one: ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
         if (uri := _store_uri(path)) is not None:
-            from ragtune.store.index import StoreIndex
-
-            return StoreIndex.open_or_create(uri, config, embedder)  # type: ignore[return-value]
+            return _open_backend(uri, "open_or_create", config, embedder)
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
@@ -475,11 +471,21 @@ def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray
         )
 
 
-def _store_uri(location: Any) -> str | None:
-    """The store URI `location` names (an --index value), or None for a folder path."""
-    from ragtune.store.registry import store_uri
+# Index backends by URI scheme: (uri, "open" | "open_or_create", config, embedder) -> an Index-like object.
+# ragtune.store provides them (registry.INDEX_BACKEND_PROVIDERS), imported on the first URI; an extension may
+# register its own scheme.
+IndexBackend = Callable[[str, str, IndexConfig | None, TextEmbedder | None], Any]
+INDEX_BACKENDS: Registry[IndexBackend] = Registry("index URI scheme", providers=INDEX_BACKEND_PROVIDERS)
 
-    return store_uri(location)
+
+def _store_uri(location: Any) -> str | None:
+    """The URI `location` names (an --index value), or None for a folder path."""
+    return index_uri(location, INDEX_BACKENDS.names())
+
+
+def _open_backend(uri: str, how: str, config: IndexConfig | None, embedder: TextEmbedder | None) -> Any:
+    scheme = uri_scheme(uri) or ""
+    return INDEX_BACKENDS.get(scheme)(uri, how, config, embedder)
 
 
 def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:

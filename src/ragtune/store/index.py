@@ -24,8 +24,9 @@ import numpy as np
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.store.base import StoreConfig, StoredDocument, VectorStore
-from ragtune.store.registry import open_store, redact_uri
+from ragtune.store.registry import open_store
 from ragtune.types import Chunk, Document
+from ragtune.uris import redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -271,3 +272,8 @@ def _index_config(uri: str, stored: StoreConfig) -> IndexConfig:
         return IndexConfig.model_validate(stored.index_config)
     except ValueError as exc:
         raise ConfigError(f"index {redact_uri(uri)}: stored config is not a ragtune IndexConfig: {exc}") from None
+
+
+def open_store_index(uri: str, how: str, config: IndexConfig | None, embedder: Any) -> StoreIndex:
+    """The index backend ragtune.index.Index dispatches a store URI to (how: "open" | "open_or_create")."""
+    return StoreIndex.open(uri, embedder) if how == "open" else StoreIndex.open_or_create(uri, config, embedder)

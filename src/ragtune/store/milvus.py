@@ -43,7 +43,7 @@ from ragtune.store.base import (
     row_id,
     rrf_merge,
 )
-from ragtune.store.registry import redact_uri
+from ragtune.uris import redact_uri
 from ragtune.types import Chunk, Hit
 
 logger = logging.getLogger(__name__)

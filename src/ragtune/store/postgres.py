@@ -31,7 +31,7 @@ import numpy as np
 
 from ragtune.errors import BackendError, ConfigError, InputError, MissingExtraError
 from ragtune.store.base import ACCESS_FIELD, SPECIAL_FIELDS, StoreConfig, StoredDocument, StoreFilters, chunk_groups, value_key
-from ragtune.store.registry import redact_uri
+from ragtune.uris import redact_uri
 from ragtune.types import Chunk, Hit
 
 COLLECTIONS = "ragtune_collections"

@@ -11,19 +11,15 @@ a VectorStore backend.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from pathlib import PurePath
-from urllib.parse import urlsplit, urlunsplit
 
 from ragtune.errors import ConfigError
 from ragtune.registry import Registry
 from ragtune.store.base import VectorStore
+from ragtune.uris import index_uri, redact_uri, uri_scheme, with_collection  # noqa: F401  (re-exported)
 
 StoreFactory = Callable[[str], VectorStore]  # (uri) -> an open store (connects; creates nothing)
 STORE_SCHEMES: Registry[StoreFactory] = Registry("index URI scheme")
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 
 
 def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
@@ -31,59 +27,14 @@ def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
     STORE_SCHEMES.register(scheme, factory)
 
 
-def uri_scheme(value: str) -> str | None:
-    """The scheme of `value` if it looks like a URI (`scheme://...`), else None (a folder path)."""
-    match = _SCHEME.match(str(value))
-    return match.group(1).lower() if match else None
-
-
-_COLLAPSED = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):/(?!/)")
-
-
 def store_uri(value: object) -> str | None:
-    """The store URI an `--index` value names, or None for a folder path.
-
-    Accepts a `pathlib.Path` too: `Path("milvus://h:1/c")` collapses the `//` (`milvus:/h:1/c`), so a
-    registered scheme followed by one slash is read back as the URI it was."""
-    if not isinstance(value, (str, PurePath)):
-        return None
-    text = str(value)
-    if uri_scheme(text) is not None:
-        return text
-    match = _COLLAPSED.match(text)
-    if match and match.group(1).lower() in STORE_SCHEMES:
-        return f"{match.group(1)}://{text[match.end():]}"
-    return None
+    """The store URI an `--index` value names, or None for a folder path (ragtune.uris.index_uri)."""
+    return index_uri(value, STORE_SCHEMES.names())
 
 
 def is_store_uri(value: object) -> bool:
     """True when an `--index` value is a URI (served by a VectorStore), False for a folder path."""
     return store_uri(value) is not None
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without its password, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
-
-
-def with_collection(base_uri: str, collection: str) -> str:
-    """A base URI (`milvus://HOST:PORT`, `postgresql://USER@HOST:PORT/DB`) pointed at one collection.
-
-    >>> with_collection("milvus://127.0.0.1:19530", "docs")
-    'milvus://127.0.0.1:19530/docs'
-    >>> with_collection("postgresql://me@127.0.0.1:54329/postgres", "docs")
-    'postgresql://me@127.0.0.1:54329/postgres?collection=docs'
-    """
-    parts = urlsplit(base_uri)
-    if uri_scheme(base_uri) in ("postgresql", "postgres"):
-        query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("collection="))
-        return urlunsplit(parts._replace(query=(query + "&" if query else "") + f"collection={collection}"))
-    return urlunsplit(parts._replace(path=f"/{collection}"))
 
 
 def open_store(uri: str) -> VectorStore:
