@@ -7,7 +7,8 @@ import pytest
 
 from ragtune.train import FinetuneConfig, build_sft_examples
 from ragtune.train.collate import collate, split_by_tokens, tokenize_examples
-from ragtune.train.trainer import _train_step, answer_loss_sum, enable_checkpointing, plan_steps, set_checkpointing
+from ragtune.train.lora_model import answer_loss_sum, enable_checkpointing, set_checkpointing
+from ragtune.train.trainer import _train_step, plan_steps
 from ragtune.types import Example
 
 

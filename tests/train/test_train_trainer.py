@@ -59,7 +59,7 @@ def test_answer_loss_matches_hf_loss(train_lm_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ragtune.train.collate import collate, tokenize_examples
-    from ragtune.train.trainer import answer_loss_sum
+    from ragtune.train.lora_model import answer_loss_sum
 
     tokenizer = AutoTokenizer.from_pretrained(str(train_lm_dir))
     model = AutoModelForCausalLM.from_pretrained(str(train_lm_dir)).eval()
