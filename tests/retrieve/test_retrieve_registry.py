@@ -107,7 +107,7 @@ def test_every_provided_mode_resolves_to_a_factory(index, own_registry):
 def test_index_has_what_retrievers_use(index):
     """ragtune.index.Index provides the SearchableIndex members (checked on the class and its state: an
     isinstance check on the protocol would load the embedder)."""
-    from ragtune.index.store import IndexState
+    from ragtune.index.state import IndexState
     from ragtune.retrieve.base import SearchState
 
     assert isinstance(Index.state, property) and isinstance(Index.embedder, property)

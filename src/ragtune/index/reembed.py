@@ -37,7 +37,8 @@ def reembed_index(
 ) -> ReembedStats:
     """Write `target`: the chunks and documents of `source`, embedded by `embedder_name` at `precision`."""
     from ragtune.config import EmbedConfig, IndexConfig
-    from ragtune.index.store import Index, IndexState, _docs_in_state_order
+    from ragtune.index.state import IndexState, docs_in_state_order
+    from ragtune.index.store import Index
 
     source, target = Path(source), Path(target)
     if target.resolve() == source.resolve():
@@ -65,7 +66,7 @@ def reembed_index(
         mf.write_segment(tmp, name, state.chunks, vectors)
         documents = {}
         start = 0
-        for doc_id, entry in _docs_in_state_order(manifest):
+        for doc_id, entry in docs_in_state_order(manifest):
             documents[doc_id] = mf.DocEntry(**{**entry.__dict__, "segment": name, "start": start})
             start += entry.n_chunks
         from ragtune.version import __version__

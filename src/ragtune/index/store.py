@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps,
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.index.plan import Plan, make_plan
+from ragtune.index.state import DocumentInfo, IndexState, IngestStats, docs_in_state_order, load_state  # noqa: F401  (re-exported)
 from ragtune.progress import progress_task
 from ragtune.registry import INDEX_BACKEND_PROVIDERS, Registry
 from ragtune.types import Chunk, Document
@@ -35,105 +35,6 @@ logger = logging.getLogger(__name__)
 EMBED_STEP = 512  # texts per encode call: large enough to keep sentence-transformers' batching efficient
 COMPACT_MIN_DEAD = 64  # compact only when tombstones outnumber live rows and there are at least this many
 MAX_PLANS = 3  # plan-and-embed rounds without the lock before a writer embeds the rest under it
-
-
-@dataclass(frozen=True)
-class IngestStats:
-    """What one add/delete commit changed."""
-
-    added: int = 0
-    replaced: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    same_content: tuple[tuple[str, str], ...] = ()  # (new id, live id) pairs not added: content already indexed
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """A live document of the index."""
-
-    doc_id: str
-    title: str
-    source: str
-    hash: str
-    n_chunks: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-class IndexState:
-    """One committed generation, loaded: live chunks and vectors in a stable order, search structures lazily.
-
-    Immutable once built, so readers can keep using an old state while `reload` swaps in a new one.
-    """
-
-    def __init__(self, index_dir: Path, manifest: mf.Manifest):
-        self.manifest = manifest
-        self.generation = manifest.generation
-        order = _docs_in_state_order(manifest)
-        by_segment: dict[str, list[tuple[int, int]]] = {}
-        for _doc_id, entry in order:
-            by_segment.setdefault(entry.segment, []).append((entry.start, entry.n_chunks))
-        chunks: list[Chunk] = []
-        vector_parts: list[np.ndarray] = []
-        for name in manifest.segments:
-            ranges = by_segment.get(name)
-            if not ranges:
-                continue
-            seg_chunks = mf.read_segment_chunks(index_dir, name)
-            seg_vectors = mf.read_segment_vectors(index_dir, name, manifest.dim)
-            rows = np.concatenate([np.arange(s, s + n) for s, n in ranges])
-            if len(seg_chunks) != len(seg_vectors) or (len(rows) and rows.max() >= len(seg_chunks)):
-                raise mf.corrupt(
-                    index_dir, f"{mf.SEGMENTS}/{name}",
-                    f"{len(seg_chunks)} chunks and {len(seg_vectors)} vectors do not match the manifest",
-                )
-            chunks.extend(seg_chunks[int(r)] for r in rows)
-            vector_parts.append(np.asarray(seg_vectors[rows], dtype=np.float32))
-        dim = manifest.dim or 1
-        self.chunks = chunks
-        self.vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, dim), dtype=np.float32)
-        self.row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
-        self._lock = threading.Lock()
-        self._dense: Any = None
-        self._bm25: Any = None
-        self._meta: Any = None
-        self._index_dir = index_dir
-
-    def dense(self, config: IndexConfig) -> Any:
-        """The DenseIndex over this state's vectors (built once)."""
-        with self._lock:
-            if self._dense is None:
-                from ragtune.index.dense import DenseIndex
-
-                self._dense = DenseIndex(self.vectors, cache_dir=self._index_dir / "ann", key=self.cache_key())
-            return self._dense
-
-    def bm25(self, config: IndexConfig) -> Any:
-        """The BM25Index over this state's chunk texts (built once)."""
-        with self._lock:
-            if self._bm25 is None:
-                from ragtune.index.bm25 import BM25Index
-
-                texts = [chunk_embed_text(c.title, c.text) for c in self.chunks]
-                self._bm25 = BM25Index(texts, config.bm25)
-            return self._bm25
-
-    def metadata_index(self) -> Any:
-        with self._lock:
-            if self._meta is None:
-                from ragtune.index.metadata import MetadataIndex
-
-                self._meta = MetadataIndex(self.chunks)
-            return self._meta
-
-    def cache_key(self) -> str:
-        """Identifies the live row set (segments and ranges), for derived caches such as the ANN graph."""
-        import hashlib
-
-        parts = sorted(f"{e.segment}:{e.start}:{e.n_chunks}" for e in self.manifest.documents.values())
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 class Index:
@@ -183,7 +84,7 @@ class Index:
         if manifest.live_rows() and manifest.precision != precision:  # queries must match the stored vectors
             raise ConfigError(f"index {path} holds {manifest.precision} vectors; the embedder given is {precision}")
         index = cls(path, config, embedder)
-        index._state = _load_state(path, manifest)
+        index._state = load_state(path, manifest)
         return index
 
     @classmethod
@@ -213,7 +114,7 @@ class Index:
     def state(self) -> IndexState:
         with self._state_lock:
             if self._state is None:
-                self._state = _load_state(self.path)
+                self._state = load_state(self.path)
             return self._state
 
     @property
@@ -235,7 +136,7 @@ class Index:
         with self._state_lock:
             if self._state is not None and self._state.generation == manifest.generation:
                 return
-        new_state = _load_state(self.path, manifest)
+        new_state = load_state(self.path, manifest)
         with self._state_lock:
             self._state = new_state
 
@@ -455,7 +356,7 @@ class Index:
         name = mf.new_segment_name(generation)
         mf.write_segment(self.path, name, state.chunks, state.vectors)
         start = 0
-        for _doc_id, entry in _docs_in_state_order(manifest):
+        for _doc_id, entry in docs_in_state_order(manifest):
             entry.segment, entry.start = name, start
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
@@ -494,25 +395,3 @@ def _stats(plan: Plan, chunks_added: int, chunks_removed: int) -> IngestStats:
         unchanged=plan.unchanged + len(plan.same_content), chunks_added=chunks_added,
         chunks_removed=chunks_removed, same_content=tuple(plan.same_content),
     )
-
-
-def _load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 3) -> IndexState:
-    """Load the committed state. A writer may commit (and collect the old segments) between our reading
-    the manifest and the segments; then the manifest is read again."""
-    for attempt in range(attempts):
-        manifest = manifest or mf.read_manifest(path)
-        try:
-            return IndexState(path, manifest)
-        except NotBuiltError:
-            if attempt == attempts - 1:
-                raise
-            newer = mf.read_manifest(path)
-            if newer.generation == manifest.generation:
-                raise
-            manifest = newer
-    raise AssertionError("unreachable")
-
-
-def _docs_in_state_order(manifest: mf.Manifest) -> list[tuple[str, mf.DocEntry]]:
-    seg_order = {name: i for i, name in enumerate(manifest.segments)}
-    return sorted(manifest.documents.items(), key=lambda kv: (seg_order[kv[1].segment], kv[1].start))

@@ -145,7 +145,7 @@ class StoreIndex:
 
     def documents(self) -> list[Any]:
         """Live documents (ragtune.index.DocumentInfo), ordered by doc id."""
-        from ragtune.index.store import DocumentInfo
+        from ragtune.index.state import DocumentInfo
 
         return [DocumentInfo(d.doc_id, d.title, d.source, d.hash, d.n_chunks, dict(d.metadata)) for d in self._documents()]
 
@@ -176,7 +176,7 @@ class StoreIndex:
         """Add or replace documents (see ragtune.index.Index.add_documents). `lock_timeout_s` is accepted for
         the same signature; the engine arbitrates concurrent writers."""
         from ragtune.index.plan import make_plan
-        from ragtune.index.store import IngestStats
+        from ragtune.index.state import IngestStats
         from ragtune.ingest import document_hash
 
         latest: dict[str, Document] = {}
