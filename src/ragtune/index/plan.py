@@ -6,10 +6,28 @@ committed meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ragtune.errors import InputError
 from ragtune.index import manifest as mf
 from ragtune.types import Document
+
+
+def latest_documents(docs: Iterable[Document]) -> tuple[dict[str, Document], dict[str, str]]:
+    """The documents to write, by id (an id given twice keeps its last version), and their content hashes;
+    InputError for anything that is not a Document with an id. Shared by every index backend's add_documents."""
+    from ragtune.ingest import document_hash
+
+    latest: dict[str, Document] = {}
+    for doc in docs:
+        if not isinstance(doc, Document):
+            raise InputError(f"add_documents expects Document records, got {type(doc).__name__}")
+        if not doc.doc_id:
+            raise InputError(f"document with empty doc_id (source {doc.source!r})")
+        latest.pop(doc.doc_id, None)
+        latest[doc.doc_id] = doc
+    return latest, {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
 
 
 @dataclass

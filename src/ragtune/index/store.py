@@ -23,7 +23,7 @@ from ragtune.index import manifest as mf
 from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
-from ragtune.index.plan import Plan, make_plan
+from ragtune.index.plan import Plan, latest_documents, make_plan
 from ragtune.index.state import DocumentInfo, IndexState, IngestStats, docs_in_state_order, load_state  # noqa: F401  (re-exported)
 from ragtune.progress import progress_task
 from ragtune.registry import INDEX_BACKEND_PROVIDERS, Registry
@@ -190,17 +190,7 @@ class Index:
         document; those documents are not chunked or embedded again. Everything else (planning, dedupe, the lock,
         the commit, the manifest) is the same; documents it does not cover are chunked and embedded here.
         """
-        from ragtune.ingest import document_hash
-
-        latest: dict[str, Document] = {}
-        for doc in docs:
-            if not isinstance(doc, Document):
-                raise InputError(f"add_documents expects Document records, got {type(doc).__name__}")
-            if not doc.doc_id:
-                raise InputError(f"document with empty doc_id (source {doc.source!r})")
-            latest.pop(doc.doc_id, None)
-            latest[doc.doc_id] = doc
-        hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+        latest, hashes = latest_documents(docs)
         prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}  # doc id -> its chunks and vectors
         for doc_id, (chunks, vectors) in (precomputed or {}).items():
             if doc_id in latest:

@@ -175,19 +175,10 @@ class StoreIndex:
     def add_documents(self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None) -> Any:
         """Add or replace documents (see ragtune.index.Index.add_documents). `lock_timeout_s` is accepted for
         the same signature; the engine arbitrates concurrent writers."""
-        from ragtune.index.plan import make_plan
+        from ragtune.index.plan import latest_documents, make_plan
         from ragtune.index.state import IngestStats
-        from ragtune.ingest import document_hash
 
-        latest: dict[str, Document] = {}
-        for doc in docs:
-            if not isinstance(doc, Document):
-                raise InputError(f"add_documents expects Document records, got {type(doc).__name__}")
-            if not doc.doc_id:
-                raise InputError(f"document with empty doc_id (source {doc.source!r})")
-            latest.pop(doc.doc_id, None)
-            latest[doc.doc_id] = doc
-        hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+        latest, hashes = latest_documents(docs)
         self.reload()
         live = {d.doc_id: d for d in self._documents()}
         plan = make_plan(SimpleNamespace(documents=live), latest, hashes, dedupe_content)
