@@ -51,7 +51,6 @@ LAYERS: dict[str, int] = {
     "runs_db": 1,  # the SQLite catalogue of compare runs
     "registry": 1,  # the small name -> factory Registry (retrieval modes, generators, extractors, embedders)
     "sample": 1,  # the bundled sample corpus (data files and a reader)
-    "__version__": 1,  # `from ragtune import __version__`
 }
 # Imports that may not run sideways inside one layer: (importer, imported).
 FORBIDDEN_SIDEWAYS = {("serve", "cli")}
