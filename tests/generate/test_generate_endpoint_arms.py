@@ -4,8 +4,6 @@ name (`--model-name`, `--adapter-model-name KIND=NAME`), in compare and serve, a
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,36 +17,24 @@ from ragtune.types import Document
 from ragtune.workflows.compare import CompareConfig, run_compare
 
 
-class _ModelsSeen(BaseHTTPRequestHandler):
-    """Answers every chat completion with the model it was asked for, and records that name."""
+class _ModelsSeen:
+    """The fake endpoint's record of the model names it was asked for."""
 
     seen: list[str] = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _ModelsSeen.seen.append(body["model"])
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": f"Answer: {body['model']}"}}],
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 2}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args):
-        pass
+def _answer_with_model(path: str, headers: dict, body: dict) -> tuple[int, dict]:
+    """Answers every chat completion with the model it was asked for, and records that name."""
+    _ModelsSeen.seen.append(body["model"])
+    return 200, {"choices": [{"message": {"role": "assistant", "content": f"Answer: {body['model']}"}}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
 
 
 @pytest.fixture()
-def endpoint():
+def endpoint(json_endpoint):
     _ModelsSeen.seen = []
     clear_generator_cache()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ModelsSeen)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    yield json_endpoint(_answer_with_model) + "/v1"
     clear_generator_cache()
 
 

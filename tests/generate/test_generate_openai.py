@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,44 +11,27 @@ from ragtune.generate import backend_name, clear_generator_cache, load_generator
 from ragtune.generate.openai_compat import OpenAICompatGenerator, split_endpoint
 
 
-class _FakeChat(BaseHTTPRequestHandler):
+class _FakeChat:
+    """The fake endpoint's log of the requests it received."""
+
     requests: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _FakeChat.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        if self.path != "/v1/chat/completions":
-            self.send_response(404)
-            self.end_headers()
-            self.wfile.write(b"no such route")
-            return
-        question = body["messages"][-1]["content"]
-        if "FAIL" in question:
-            reply = {"error": "boom"}
-        else:
-            reply = {
-                "choices": [{"message": {"role": "assistant", "content": f" echo: {question} [1] "}}],
-                "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3},
-            }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args):
-        pass
+def _echo(path: str, headers: dict, body: dict) -> tuple[int, dict | bytes]:
+    """Echo the question as the answer citing [1]; 404 off the chat route; a malformed reply for "FAIL"."""
+    _FakeChat.requests.append({"path": path, "auth": headers.get("Authorization"), "body": body})
+    if path != "/v1/chat/completions":
+        return 404, b"no such route"
+    question = body["messages"][-1]["content"]
+    if "FAIL" in question:
+        return 200, {"error": "boom"}
+    return 200, {"choices": [{"message": {"role": "assistant", "content": f" echo: {question} [1] "}}],
+                 "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3}}
 
 
 @pytest.fixture(scope="module")
-def fake_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeChat)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def fake_server(json_endpoint):
+    return json_endpoint(_echo)
 
 
 def _user(text):
