@@ -31,8 +31,8 @@ demo: venv
 test: venv
 	@bash scripts/ensure-chromium.sh
 	@set -e; was_up=0; VENV=$(VENV) bash scripts/services.sh status 2>/dev/null && was_up=1; \
-	eval "$$(VENV=$(VENV) bash scripts/services.sh up)"; \
 	if [ $$was_up = 0 ]; then trap 'VENV=$(VENV) bash scripts/services.sh down' EXIT; fi; \
+	uris=$$(VENV=$(VENV) bash scripts/services.sh up); eval "$$uris"; \
 	$(BIN)/python -m pytest tests
 
 test-fast: venv

@@ -98,7 +98,8 @@ case "${1:-}" in
         mkdir -p "$DIR"
         milvus_up
         echo "export RAGTUNE_TEST_MILVUS=milvus://$HOST:$MILVUS_PORT"
-        if postgres_up; then echo "export RAGTUNE_TEST_POSTGRES=$(pg_uri)"; fi
+        postgres_up || { say "postgres did not start: stopping"; milvus_down; exit 1; }
+        echo "export RAGTUNE_TEST_POSTGRES=$(pg_uri)"
         ;;
     down)
         postgres_down
