@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_demo_runs_every_arm_and_the_freshness_test(tmp_path, monkeypatch):
-    from ragtune.workflows.demo import ARMS, QUICK_LIMIT, run_demo
+    from ragtune.workflows.demo import ARMS, QUICK_LIMIT, build_demo_index, demo_adapters, run_demo
     from ragtune.paths import cache_dir
 
     models = cache_dir() / "models"  # reuse the converted bundled LLM; everything else starts empty
@@ -34,5 +34,9 @@ def test_quick_demo_runs_every_arm_and_the_freshness_test(tmp_path, monkeypatch)
     adapters = list((tmp_path / "cache" / "demo" / "adapters").iterdir())
     assert len(adapters) == 1  # cached by content: a second run reuses them
     stamp = (adapters[0] / "raft" / "ragtune_adapter.json").stat().st_mtime
-    run_demo(tmp_path / "run2", quick=True)
+    # A second run resolves its adapters exactly as run_demo does (same index, questions, settings): the cached
+    # ones come back untouched. (Not a whole second demo: answering again would only repeat the first run.)
+    work = tmp_path / "cache" / "demo"
+    again = demo_adapters(build_demo_index(work), work, work / "questions_train.jsonl", quick=True)
+    assert again == {kind: str(adapters[0] / kind) for kind in ("sft", "raft")}
     assert (adapters[0] / "raft" / "ragtune_adapter.json").stat().st_mtime == stamp
