@@ -1,4 +1,5 @@
-"""The runs database: every `compare` run recorded in SQLite, with numbered append-only migrations.
+"""The runs database: every `compare` run (and every settings-search trial) recorded in SQLite, with numbered
+append-only migrations.
 
 Lives at ragtune.paths.data_dir() / "runs.sqlite" ($RAGTUNE_DATA_DIR, else the cache dir) unless a path is given. A migration, once released, is
 never edited: a schema change is a new function appended to MIGRATIONS (simonw/llm's pattern). Applied

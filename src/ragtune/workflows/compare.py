@@ -294,6 +294,10 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     if len(index) == 0:
         raise InputError(f"index {config.index!r} is empty: ingest documents first (ragtune ingest)")
     _check_gold(examples, index, config.questions)
+    if config.search:  # the questions can be split by document (ragtune.workflows.tune splits them again)
+        from ragtune.workflows.validation_split import split_by_document
+
+        split_by_document(examples, config.validation_share, config.seed)
     if _is_endpoint(config.model):
         _check_endpoint_arms(config)
         adapters: dict[str, str | None] = {"sft": None, "raft": None}
@@ -375,8 +379,9 @@ def _describe_settings(arm_config: GenerateConfig, arm_setup: dict[str, Any],
     """The arm's AnswerSettings (with the searched ones when given), recorded in its setup."""
     settings = AnswerSettings.resolve(arm_config)
     if searched:
-        settings = replace(settings, **{n: searched[n] for n in ("prompt_style", "context_sentences",
-                                                                 "max_new_tokens") if n in searched})
+        from ragtune.workflows.search_space import with_params
+
+        settings = with_params(settings, searched)
         arm_setup["searched"] = dict(searched)
     arm_setup["prompt_style"] = settings.prompt_style
     arm_setup["context_sentences"] = settings.context_sentences

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from ragtune.evaluate.harness import run_arm
 from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
-from ragtune.workflows.search_space import Choice, SearchSpace
+from ragtune.workflows.search_space import Choice, SearchSpace, with_params
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +226,6 @@ def _constrain(trial: Any, over_ms: float) -> None:
 
 
 def _append(path: Path, trial: Trial) -> None:
-    import os
-
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(trial.to_dict()) + "\n")
         fh.flush()
@@ -271,9 +270,7 @@ class AnswerTrials:
     def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
         """The prediction rows of one configuration (the predictions.jsonl row shape)."""
         retrieves = ARMS[self.arm].retrieval
-        settings = replace(self.base, **{n: params[n] for n in ("prompt_style", "context_sentences", "max_new_tokens")
-                                         if n in params},
-                           embedder=self.index.embedder if retrieves else None)
+        settings = replace(with_params(self.base, params), embedder=self.index.embedder if retrieves else None)
         retriever = self._retriever(str(params.get("mode", self.mode))) if retrieves else None
         return run_arm(self.arm, self.examples, self.generator, retriever, settings,
                        k=int(params.get("k", self.k)), batch_size=self.batch_size)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ragtune.arms import ARMS
 from ragtune.errors import ConfigError
+from ragtune.pipeline import AnswerSettings
 
 Choice = str | int
 
@@ -100,3 +101,10 @@ def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_se
              "max_new_tokens": max_new_tokens}
     return {name: every[name] for name in space_for(arm).names}
 
+
+ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens")  # the AnswerSettings fields searched
+
+
+def with_params(settings: AnswerSettings, params: Mapping[str, Any]) -> AnswerSettings:
+    """`settings` with the answer settings a configuration chooses (retrieval mode and k are the retriever's)."""
+    return replace(settings, **{name: params[name] for name in ANSWER_SETTINGS if name in params})
