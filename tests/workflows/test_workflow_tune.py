@@ -138,3 +138,33 @@ def test_compare_search_refuses_ray(setup):
                            arms=("base",), model=setup["model"], search=2)
     with pytest.raises(ConfigError, match="drop --ray"):
         run_compare(config, executor=lambda *a: {})
+
+
+def test_compare_search_resume_does_not_search_again(setup, monkeypatch):
+    """A run killed while answering the test split resumes with the recorded trials: no validation question is
+    answered again."""
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model=setup["model"], max_new_tokens=4, k=2, search=2)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while answering the test split")
+
+    monkeypatch.setattr("ragtune.workflows.compare.run_arm", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_compare(config)
+    partial = setup["tmp"] / "run.partial" / "search"
+    validation = set(json.loads((partial / "split.json").read_text())["validation"])
+    assert len(_lines(partial / "rag" / "trials.jsonl")) == 2
+    monkeypatch.undo()
+    answered: list[set[str]] = []
+    real = __import__("ragtune.evaluate.harness", fromlist=["run_arm"]).run_arm
+
+    def recording(arm, examples, *args, **kwargs):
+        answered.append({e.qid for e in examples})
+        return real(arm, examples, *args, **kwargs)
+
+    monkeypatch.setattr("ragtune.workflows.search.run_arm", recording)
+    run = run_compare(config.model_copy(update={"resume": True}))
+    assert not any(qids & validation for qids in answered)
+    assert len(_lines(run / "search" / "rag" / "trials.jsonl")) == 2
+    assert json.loads((run / "results.json").read_text())["search"]["arms"]["rag"]["trials"] == 2
