@@ -46,3 +46,15 @@ def test_compare_search_with_too_few_documents_is_one_line(index_and_questions, 
     assert_usage_error(code, out, err, argv)
     assert "cannot split 3 question(s)" in err
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_without_optuna_the_search_names_the_extra(index_and_questions, tmp_path, capsys, monkeypatch, command):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    index, questions = index_and_questions
+    argv = [command, "--index", index, "--questions", questions, "--out", str(tmp_path / "out")]
+    argv += ["--search", "2", "--arms", "base"] if command == "compare" else []
+    code, _out, err = run_main(argv, capsys)
+    assert code == 4 and err.strip().splitlines() == ["error: optuna is not installed: pip install 'ragtune[search]'"]
