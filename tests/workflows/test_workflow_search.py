@@ -187,6 +187,10 @@ def test_resume_skips_the_trials_already_recorded(tmp_path: Path):
     assert len(second.calls) == 3 and not {json.dumps(c, sort_keys=True) for c in second.calls} & set(done_before)
     assert len(result.trials) == 6 and result.best.params == {"mode": "bm25", "k": 5}
     assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 6
+    # a resumed search judges the recorded trials by its own latency limit
+    stricter = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, resume=True, max_p95_ms=250)
+    assert stricter.best.params == {"mode": "hybrid", "k": 5}
+    assert [t.params for t in stricter.trials if not t.feasible] == [{"mode": "bm25", "k": 5}]
     # without --resume the search starts over
     third = FakeRunner(TABLE)
     search_arm("rag", SPACE, DEFAULTS, third, tmp_path, budget=6)

@@ -71,6 +71,13 @@ def test_tune_writes_split_trials_and_best(setup):
     assert best["params"] in [t["params"] for t in trials]
     assert best["validation"]["f1"] == max(t["validation"]["f1"] for t in trials)
     assert best["space"]["mode"] == ["hybrid", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
+    assert json.loads((out / "config.json").read_text())["trials"] == 3
+
+
+def test_tune_rejects_an_unknown_arm_before_any_work(setup):
+    with pytest.raises(InputError, match="unknown arm 'nope'"):
+        run_tune(_tune(setup, arm="nope"))
+    assert not (setup["tmp"] / "tune").exists()
 
 
 def test_tune_resume_answers_only_new_settings(setup, monkeypatch):

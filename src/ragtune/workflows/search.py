@@ -158,13 +158,14 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     def objective(trial: Any) -> float:
         params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
         key = params_key(params)
-        result = seen.get(key) or recorded.get(key)
+        result = seen.get(key)
+        if result is None and key in recorded:  # feasible under this search's limit, whatever it was before
+            result = replace(recorded[key], feasible=_feasible(recorded[key].metrics, max_p95_ms))
         if result is None:
             t0 = time.perf_counter()
             metrics = runner(params)
-            feasible = max_p95_ms is None or metrics.latency_ms_p95 <= max_p95_ms
             number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
-            result = Trial(number, params, metrics, time.perf_counter() - t0, feasible)
+            result = Trial(number, params, metrics, time.perf_counter() - t0, _feasible(metrics, max_p95_ms))
             _append(trials_path, result)
             logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
                         metrics.latency_ms_p95)
@@ -198,6 +199,10 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     _record(out_dir, result, runs_db)
     return result
+
+
+def _feasible(metrics: TrialMetrics, max_p95_ms: float | None) -> bool:
+    return max_p95_ms is None or metrics.latency_ms_p95 <= max_p95_ms
 
 
 def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], max_p95_ms: float | None) -> Trial:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ragtune.arms import parse_arms
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError
 from ragtune.evaluate.run_files import write_text_atomic
@@ -67,7 +68,9 @@ class TuneConfig(StrictModel):
 
 
 def run_tune(config: TuneConfig) -> SearchResult:
-    """Split the questions, search the arm on validation; writes split.json, trials.jsonl, best.json in out."""
+    """Split the questions, search the arm on validation; writes config.json, split.json, trials.jsonl and best.json
+    in out."""
+    parse_arms([config.arm])  # a known arm, else InputError naming the choices
     out = Path(config.out)
     if not config.resume and any((out / name).exists() for name in (SPLIT_FILE, "trials.jsonl", "best.json")):
         raise ConfigError(f"--out {str(out)!r} already holds a search: --resume to continue it, or choose another "
@@ -76,6 +79,7 @@ def run_tune(config: TuneConfig) -> SearchResult:
     require_optuna()  # the extra is there, before any model loads
     inputs = _check_inputs(compare)
     split = split_questions(inputs.examples, compare, out)
+    write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
     arm_config = _arm_generate_config(compare, inputs.adapters, config.arm)
     return _search(compare, config.arm, arm_config, inputs.index, split.validation, out)
 
