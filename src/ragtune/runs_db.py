@@ -1,4 +1,5 @@
-"""The runs database: every `compare` run recorded in SQLite, with numbered append-only migrations.
+"""The runs database: every `compare` run (and every settings-search trial) recorded in SQLite, with numbered
+append-only migrations.
 
 Lives at ragtune.paths.data_dir() / "runs.sqlite" ($RAGTUNE_DATA_DIR, else the cache dir) unless a path is given. A migration, once released, is
 never edited: a schema change is a new function appended to MIGRATIONS (simonw/llm's pattern). Applied
@@ -58,8 +59,28 @@ def _m003_run_name(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_by_dir ON runs(run_dir)")
 
 
+def _m004_search_trials(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE search_trials (
+            search_dir TEXT NOT NULL,      -- the folder holding trials.jsonl and best.json
+            arm TEXT NOT NULL,
+            trial INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            params_json TEXT NOT NULL,     -- the configuration tried
+            f1 REAL,                       -- validation token F1
+            exact_match REAL,
+            latency_ms_p95 REAL,
+            seconds REAL,
+            feasible INTEGER NOT NULL,
+            chosen INTEGER NOT NULL,       -- 1 for the configuration the search chose
+            PRIMARY KEY (search_dir, arm, trial)
+        )"""
+    )
+
+
 # Append only. The number of a migration is its position (1-based).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_metrics, _m003_run_name]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_metrics, _m003_run_name,
+                                                          _m004_search_trials]
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -139,6 +160,25 @@ def record_run(run_dir: str | Path, results: dict[str, Any], db_path: str | Path
     finally:
         db.close()
     return get_run(run_id, db_path)
+
+
+def record_search(search_dir: str | Path, arm: str, trials: list[dict[str, Any]], best: int,
+                  db_path: str | Path | None = None) -> int:
+    """Record the trials of one arm's settings search (trials.jsonl rows; `best` the chosen trial's number),
+    replacing what an earlier (resumed) search of the same folder and arm recorded; returns the rows written."""
+    directory = str(Path(search_dir).resolve())
+    created = _now()
+    rows = [(directory, arm, int(t["trial"]), created, json.dumps(t["params"], sort_keys=True),
+             t["validation"].get("f1"), t["validation"].get("exact_match"), t["validation"].get("latency_ms_p95"),
+             t.get("seconds"), int(bool(t["feasible"])), int(t["trial"] == best)) for t in trials]
+    db = connect(db_path)
+    try:
+        with db:
+            db.execute("DELETE FROM search_trials WHERE search_dir = ? AND arm = ?", (directory, arm))
+            db.executemany("INSERT INTO search_trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    finally:
+        db.close()
+    return len(rows)
 
 
 def _record(db: sqlite3.Connection, row: tuple) -> RunRecord:

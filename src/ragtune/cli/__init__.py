@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "finetune",
     "graph",
     "compare",
+    "tune",
     "demo",
     "reindex",
     "finetune_embedder",

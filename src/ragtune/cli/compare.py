@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Answering actors with --ray (each loads the model)."),
         cpu_hour_usd: float = typer.Option(0.10, "--cpu-hour-usd", help="Cost model: $ per CPU machine hour."),
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
+        search: Optional[int] = typer.Option(None, "--search", min=1, metavar="TRIALS", help="Search each arm's settings with up to TRIALS trials on a validation split first; report only the test split (extra ragtune\\[search])."),
+        validation_share: float = typer.Option(0.3, "--validation-share", min=0.01, max=0.99, help="With --search: share of the questions searched on (split by document)."),
+        max_p95_ms: Optional[float] = typer.Option(None, "--max-p95-ms", min=0.001, help="With --search: settings slower than this p95 on validation are never chosen."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.arms import parse_adapter_model_names, parse_arms
@@ -63,6 +66,7 @@ def register(app: typer.Typer) -> None:
                       "queries_per_day": queries_per_day, "training_budget_usd": training_budget_usd,
                       "needs_citations": needs_citations},
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
+            search=search, validation_share=validation_share, max_p95_ms=max_p95_ms,
         )
         executor = None
         if ray:

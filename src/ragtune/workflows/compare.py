@@ -76,6 +76,9 @@ class CompareConfig(StrictModel):
     resume: bool = False
     overwrite: bool = False
     runs_db: str | None = None
+    search: int | None = Field(None, ge=1)  # trials per arm searched on a validation split (workflows.tune)
+    validation_share: float = Field(0.3, gt=0, lt=1)  # with search: the questions searched on, by document
+    max_p95_ms: float | None = Field(None, gt=0)  # with search: the latency constraint on each arm's settings
     scenario: Scenario = Field(default_factory=Scenario)
     cost: CostModel = CostModel()
 
@@ -217,24 +220,39 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -
     that are missing (--train) → answer with every arm, batch by batch (resumable) → score, recommend →
     write results, predictions and the report → rename into place → record in the runs DB.
     With an `executor` the answering runs through it (shards on Ray workers) instead of in this process.
+    With `config.search`, each arm's settings are first searched on a validation split of the questions
+    (ragtune.workflows.tune) and the arms answer only the test split, each with its winner.
     """
+    if config.search and executor is not None:
+        raise ConfigError("--search answers in this process: drop --ray, or drop --search")
     inputs = _check_inputs(config)
     partial = _PartialRun(Path(config.out), config.resume)
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup = _describe_setup(config, inputs.index)
     adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup)
     _describe_arms(config, adapters, setup)
-    groups = [_Group(inputs.examples, inputs.index, open_retriever(inputs.index, config.mode), freshness=False)]
+    examples, search = inputs.examples, None
+    if config.search:
+        from ragtune.workflows.tune import search_for_compare
+
+        arm_configs = {arm: _arm_generate_config(config, adapters, arm) for arm in config.arms}
+        search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search")
+        examples = search.split.test
+    groups = [_Group(examples, inputs.index, open_retriever(inputs.index, config.mode), freshness=False)]
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
         groups.append(_Group(fresh_examples, fresh_index, open_retriever(fresh_index, config.mode), freshness=True))
     if executor is None:
-        _answer(config, adapters, groups, partial, setup)
+        _answer(config, adapters, groups, partial, setup,
+                {arm: search.params(arm) for arm in config.arms} if search else {})
     else:
         _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
                         k=config.k)
+    if search:  # a top-level key RunResults keeps as-is; unsearched runs keep the results.json they had
+        summary = search.summary({arm: m.metrics for arm, m in results.arms.items()})
+        results = replace(results, extra={**results.extra, "search": summary})
     return _publish(config, partial, rows, with_recommendation(results, config.scenario))
 
 
@@ -265,6 +283,10 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     from ragtune.retrieve.factory import RETRIEVAL_MODES
 
     RETRIEVAL_MODES.get(config.mode)  # a registered mode name (ConfigError naming the choices), before training
+    if config.search:
+        from ragtune.workflows.search import require_optuna
+
+        require_optuna()
     examples = load_questions(config.questions, config.limit)
     if not examples:
         raise InputError(f"{config.questions}: no questions")
@@ -272,6 +294,10 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     if len(index) == 0:
         raise InputError(f"index {config.index!r} is empty: ingest documents first (ragtune ingest)")
     _check_gold(examples, index, config.questions)
+    if config.search:  # the questions can be split by document (ragtune.workflows.tune splits them again)
+        from ragtune.workflows.validation_split import split_by_document
+
+        split_by_document(examples, config.validation_share, config.seed)
     if _is_endpoint(config.model):
         _check_endpoint_arms(config)
         adapters: dict[str, str | None] = {"sft": None, "raft": None}
@@ -348,8 +374,15 @@ def _arm_generate_config(config: CompareConfig, adapters: dict[str, str | None],
                           context_sentences=config.context_sentences)
 
 
-def _describe_settings(arm_config: GenerateConfig, arm_setup: dict[str, Any]) -> AnswerSettings:
+def _describe_settings(arm_config: GenerateConfig, arm_setup: dict[str, Any],
+                       searched: dict[str, Any] | None = None) -> AnswerSettings:
+    """The arm's AnswerSettings (with the searched ones when given), recorded in its setup."""
     settings = AnswerSettings.resolve(arm_config)
+    if searched:
+        from ragtune.workflows.search_space import with_params
+
+        settings = with_params(settings, searched)
+        arm_setup["searched"] = dict(searched)
     arm_setup["prompt_style"] = settings.prompt_style
     arm_setup["context_sentences"] = settings.context_sentences
     return settings
@@ -375,23 +408,27 @@ def _answer_with(executor: AnswerExecutor, config: CompareConfig, adapters: dict
 
 
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
-            setup: dict[str, Any]) -> None:
-    """Every arm answers every group's questions not yet answered; rows are appended to the partial run."""
+            setup: dict[str, Any], searched: dict[str, dict[str, Any]]) -> None:
+    """Every arm answers every group's questions not yet answered; rows are appended to the partial run.
+    `searched[arm]`: the settings its search chose (retrieval mode and k included), else the run's own."""
     total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
     t_start = time.perf_counter()
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
             arm_config = _arm_generate_config(config, adapters, arm)
             generator = load_generator(arm_config)
-            settings = _describe_settings(arm_config, setup["arms"][arm])
+            chosen = searched.get(arm) or {}
+            settings = _describe_settings(arm_config, setup["arms"][arm], chosen)
+            mode, k = str(chosen.get("mode", config.mode)), int(chosen.get("k", config.k))
             task.update(description=f"Answering [{arm}]")
             reset_peak_memory()
             for group in groups:
                 todo = partial.todo(arm, group.examples, group.freshness)
                 if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
                     embedder = group.index.embedder if ARMS[arm].retrieval else None
-                    run_arm(arm, todo, generator, group.retriever, dataclasses.replace(settings, embedder=embedder),
-                            k=config.k, batch_size=config.batch_size, freshness=group.freshness,
+                    retriever = group.retriever if mode == config.mode else open_retriever(group.index, mode)
+                    run_arm(arm, todo, generator, retriever, dataclasses.replace(settings, embedder=embedder),
+                            k=k, batch_size=config.batch_size, freshness=group.freshness,
                             on_rows=partial.append, progress=task)
             setup["arms"][arm]["peak_memory_mb"] = round(peak_memory_mb(), 1)  # this arm's high-water mark (Linux)
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)

@@ -1,0 +1,51 @@
+"""`ragtune tune`: search one arm's settings on a validation split of the questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def tune(
+        index: Path = typer.Option(..., "--index", help="Index folder (ragtune ingest)."),
+        questions: Path = typer.Option(..., "--questions", help="ragtune QA JSONL or SQuAD JSON."),
+        out: Path = typer.Option(..., "--out", help="Folder for split.json, trials.jsonl and best.json."),
+        arm: str = typer.Option("rag", "--arm", help="base | rag | ft | ft_rag | raft"),
+        trials: int = typer.Option(20, "--trials", min=1, help="Distinct settings to try (the whole grid when it is smaller)."),
+        max_p95_ms: Optional[float] = typer.Option(None, "--max-p95-ms", min=0.001, help="Latency constraint: settings slower than this p95 on validation are never chosen."),
+        validation_share: float = typer.Option(0.3, "--validation-share", min=0.01, max=0.99, help="Share of the questions searched on (split by document)."),
+        seed: int = typer.Option(0, "--seed"),
+        resume: bool = typer.Option(False, "--resume", help="Continue the search in --out: recorded settings are not run again."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
+        model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
+        adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
+        raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
+    ) -> None:
+        """Split the questions by document and search the arm's settings on the validation part (extra ragtune\\[search])."""
+        import json
+
+        from ragtune.arms import parse_arms
+        from ragtune.cli.common import check_adapter_folder, check_output_folder
+        from ragtune.errors import InputError
+        from ragtune.workflows.tune import TuneConfig, run_tune
+
+        check_output_folder(out, "--out")
+        check_adapter_folder(adapter, "--adapter")
+        check_adapter_folder(raft_adapter, "--raft-adapter")
+        arms = parse_arms(arm)
+        if len(arms) != 1:
+            raise InputError(f"--arm takes one arm, got {arm!r} (run tune once per arm, or compare --search)")
+        config = TuneConfig(index=str(index), questions=str(questions), out=str(out), arm=arms[0], trials=trials,
+                            max_p95_ms=max_p95_ms, validation_share=validation_share, seed=seed, resume=resume,
+                            limit=limit, model=model, adapter=str(adapter) if adapter else None,
+                            raft_adapter=str(raft_adapter) if raft_adapter else None)
+        result = run_tune(config)
+        best = result.to_dict()
+        default = best["default_validation"] or {}
+        typer.echo(f"{result.arm}: {len(result.trials)} trial(s) ({result.sampler}), chosen {json.dumps(best['params'])}")
+        typer.echo(f"validation F1 {best['validation']['f1']:.3f} (defaults {default.get('f1', float('nan')):.3f}), "
+                   f"p95 {best['validation']['latency_ms_p95']:,.0f} ms → {out / 'best.json'}")

@@ -1,0 +1,288 @@
+"""Searching one arm's settings on the validation questions with Optuna (extra ragtune[search]).
+
+A trial answers every validation question through the one answer path (ragtune.evaluate.harness.run_arm:
+`retrieve` + `answer_from_hits`) with one configuration of the arm's space (ragtune.workflows.search_space)
+and scores token F1 — the metric `compare` reports. When the whole grid fits in the budget every configuration
+is tried (optuna's GridSampler); otherwise a seeded TPE sampler starts from the arm's defaults. A p95 latency
+limit is a constraint: a trial over it is recorded as infeasible and never chosen, however good its F1.
+
+Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
+not answered again. best.json holds the chosen settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ragtune.arms import ARMS
+from ragtune.errors import ConfigError, InputError, MissingExtraError
+from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
+from ragtune.evaluate.efficiency import latency_summary
+from ragtune.evaluate.harness import run_arm
+from ragtune.evaluate.run_files import write_text_atomic
+from ragtune.pipeline import AnswerSettings
+from ragtune.types import Example
+from ragtune.workflows.search_space import Choice, SearchSpace, with_params
+
+logger = logging.getLogger(__name__)
+
+TRIALS_FILE = "trials.jsonl"
+BEST_FILE = "best.json"
+
+
+@dataclass(frozen=True)
+class TrialMetrics:
+    """What one configuration scored on the questions it answered (scores in [0, 1], latency in ms)."""
+
+    f1: float
+    exact_match: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"f1": self.f1, "exact_match": self.exact_match, "latency_ms_p50": self.latency_ms_p50,
+                "latency_ms_p95": self.latency_ms_p95, "n": self.n}
+
+
+TrialRunner = Callable[[Mapping[str, Choice]], TrialMetrics]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated configuration: a trials.jsonl row."""
+
+    number: int
+    params: dict[str, Choice]
+    metrics: TrialMetrics
+    seconds: float
+    feasible: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.number, "params": self.params, "validation": self.metrics.to_dict(),
+                "seconds": round(self.seconds, 3), "feasible": self.feasible}
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Trial:
+        return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics(**row["validation"]),
+                   seconds=float(row["seconds"]), feasible=bool(row["feasible"]))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The search of one arm: its space, the defaults, every trial and the chosen one."""
+
+    arm: str
+    space: SearchSpace
+    defaults: dict[str, Choice]
+    trials: list[Trial]
+    best: Trial
+    sampler: str  # "grid" | "tpe"
+    max_p95_ms: float | None
+    seconds: float
+
+    @property
+    def default_trial(self) -> Trial | None:
+        return next((t for t in self.trials if t.params == self.defaults), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """best.json: the chosen settings and their validation figures, and what was searched."""
+        default = self.default_trial
+        return {"arm": self.arm, "params": self.best.params, "validation": self.best.metrics.to_dict(),
+                "trial": self.best.number, "default_params": self.defaults,
+                "default_validation": default.metrics.to_dict() if default else None,
+                "space": self.space.describe(), "sampler": self.sampler, "max_p95_ms": self.max_p95_ms,
+                "trials": len(self.trials), "feasible_trials": sum(t.feasible for t in self.trials),
+                "search_s": round(self.seconds, 2)}
+
+
+def require_optuna():
+    """The optuna module, or MissingExtraError naming the extra (ragtune[search])."""
+    try:
+        import optuna
+    except ImportError as exc:
+        raise MissingExtraError("optuna", "search") from exc
+    return optuna
+
+
+def params_key(params: Mapping[str, Choice]) -> str:
+    """The identity of a configuration (order-free), for resume and de-duplication."""
+    return json.dumps(dict(params), sort_keys=True)
+
+
+def read_trials(path: Path) -> dict[str, Trial]:
+    """The trials recorded in trials.jsonl, by configuration (a torn last line from a kill is skipped)."""
+    trials: dict[str, Trial] = {}
+    if not path.is_file():
+        return trials
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            trial = Trial.from_dict(json.loads(line))
+        except (ValueError, KeyError, TypeError):
+            continue
+        trials.setdefault(params_key(trial.params), trial)
+    return trials
+
+
+def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], runner: TrialRunner, out_dir: Path,
+               *, budget: int, seed: int = 0, max_p95_ms: float | None = None, resume: bool = False,
+               runs_db: str | None = None) -> SearchResult:
+    """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
+
+    `runner(params)` answers the validation questions with one configuration. Writes out_dir/trials.jsonl (one
+    row per trial, as it finishes) and out_dir/best.json; records the trials in the runs database. InputError
+    when no configuration meets `max_p95_ms`.
+    """
+    optuna = require_optuna()
+    if budget < 1:
+        raise ConfigError(f"search budget must be at least 1 trial, got {budget}")
+    defaults = dict(defaults)
+    space = space.including(defaults)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials_path = out_dir / TRIALS_FILE
+    recorded = read_trials(trials_path) if resume else {}
+    if not resume:
+        trials_path.unlink(missing_ok=True)
+    grid = space.size <= budget
+    target = space.size if grid else budget
+    seen: dict[str, Trial] = {}
+    started = time.perf_counter()
+
+    def objective(trial: Any) -> float:
+        params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
+        key = params_key(params)
+        result = seen.get(key)
+        if result is None and key in recorded:  # feasible under this search's limit, whatever it was before
+            result = replace(recorded[key], feasible=_feasible(recorded[key].metrics, max_p95_ms))
+        if result is None:
+            t0 = time.perf_counter()
+            metrics = runner(params)
+            number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
+            result = Trial(number, params, metrics, time.perf_counter() - t0, _feasible(metrics, max_p95_ms))
+            _append(trials_path, result)
+            logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
+                        metrics.latency_ms_p95)
+        seen.setdefault(key, result)
+        if max_p95_ms is not None:
+            _constrain(trial, result.metrics.latency_ms_p95 - max_p95_ms)
+        return result.metrics.f1
+
+    def enough(study: Any, _trial: Any) -> None:
+        if len(seen) >= target:
+            study.stop()
+
+    sampler = (optuna.samplers.GridSampler(space.grid(), seed=seed) if grid
+               else optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, budget // 3)),
+                                               **_constraints_func(optuna, max_p95_ms)))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "trial N finished" line per trial on stderr
+    try:
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        if not grid:
+            study.enqueue_trial(defaults)  # the defaults are the first trial: the baseline the search must beat
+        # TPE may propose a configuration again; those repeats cost nothing, and the cap ends a search that
+        # keeps repeating itself before it has `target` distinct ones.
+        study.optimize(objective, n_trials=target if grid else 20 * target + 20, callbacks=[enough])
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    trials = sorted(seen.values(), key=lambda t: t.number)
+    result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials,
+                          best=_best(arm, trials, defaults, max_p95_ms), sampler="grid" if grid else "tpe",
+                          max_p95_ms=max_p95_ms, seconds=time.perf_counter() - started)
+    write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    _record(out_dir, result, runs_db)
+    return result
+
+
+def _feasible(metrics: TrialMetrics, max_p95_ms: float | None) -> bool:
+    return max_p95_ms is None or metrics.latency_ms_p95 <= max_p95_ms
+
+
+def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], max_p95_ms: float | None) -> Trial:
+    """The feasible trial with the highest F1 (then EM); on a tie the defaults, then the earliest trial."""
+    feasible = [t for t in trials if t.feasible]
+    if not feasible:
+        fastest = min(t.metrics.latency_ms_p95 for t in trials)
+        raise InputError(f"no configuration of arm {arm!r} meets --max-p95-ms {max_p95_ms:g} on validation "
+                         f"(the fastest of {len(trials)} trial(s) had p95 {fastest:,.0f} ms)")
+    return max(feasible, key=lambda t: (t.metrics.f1, t.metrics.exact_match, t.params == dict(defaults), -t.number))
+
+
+def _constraints_func(optuna: Any, max_p95_ms: float | None) -> dict[str, Any]:
+    """optuna < 5 reads constraints through TPESampler(constraints_func=...); 5 through Trial.set_constraint."""
+    if max_p95_ms is None or hasattr(optuna.trial.Trial, "set_constraint"):
+        return {}
+    return {"constraints_func": lambda frozen: [frozen.user_attrs["p95_over_ms"]]}
+
+
+def _constrain(trial: Any, over_ms: float) -> None:
+    """Tell the sampler how far over the latency limit the trial was (<= 0: feasible)."""
+    if hasattr(trial, "set_constraint"):
+        trial.set_constraint("p95_over_ms", over_ms)
+    else:
+        trial.set_user_attr("p95_over_ms", over_ms)
+
+
+def _append(path: Path, trial: Trial) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(trial.to_dict()) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _record(out_dir: Path, result: SearchResult, runs_db: str | None) -> None:
+    from ragtune.runs_db import record_search
+
+    try:
+        record_search(out_dir, result.arm, [t.to_dict() for t in result.trials], best=result.best.number,
+                      db_path=runs_db)
+    except Exception as exc:  # noqa: BLE001 - the search files are written; a DB problem must not lose them
+        logger.warning("could not record the search in the runs database: %s", exc)
+
+
+class AnswerTrials:
+    """A TrialRunner over the one answer path: `arm` answers `examples` with a configuration's settings.
+
+    `base` is the arm's AnswerSettings.resolve(...) (as compare runs it); a configuration replaces its prompt
+    style, context sentences and answer length, and chooses the retrieval mode and k for arms that retrieve.
+    """
+
+    def __init__(self, arm: str, examples: list[Example], generator: Any, index: Any, base: AnswerSettings, *,
+                 k: int, mode: str, batch_size: int = 8):
+        if not examples:
+            raise InputError(f"arm {arm!r}: no questions to search on")
+        self.arm, self.examples, self.generator, self.index = arm, examples, generator, index
+        self.base, self.k, self.mode, self.batch_size = base, k, mode, batch_size
+        self._retrievers: dict[str, Any] = {}
+
+    def __call__(self, params: Mapping[str, Choice]) -> TrialMetrics:
+        rows = self.rows(params)
+        golds = [r["gold_answers"] for r in rows]
+        answers = [r["answer"] for r in rows]
+        f1s, ems = f1_batch(answers, golds), exact_match_batch(answers, golds)
+        latency = latency_summary([r["retrieve_ms"] for r in rows], [r["generate_ms"] for r in rows])
+        return TrialMetrics(f1=sum(f1s) / len(f1s), exact_match=sum(ems) / len(ems),
+                            latency_ms_p50=latency["latency_ms_p50"], latency_ms_p95=latency["latency_ms_p95"],
+                            n=len(rows))
+
+    def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
+        """The prediction rows of one configuration (the predictions.jsonl row shape)."""
+        retrieves = ARMS[self.arm].retrieval
+        settings = replace(with_params(self.base, params), embedder=self.index.embedder if retrieves else None)
+        retriever = self._retriever(str(params.get("mode", self.mode))) if retrieves else None
+        return run_arm(self.arm, self.examples, self.generator, retriever, settings,
+                       k=int(params.get("k", self.k)), batch_size=self.batch_size)
+
+    def _retriever(self, mode: str) -> Any:
+        if mode not in self._retrievers:
+            from ragtune.retrieve import open_retriever
+
+            self._retrievers[mode] = open_retriever(self.index, mode)
+        return self._retrievers[mode]

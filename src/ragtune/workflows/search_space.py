@@ -1,0 +1,110 @@
+"""What `ragtune tune` and `compare --search` may change for each arm, declared as data in this one place.
+
+Only inference-side settings are searched: the retrieval mode and k of arms that retrieve, and how hits become
+an answer (sentences kept per passage, prompt style, answer length). Chunk size (a re-chunked index) and the
+training settings of tuned arms (epochs, learning rate) are not searched yet. Each arm's own default settings
+are always part of its space, so "searched" can never be worse than "default" on validation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ragtune.arms import ARMS
+from ragtune.errors import ConfigError
+from ragtune.pipeline import AnswerSettings
+
+Choice = str | int
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting and the values it may take."""
+
+    name: str
+    choices: tuple[Choice, ...]
+    help: str
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The settings searched for one arm: a small categorical grid."""
+
+    params: tuple[Param, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def size(self) -> int:
+        """The number of distinct configurations (the grid's size)."""
+        return math.prod(len(p.choices) for p in self.params)
+
+    def grid(self) -> dict[str, list[Choice]]:
+        """{name: choices}, as optuna's GridSampler and CategoricalDistribution take them."""
+        return {p.name: list(p.choices) for p in self.params}
+
+    def including(self, params: Mapping[str, Any]) -> SearchSpace:
+        """This space with each value of `params` (an arm's defaults) added to its setting's choices when absent."""
+        missing = [n for n in self.names if n not in params]
+        if missing:
+            raise ConfigError(f"default settings lack {missing} of the search space {list(self.names)}")
+        return SearchSpace(tuple(
+            p if params[p.name] in p.choices else Param(p.name, (params[p.name], *p.choices), p.help)
+            for p in self.params
+        ))
+
+    def describe(self) -> dict[str, list[Choice]]:
+        """The JSON form written to best.json and results.json."""
+        return self.grid()
+
+
+RETRIEVAL = (
+    Param("mode", ("hybrid", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
+    Param("k", (3, 5), "passages retrieved per question"),
+    Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
+)
+ANSWER = (
+    Param("prompt_style", ("guided", "plain"), "guided: worked examples before the question"),
+    Param("max_new_tokens", (32, 64), "longest answer generated"),
+)
+
+# Arms that retrieve search retrieval and answering; closed-book arms only how they answer.
+SEARCH_SPACES: dict[str, SearchSpace] = {
+    "base": SearchSpace(ANSWER),
+    "rag": SearchSpace(RETRIEVAL + ANSWER),
+    "ft": SearchSpace(ANSWER),
+    "ft_rag": SearchSpace(RETRIEVAL + ANSWER),
+    "raft": SearchSpace(RETRIEVAL + ANSWER),
+}
+
+
+def space_for(arm: str) -> SearchSpace:
+    """The search space of `arm` (an arm name of ragtune.arms.ARMS)."""
+    if arm not in SEARCH_SPACES:
+        raise ConfigError(f"no search space for arm {arm!r} (arms: {', '.join(ARMS)})")
+    return SEARCH_SPACES[arm]
+
+
+def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_sentences: int,
+                   max_new_tokens: int) -> dict[str, Choice]:
+    """The settings `arm` runs with when nothing is searched, restricted to its space's names.
+
+    >>> default_params("base", mode="hybrid", k=3, prompt_style="guided", context_sentences=3, max_new_tokens=64)
+    {'prompt_style': 'guided', 'max_new_tokens': 64}
+    """
+    every = {"mode": mode, "k": k, "context_sentences": context_sentences, "prompt_style": prompt_style,
+             "max_new_tokens": max_new_tokens}
+    return {name: every[name] for name in space_for(arm).names}
+
+
+ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens")  # the AnswerSettings fields searched
+
+
+def with_params(settings: AnswerSettings, params: Mapping[str, Any]) -> AnswerSettings:
+    """`settings` with the answer settings a configuration chooses (retrieval mode and k are the retriever's)."""
+    return replace(settings, **{name: params[name] for name in ANSWER_SETTINGS if name in params})

@@ -1,0 +1,170 @@
+"""`ragtune tune` and `compare --search`: each arm's settings searched on a validation split of the questions.
+
+The questions are split by document (ragtune.workflows.validation_split); every arm's space
+(ragtune.workflows.search_space) is searched on the validation part (ragtune.workflows.search). `ragtune tune`
+stops there (trials.jsonl, best.json, split.json in --out); `compare --search` then answers the test part once
+with each arm's winner — the only figures its report compares — and also scores each arm's defaults on test,
+so the report can say what the search gained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ragtune.arms import parse_arms
+from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
+from ragtune.errors import ConfigError
+from ragtune.evaluate.run_files import write_text_atomic
+from ragtune.generate import load_generator
+from ragtune.pipeline import AnswerSettings
+from ragtune.types import Example
+from ragtune.workflows.compare import CompareConfig, _arm_generate_config, _check_inputs
+from ragtune.workflows.search import AnswerTrials, SearchResult, TrialMetrics, require_optuna, search_arm
+from ragtune.workflows.search_space import default_params, space_for
+from ragtune.workflows.validation_split import DEFAULT_VALIDATION_SHARE, Split, split_by_document
+
+logger = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
+DEFAULT_TRIALS = 20
+
+
+class TuneConfig(StrictModel):
+    """`ragtune tune`: one arm's settings searched on the validation part of the questions."""
+
+    index: str
+    questions: str
+    out: str
+    arm: str = "rag"
+    trials: int = Field(DEFAULT_TRIALS, ge=1)
+    max_p95_ms: float | None = Field(None, gt=0)
+    validation_share: float = Field(DEFAULT_VALIDATION_SHARE, gt=0, lt=1)
+    seed: int = 0
+    resume: bool = False
+    limit: int | None = Field(None, ge=1)
+    model: str = BUNDLED
+    adapter: str | None = None  # SFT adapter for ft / ft_rag
+    raft_adapter: str | None = None  # RAFT adapter for raft
+    k: int = Field(3, ge=1)  # the defaults the search starts from (compare's)
+    mode: RetrieveMode = "hybrid"
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(8, ge=1)
+    runs_db: str | None = None
+
+    def compare_config(self) -> CompareConfig:
+        """The one-arm comparison whose inputs and defaults this search shares."""
+        return CompareConfig(index=self.index, questions=self.questions, out=self.out, arms=(self.arm,),
+                             adapter=self.adapter, raft_adapter=self.raft_adapter, limit=self.limit, seed=self.seed,
+                             k=self.k, mode=self.mode, model=self.model, max_new_tokens=self.max_new_tokens,
+                             batch_size=self.batch_size, search=self.trials, max_p95_ms=self.max_p95_ms,
+                             validation_share=self.validation_share, resume=self.resume, overwrite=True,
+                             runs_db=self.runs_db)  # overwrite: --out is checked by run_tune, not as a run folder
+
+
+def run_tune(config: TuneConfig) -> SearchResult:
+    """Split the questions, search the arm on validation; writes config.json, split.json, trials.jsonl and best.json
+    in out."""
+    parse_arms([config.arm])  # a known arm, else InputError naming the choices
+    out = Path(config.out)
+    if not config.resume and any((out / name).exists() for name in (SPLIT_FILE, "trials.jsonl", "best.json")):
+        raise ConfigError(f"--out {str(out)!r} already holds a search: --resume to continue it, or choose another "
+                          "--out")
+    compare = config.compare_config()
+    require_optuna()  # the extra is there, before any model loads
+    inputs = _check_inputs(compare)
+    split = split_questions(inputs.examples, compare, out)
+    write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
+    arm_config = _arm_generate_config(compare, inputs.adapters, config.arm)
+    return _search(compare, config.arm, arm_config, inputs.index, split.validation, out)
+
+
+def split_questions(examples: list[Example], config: CompareConfig, out: Path) -> Split:
+    """The validation/test split, written to out/split.json; on resume it must be the one recorded there."""
+    split = split_by_document(examples, config.validation_share, config.seed)
+    path = out / SPLIT_FILE
+    if config.resume and path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if recorded != split.to_dict():
+            raise ConfigError(f"--resume: the questions, --seed or --validation-share differ from the search in "
+                              f"{str(out)!r} (its split.json); use the same ones, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(split.to_dict(), indent=2) + "\n")
+    logger.info("split: %d validation, %d test questions", len(split.validation), len(split.test))
+    return split
+
+
+def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: Any, examples: list[Example],
+            out: Path) -> SearchResult:
+    runner = _runner(config, arm, arm_config, index, examples)
+    return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base), runner, out,
+                      budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
+                      resume=config.resume, runs_db=config.runs_db)
+
+
+def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: Any,
+            examples: list[Example]) -> AnswerTrials:
+    return AnswerTrials(arm, examples, load_generator(arm_config), index, AnswerSettings.resolve(arm_config),
+                        k=config.k, mode=config.mode, batch_size=config.batch_size)
+
+
+def _defaults(config: CompareConfig, arm: str, base: AnswerSettings) -> dict[str, Any]:
+    return default_params(arm, mode=config.mode, k=config.k, prompt_style=base.prompt_style,
+                          context_sentences=base.context_sentences, max_new_tokens=base.max_new_tokens)
+
+
+@dataclass(frozen=True)
+class ArmSearch:
+    """One arm's search for a comparison: the search, and its defaults' figures on the test questions."""
+
+    search: SearchResult
+    default_test: TrialMetrics | None  # None when the defaults won (the winner's test figures are theirs)
+
+
+@dataclass(frozen=True)
+class ComparisonSearch:
+    """Every arm searched on validation, ready for the test run of `compare --search`."""
+
+    split: Split
+    arms: dict[str, ArmSearch]
+
+    def params(self, arm: str) -> dict[str, Any]:
+        """The settings `arm` answers the test questions with."""
+        return dict(self.arms[arm].search.best.params)
+
+    def summary(self, test_metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """results.json's "search" section; `test_metrics` is results.json's arms[arm]["metrics"]."""
+        arms = {}
+        for arm, found in self.arms.items():
+            search = found.search
+            test = test_metrics.get(arm) or {}
+            default_test = found.default_test.to_dict() if found.default_test else {
+                "f1": test.get("f1"), "exact_match": test.get("exact_match")}
+            gain = None if test.get("f1") is None or default_test["f1"] is None else test["f1"] - default_test["f1"]
+            arms[arm] = {**search.to_dict(), "test": {"f1": test.get("f1"), "exact_match": test.get("exact_match"),
+                                                       "latency_ms_p95": test.get("latency_ms_p95")},
+                         "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
+                         "gain_f1": gain}
+        return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
+                "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
+                "arms": arms}
+
+
+def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
+                       arm_configs: dict[str, GenerateConfig], out: Path) -> ComparisonSearch:
+    """`compare --search`: split, search every arm on validation (out/<arm>/), score each arm's defaults on test
+    when the search chose something else."""
+    split = split_questions(examples, config, out)
+    arms = {}
+    for arm in config.arms:
+        search = _search(config, arm, arm_configs[arm], index, split.validation, out / arm)
+        default_test = None
+        if search.best.params != search.defaults:
+            default_test = _runner(config, arm, arm_configs[arm], index, split.test)(search.defaults)
+        arms[arm] = ArmSearch(search, default_test)
+    return ComparisonSearch(split, arms)

@@ -1,0 +1,60 @@
+"""`ragtune tune` and `compare --search` usage errors: one line, exit 2, before any model loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_tree import assert_usage_error, run_main
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.index import Index
+from ragtune.types import Document
+
+
+@pytest.fixture()
+def index_and_questions(tmp_path: Path) -> tuple[str, str]:
+    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document("a.md", "The harbour master is Ilse Varga.", "A")])
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Who is the master {i}?",
+                                             "answer": "Ilse Varga", "doc_id": "a.md"}) + "\n" for i in range(3)))
+    return str(tmp_path / "index"), str(questions)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "cannot split 3 question(s) into validation and test by document"),
+    (["--arm", "rag,base"], "--arm takes one arm"),
+    (["--arm", "nope"], "unknown arm 'nope'"),
+    (["--validation-share", "1.5"], "--validation-share"),
+    (["--trials", "0"], "--trials"),
+])
+def test_tune_usage_errors_are_one_line(index_and_questions, tmp_path, capsys, extra, message):
+    index, questions = index_and_questions
+    argv = ["tune", "--index", index, "--questions", questions, "--out", str(tmp_path / "out"), *extra]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert message in err
+
+
+def test_compare_search_with_too_few_documents_is_one_line(index_and_questions, tmp_path, capsys):
+    index, questions = index_and_questions
+    argv = ["compare", "--index", index, "--questions", questions, "--out", str(tmp_path / "run"), "--arms", "base",
+            "--search", "2"]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert "cannot split 3 question(s)" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_without_optuna_the_search_names_the_extra(index_and_questions, tmp_path, capsys, monkeypatch, command):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    index, questions = index_and_questions
+    argv = [command, "--index", index, "--questions", questions, "--out", str(tmp_path / "out")]
+    argv += ["--search", "2", "--arms", "base"] if command == "compare" else []
+    code, _out, err = run_main(argv, capsys)
+    assert code == 4 and err.strip().splitlines() == ["error: optuna is not installed: pip install 'ragtune[search]'"]

@@ -1,0 +1,223 @@
+"""The settings search without a model: the space as data, the split by document, Optuna's search with a fake
+trial runner (constraint, resume, grid vs TPE), and the runs-database record."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ragtune.arms import ARMS
+from ragtune.errors import ConfigError, InputError
+from ragtune.types import Example
+from ragtune.workflows import search_space
+from ragtune.workflows.search import TrialMetrics, read_trials, search_arm
+from ragtune.workflows.search_space import Param, SearchSpace, default_params, space_for
+from ragtune.workflows.validation_split import split_by_document
+
+pytest.importorskip("optuna")
+
+SPACE = SearchSpace((Param("mode", ("hybrid", "dense", "bm25"), ""), Param("k", (3, 5), "")))  # 6 configurations
+DEFAULTS = {"mode": "hybrid", "k": 3}
+
+
+class FakeRunner:
+    """Scores a configuration from a table (F1, p95 ms) and counts the calls."""
+
+    def __init__(self, table: dict[tuple, tuple[float, float]]):
+        self.table = table
+        self.calls: list[dict] = []
+
+    def __call__(self, params) -> TrialMetrics:
+        self.calls.append(dict(params))
+        f1, p95 = self.table[(params["mode"], params["k"])]
+        return TrialMetrics(f1=f1, exact_match=f1 / 2, latency_ms_p50=p95 / 2, latency_ms_p95=p95, n=4)
+
+
+TABLE = {("hybrid", 3): (0.40, 100.0), ("hybrid", 5): (0.50, 200.0), ("dense", 3): (0.30, 90.0),
+         ("dense", 5): (0.35, 150.0), ("bm25", 3): (0.45, 80.0), ("bm25", 5): (0.90, 900.0)}
+
+
+def _example(qid: str, doc: str | None, many: list[str] | None = None) -> Example:
+    return Example(question=f"question {qid}?", answer="x", doc_id=doc or "", qid=qid,
+                   metadata={"doc_ids": many} if many else {})
+
+
+# --- the space, declared as data ------------------------------------------------------------------------------
+
+def test_every_arm_has_a_space_and_closed_book_arms_search_only_answering():
+    assert set(search_space.SEARCH_SPACES) == set(ARMS)
+    for arm, spec in ARMS.items():
+        names = space_for(arm).names
+        if spec.retrieval:
+            assert names == ("mode", "k", "context_sentences", "prompt_style", "max_new_tokens")
+        else:
+            assert names == ("prompt_style", "max_new_tokens")
+    assert space_for("rag").size == 3 * 2 * 2 * 2 * 2 and space_for("base").size == 4
+
+
+def test_the_defaults_join_the_space_when_they_are_not_in_it():
+    defaults = default_params("rag", mode="hybrid", k=4, prompt_style="guided", context_sentences=3, max_new_tokens=7)
+    assert defaults == {"mode": "hybrid", "k": 4, "context_sentences": 3, "prompt_style": "guided", "max_new_tokens": 7}
+    widened = space_for("rag").including(defaults)
+    assert widened.grid()["k"] == [4, 3, 5] and widened.grid()["max_new_tokens"] == [7, 32, 64]
+    assert widened.grid()["mode"] == ["hybrid", "dense", "bm25"]  # already there: unchanged
+    with pytest.raises(ConfigError, match="lack"):
+        space_for("rag").including({"mode": "bm25"})
+
+
+def test_the_searched_configurations_are_the_declared_space(tmp_path: Path, monkeypatch):
+    """What is declared in SEARCH_SPACES is exactly what is tried: a changed declaration changes the search."""
+    monkeypatch.setitem(search_space.SEARCH_SPACES, "base", SearchSpace((Param("max_new_tokens", (8, 16, 24), ""),)))
+    runner_calls: list[dict] = []
+
+    def runner(params):
+        runner_calls.append(dict(params))
+        return TrialMetrics(f1=params["max_new_tokens"] / 100, exact_match=0.0, latency_ms_p50=1, latency_ms_p95=1, n=1)
+
+    result = search_arm("base", space_for("base"), {"max_new_tokens": 16}, runner, tmp_path, budget=10)
+    assert sorted(c["max_new_tokens"] for c in runner_calls) == [8, 16, 24]  # the whole (small) grid, once each
+    assert result.sampler == "grid" and result.best.params == {"max_new_tokens": 24}
+
+
+# --- the split by document ------------------------------------------------------------------------------------
+
+def test_split_keeps_each_document_on_one_side_and_is_seeded():
+    examples = [_example(f"q{i}", f"doc{i % 5}.md") for i in range(20)]  # 5 documents, 4 questions each
+    split = split_by_document(examples, share=0.3, seed=1)
+    val_docs = {e.doc_id for e in split.validation}
+    test_docs = {e.doc_id for e in split.test}
+    assert val_docs and test_docs and not val_docs & test_docs
+    assert len(split.validation) == 8  # two whole documents: the first reaching 30% of 20
+    assert len(split.validation) + len(split.test) == 20
+    again = split_by_document(examples, share=0.3, seed=1)
+    assert again.to_dict() == split.to_dict()
+    assert split.to_dict()["validation"] == [e.qid for e in split.validation]
+    other_seeds = {tuple(split_by_document(examples, share=0.3, seed=s).to_dict()["validation"]) for s in range(6)}
+    assert len(other_seeds) > 1
+
+
+def test_questions_sharing_any_gold_document_stay_together():
+    examples = [_example("a", None, ["d1.md", "d2.md"]), _example("b", "d2.md"), _example("c", "d3.md"),
+                _example("d", "d1.md"), _example("e", "d4.md"), _example("f", None)]
+    for seed in range(8):
+        split = split_by_document(examples, share=0.5, seed=seed)
+        val = {e.qid for e in split.validation}
+        assert {"a", "b", "d"} <= val or not {"a", "b", "d"} & val  # one group: never split apart
+        assert split.groups == 4  # {a,b,d}, {c}, {e}, {f}
+
+
+def test_too_few_questions_to_split_is_a_clear_error():
+    with pytest.raises(InputError, match="at least 2 are needed"):
+        split_by_document([_example("a", "d1.md"), _example("b", "d1.md")])
+    with pytest.raises(InputError, match="between 0 and 1"):
+        split_by_document([_example("a", "d1.md"), _example("b", "d2.md")], share=1.0)
+
+
+# --- the search -----------------------------------------------------------------------------------------------
+
+def test_grid_when_the_space_fits_the_budget_writes_every_trial(tmp_path: Path):
+    runner = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=6)
+    assert result.sampler == "grid" and len(runner.calls) == 6
+    assert result.best.params == {"mode": "bm25", "k": 5}
+    rows = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and [r["trial"] for r in rows] == list(range(6))
+    assert set(rows[0]) == {"trial", "params", "validation", "seconds", "feasible"}
+    assert set(rows[0]["validation"]) == {"f1", "exact_match", "latency_ms_p50", "latency_ms_p95", "n"}
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["params"] == {"mode": "bm25", "k": 5} and best["validation"]["f1"] == pytest.approx(0.90)
+    assert best["default_params"] == DEFAULTS and best["default_validation"]["f1"] == pytest.approx(0.40)
+    assert best["space"] == {"mode": ["hybrid", "dense", "bm25"], "k": [3, 5]} and best["trials"] == 6
+
+
+def test_the_latency_constraint_excludes_infeasible_trials(tmp_path: Path):
+    """bm25/k=5 has the best F1 but a p95 over the limit: it is recorded, marked infeasible, never chosen."""
+    runner = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=6, max_p95_ms=250)
+    infeasible = [t for t in result.trials if not t.feasible]
+    assert [t.params for t in infeasible] == [{"mode": "bm25", "k": 5}]
+    assert result.best.params == {"mode": "hybrid", "k": 5}  # the best F1 among the feasible ones
+    assert json.loads((tmp_path / "best.json").read_text())["feasible_trials"] == 5
+
+
+def test_no_feasible_configuration_is_a_clear_error_and_keeps_the_trials(tmp_path: Path):
+    with pytest.raises(InputError, match="no configuration of arm 'rag' meets --max-p95-ms 10"):
+        search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, max_p95_ms=10)
+    assert len(read_trials(tmp_path / "trials.jsonl")) == 6
+
+
+def test_tpe_starts_from_the_defaults_and_tries_distinct_configurations(tmp_path: Path):
+    runner = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=4, seed=3)
+    assert result.sampler == "tpe"
+    assert runner.calls[0] == DEFAULTS  # the baseline the search must beat
+    assert len(runner.calls) == 4 and len({json.dumps(c, sort_keys=True) for c in runner.calls}) == 4
+    assert all(c["mode"] in ("hybrid", "dense", "bm25") and c["k"] in (3, 5) for c in runner.calls)
+    again = FakeRunner(TABLE)
+    search_arm("rag", SPACE, DEFAULTS, again, tmp_path / "again", budget=4, seed=3)
+    assert again.calls == runner.calls  # seeded
+
+
+def test_a_tie_keeps_the_defaults(tmp_path: Path):
+    flat = {key: (0.5, 10.0) for key in TABLE}
+    result = search_arm("rag", SPACE, DEFAULTS, FakeRunner(flat), tmp_path, budget=6)
+    assert result.best.params == DEFAULTS
+
+
+def test_resume_skips_the_trials_already_recorded(tmp_path: Path):
+    class Crash(Exception):
+        pass
+
+    first = FakeRunner(TABLE)
+
+    def crashing(params):
+        if len(first.calls) == 3:
+            raise Crash
+        return first(params)
+
+    with pytest.raises(Crash):
+        search_arm("rag", SPACE, DEFAULTS, crashing, tmp_path, budget=6)
+    assert len(read_trials(tmp_path / "trials.jsonl")) == 3
+    second = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, second, tmp_path, budget=6, resume=True)
+    done_before = [json.dumps(c, sort_keys=True) for c in first.calls]
+    assert len(second.calls) == 3 and not {json.dumps(c, sort_keys=True) for c in second.calls} & set(done_before)
+    assert len(result.trials) == 6 and result.best.params == {"mode": "bm25", "k": 5}
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 6
+    # a resumed search judges the recorded trials by its own latency limit
+    stricter = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, resume=True, max_p95_ms=250)
+    assert stricter.best.params == {"mode": "hybrid", "k": 5}
+    assert [t.params for t in stricter.trials if not t.feasible] == [{"mode": "bm25", "k": 5}]
+    # without --resume the search starts over
+    third = FakeRunner(TABLE)
+    search_arm("rag", SPACE, DEFAULTS, third, tmp_path, budget=6)
+    assert len(third.calls) == 6
+
+
+def test_the_trials_are_recorded_in_the_runs_database(tmp_path: Path):
+    db = tmp_path / "runs.sqlite"
+    search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path / "s", budget=6, max_p95_ms=250,
+               runs_db=str(db))
+    rows = sqlite3.connect(db).execute(
+        "SELECT arm, params_json, f1, feasible, chosen FROM search_trials ORDER BY trial").fetchall()
+    assert len(rows) == 6 and {r[0] for r in rows} == {"rag"}
+    chosen = [json.loads(r[1]) for r in rows if r[4]]
+    assert chosen == [{"k": 5, "mode": "hybrid"}]
+    assert [json.loads(r[1]) for r in rows if not r[3]] == [{"k": 5, "mode": "bm25"}]
+    # a resumed search replaces its rows rather than adding a second copy
+    search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path / "s", budget=6, max_p95_ms=250,
+               resume=True, runs_db=str(db))
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM search_trials").fetchone()[0] == 6
+
+
+def test_missing_optuna_names_the_extra(tmp_path: Path, monkeypatch):
+    import sys
+
+    from ragtune.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'ragtune\[search\]'"):
+        search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6)

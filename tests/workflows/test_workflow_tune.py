@@ -1,0 +1,177 @@
+"""`ragtune tune` and `compare --search` end to end with a tiny random LM and the hashing embedder (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.errors import ConfigError, InputError
+from ragtune.index import Index
+from ragtune.types import Document
+from ragtune.workflows.compare import CompareConfig, run_compare
+from ragtune.workflows.tune import TuneConfig, run_tune
+
+pytest.importorskip("optuna")
+
+DOCS = [
+    Document("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952.", "Harbour"),
+    Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
+    Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
+    Document("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell.", "Garden"),
+]
+QUESTIONS = [
+    {"id": "a1", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
+    {"id": "a2", "question": "When did the harbour open?", "answer": "1952", "doc_id": "harbour.md"},
+    {"id": "b1", "question": "How many charts does the library hold?", "answer": "4,200", "doc_id": "library.md"},
+    {"id": "b2", "question": "Who runs the library?", "answer": "Tomas Brede", "doc_id": "library.md"},
+    {"id": "c1", "question": "Who is the chef?", "answer": "Anwen Lark", "doc_id": "kitchen.md"},
+    {"id": "c2", "question": "When is soup served?", "answer": "Tuesdays", "doc_id": "kitchen.md"},
+    {"id": "d1", "question": "How many apple trees are there?", "answer": "12", "doc_id": "garden.md"},
+    {"id": "d2", "question": "Who is the gardener?", "answer": "Oona Pell", "doc_id": "garden.md"},
+]
+DOC_OF = {q["id"]: q["doc_id"] for q in QUESTIONS}
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, tiny_lm_dir: Path, monkeypatch) -> dict:
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents(DOCS)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    return {"index": str(tmp_path / "index"), "questions": str(questions), "model": str(tiny_lm_dir),
+            "tmp": tmp_path}
+
+
+def _tune(setup: dict, **changes) -> TuneConfig:
+    base = dict(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "tune"), arm="rag",
+                trials=3, model=setup["model"], max_new_tokens=4, k=2)
+    return TuneConfig(**{**base, **changes})
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_tune_writes_split_trials_and_best(setup):
+    result = run_tune(_tune(setup))
+    out = setup["tmp"] / "tune"
+    split = json.loads((out / "split.json").read_text())
+    assert sorted(split["validation"] + split["test"]) == sorted(DOC_OF)
+    assert not {DOC_OF[q] for q in split["validation"]} & {DOC_OF[q] for q in split["test"]}  # by document
+    trials = _lines(out / "trials.jsonl")
+    assert len(trials) == 3 and result.sampler == "tpe"
+    assert trials[0]["params"] == {"mode": "hybrid", "k": 2, "context_sentences": 3, "prompt_style": "guided",
+                                   "max_new_tokens": 4}  # the arm's defaults (compare's) come first
+    assert all(t["validation"]["n"] == len(split["validation"]) and t["feasible"] for t in trials)
+    best = json.loads((out / "best.json").read_text())
+    assert best["params"] in [t["params"] for t in trials]
+    assert best["validation"]["f1"] == max(t["validation"]["f1"] for t in trials)
+    assert best["space"]["mode"] == ["hybrid", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
+    assert json.loads((out / "config.json").read_text())["trials"] == 3
+
+
+def test_tune_rejects_an_unknown_arm_before_any_work(setup):
+    with pytest.raises(InputError, match="unknown arm 'nope'"):
+        run_tune(_tune(setup, arm="nope"))
+    assert not (setup["tmp"] / "tune").exists()
+
+
+def test_tune_resume_answers_only_new_settings(setup, monkeypatch):
+    run_tune(_tune(setup, trials=2))
+    calls = []
+    real = __import__("ragtune.evaluate.harness", fromlist=["run_arm"]).run_arm
+
+    def counting(arm, examples, *args, **kwargs):
+        calls.append(arm)
+        return real(arm, examples, *args, **kwargs)
+
+    monkeypatch.setattr("ragtune.workflows.search.run_arm", counting)
+    with pytest.raises(ConfigError, match="already holds a search"):
+        run_tune(_tune(setup, trials=3))
+    result = run_tune(_tune(setup, trials=3, resume=True))
+    assert len(calls) == 1 and len(result.trials) == 3
+    assert len(_lines(setup["tmp"] / "tune" / "trials.jsonl")) == 3
+    with pytest.raises(ConfigError, match="split.json"):
+        run_tune(_tune(setup, trials=3, resume=True, seed=5))
+
+
+def test_tune_with_too_few_documents_fails_before_any_model_loads(setup):
+    one_doc = setup["tmp"] / "one.jsonl"
+    one_doc.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS[:2]))
+    with pytest.raises(InputError, match="cannot split 2 question"):
+        run_tune(_tune(setup, questions=str(one_doc)))
+
+
+def test_compare_search_reports_only_the_test_split(setup):
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("base", "rag"), model=setup["model"], max_new_tokens=4, k=2, search=2)
+    run = run_compare(config)
+    split = json.loads((run / "search" / "split.json").read_text())
+    test_ids = set(split["test"])
+    rows = _lines(run / "predictions.jsonl")
+    assert {r["qid"] for r in rows} == test_ids and len(rows) == 2 * len(test_ids)  # never a validation question
+    results = json.loads((run / "results.json").read_text())
+    assert results["setup"]["questions"] == len(test_ids)
+    assert all(results["arms"][a]["n"] == len(test_ids) for a in ("base", "rag"))
+    search = results["search"]
+    assert search["validation_questions"] == len(split["validation"]) and search["test_questions"] == len(test_ids)
+    for arm in ("base", "rag"):
+        trials = _lines(run / "search" / arm / "trials.jsonl")
+        best = json.loads((run / "search" / arm / "best.json").read_text())
+        assert len(trials) == 2 and all(t["validation"]["n"] == len(split["validation"]) for t in trials)
+        info = search["arms"][arm]
+        assert info["params"] == best["params"] and info["trials"] == 2
+        assert info["test"]["f1"] == pytest.approx(results["arms"][arm]["metrics"]["f1"])  # the winner's test figure
+        assert info["gain_f1"] == pytest.approx(info["test"]["f1"] - info["default_test"]["f1"])
+        assert results["setup"]["arms"][arm]["searched"] == best["params"]
+    assert set(search["arms"]["base"]["params"]) == {"prompt_style", "max_new_tokens"}
+    html = (run / "report.html").read_text()
+    assert 'id="search"' in html and "Settings searched on a validation split" in html
+
+
+def test_compare_without_search_has_no_search_section(setup):
+    run = run_compare(CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                                    arms=("base",), model=setup["model"], max_new_tokens=4, k=2))
+    assert "search" not in json.loads((run / "results.json").read_text())
+    assert not (run / "search").exists() and 'id="search"' not in (run / "report.html").read_text()
+
+
+def test_compare_search_refuses_ray(setup):
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("base",), model=setup["model"], search=2)
+    with pytest.raises(ConfigError, match="drop --ray"):
+        run_compare(config, executor=lambda *a: {})
+
+
+def test_compare_search_resume_does_not_search_again(setup, monkeypatch):
+    """A run killed while answering the test split resumes with the recorded trials: no validation question is
+    answered again."""
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model=setup["model"], max_new_tokens=4, k=2, search=2)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while answering the test split")
+
+    monkeypatch.setattr("ragtune.workflows.compare.run_arm", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_compare(config)
+    partial = setup["tmp"] / "run.partial" / "search"
+    validation = set(json.loads((partial / "split.json").read_text())["validation"])
+    assert len(_lines(partial / "rag" / "trials.jsonl")) == 2
+    monkeypatch.undo()
+    answered: list[set[str]] = []
+    real = __import__("ragtune.evaluate.harness", fromlist=["run_arm"]).run_arm
+
+    def recording(arm, examples, *args, **kwargs):
+        answered.append({e.qid for e in examples})
+        return real(arm, examples, *args, **kwargs)
+
+    monkeypatch.setattr("ragtune.workflows.search.run_arm", recording)
+    run = run_compare(config.model_copy(update={"resume": True}))
+    assert not any(qids & validation for qids in answered)
+    assert len(_lines(run / "search" / "rag" / "trials.jsonl")) == 2
+    assert json.loads((run / "results.json").read_text())["search"]["arms"]["rag"]["trials"] == 2
