@@ -57,3 +57,13 @@ def test_cli_bad_ray_address_exits_2_before_any_work(tmp_path, capsys):
         assert exited.value.code == 2
         assert "bad --ray address 'nowhere'" in capsys.readouterr().err
     assert not (tmp_path / "idx").exists()
+
+
+def test_a_ray_data_run_starts_no_usage_poller_in_the_driver(ray_local):
+    """Ray Data's usage collector polls a Prometheus on localhost:9090 from driver threads that outlive the run
+    and log tracebacks; on Python 3.11 those raced an `ast` parse elsewhere (a SystemError in np.load in CI)."""
+    import threading
+
+    rows = ray_local.data.range(8).map_batches(lambda batch: batch).take_all()
+    assert len(rows) == 8
+    assert [t.name for t in threading.enumerate() if "usage" in t.name] == []

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 LOCAL = "local"  # `--ray local`: start a local instance on loopback
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2  # a small shared-memory store: batches stream, nothing large is kept
 _LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Held for the whole session, local or joined: Ray Data reads these at every execution, and with usage stats on its
+# driver starts background threads that poll a Prometheus on localhost:9090 and log tracebacks when none answers
+# (formatting a traceback parses source with `ast` on Python 3.11, which races an `ast` parse in another thread:
+# "SystemError: AST constructor recursion depth mismatch" in an unrelated np.load).
+_SESSION_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DATA_USAGE_DISABLED": "1"}
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 # Environment a worker needs to find the same models and caches as the driver (a local instance's workers
 # inherit the environment of the moment it started, which a later setting does not reach).
@@ -66,20 +71,40 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
     if ray.is_initialized():  # someone else's instance: use it, leave it running
         yield ray
         return
-    if address == LOCAL:
-        _init_local(ray, num_cpus)
-    else:
-        logger.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+    with _environment(_SESSION_ENV):
+        if address == LOCAL:
+            _init_local(ray, num_cpus)
+        else:
+            logger.info("joining the Ray cluster at %s", address)
+            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+        try:
+            yield ray
+        finally:
+            ray.shutdown()  # a local instance started here stops with it; a joined cluster is only left
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` set for the block, restored after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        yield ray
+        yield
     finally:
-        ray.shutdown()  # a local instance started here stops with it; a joined cluster is only left
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _init_local(ray: Any, num_cpus: int | None) -> None:
-    saved = {k: os.environ.get(k) for k in _LOCAL_ENV}
-    os.environ.update(_LOCAL_ENV)  # read by ray.init and the processes it starts; restored right after
+    with _environment(_LOCAL_ENV):  # read by ray.init and the processes it starts; restored right after
+        _init_loopback(ray, num_cpus)
+    logger.info("started a local Ray instance on 127.0.0.1")
+
+
+def _init_loopback(ray: Any, num_cpus: int | None) -> None:
     # The driver reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when ray is imported: set late, it is ignored and
     # gcs_server/raylet/workers listen on every interface (measured with ss). So the flag it became is set too.
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
@@ -94,12 +119,6 @@ def _init_local(ray: Any, num_cpus: int | None) -> None:
     finally:
         if saved_flag is not None:
             constants.ENABLE_RAY_CLUSTER = saved_flag
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    logger.info("started a local Ray instance on 127.0.0.1")
 
 
 def exposed_listeners(root_pid: int | None = None) -> list[str]:
