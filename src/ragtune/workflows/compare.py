@@ -61,6 +61,7 @@ class CompareConfig(StrictModel):
     train: bool = False  # train missing adapters as part of the run
     train_data: str | None = None  # QA file to train on (default: synthesised from the index)
     train_epochs: float | None = None
+    train_minutes: float | None = Field(None, gt=0)  # --train: fit examples and epochs to this budget
     limit: int | None = Field(None, ge=1)
     seed: int = 0
     k: int = Field(3, ge=1)
@@ -210,19 +211,21 @@ class AnswerExecutor(Protocol):
                  advance: Callable[[int], Any]) -> dict[str, float]: ...
 
 
-def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -> Path:
+def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *,
+                on_train_plan: Callable[[str, Any], None] | None = None) -> Path:
     """Run the comparison described by `config`; returns the finished run folder.
 
     Steps: check every input (fails fast, before any long work) → open RUN_DIR.partial → train the adapters
     that are missing (--train) → answer with every arm, batch by batch (resumable) → score, recommend →
     write results, predictions and the report → rename into place → record in the runs DB.
     With an `executor` the answering runs through it (shards on Ray workers) instead of in this process.
+    With config.train_minutes, `on_train_plan(kind, plan)` hears each adapter's training plan before it trains.
     """
     inputs = _check_inputs(config)
     partial = _PartialRun(Path(config.out), config.resume)
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup = _describe_setup(config, inputs.index)
-    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup)
+    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup, on_train_plan)
     _describe_arms(config, adapters, setup)
     groups = [_Group(inputs.examples, inputs.index, open_retriever(inputs.index, config.mode), freshness=False)]
     if config.freshness:
@@ -280,6 +283,8 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
             raise ConfigError("--model-name / --adapter-model-name name models on an http(s) --model endpoint; "
                               f"{config.model!r} is local")
         adapters = _adapter_paths(config, resolve_llm(config.model))
+    if config.train_minutes and not config.train:
+        raise ConfigError("--train-minutes is a budget for --train: add --train, or drop --train-minutes")
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
@@ -311,17 +316,22 @@ def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
     }
 
 
-def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Path,
-                            setup: dict[str, Any]) -> dict[str, str | None]:
+def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Path, setup: dict[str, Any],
+                            on_plan: Callable[[str, Any], None] | None = None) -> dict[str, str | None]:
     """The adapter folder per kind: with --train, the ones the arms need and were not given are trained into
-    out_dir (recorded in setup["training"])."""
+    out_dir (recorded in setup["training"]).
+
+    RAFT trains on the layout the raft arm answers with: k passages (the oracle and k-1 distractors, or k
+    distractors) whose distractors come from the run's retrieval mode."""
     adapters = dict(inputs.adapters)
     needed = {ARMS[a].adapter for a in config.arms} - {None}
     missing = sorted(kind for kind in needed if adapters[kind] is None)
     if not (config.train and missing):
         return adapters
+    settings = {"raft": {"distractors": config.k - 1, "retrieve_mode": config.mode}}
     trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
-                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed)
+                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed,
+                             settings=settings, train_minutes=config.train_minutes, on_plan=on_plan)
     for kind, info in trained.items():
         adapters[kind] = str(info["path"])
         setup.setdefault("training", {})[kind] = info
