@@ -107,8 +107,8 @@ class Speed:
 
 
 def probe_speed(train: Sequence[TrainExample], config: FinetuneConfig, *, seed: int = 0) -> Speed:
-    """Time one optimizer step of `config`'s model on a seeded sample of `train` (one batch), and count the
-    tokens of every example with the model's tokenizer. The probe's adapter is thrown away.
+    """Time one optimizer step of `config`'s model on a seeded sample of `train` (one micro-batch's worth), and
+    count the tokens of every example with the model's tokenizer. The probe's adapter is thrown away.
 
     The first step includes one-off warm-up, so the speed is a little pessimistic: plans err on the short side.
     """
@@ -123,7 +123,11 @@ def probe_speed(train: Sequence[TrainExample], config: FinetuneConfig, *, seed: 
     lengths = [len(item) for item in tokenize_examples(train, tokenizer, config.max_len).items]
     if not lengths:
         raise InputError(f"no trainable examples: all {len(train)} are longer than max_len {config.max_len}")
-    sample = random.Random(seed).sample(list(train), min(len(train), config.batch_size * config.grad_accum))
+    # Steps run in micro-batches of at most micro_batch_tokens, so tokens/s hardly depends on the batch: probing
+    # one micro-batch's worth of examples (at least 2) costs a fraction of a step.
+    mean = sum(lengths) / len(lengths)
+    per_micro = int(config.micro_batch_tokens // mean) if config.micro_batch_tokens else config.batch_size
+    sample = random.Random(seed).sample(list(train), min(len(train), config.batch_size, max(2, per_micro)))
     probe_config = config.model_copy(update={"epochs": 1, "max_steps": 1, "checkpoint_every": 0})
     with tempfile.TemporaryDirectory(prefix="ragtune-probe-") as tmp:
         metrics = finetune(sample, Path(tmp) / "probe", probe_config).metrics
@@ -133,7 +137,7 @@ def probe_speed(train: Sequence[TrainExample], config: FinetuneConfig, *, seed: 
         raise InputError("the training speed probe measured no tokens")
     # The real run loads the model again: count the probe's time outside its step once more.
     load_s = max(0.0, wall - float(metrics.get("train_seconds") or 0.0))
-    return Speed(tokens_per_s=tokens_per_s, tokens_per_example=sum(lengths) / len(lengths), fixed_s=wall + load_s)
+    return Speed(tokens_per_s=tokens_per_s, tokens_per_example=mean, fixed_s=wall + load_s)
 
 
 def fit_to_budget(
