@@ -137,6 +137,14 @@ def test_train_minutes_plans_before_training_and_is_recorded(town, monkeypatch):
     assert json.loads((run / "config.json").read_text())["train_minutes"] == 0.08
 
 
+def test_trained_adapter_paths_in_results_point_into_the_finished_run(town):
+    """Before: setup recorded RUN.partial/adapters/raft, a folder gone once the run is renamed into place."""
+    run = run_compare(_train_run(town, k=2))
+    setup = json.loads((run / "results.json").read_text())["setup"]
+    assert setup["training"]["raft"]["path"] == setup["arms"]["raft"]["adapter"] == str(run / "adapters" / "raft")
+    assert (Path(setup["arms"]["raft"]["adapter"]) / "ragtune_adapter.json").is_file()
+
+
 def test_train_minutes_without_train_is_a_config_error(town):
     with pytest.raises(ConfigError, match="--train-minutes"):
         run_compare(_train_run(town, train=False, raft_adapter=None, train_minutes=1.0, arms=("base",)))

@@ -236,6 +236,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
     else:
         _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
+    _record_final_paths(setup, partial.dir, Path(config.out))
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
                         k=config.k)
     return _publish(config, partial, rows, with_recommendation(results, config.scenario))
@@ -336,6 +337,19 @@ def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Pat
         adapters[kind] = str(info["path"])
         setup.setdefault("training", {})[kind] = info
     return adapters
+
+
+def _record_final_paths(setup: dict[str, Any], partial_dir: Path, out: Path) -> None:
+    """Adapters trained in this run are answered with from RUN.partial but recorded where they end up: RUN."""
+    def final(path: str | None) -> str | None:
+        if path and Path(path).is_relative_to(partial_dir):
+            return str(out / Path(path).relative_to(partial_dir))
+        return path
+
+    for info in setup.get("training", {}).values():
+        info["path"] = final(info.get("path"))
+    for arm in setup.get("arms", {}).values():
+        arm["adapter"] = final(arm.get("adapter"))
 
 
 def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup: dict[str, Any]) -> None:
