@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ragtune.errors import InputError
@@ -95,41 +93,3 @@ def test_probe_measures_speed_and_tokens_on_the_real_examples(train_lm_dir):
     assert speed.tokens_per_example == pytest.approx(sum(lengths) / len(lengths))
     assert speed.tokens_per_s > 0 and speed.fixed_s > 0
 
-
-def _cli(argv, capsys):
-    from ragtune.cli import main
-
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _qa(path, n):
-    path.write_text("".join(f'{{"question": "Which badge opens door {i}?", "answer": "B-{i}"}}\n' for i in range(n)))
-    return path
-
-
-def test_finetune_cli_prints_and_records_the_plan(train_lm_dir, tmp_path, capsys, monkeypatch):
-    from ragtune.train import budget
-
-    monkeypatch.setattr(budget, "probe_speed", lambda train, config, seed=0: Speed(100.0, 50.0, 0.0))
-    argv = ["finetune", "--train", str(_qa(tmp_path / "qa.jsonl", 20)), "--out", str(tmp_path / "a"),
-            "--base-model", str(train_lm_dir), "--epochs", "3", "--batch-size", "4", "--lora-r", "2",
-            "--train-minutes", "0.1", "--json"]  # 6 s at 0.5 s an example: 12 of 20 examples once
-    code, stdout, stderr = _cli(argv, capsys)
-    assert code == 0, stderr
-    assert "sft training plan for 0.1 min: 12 of 20 examples x 1 epoch(s)" in stderr
-    result = json.loads(stdout)
-    assert result["examples"] == 12 and result["epochs"] == 1 and result["steps"] == 3
-    assert result["plan"]["examples"] == 12 and result["plan"]["available"] == 20
-
-
-def test_finetune_cli_refuses_a_budget_with_nproc(train_lm_dir, tmp_path, capsys):
-    argv = ["finetune", "--train", str(_qa(tmp_path / "qa.jsonl", 8)), "--out", str(tmp_path / "a"),
-            "--base-model", str(train_lm_dir), "--train-minutes", "1", "--nproc", "2"]
-    code, _, stderr = _cli(argv, capsys)
-    assert code == 2 and "--train-minutes" in stderr and not (tmp_path / "a").exists()
