@@ -103,3 +103,25 @@ def test_finetune_cli_min_examples_counts_valid_files_too(tmp_path, capsys):
     assert code == 2 and "only 3 usable training example(s)" in stderr and "0 malformed" in stderr
     code, _, stderr = _run(argv + ["--min-examples", "3"], capsys)  # allowed now: fails later, on the model
     assert code != 0 and "min-examples" not in stderr
+
+
+def test_finetune_cli_prints_and_records_its_train_minutes_plan(train_lm_dir, tmp_path, capsys, monkeypatch):
+    from ragtune.train import budget
+
+    monkeypatch.setattr(budget, "probe_speed", lambda train, config, seed=0: budget.Speed(100.0, 50.0, 0.0))
+    argv = ["finetune", "--train", str(_qa_file(tmp_path / "qa.jsonl", n=20)), "--out", str(tmp_path / "a"),
+            "--base-model", str(train_lm_dir), "--epochs", "3", "--batch-size", "4", "--lora-r", "2",
+            "--train-minutes", "0.1", "--json"]  # 6 s at 0.5 s an example: 12 of the 20 examples, once
+    code, stdout, stderr = _run(argv, capsys)
+    assert code == 1, stderr  # the file's broken last line
+    assert "sft training plan for 0.1 min: 12 of 20 examples x 1 epoch(s)" in stderr
+    result = json.loads(stdout)
+    assert result["examples"] == 12 and result["epochs"] == 1 and result["steps"] == 3
+    assert result["plan"]["examples"] == 12 and result["plan"]["available"] == 20
+
+
+def test_finetune_cli_refuses_a_train_minutes_budget_with_nproc(train_lm_dir, tmp_path, capsys):
+    argv = ["finetune", "--train", str(_qa_file(tmp_path / "qa.jsonl")), "--out", str(tmp_path / "a"),
+            "--base-model", str(train_lm_dir), "--train-minutes", "1", "--nproc", "2"]
+    code, _, stderr = _run(argv, capsys)
+    assert code == 2 and "--train-minutes" in stderr and not (tmp_path / "a").exists()

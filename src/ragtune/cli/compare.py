@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         train: bool = typer.Option(False, "--train", help="Train the adapters the arms need and were not given."),
         train_data: Optional[Path] = typer.Option(None, "--train-data", help="QA file to train on (default: synthesised from the index)."),
         train_epochs: Optional[float] = typer.Option(None, "--train-epochs", help="Epochs for --train (default: per mode)."),
+        train_minutes: Optional[float] = typer.Option(None, "--train-minutes", min=0.1, help="Budget for --train: examples and epochs are cut to fit about M minutes per adapter (speed probed on this machine; default: no budget)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N questions."),
         seed: int = typer.Option(0, "--seed"),
         k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
             index=str(index), questions=str(questions), out=str(out), arms=tuple(parse_arms(arms)),
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             train=train, train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
+            train_minutes=train_minutes,
             limit=limit, seed=seed, k=k, mode=mode, model=model, model_name=model_name,
             adapter_model_names=parse_adapter_model_names(adapter_model_names), max_new_tokens=max_new_tokens,
             prompt_style=prompt_style, context_sentences=context_sentences, freshness=str(freshness) if freshness else None, resume=resume, overwrite=overwrite,
@@ -74,7 +76,8 @@ def register(app: typer.Typer) -> None:
             from ragtune.distributed.ray_compare import RayAnswerExecutor
 
             executor = RayAnswerExecutor(check_address(ray), workers=ray_workers)
-        run_dir = run_compare(config, executor=executor)
+        run_dir = run_compare(config, executor=executor,
+                              on_train_plan=lambda kind, plan: typer.echo(plan.summary(kind), err=True))
         from ragtune.cli.summary import print_run_summary
 
         print_run_summary(run_dir)

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         min_examples: int = typer.Option(MIN_EXAMPLES, "--min-examples", min=1, help="Refuse to train on fewer "
                                          "examples than this (default: one batch at the default --batch-size)."),
+        train_minutes: Optional[float] = typer.Option(None, "--train-minutes", min=0.1, help="Budget: cut the "
+                                                      "examples and epochs to fit about M minutes (speed probed on "
+                                                      "this machine; --epochs is the most it trains)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default: torch's)."),
         nproc: int = typer.Option(1, "--nproc", min=1, help="Train in N local processes (DDP: gloo on CPU, nccl on "
                                   "CUDA); each takes --batch-size examples, so the global batch is N x --batch-size. "
@@ -64,6 +67,8 @@ def register(app: typer.Typer) -> None:
                                     num_threads=threads)
         except ValueError as exc:
             raise ConfigError(f"bad fine-tuning option: {validation_message(exc)}") from None
+        if train_minutes and (nproc > 1 or resume):
+            raise ConfigError("--train-minutes plans a fresh one-process run: drop --nproc / --resume")
         if not export_only:
             check_output_folder(out, "--out")
         loaded = load_examples(train)
@@ -83,6 +88,12 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"only {len(built)} usable training example(s) in {train} ({len(loaded.errors)} malformed "
                              f"line(s) skipped), fewer than --min-examples {min_examples}: fix the file, or lower "
                              "--min-examples to train anyway")
+        plan = None
+        if train_minutes:
+            from ragtune.train.budget import fit_to_budget
+
+            built, config, plan = fit_to_budget(built, config, train_minutes, seed=seed)
+            typer.echo(plan.summary(mode), err=True)
         info = finetune(built, out, config, resume=resume, overwrite=overwrite, nproc=nproc)
         if not env_ranks().is_main:  # under torchrun: rank 0 writes and reports
             return None
@@ -93,7 +104,9 @@ def register(app: typer.Typer) -> None:
 
             merge_adapter(out, merge, overwrite=overwrite)
         if json_out:
-            print_json({"adapter": str(out), "examples": len(built), "heldout": len(heldout), **info.metrics})
+            budget = {"plan": plan.describe()} if plan is not None else {}
+            print_json({"adapter": str(out), "examples": len(built), "heldout": len(heldout), **info.metrics,
+                        **budget})
             return _exit_if_skipped(loaded.errors)
         m = info.metrics
         typer.echo(f"adapter written to {out}: {len(built)} {mode} examples ({len(loaded.errors)} bad lines skipped), "

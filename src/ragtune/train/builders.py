@@ -203,9 +203,10 @@ def build_training_set(
     seed: int = 0,
     quote: bool = False,
     context_sentences: int = 0,
+    retrieve_mode: str = "hybrid",
 ) -> list[TrainExample]:
     """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
-    required). `index` may be an opened Index or its folder."""
+    required; distractors retrieved with `retrieve_mode`). `index` may be an opened Index or its folder."""
     mode = mode.replace("_", "-")
     if mode not in TRAINING_MODES:
         raise ConfigError(f"unknown training mode {mode!r}: use one of {', '.join(TRAINING_MODES)}")
@@ -217,7 +218,7 @@ def build_training_set(
         index = Index.open(index)  # NotBuiltError when missing
     if mode == "raft":
         return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
-                                   quote=quote, context_sentences=context_sentences)
+                                   quote=quote, context_sentences=context_sentences, retrieve_mode=retrieve_mode)
     return build_sft_examples(examples, with_context=mode == "sft-context", index=index,
                               context_sentences=context_sentences)
 

@@ -61,6 +61,7 @@ class CompareConfig(StrictModel):
     train: bool = False  # train missing adapters as part of the run
     train_data: str | None = None  # QA file to train on (default: synthesised from the index)
     train_epochs: float | None = None
+    train_minutes: float | None = Field(None, gt=0)  # --train: fit examples and epochs to this budget
     limit: int | None = Field(None, ge=1)
     seed: int = 0
     k: int = Field(3, ge=1)
@@ -213,7 +214,8 @@ class AnswerExecutor(Protocol):
                  advance: Callable[[int], Any]) -> dict[str, float]: ...
 
 
-def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -> Path:
+def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *,
+                on_train_plan: Callable[[str, Any], None] | None = None) -> Path:
     """Run the comparison described by `config`; returns the finished run folder.
 
     Steps: check every input (fails fast, before any long work) → open RUN_DIR.partial → train the adapters
@@ -222,6 +224,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -
     With an `executor` the answering runs through it (shards on Ray workers) instead of in this process.
     With `config.search`, each arm's settings are first searched on a validation split of the questions
     (ragtune.workflows.tune) and the arms answer only the test split, each with its winner.
+    With config.train_minutes, `on_train_plan(kind, plan)` hears each adapter's training plan before it trains.
     """
     if config.search and executor is not None:
         raise ConfigError("--search answers in this process: drop --ray, or drop --search")
@@ -229,7 +232,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -
     partial = _PartialRun(Path(config.out), config.resume)
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup = _describe_setup(config, inputs.index)
-    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup)
+    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup, on_train_plan)
     _describe_arms(config, adapters, setup)
     examples, search = inputs.examples, None
     if config.search:
@@ -248,6 +251,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None) -
     else:
         _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
+    _record_final_paths(setup, partial.dir, Path(config.out))
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
                         k=config.k)
     if search:  # a top-level key RunResults keeps as-is; unsearched runs keep the results.json they had
@@ -306,6 +310,8 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
             raise ConfigError("--model-name / --adapter-model-name name models on an http(s) --model endpoint; "
                               f"{config.model!r} is local")
         adapters = _adapter_paths(config, resolve_llm(config.model))
+    if config.train_minutes and not config.train:
+        raise ConfigError("--train-minutes is a budget for --train: add --train, or drop --train-minutes")
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
@@ -337,21 +343,39 @@ def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
     }
 
 
-def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Path,
-                            setup: dict[str, Any]) -> dict[str, str | None]:
+def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Path, setup: dict[str, Any],
+                            on_plan: Callable[[str, Any], None] | None = None) -> dict[str, str | None]:
     """The adapter folder per kind: with --train, the ones the arms need and were not given are trained into
-    out_dir (recorded in setup["training"])."""
+    out_dir (recorded in setup["training"]).
+
+    RAFT trains on the layout the raft arm answers with: k passages (the oracle and k-1 distractors, or k
+    distractors) whose distractors come from the run's retrieval mode."""
     adapters = dict(inputs.adapters)
     needed = {ARMS[a].adapter for a in config.arms} - {None}
     missing = sorted(kind for kind in needed if adapters[kind] is None)
     if not (config.train and missing):
         return adapters
+    settings = {"raft": {"distractors": config.k - 1, "retrieve_mode": config.mode}}
     trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
-                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed)
+                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed,
+                             settings=settings, train_minutes=config.train_minutes, on_plan=on_plan)
     for kind, info in trained.items():
         adapters[kind] = str(info["path"])
         setup.setdefault("training", {})[kind] = info
     return adapters
+
+
+def _record_final_paths(setup: dict[str, Any], partial_dir: Path, out: Path) -> None:
+    """Adapters trained in this run are answered with from RUN.partial but recorded where they end up: RUN."""
+    def final(path: str | None) -> str | None:
+        if path and Path(path).is_relative_to(partial_dir):
+            return str(out / Path(path).relative_to(partial_dir))
+        return path
+
+    for info in setup.get("training", {}).values():
+        info["path"] = final(info.get("path"))
+    for arm in setup.get("arms", {}).values():
+        arm["adapter"] = final(arm.get("adapter"))
 
 
 def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
 # reading from passages (RAFT) is learnt in 1-2 epochs.
 DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
-_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences")
+_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences", "retrieve_mode")
 
 
 def training_examples(
@@ -73,11 +73,15 @@ def train_adapters(
     epochs: float | None = None,
     seed: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    train_minutes: float | None = None,
+    on_plan: Callable[[str, Any], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train one adapter per kind ('sft', 'raft') into out_dir/<kind>; returns {kind: {path, train_s, ...}}.
 
     `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
-    "max_examples" (a seeded sample) and, for RAFT, "distractors" and "p_oracle".
+    "max_examples" (a seeded sample) and, for RAFT, "distractors", "p_oracle" and "retrieve_mode" (distractors').
+    `train_minutes`: each kind's examples and epochs are cut to fit that many minutes on this machine
+    (ragtune.train.budget; the plan is given to `on_plan(kind, plan)` before training and recorded as "plan").
     """
     from ragtune.train.builders import build_training_set, export_jsonl
     from ragtune.train.config import FinetuneConfig
@@ -98,11 +102,20 @@ def train_adapters(
             raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         train = build_training_set(chosen, kind, index, seed=seed, distractors=data_options.get("distractors", 3),
                                    p_oracle=data_options.get("p_oracle", 0.8), quote=data_options.get("quote", False),
-                                   context_sentences=data_options.get("context_sentences", 0))
+                                   context_sentences=data_options.get("context_sentences", 0),
+                                   retrieve_mode=data_options.get("retrieve_mode", "hybrid"))
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")
         options.setdefault("epochs", int(epochs or DEFAULT_EPOCHS[kind]))
         config = FinetuneConfig(base_model=model, seed=seed, **options)
         t0 = time.perf_counter()
+        plan = None
+        if train_minutes:
+            from ragtune.train.budget import fit_to_budget
+
+            train, config, plan = fit_to_budget(train, config, train_minutes, seed=seed)
+            logger.info(plan.summary(kind))
+            if on_plan is not None:
+                on_plan(kind, plan)
         info = finetune(train, out_dir / kind, config)
         trained[kind] = {
             "path": str(info.path),
@@ -111,4 +124,6 @@ def train_adapters(
             "epochs": config.epochs,
             "metrics": info.metrics,
         }
+        if plan is not None:
+            trained[kind]["plan"] = plan.describe()
     return trained
