@@ -15,7 +15,7 @@ from ragtune.types import Example
 from ragtune.workflows import search_space
 from ragtune.workflows.search import TrialMetrics, read_trials, search_arm
 from ragtune.workflows.search_space import Param, SearchSpace, default_params, space_for
-from ragtune.workflows.validation_split import split_by_document
+from ragtune.workflows.validation_split import free_documents, split_by_document, synth_size, synthesize_validation
 
 pytest.importorskip("optuna")
 
@@ -114,6 +114,66 @@ def test_too_few_questions_to_split_is_a_clear_error():
         split_by_document([_example("a", "d1.md"), _example("b", "d1.md")])
     with pytest.raises(InputError, match="between 0 and 1"):
         split_by_document([_example("a", "d1.md"), _example("b", "d2.md")], share=1.0)
+
+
+# --- validation synthesised from the corpus -------------------------------------------------------------------
+
+CORPUS = [
+    ("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952."),
+    ("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell."),
+    ("mill.md", "The mill was built in 1871 by Piet Olde. The mill grinds 300 sacks of flour a week."),
+    ("school.md", "The school has 240 pupils. The headmistress is Rosa Teal."),
+    ("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark."),
+]
+
+
+@pytest.fixture()
+def corpus_index(tmp_path: Path):
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+    from ragtune.types import Document
+
+    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document(doc, text, doc) for doc, text in CORPUS])
+    return index
+
+
+def test_synthesised_validation_never_uses_a_test_document(corpus_index):
+    test = [_example("t1", "kitchen.md"), _example("t2", None, ["harbour.md", "mill.md"])]
+    split = synthesize_validation(corpus_index, test, questions=10, seed=0)
+    assert split.test == test  # every user question stays a test question
+    docs = {e.doc_id for e in split.validation}
+    assert docs and docs <= {"garden.md", "school.md"}  # kitchen, harbour and mill hold test gold
+    assert [e.qid for e in split.validation] == [f"synth-{i:05d}" for i in range(len(split.validation))]
+    assert all(e.answer.lower() in e.context.lower() and e.question.endswith("?") for e in split.validation)
+    record = split.to_dict()
+    assert record["validation_source"] == "synth" and record["test"] == ["t1", "t2"]
+    assert record["synth"] == {"method": "rules", "per_chunk": 2, "asked": 10, "documents_free": 2,
+                               "documents_used": len(docs), "documents_excluded": 3, "test_without_gold": 0}
+    again = synthesize_validation(corpus_index, test, questions=10, seed=0)
+    assert [e.question for e in again.validation] == [e.question for e in split.validation]  # seeded
+
+
+def test_synthesised_validation_takes_the_size_asked_and_every_document_without_a_test(corpus_index):
+    split = synthesize_validation(corpus_index, [], questions=3, seed=1)
+    assert len(split.validation) == 3 and split.test == [] and split.synth["documents_excluded"] == 0
+    whole = synthesize_validation(corpus_index, [], questions=100, seed=1)
+    assert {e.doc_id for e in whole.validation} == {doc for doc, _ in CORPUS}  # fewer to be had than asked
+    assert len({e.question for e in whole.validation}) == len(whole.validation)
+    assert synth_size(70, 0.3) == 30 and synth_size(8, 0.3) == 10 and synth_size(0, 0.3) == 40
+    assert synth_size(70, 0.3, requested=5) == 5
+
+
+def test_no_document_free_of_test_gold_is_a_clear_error(corpus_index):
+    every = [_example(doc, doc) for doc, _ in CORPUS]
+    with pytest.raises(InputError, match="every one of the index's 5 document"):
+        free_documents(corpus_index, every)
+    assert free_documents(corpus_index, every[1:]) == ["harbour.md"]
+
+
+def test_a_split_of_the_questions_records_its_source():
+    split = split_by_document([_example("a", "d1.md"), _example("b", "d2.md")])
+    assert split.to_dict()["validation_source"] == "split" and "synth" not in split.to_dict()
 
 
 # --- the search -----------------------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ DOCS = [
     Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
     Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
     Document("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell.", "Garden"),
+    # no question is about these two: `--validation synth` draws its questions from them
+    Document("mill.md", "The mill was built in 1871 by Piet Olde. The mill grinds 300 sacks of flour a week.", "Mill"),
+    Document("school.md", "The school has 240 pupils. The headmistress is Rosa Teal.", "School"),
 ]
 QUESTIONS = [
     {"id": "a1", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
@@ -72,6 +75,31 @@ def test_tune_writes_split_trials_and_best(setup):
     assert best["validation"]["f1"] == max(t["validation"]["f1"] for t in trials)
     assert best["space"]["mode"] == ["hybrid", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
     assert json.loads((out / "config.json").read_text())["trials"] == 3
+
+
+def test_tune_without_questions_searches_on_synthesised_ones(setup):
+    result = run_tune(_tune(setup, questions=None, validation_questions=6))
+    out = setup["tmp"] / "tune"
+    split = json.loads((out / "split.json").read_text())
+    assert split["validation_source"] == "synth" and split["test"] == []
+    assert split["synth"]["method"] == "rules" and split["synth"]["documents_excluded"] == 0
+    synthesised = _lines(out / "validation.jsonl")
+    assert [q["id"] for q in synthesised] == split["validation"] and 1 <= len(synthesised) <= 6
+    assert all(q["answer"].lower() in q["context"].lower() for q in synthesised)
+    assert all(t["validation"]["n"] == len(synthesised) for t in _lines(out / "trials.jsonl"))
+    assert len(result.trials) == 3
+    assert json.loads((out / "config.json").read_text())["questions"] is None
+
+
+def test_tune_synth_with_questions_keeps_their_documents_out_of_validation(setup):
+    run_tune(_tune(setup, validation="synth"))
+    out = setup["tmp"] / "tune"
+    split = json.loads((out / "split.json").read_text())
+    assert split["validation_source"] == "synth" and sorted(split["test"]) == sorted(DOC_OF)
+    assert {q["doc_id"] for q in _lines(out / "validation.jsonl")} <= {"mill.md", "school.md"}
+    assert split["synth"]["documents_excluded"] == 4 and split["synth"]["asked"] == 10  # the minimum
+    with pytest.raises(ConfigError, match="--validation split divides your questions"):
+        run_tune(_tune(setup, questions=None, validation="split", out=str(setup["tmp"] / "other")))
 
 
 def test_tune_rejects_an_unknown_arm_before_any_work(setup):
@@ -131,6 +159,34 @@ def test_compare_search_reports_only_the_test_split(setup):
     assert set(search["arms"]["base"]["params"]) == {"prompt_style", "max_new_tokens"}
     html = (run / "report.html").read_text()
     assert 'id="search"' in html and "Settings searched on a validation split" in html
+
+
+def test_compare_search_on_synthesised_validation_tests_every_question(setup):
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model=setup["model"], max_new_tokens=4, k=2, search=2,
+                           validation="synth", validation_questions=4)
+    run = run_compare(config)
+    split = json.loads((run / "search" / "split.json").read_text())
+    assert split["validation_source"] == "synth" and sorted(split["test"]) == sorted(DOC_OF)
+    validation = _lines(run / "search" / "validation.jsonl")
+    assert {q["doc_id"] for q in validation} <= {"mill.md", "school.md"} and len(validation) == len(split["validation"])
+    assert {r["qid"] for r in _lines(run / "predictions.jsonl")} == set(DOC_OF)  # all the user's questions
+    results = json.loads((run / "results.json").read_text())
+    assert results["search"]["validation_source"] == "synth"
+    assert results["search"]["validation_questions"] == len(validation) <= 4
+    assert results["search"]["test_questions"] == len(QUESTIONS)
+
+
+def test_compare_synth_without_a_free_document_fails_before_any_model_loads(setup):
+    only_gold = setup["tmp"] / "gold.jsonl"
+    extra = [{"id": "m1", "question": "When was the mill built?", "answer": "1871", "doc_id": "mill.md"},
+             {"id": "s1", "question": "How many pupils?", "answer": "240", "doc_id": "school.md"}]
+    only_gold.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS + extra))
+    config = CompareConfig(index=setup["index"], questions=str(only_gold), out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model="/nonexistent-model", search=2, validation="synth")
+    with pytest.raises(InputError, match="cannot synthesise validation questions"):
+        run_compare(config)
+    assert not (setup["tmp"] / "run.partial").exists()
 
 
 def test_compare_without_search_has_no_search_section(setup):
