@@ -102,6 +102,19 @@ def test_tune_synth_with_questions_keeps_their_documents_out_of_validation(setup
         run_tune(_tune(setup, questions=None, validation="split", out=str(setup["tmp"] / "other")))
 
 
+def test_tune_prices_trials_with_its_cost_model_and_applies_the_cost_limit(setup):
+    from ragtune.evaluate.cost import CostModel
+
+    run_tune(_tune(setup, trials=2, max_cost_per_1k=1e6, cost=CostModel(cpu_hour_usd=7.2)))
+    best = json.loads((setup["tmp"] / "tune" / "best.json").read_text())
+    assert best["max_cost_per_1k"] == 1e6
+    validation = best["validation"]  # 1000 queries of the mean latency, at $7.20 an hour
+    assert validation["cost_per_1k"] == pytest.approx(validation["latency_ms_mean"] / 3600 * 7.2)
+    with pytest.raises(InputError, match="no configuration of arm 'rag' meets --max-cost-per-1k 1e-12"):
+        run_tune(_tune(setup, trials=2, max_cost_per_1k=1e-12, out=str(setup["tmp"] / "strict")))
+    assert all(not t["feasible"] for t in _lines(setup["tmp"] / "strict" / "trials.jsonl"))
+
+
 def test_tune_rejects_an_unknown_arm_before_any_work(setup):
     with pytest.raises(InputError, match="unknown arm 'nope'"):
         run_tune(_tune(setup, arm="nope"))

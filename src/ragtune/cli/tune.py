@@ -56,5 +56,7 @@ def register(app: typer.Typer) -> None:
         best = result.to_dict()
         default = best["default_validation"] or {}
         typer.echo(f"{result.arm}: {len(result.trials)} trial(s) ({result.sampler}), chosen {json.dumps(best['params'])}")
+        cost = best["validation"].get("cost_per_1k")
         typer.echo(f"validation F1 {best['validation']['f1']:.3f} (defaults {default.get('f1', float('nan')):.3f}), "
-                   f"p95 {best['validation']['latency_ms_p95']:,.0f} ms → {out / 'best.json'}")
+                   f"p95 {best['validation']['latency_ms_p95']:,.0f} ms"
+                   + (f", ${cost:.6f} per 1k queries" if cost is not None else "") + f" → {out / 'best.json'}")

@@ -138,6 +138,7 @@ def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: 
     runner = _runner(config, arm, arm_config, index, examples)
     return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base), runner, out,
                       budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
+                      max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
                       resume=config.resume, runs_db=config.runs_db)
 
 
@@ -181,7 +182,8 @@ class ComparisonSearch:
                 "f1": test.get("f1"), "exact_match": test.get("exact_match")}
             gain = None if test.get("f1") is None or default_test["f1"] is None else test["f1"] - default_test["f1"]
             arms[arm] = {**search.to_dict(), "test": {"f1": test.get("f1"), "exact_match": test.get("exact_match"),
-                                                       "latency_ms_p95": test.get("latency_ms_p95")},
+                                                       "latency_ms_p95": test.get("latency_ms_p95"),
+                                                       "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
                          "gain_f1": gain}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
