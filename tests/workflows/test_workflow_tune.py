@@ -169,9 +169,15 @@ def test_compare_search_reports_only_the_test_split(setup):
         assert info["test"]["f1"] == pytest.approx(results["arms"][arm]["metrics"]["f1"])  # the winner's test figure
         assert info["gain_f1"] == pytest.approx(info["test"]["f1"] - info["default_test"]["f1"])
         assert results["setup"]["arms"][arm]["searched"] == best["params"]
+        points = info["trial_results"]  # what the report plots: every trial's validation F1 and p95
+        assert [(p["trial"], p["params"], p["f1"]) for p in points] == [
+            (t["trial"], t["params"], t["validation"]["f1"]) for t in trials]
+        assert info["default_trial"] == 0 and info["test"]["cost_per_1k"] == results["arms"][arm]["metrics"][
+            "cost_per_1k_queries"]
     assert set(search["arms"]["base"]["params"]) == {"prompt_style", "max_new_tokens"}
     html = (run / "report.html").read_text()
     assert 'id="search"' in html and "Settings searched on a validation split" in html
+    assert 'id="fig-search_base"' in html and 'id="fig-search_rag"' in html
 
 
 def test_compare_search_on_synthesised_validation_tests_every_question(setup):

@@ -27,7 +27,8 @@ from ragtune.generate import load_generator
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.compare import CompareConfig, _arm_generate_config, _check_inputs
-from ragtune.workflows.search import AnswerTrials, SearchResult, TrialMetrics, require_optuna, search_arm
+from ragtune.workflows.search import (AnswerTrials, SearchResult, Trial, TrialMetrics, require_optuna,
+                                     search_arm)
 from ragtune.workflows.search_space import default_params, space_for
 from ragtune.workflows.validation_split import (DEFAULT_VALIDATION_SHARE, Split, split_by_document, synth_size,
                                                 synthesize_validation)
@@ -185,10 +186,18 @@ class ComparisonSearch:
                                                        "latency_ms_p95": test.get("latency_ms_p95"),
                                                        "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
-                         "gain_f1": gain}
+                         "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
+                         "trial_results": [_trial_point(t) for t in search.trials]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
+
+
+def _trial_point(trial: Trial) -> dict[str, Any]:
+    """One trial as the report plots it (results.json search.arms[arm].trial_results)."""
+    return {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
+            "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
+            "feasible": trial.feasible}
 
 
 def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
