@@ -178,6 +178,8 @@ def test_compare_search_reports_only_the_test_split(setup):
     html = (run / "report.html").read_text()
     assert 'id="search"' in html and "Settings searched on a validation split" in html
     assert 'id="fig-search_base"' in html and 'id="fig-search_rag"' in html
+    gained = [r for r in results["recommendation"]["reasons"] if "tuning gained" in r]
+    assert len(gained) == 1 and "base " in gained[0] and "rag " in gained[0]
 
 
 def test_compare_search_on_synthesised_validation_tests_every_question(setup):
