@@ -166,6 +166,21 @@ def test_synthesised_validation_takes_the_size_asked_and_every_document_without_
     assert synth_size(70, 0.3, requested=5) == 5
 
 
+def test_synthesised_validation_spreads_over_documents(tmp_path: Path):
+    """Each document yields two questions; four asked come from four documents, not two documents twice."""
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+    from ragtune.types import Document
+
+    index = Index.create(tmp_path / "facts", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document(f"{name}.md", f"The {name} was built in 18{i}1 by Piet Olde. The {name} keeps "
+                                  f"{i + 2}00 sacks of flour. The keeper of the {name} is Rosa Teal.", name)
+                         for i, name in enumerate(["mill", "barn", "forge", "tower"])])
+    split = synthesize_validation(index, [], questions=4, seed=0)
+    assert sorted(e.doc_id for e in split.validation) == ["barn.md", "forge.md", "mill.md", "tower.md"]
+    assert split.groups == 4 and split.synth["documents_used"] == 4
+
+
 def test_no_document_free_of_test_gold_is_a_clear_error(corpus_index):
     every = [_example(doc, doc) for doc, _ in CORPUS]
     with pytest.raises(InputError, match="every one of the index's 5 document"):

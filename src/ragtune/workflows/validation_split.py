@@ -153,7 +153,7 @@ def synthesize_validation(index: Any, test: list[Example], *, questions: int, se
     if not found:
         raise InputError(f"no validation question could be synthesised from the {len(free)} document(s) that "
                          "hold no gold of a test question (pass --questions with your own, or --validation split)")
-    validation = [replace(e, qid=f"synth-{i:05d}") for i, e in enumerate(found[:questions])]
+    validation = [replace(e, qid=f"synth-{i:05d}") for i, e in enumerate(_across_documents(found)[:questions])]
     used = {e.doc_id for e in validation}
     excluded = len({d.doc_id for d in index.documents()}) - len(free)
     synth = {"method": "rules", "per_chunk": SYNTH_PER_CHUNK, "asked": questions, "documents_free": len(free),
@@ -161,3 +161,13 @@ def synthesize_validation(index: Any, test: list[Example], *, questions: int, se
              "test_without_gold": sum(1 for e in test if not gold_doc_ids(e))}
     return Split(validation=validation, test=list(test), seed=seed, validation_share=share, groups=len(used),
                  source="synth", synth=synth)
+
+
+def _across_documents(examples: list[Example]) -> list[Example]:
+    """`examples` reordered round-robin over their documents (each document's first question, then each one's
+    second, ...), so a validation set cut short covers as many documents as it can."""
+    by_doc: dict[str, list[Example]] = {}
+    for example in examples:
+        by_doc.setdefault(example.doc_id, []).append(example)
+    rounds = max((len(group) for group in by_doc.values()), default=0)
+    return [group[i] for i in range(rounds) for group in by_doc.values() if i < len(group)]
