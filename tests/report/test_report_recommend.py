@@ -192,7 +192,7 @@ def test_a_searched_run_says_what_tuning_gained_each_arm():
     rec = recommend(r, Scenario())
     assert rec.arm == "rag" and "rag has the best F1" in rec.reasons[0]
     assert rec.reasons[1] == ("every arm is compared with the settings searched for it on 30 validation questions; "
-                              "tuning gained on the test questions (F1 over its default settings): "
+                              "gain from tuning on the test questions (F1, searched minus default settings): "
                               "rag +0.140 (0.480 → 0.620), raft +0.000 (its defaults won the search)")
     # raft led at the defaults (0.55 vs 0.48): the search changed which arm leads
     assert rec.reasons[2] == "at their default settings raft led on F1 (0.550); tuned, rag leads (0.620)"
@@ -200,4 +200,4 @@ def test_a_searched_run_says_what_tuning_gained_each_arm():
     same_lead = recommend(r, Scenario()).reasons
     assert "rag +0.040 (0.580 → 0.620)" in same_lead[1] and not any("at their default" in x for x in same_lead)
     plain = recommend(results_with(r["arms"], r["comparisons"]), Scenario())
-    assert not any("tuning gained" in reason for reason in plain.reasons)  # an unsearched run says nothing of it
+    assert not any("gain from tuning" in reason for reason in plain.reasons)  # an unsearched run says nothing of it

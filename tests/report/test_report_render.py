@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from report_fake_run import searched_results
+
 from ragtune.evaluate.run_files import read_predictions, read_results
 from ragtune.report.render import drilldown, metrics_table, render_html, render_report, significance_notes
 
@@ -128,32 +130,10 @@ def read_rows(rows):
     return validate_rows(rows)
 
 
-def _searched(results: dict) -> dict:
-    """The fake run as `compare --search` would write it: rag searched over four trials, one over the p95 limit."""
-    points = [
-        {"trial": 0, "params": {"k": 3, "mode": "hybrid"}, "f1": 0.40, "latency_ms_p95": 100.0, "cost_per_1k": 0.002,
-         "feasible": True},
-        {"trial": 1, "params": {"k": 5, "mode": "hybrid"}, "f1": 0.55, "latency_ms_p95": 180.0, "cost_per_1k": 0.004,
-         "feasible": True},
-        {"trial": 2, "params": {"k": 5, "mode": "bm25"}, "f1": 0.70, "latency_ms_p95": 400.0, "cost_per_1k": 0.009,
-         "feasible": False},
-        {"trial": 3, "params": {"k": 3, "mode": "dense"}, "f1": 0.30, "latency_ms_p95": 90.0, "cost_per_1k": 0.002,
-         "feasible": True},
-    ]
-    rag = {"arm": "rag", "params": {"k": 5, "mode": "hybrid"}, "validation": {"f1": 0.55}, "trial": 1,
-           "default_params": {"k": 3, "mode": "hybrid"}, "default_validation": {"f1": 0.40},
-           "space": {"k": [3, 5], "mode": ["hybrid", "dense", "bm25"]}, "sampler": "tpe", "max_p95_ms": 250.0,
-           "max_cost_per_1k": None, "trials": 4, "feasible_trials": 3, "search_s": 1.0,
-           "test": {"f1": 0.48}, "default_test": {"f1": 0.41}, "gain_f1": 0.07, "default_trial": 0,
-           "trial_results": points}
-    return {**results, "search": {"validation_questions": 12, "test_questions": 28, "validation_share": 0.3,
-                                  "seed": 0, "by": "document", "validation_source": "synth", "arms": {"rag": rag}}}
-
-
 def test_search_figure_marks_feasible_infeasible_chosen_and_defaults(fake_run_dir):
     from ragtune.report.figures import search_figure
 
-    info = _searched(read_results(fake_run_dir))["search"]["arms"]["rag"]
+    info = searched_results(read_results(fake_run_dir))["search"]["arms"]["rag"]
     fig = search_figure("rag", info, "#2f6fde")
     traces = {t.name: t for t in fig.data}
     assert set(traces) == {"feasible", "over a limit", "defaults", "chosen"}
@@ -171,7 +151,7 @@ def test_report_search_section_has_the_plot_and_the_overfit(fake_run_dir):
 
     from ragtune.report.render import search_sections
 
-    results = _searched(read_results(fake_run_dir))
+    results = searched_results(read_results(fake_run_dir))
     section = search_sections(results)[0]
     assert (section["validation_f1"], section["test_f1"], section["overfit"]) == ("0.550", "0.480", "+0.070")
     assert (section["default_test_f1"], section["gain"]) == ("0.410", "+0.070")

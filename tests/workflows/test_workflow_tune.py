@@ -178,7 +178,7 @@ def test_compare_search_reports_only_the_test_split(setup):
     html = (run / "report.html").read_text()
     assert 'id="search"' in html and "Settings searched on a validation split" in html
     assert 'id="fig-search_base"' in html and 'id="fig-search_rag"' in html
-    gained = [r for r in results["recommendation"]["reasons"] if "tuning gained" in r]
+    gained = [r for r in results["recommendation"]["reasons"] if "gain from tuning" in r]
     assert len(gained) == 1 and "base " in gained[0] and "rag " in gained[0]
 
 

@@ -236,7 +236,7 @@ def _tuning_reasons(results: RunResults) -> list[str]:
         else:
             gains.append(f"{arm} {gain:+.3f} ({_fmt(default, 3)} → {_fmt(test, 3)})")
     reasons = [f"every arm is compared with the settings searched for it on {search.get('validation_questions')} "
-               f"validation questions; tuning gained on the test questions (F1 over its default settings): "
+               f"validation questions; gain from tuning on the test questions (F1, searched minus default settings): "
                + ", ".join(gains)]
     tuned = {a: i["test"]["f1"] for a, i in arms.items() if (i.get("test") or {}).get("f1") is not None}
     untuned = {a: i["default_test"]["f1"] for a, i in arms.items()
