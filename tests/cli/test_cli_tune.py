@@ -59,6 +59,22 @@ def test_compare_search_synth_without_a_free_document_is_one_line(index_and_ques
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--validation", "synth"], "--validation synth applies to the settings search: add --search TRIALS"),
+    (["--max-cost-per-1k", "0.01", "--max-p95-ms", "100"],
+     "--max-p95-ms, --max-cost-per-1k apply to the settings search"),
+    (["--search", "2", "--validation-questions", "5"], "--validation-questions sizes synthesised validation"),
+])
+def test_compare_search_options_without_their_search_are_one_line(index_and_questions, tmp_path, capsys, extra,
+                                                                 message):
+    index, questions = index_and_questions
+    argv = ["compare", "--index", index, "--questions", questions, "--out", str(tmp_path / "run"), "--arms", "base",
+            *extra]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert message in err and not (tmp_path / "run.partial").exists()
+
+
 def test_compare_search_with_too_few_documents_is_one_line(index_and_questions, tmp_path, capsys):
     index, questions = index_and_questions
     argv = ["compare", "--index", index, "--questions", questions, "--out", str(tmp_path / "run"), "--arms", "base",

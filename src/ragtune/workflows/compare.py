@@ -287,6 +287,7 @@ def _check_inputs(config: CompareConfig, questions_needed: bool = True) -> _Inpu
     from ragtune.retrieve.factory import RETRIEVAL_MODES
 
     RETRIEVAL_MODES.get(config.mode)  # a registered mode name (ConfigError naming the choices), before training
+    _check_search_options(config)
     if config.search:
         from ragtune.workflows.search import require_optuna
 
@@ -316,6 +317,19 @@ def _check_inputs(config: CompareConfig, questions_needed: bool = True) -> _Inpu
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
+
+
+def _check_search_options(config: CompareConfig) -> None:
+    """The options of --search given without it would be ignored in silence: a usage error instead."""
+    given = [flag for flag, value in (("--validation synth", config.validation == "synth"),
+                                      ("--validation-questions", config.validation_questions is not None),
+                                      ("--max-p95-ms", config.max_p95_ms is not None),
+                                      ("--max-cost-per-1k", config.max_cost_per_1k is not None)) if value]
+    if given and not config.search:
+        raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the settings search: "
+                          "add --search TRIALS, or drop them")
+    if config.validation_questions is not None and config.validation != "synth":
+        raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 
 
 def _is_endpoint(model: str) -> bool:
