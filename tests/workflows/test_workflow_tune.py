@@ -89,6 +89,11 @@ def test_tune_without_questions_searches_on_synthesised_ones(setup):
     assert all(t["validation"]["n"] == len(synthesised) for t in _lines(out / "trials.jsonl"))
     assert len(result.trials) == 3
     assert json.loads((out / "config.json").read_text())["questions"] is None
+    # the synthesis is seeded: a resumed search finds the same validation questions and adds one trial
+    resumed = run_tune(_tune(setup, questions=None, validation_questions=6, trials=4, resume=True))
+    assert len(resumed.trials) == 4 and json.loads((out / "split.json").read_text()) == split
+    with pytest.raises(ConfigError, match="split.json"):
+        run_tune(_tune(setup, questions=None, validation_questions=5, trials=4, resume=True))
 
 
 def test_tune_synth_with_questions_keeps_their_documents_out_of_validation(setup):
