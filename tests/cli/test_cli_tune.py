@@ -29,6 +29,9 @@ def index_and_questions(tmp_path: Path) -> tuple[str, str]:
     (["--arm", "nope"], "unknown arm 'nope'"),
     (["--validation-share", "1.5"], "--validation-share"),
     (["--trials", "0"], "--trials"),
+    (["--validation", "synth"], "cannot synthesise validation questions: every one of the index's 1 document"),
+    (["--validation", "nope"], "validation"),
+    (["--max-cost-per-1k", "0"], "--max-cost-per-1k"),
 ])
 def test_tune_usage_errors_are_one_line(index_and_questions, tmp_path, capsys, extra, message):
     index, questions = index_and_questions
@@ -36,6 +39,40 @@ def test_tune_usage_errors_are_one_line(index_and_questions, tmp_path, capsys, e
     code, out, err = run_main(argv, capsys)
     assert_usage_error(code, out, err, argv)
     assert message in err
+
+
+def test_tune_validation_split_without_questions_is_one_line(index_and_questions, tmp_path, capsys):
+    index, _questions = index_and_questions
+    argv = ["tune", "--index", index, "--out", str(tmp_path / "out"), "--validation", "split"]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert "--validation split divides your questions: pass --questions FILE" in err
+
+
+def test_compare_search_synth_without_a_free_document_is_one_line(index_and_questions, tmp_path, capsys):
+    index, questions = index_and_questions
+    argv = ["compare", "--index", index, "--questions", questions, "--out", str(tmp_path / "run"), "--arms", "base",
+            "--search", "2", "--validation", "synth"]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert "cannot synthesise validation questions" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--validation", "synth"], "--validation synth applies to the settings search: add --search TRIALS"),
+    (["--max-cost-per-1k", "0.01", "--max-p95-ms", "100"],
+     "--max-p95-ms, --max-cost-per-1k apply to the settings search"),
+    (["--search", "2", "--validation-questions", "5"], "--validation-questions sizes synthesised validation"),
+])
+def test_compare_search_options_without_their_search_are_one_line(index_and_questions, tmp_path, capsys, extra,
+                                                                 message):
+    index, questions = index_and_questions
+    argv = ["compare", "--index", index, "--questions", questions, "--out", str(tmp_path / "run"), "--arms", "base",
+            *extra]
+    code, out, err = run_main(argv, capsys)
+    assert_usage_error(code, out, err, argv)
+    assert message in err and not (tmp_path / "run.partial").exists()
 
 
 def test_compare_search_with_too_few_documents_is_one_line(index_and_questions, tmp_path, capsys):

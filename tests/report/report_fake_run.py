@@ -128,3 +128,25 @@ def write_fake_run(run_dir: Path, seed: int = 7, scenario=None) -> Path:
     (run_dir / "results.json").write_text(results.to_json(), encoding="utf-8")
     (run_dir / "predictions.jsonl").write_text(dumps_predictions(rows), encoding="utf-8")
     return run_dir
+
+
+def searched_results(results: dict) -> dict:
+    """The fake run as `compare --search` would write it: rag searched over four trials, one over the p95 limit."""
+    points = [
+        {"trial": 0, "params": {"k": 3, "mode": "hybrid"}, "f1": 0.40, "latency_ms_p95": 100.0, "cost_per_1k": 0.002,
+         "feasible": True},
+        {"trial": 1, "params": {"k": 5, "mode": "hybrid"}, "f1": 0.55, "latency_ms_p95": 180.0, "cost_per_1k": 0.004,
+         "feasible": True},
+        {"trial": 2, "params": {"k": 5, "mode": "bm25"}, "f1": 0.70, "latency_ms_p95": 400.0, "cost_per_1k": 0.009,
+         "feasible": False},
+        {"trial": 3, "params": {"k": 3, "mode": "dense"}, "f1": 0.30, "latency_ms_p95": 90.0, "cost_per_1k": 0.002,
+         "feasible": True},
+    ]
+    rag = {"arm": "rag", "params": {"k": 5, "mode": "hybrid"}, "validation": {"f1": 0.55}, "trial": 1,
+           "default_params": {"k": 3, "mode": "hybrid"}, "default_validation": {"f1": 0.40},
+           "space": {"k": [3, 5], "mode": ["hybrid", "dense", "bm25"]}, "sampler": "tpe", "max_p95_ms": 250.0,
+           "max_cost_per_1k": None, "trials": 4, "feasible_trials": 3, "search_s": 1.0,
+           "test": {"f1": 0.48}, "default_test": {"f1": 0.41}, "gain_f1": 0.07, "default_trial": 0,
+           "trial_results": points}
+    return {**results, "search": {"validation_questions": 12, "test_questions": 28, "validation_share": 0.3,
+                                  "seed": 0, "by": "document", "validation_source": "synth", "arms": {"rag": rag}}}

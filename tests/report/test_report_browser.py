@@ -34,6 +34,21 @@ def test_plots_render_in_chromium(rendered_report, tmp_path):
     assert dom.count('class="qrow"') == 52
 
 
+def test_the_search_plot_renders_in_chromium(fake_run_dir, tmp_path):
+    from report_fake_run import searched_results
+
+    from ragtune.evaluate.run_files import read_predictions, read_results
+    from ragtune.report.render import render_html
+
+    page = tmp_path / "searched.html"
+    page.write_text(render_html(searched_results(read_results(fake_run_dir)), read_predictions(fake_run_dir)),
+                    encoding="utf-8")
+    done = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    start = done.stdout.index('id="fig-search_rag"')
+    assert 'class="main-svg"' in done.stdout[start:start + 20000]
+
+
 def test_screenshot_is_taken(rendered_report, tmp_path):
     shot = tmp_path / "report.png"
     done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", rendered_report.as_uri())

@@ -176,3 +176,28 @@ def test_payback_table_hand_computed():
     assert rows["ft"]["retraining_per_month_usd"] == pytest.approx(2.0 * 30 / 7)
     assert rows["raft"]["payback_days"] is None  # costs more per query than rag: never pays back on cost
     assert payback_table(results_with({"ft": arm(0.6)}, [])) == []  # no rag baseline
+
+
+def _search_info(test_f1, default_f1, searched=True):
+    params, defaults = ({"k": 5}, {"k": 3}) if searched else ({"k": 3}, {"k": 3})
+    return {"params": params, "default_params": defaults, "test": {"f1": test_f1},
+            "default_test": {"f1": default_f1}, "gain_f1": test_f1 - default_f1}
+
+
+def test_a_searched_run_says_what_tuning_gained_each_arm():
+    r = results_with({"rag": arm(0.62, cost=0.01), "raft": arm(0.55, cost=0.02, train_usd=1.0, train_s=100)},
+                     [comp("rag", "raft", 0.07, 0.001)])
+    r["search"] = {"validation_questions": 30, "arms": {"rag": _search_info(0.62, 0.48),
+                                                       "raft": _search_info(0.55, 0.55, searched=False)}}
+    rec = recommend(r, Scenario())
+    assert rec.arm == "rag" and "rag has the best F1" in rec.reasons[0]
+    assert rec.reasons[1] == ("every arm is compared with the settings searched for it on 30 validation questions; "
+                              "gain from tuning on the test questions (F1, searched minus default settings): "
+                              "rag +0.140 (0.480 → 0.620), raft +0.000 (its defaults won the search)")
+    # raft led at the defaults (0.55 vs 0.48): the search changed which arm leads
+    assert rec.reasons[2] == "at their default settings raft led on F1 (0.550); tuned, rag leads (0.620)"
+    r["search"]["arms"]["rag"] = _search_info(0.62, 0.58)
+    same_lead = recommend(r, Scenario()).reasons
+    assert "rag +0.040 (0.580 → 0.620)" in same_lead[1] and not any("at their default" in x for x in same_lead)
+    plain = recommend(results_with(r["arms"], r["comparisons"]), Scenario())
+    assert not any("gain from tuning" in reason for reason in plain.reasons)  # an unsearched run says nothing of it

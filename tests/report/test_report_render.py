@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from report_fake_run import searched_results
+
 from ragtune.evaluate.run_files import read_predictions, read_results
 from ragtune.report.render import drilldown, metrics_table, render_html, render_report, significance_notes
 
@@ -126,3 +128,40 @@ def read_rows(rows):
     from ragtune.evaluate.run_files import validate_rows
 
     return validate_rows(rows)
+
+
+def test_search_figure_marks_feasible_infeasible_chosen_and_defaults(fake_run_dir):
+    from ragtune.report.figures import search_figure
+
+    info = searched_results(read_results(fake_run_dir))["search"]["arms"]["rag"]
+    fig = search_figure("rag", info, "#2f6fde")
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"feasible", "over a limit", "defaults", "chosen"}
+    assert list(traces["feasible"].x) == [100.0, 180.0, 90.0] and list(traces["feasible"].y) == [0.40, 0.55, 0.30]
+    assert list(traces["over a limit"].x) == [400.0] and traces["over a limit"].marker.symbol == "x-open"
+    assert list(traces["chosen"].y) == [0.55] and traces["chosen"].marker.symbol == "star"
+    assert list(traces["defaults"].x) == [100.0]
+    assert [shape.x0 for shape in fig.layout.shapes] == [250.0]  # the p95 limit
+    assert "k 5<br>mode hybrid" in traces["chosen"].text[0]
+    assert search_figure("rag", {**info, "trial_results": []}, "#2f6fde") is None  # a run from before the points
+
+
+def test_report_search_section_has_the_plot_and_the_overfit(fake_run_dir):
+    from bs4 import BeautifulSoup
+
+    from ragtune.report.render import search_sections
+
+    results = searched_results(read_results(fake_run_dir))
+    section = search_sections(results)[0]
+    assert (section["validation_f1"], section["test_f1"], section["overfit"]) == ("0.550", "0.480", "+0.070")
+    assert (section["default_test_f1"], section["gain"]) == ("0.410", "+0.070")
+    assert (section["plotted"], section["infeasible"]) == (4, 1)
+    soup = BeautifulSoup(render_html(results, read_predictions(fake_run_dir)), "html.parser")
+    block = soup.select_one("#search")
+    assert block.select_one("#figure-search-rag #fig-search_rag") is not None
+    assert "3 feasible, 1 over a limit" in block.select_one("#figure-search-rag h3").get_text()
+    text = block.get_text(" ", strip=True)
+    assert "validation 0.550 · test 0.480 (over-fit of the search, validation − test: +0.070)" in text
+    assert "defaults on test 0.410 · gain from the search +0.070" in text
+    assert "synthesised from the documents none of the test questions is about" in text
+    assert "p95 ≤ 250 ms: 3 feasible" in text

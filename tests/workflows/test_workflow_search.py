@@ -11,11 +11,12 @@ import pytest
 
 from ragtune.arms import ARMS
 from ragtune.errors import ConfigError, InputError
+from ragtune.evaluate.cost import CostModel
 from ragtune.types import Example
 from ragtune.workflows import search_space
 from ragtune.workflows.search import TrialMetrics, read_trials, search_arm
 from ragtune.workflows.search_space import Param, SearchSpace, default_params, space_for
-from ragtune.workflows.validation_split import split_by_document
+from ragtune.workflows.validation_split import free_documents, split_by_document, synth_size, synthesize_validation
 
 pytest.importorskip("optuna")
 
@@ -33,7 +34,8 @@ class FakeRunner:
     def __call__(self, params) -> TrialMetrics:
         self.calls.append(dict(params))
         f1, p95 = self.table[(params["mode"], params["k"])]
-        return TrialMetrics(f1=f1, exact_match=f1 / 2, latency_ms_p50=p95 / 2, latency_ms_p95=p95, n=4)
+        return TrialMetrics(f1=f1, exact_match=f1 / 2, latency_ms_p50=p95 / 2, latency_ms_p95=p95, n=4,
+                            latency_ms_mean=p95 / 2)
 
 
 TABLE = {("hybrid", 3): (0.40, 100.0), ("hybrid", 5): (0.50, 200.0), ("dense", 3): (0.30, 90.0),
@@ -116,6 +118,81 @@ def test_too_few_questions_to_split_is_a_clear_error():
         split_by_document([_example("a", "d1.md"), _example("b", "d2.md")], share=1.0)
 
 
+# --- validation synthesised from the corpus -------------------------------------------------------------------
+
+CORPUS = [
+    ("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952."),
+    ("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell."),
+    ("mill.md", "The mill was built in 1871 by Piet Olde. The mill grinds 300 sacks of flour a week."),
+    ("school.md", "The school has 240 pupils. The headmistress is Rosa Teal."),
+    ("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark."),
+]
+
+
+@pytest.fixture()
+def corpus_index(tmp_path: Path):
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+    from ragtune.types import Document
+
+    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document(doc, text, doc) for doc, text in CORPUS])
+    return index
+
+
+def test_synthesised_validation_never_uses_a_test_document(corpus_index):
+    test = [_example("t1", "kitchen.md"), _example("t2", None, ["harbour.md", "mill.md"])]
+    split = synthesize_validation(corpus_index, test, questions=10, seed=0)
+    assert split.test == test  # every user question stays a test question
+    docs = {e.doc_id for e in split.validation}
+    assert docs and docs <= {"garden.md", "school.md"}  # kitchen, harbour and mill hold test gold
+    assert [e.qid for e in split.validation] == [f"synth-{i:05d}" for i in range(len(split.validation))]
+    assert all(e.answer.lower() in e.context.lower() and e.question.endswith("?") for e in split.validation)
+    record = split.to_dict()
+    assert record["validation_source"] == "synth" and record["test"] == ["t1", "t2"]
+    assert record["synth"] == {"method": "rules", "per_chunk": 2, "asked": 10, "documents_free": 2,
+                               "documents_used": len(docs), "documents_excluded": 3, "test_without_gold": 0}
+    again = synthesize_validation(corpus_index, test, questions=10, seed=0)
+    assert [e.question for e in again.validation] == [e.question for e in split.validation]  # seeded
+
+
+def test_synthesised_validation_takes_the_size_asked_and_every_document_without_a_test(corpus_index):
+    split = synthesize_validation(corpus_index, [], questions=3, seed=1)
+    assert len(split.validation) == 3 and split.test == [] and split.synth["documents_excluded"] == 0
+    whole = synthesize_validation(corpus_index, [], questions=100, seed=1)
+    assert {e.doc_id for e in whole.validation} == {doc for doc, _ in CORPUS}  # fewer to be had than asked
+    assert len({e.question for e in whole.validation}) == len(whole.validation)
+    assert synth_size(70, 0.3) == 30 and synth_size(8, 0.3) == 10 and synth_size(0, 0.3) == 40
+    assert synth_size(70, 0.3, requested=5) == 5
+
+
+def test_synthesised_validation_spreads_over_documents(tmp_path: Path):
+    """Each document yields two questions; four asked come from four documents, not two documents twice."""
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.index import Index
+    from ragtune.types import Document
+
+    index = Index.create(tmp_path / "facts", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    index.add_documents([Document(f"{name}.md", f"The {name} was built in 18{i}1 by Piet Olde. The {name} keeps "
+                                  f"{i + 2}00 sacks of flour. The keeper of the {name} is Rosa Teal.", name)
+                         for i, name in enumerate(["mill", "barn", "forge", "tower"])])
+    split = synthesize_validation(index, [], questions=4, seed=0)
+    assert sorted(e.doc_id for e in split.validation) == ["barn.md", "forge.md", "mill.md", "tower.md"]
+    assert split.groups == 4 and split.synth["documents_used"] == 4
+
+
+def test_no_document_free_of_test_gold_is_a_clear_error(corpus_index):
+    every = [_example(doc, doc) for doc, _ in CORPUS]
+    with pytest.raises(InputError, match="every one of the index's 5 document"):
+        free_documents(corpus_index, every)
+    assert free_documents(corpus_index, every[1:]) == ["harbour.md"]
+
+
+def test_a_split_of_the_questions_records_its_source():
+    split = split_by_document([_example("a", "d1.md"), _example("b", "d2.md")])
+    assert split.to_dict()["validation_source"] == "split" and "synth" not in split.to_dict()
+
+
 # --- the search -----------------------------------------------------------------------------------------------
 
 def test_grid_when_the_space_fits_the_budget_writes_every_trial(tmp_path: Path):
@@ -126,7 +203,8 @@ def test_grid_when_the_space_fits_the_budget_writes_every_trial(tmp_path: Path):
     rows = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and [r["trial"] for r in rows] == list(range(6))
     assert set(rows[0]) == {"trial", "params", "validation", "seconds", "feasible"}
-    assert set(rows[0]["validation"]) == {"f1", "exact_match", "latency_ms_p50", "latency_ms_p95", "n"}
+    assert set(rows[0]["validation"]) == {"f1", "exact_match", "latency_ms_p50", "latency_ms_p95", "latency_ms_mean",
+                                          "n", "cost_per_1k"}
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["params"] == {"mode": "bm25", "k": 5} and best["validation"]["f1"] == pytest.approx(0.90)
     assert best["default_params"] == DEFAULTS and best["default_validation"]["f1"] == pytest.approx(0.40)
@@ -141,6 +219,70 @@ def test_the_latency_constraint_excludes_infeasible_trials(tmp_path: Path):
     assert [t.params for t in infeasible] == [{"mode": "bm25", "k": 5}]
     assert result.best.params == {"mode": "hybrid", "k": 5}  # the best F1 among the feasible ones
     assert json.loads((tmp_path / "best.json").read_text())["feasible_trials"] == 5
+
+
+# $36 per CPU hour: a query of mean latency m ms costs m / 100 USD per 1k queries (the mean is p95 / 2 here)
+PRICEY = CostModel(cpu_hour_usd=36.0)
+
+
+def test_the_cost_constraint_excludes_trials_over_it(tmp_path: Path):
+    """hybrid/5 (p95 200 ms: $1.00 per 1k) and bm25/5 ($4.50) cost more than $0.80 per 1k: never chosen."""
+    result = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, max_cost_per_1k=0.8,
+                        cost_model=PRICEY)
+    assert sorted((t.params["mode"], t.params["k"]) for t in result.trials if not t.feasible) == [
+        ("bm25", 5), ("hybrid", 5)]
+    assert result.best.params == {"mode": "bm25", "k": 3}  # F1 0.45, $0.40: the best within the budget
+    costs = {(t.params["mode"], t.params["k"]): t.cost_per_1k for t in result.trials}
+    assert costs[("hybrid", 3)] == pytest.approx(0.50) and costs[("bm25", 5)] == pytest.approx(4.50)
+    rows = {(r["params"]["mode"], r["params"]["k"]): r for r in map(json.loads, (tmp_path / "trials.jsonl").open())}
+    assert rows[("dense", 5)]["validation"]["cost_per_1k"] == pytest.approx(0.75)
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["max_cost_per_1k"] == 0.8 and best["max_p95_ms"] is None and best["feasible_trials"] == 4
+    assert best["validation"]["cost_per_1k"] == pytest.approx(0.40)
+    assert best["default_validation"]["cost_per_1k"] == pytest.approx(0.50)
+
+
+def test_both_constraints_apply_together(tmp_path: Path):
+    result = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, max_p95_ms=150,
+                        max_cost_per_1k=0.6, cost_model=PRICEY)
+    # p95 <= 150: hybrid/3, dense/3, dense/5, bm25/3; of those dense/5 costs $0.75
+    assert sorted((t.params["mode"], t.params["k"]) for t in result.trials if t.feasible) == [
+        ("bm25", 3), ("dense", 3), ("hybrid", 3)]
+    assert result.best.params == {"mode": "bm25", "k": 3}
+
+
+def test_cost_is_a_constraint_never_a_tie_breaker(tmp_path: Path):
+    """Equal F1 everywhere: the defaults stay, though bm25/3 is cheaper and every trial is within the budget."""
+    flat = {key: (0.5, p95) for key, (_f1, p95) in TABLE.items()}
+    result = search_arm("rag", SPACE, DEFAULTS, FakeRunner(flat), tmp_path, budget=6, max_cost_per_1k=10.0,
+                        cost_model=PRICEY)
+    assert all(t.feasible for t in result.trials) and result.best.params == DEFAULTS
+
+
+def test_no_configuration_within_the_cost_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(InputError, match=r"meets --max-cost-per-1k 0.01 on validation .* the cheapest \$0.400000"):
+        search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6, max_cost_per_1k=0.01,
+                   cost_model=PRICEY)
+
+
+def test_a_resumed_search_prices_recorded_trials_with_its_own_cost_model(tmp_path: Path):
+    search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6)  # no cost limit, default prices
+    again = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, again, tmp_path, budget=6, resume=True, max_cost_per_1k=0.8,
+                        cost_model=PRICEY)
+    assert again.calls == [] and result.best.params == {"mode": "bm25", "k": 3}
+    assert {t.params["mode"]: t.cost_per_1k for t in result.trials if t.params["k"] == 3}["hybrid"] == pytest.approx(0.5)
+    # a row recorded before the mean latency was: it cannot be priced, so it cannot be shown to meet a cost limit
+    old = {"trial": 0, "params": DEFAULTS, "seconds": 1.0, "feasible": True,
+           "validation": {"f1": 0.99, "exact_match": 0.5, "latency_ms_p50": 1.0, "latency_ms_p95": 1.0, "n": 4}}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "trials.jsonl").write_text(json.dumps(old) + "\n")
+    priced = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path / "old", budget=6, resume=True,
+                        max_cost_per_1k=0.8, cost_model=PRICEY)
+    unpriced = next(t for t in priced.trials if t.params == DEFAULTS)
+    assert unpriced.cost_per_1k is None and not unpriced.feasible and priced.best.params == {"mode": "bm25", "k": 3}
+    unlimited = search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path / "old", budget=6, resume=True)
+    assert unlimited.best.params == DEFAULTS  # F1 0.99 and no cost limit: feasible
 
 
 def test_no_feasible_configuration_is_a_clear_error_and_keeps_the_trials(tmp_path: Path):

@@ -21,6 +21,9 @@ DOCS = [
     Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
     Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
     Document("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell.", "Garden"),
+    # no question is about these two: `--validation synth` draws its questions from them
+    Document("mill.md", "The mill was built in 1871 by Piet Olde. The mill grinds 300 sacks of flour a week.", "Mill"),
+    Document("school.md", "The school has 240 pupils. The headmistress is Rosa Teal.", "School"),
 ]
 QUESTIONS = [
     {"id": "a1", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
@@ -72,6 +75,49 @@ def test_tune_writes_split_trials_and_best(setup):
     assert best["validation"]["f1"] == max(t["validation"]["f1"] for t in trials)
     assert best["space"]["mode"] == ["hybrid", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
     assert json.loads((out / "config.json").read_text())["trials"] == 3
+
+
+def test_tune_without_questions_searches_on_synthesised_ones(setup):
+    result = run_tune(_tune(setup, questions=None, validation_questions=6))
+    out = setup["tmp"] / "tune"
+    split = json.loads((out / "split.json").read_text())
+    assert split["validation_source"] == "synth" and split["test"] == []
+    assert split["synth"]["method"] == "rules" and split["synth"]["documents_excluded"] == 0
+    synthesised = _lines(out / "validation.jsonl")
+    assert [q["id"] for q in synthesised] == split["validation"] and 1 <= len(synthesised) <= 6
+    assert all(q["answer"].lower() in q["context"].lower() for q in synthesised)
+    assert all(t["validation"]["n"] == len(synthesised) for t in _lines(out / "trials.jsonl"))
+    assert len(result.trials) == 3
+    assert json.loads((out / "config.json").read_text())["questions"] is None
+    # the synthesis is seeded: a resumed search finds the same validation questions and adds one trial
+    resumed = run_tune(_tune(setup, questions=None, validation_questions=6, trials=4, resume=True))
+    assert len(resumed.trials) == 4 and json.loads((out / "split.json").read_text()) == split
+    with pytest.raises(ConfigError, match="split.json"):
+        run_tune(_tune(setup, questions=None, validation_questions=5, trials=4, resume=True))
+
+
+def test_tune_synth_with_questions_keeps_their_documents_out_of_validation(setup):
+    run_tune(_tune(setup, validation="synth"))
+    out = setup["tmp"] / "tune"
+    split = json.loads((out / "split.json").read_text())
+    assert split["validation_source"] == "synth" and sorted(split["test"]) == sorted(DOC_OF)
+    assert {q["doc_id"] for q in _lines(out / "validation.jsonl")} <= {"mill.md", "school.md"}
+    assert split["synth"]["documents_excluded"] == 4 and split["synth"]["asked"] == 10  # the minimum
+    with pytest.raises(ConfigError, match="--validation split divides your questions"):
+        run_tune(_tune(setup, questions=None, validation="split", out=str(setup["tmp"] / "other")))
+
+
+def test_tune_prices_trials_with_its_cost_model_and_applies_the_cost_limit(setup):
+    from ragtune.evaluate.cost import CostModel
+
+    run_tune(_tune(setup, trials=2, max_cost_per_1k=1e6, cost=CostModel(cpu_hour_usd=7.2)))
+    best = json.loads((setup["tmp"] / "tune" / "best.json").read_text())
+    assert best["max_cost_per_1k"] == 1e6
+    validation = best["validation"]  # 1000 queries of the mean latency, at $7.20 an hour
+    assert validation["cost_per_1k"] == pytest.approx(validation["latency_ms_mean"] / 3600 * 7.2)
+    with pytest.raises(InputError, match="no configuration of arm 'rag' meets --max-cost-per-1k 1e-12"):
+        run_tune(_tune(setup, trials=2, max_cost_per_1k=1e-12, out=str(setup["tmp"] / "strict")))
+    assert all(not t["feasible"] for t in _lines(setup["tmp"] / "strict" / "trials.jsonl"))
 
 
 def test_tune_rejects_an_unknown_arm_before_any_work(setup):
@@ -128,9 +174,45 @@ def test_compare_search_reports_only_the_test_split(setup):
         assert info["test"]["f1"] == pytest.approx(results["arms"][arm]["metrics"]["f1"])  # the winner's test figure
         assert info["gain_f1"] == pytest.approx(info["test"]["f1"] - info["default_test"]["f1"])
         assert results["setup"]["arms"][arm]["searched"] == best["params"]
+        points = info["trial_results"]  # what the report plots: every trial's validation F1 and p95
+        assert [(p["trial"], p["params"], p["f1"]) for p in points] == [
+            (t["trial"], t["params"], t["validation"]["f1"]) for t in trials]
+        assert info["default_trial"] == 0 and info["test"]["cost_per_1k"] == results["arms"][arm]["metrics"][
+            "cost_per_1k_queries"]
     assert set(search["arms"]["base"]["params"]) == {"prompt_style", "max_new_tokens"}
     html = (run / "report.html").read_text()
     assert 'id="search"' in html and "Settings searched on a validation split" in html
+    assert 'id="fig-search_base"' in html and 'id="fig-search_rag"' in html
+    gained = [r for r in results["recommendation"]["reasons"] if "gain from tuning" in r]
+    assert len(gained) == 1 and "base " in gained[0] and "rag " in gained[0]
+
+
+def test_compare_search_on_synthesised_validation_tests_every_question(setup):
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model=setup["model"], max_new_tokens=4, k=2, search=2,
+                           validation="synth", validation_questions=4)
+    run = run_compare(config)
+    split = json.loads((run / "search" / "split.json").read_text())
+    assert split["validation_source"] == "synth" and sorted(split["test"]) == sorted(DOC_OF)
+    validation = _lines(run / "search" / "validation.jsonl")
+    assert {q["doc_id"] for q in validation} <= {"mill.md", "school.md"} and len(validation) == len(split["validation"])
+    assert {r["qid"] for r in _lines(run / "predictions.jsonl")} == set(DOC_OF)  # all the user's questions
+    results = json.loads((run / "results.json").read_text())
+    assert results["search"]["validation_source"] == "synth"
+    assert results["search"]["validation_questions"] == len(validation) <= 4
+    assert results["search"]["test_questions"] == len(QUESTIONS)
+
+
+def test_compare_synth_without_a_free_document_fails_before_any_model_loads(setup):
+    only_gold = setup["tmp"] / "gold.jsonl"
+    extra = [{"id": "m1", "question": "When was the mill built?", "answer": "1871", "doc_id": "mill.md"},
+             {"id": "s1", "question": "How many pupils?", "answer": "240", "doc_id": "school.md"}]
+    only_gold.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS + extra))
+    config = CompareConfig(index=setup["index"], questions=str(only_gold), out=str(setup["tmp"] / "run"),
+                           arms=("rag",), model="/nonexistent-model", search=2, validation="synth")
+    with pytest.raises(InputError, match="cannot synthesise validation questions"):
+        run_compare(config)
+    assert not (setup["tmp"] / "run.partial").exists()
 
 
 def test_compare_without_search_has_no_search_section(setup):

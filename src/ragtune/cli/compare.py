@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         search: Optional[int] = typer.Option(None, "--search", min=1, metavar="TRIALS", help="Search each arm's settings with up to TRIALS trials on a validation split first; report only the test split (extra ragtune\\[search])."),
         validation_share: float = typer.Option(0.3, "--validation-share", min=0.01, max=0.99, help="With --search: share of the questions searched on (split by document)."),
         max_p95_ms: Optional[float] = typer.Option(None, "--max-p95-ms", min=0.001, help="With --search: settings slower than this p95 on validation are never chosen."),
+        max_cost_per_1k: Optional[float] = typer.Option(None, "--max-cost-per-1k", min=0.000001, metavar="USD", help="With --search: settings that cost more than this per 1,000 queries to serve (the cost model on validation latency) are never chosen."),
+        validation: str = typer.Option("split", "--validation", help="With --search: split (search on part of --questions, split by document) or synth (all of --questions are test; validation questions are synthesised from the documents none of them is about)."),
+        validation_questions: Optional[int] = typer.Option(None, "--validation-questions", min=1, help="With --validation synth: questions to synthesise (default: by --validation-share)."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.arms import parse_adapter_model_names, parse_arms
@@ -68,7 +71,8 @@ def register(app: typer.Typer) -> None:
                       "queries_per_day": queries_per_day, "training_budget_usd": training_budget_usd,
                       "needs_citations": needs_citations},
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
-            search=search, validation_share=validation_share, max_p95_ms=max_p95_ms,
+            search=search, validation_share=validation_share, max_p95_ms=max_p95_ms, max_cost_per_1k=max_cost_per_1k,
+            validation=validation, validation_questions=validation_questions,
         )
         executor = None
         if ray:

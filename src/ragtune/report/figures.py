@@ -125,6 +125,49 @@ def freshness_figure(results: dict):
                    barmode="group", yaxis={"range": [0, 1.05], "title": METRIC_LABELS.get(primary, primary)})
 
 
+def _params_text(params: dict) -> str:
+    return "<br>".join(f"{name} {value}" for name, value in params.items())
+
+
+def search_figure(arm: str, info: dict, colour: str):
+    """Validation F1 against validation p95 latency, one point per trial of `arm`'s settings search: feasible
+    trials filled, trials over a limit open, the defaults ringed, the chosen one a star; the p95 limit dashed.
+    None when the run recorded no trial points (results.json from before they were)."""
+    import plotly.graph_objects as go
+
+    points = info.get("trial_results") or []
+    if not points:
+        return None
+    chosen, default = info.get("trial"), info.get("default_trial")
+    fig = go.Figure()
+
+    def add(name: str, selected: list[dict], marker: dict) -> None:
+        if not selected:
+            return
+        fig.add_trace(go.Scatter(
+            name=name, x=[t["latency_ms_p95"] for t in selected], y=[t["f1"] for t in selected], mode="markers",
+            marker=marker, text=[_params_text(t["params"]) for t in selected],
+            customdata=[[t["trial"], "–" if t.get("cost_per_1k") is None else f"${t['cost_per_1k']:.6f}"]
+                        for t in selected],
+            hovertemplate=("trial %{customdata[0]}: F1 %{y:.3f}, p95 %{x:,.0f} ms, %{customdata[1]} per 1k"
+                           "<br>%{text}<extra>" + name + "</extra>"),
+        ))
+
+    add("feasible", [t for t in points if t["feasible"]], {"size": 9, "color": colour, "opacity": 0.75})
+    add("over a limit", [t for t in points if not t["feasible"]],
+        {"size": 9, "color": "#999999", "symbol": "x-open", "line": {"width": 1.5}})
+    add("defaults", [t for t in points if t["trial"] == default],
+        {"size": 17, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#1d2430"}})
+    add("chosen", [t for t in points if t["trial"] == chosen],
+        {"size": 18, "color": colour, "symbol": "star", "line": {"width": 1.5, "color": "#1d2430"}})
+    if info.get("max_p95_ms"):
+        fig.add_vline(x=info["max_p95_ms"], line={"dash": "dash", "color": "#d9534f", "width": 1},
+                      annotation_text="p95 limit", annotation_position="top left")
+    return _layout(fig, f"{arm}: validation F1 vs p95 latency, every trial",
+                   xaxis={"title": "validation p95 latency (ms)", "rangemode": "tozero"},
+                   yaxis={"title": "validation F1", "range": [-0.05, 1.05]})  # a trial at F1 0 stays whole
+
+
 def figure_div(fig, div_id: str) -> str:
     """One figure as an HTML <div> + inline script, relying on a plotly.js already on the page."""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
@@ -132,13 +175,18 @@ def figure_div(fig, div_id: str) -> str:
 
 
 def figure_divs(results: dict, rows: list[dict]) -> dict[str, str]:
-    """All report figures by name: quality, latency, cost and (when measured) freshness."""
+    """All report figures by name: quality, latency, cost, (when measured) freshness and, per searched arm,
+    search_<arm>."""
     figures = {
         "quality": quality_figure(results),
         "latency": latency_figure(rows),
         "cost": cost_figure(results),
         "freshness": freshness_figure(results),
     }
+    arms = list(results.get("arms") or {})
+    for arm, info in ((results.get("search") or {}).get("arms") or {}).items():
+        position = arms.index(arm) if arm in arms else len(arms)
+        figures[f"search_{arm}"] = search_figure(arm, info, arm_colour(arm, position))
     return {name: figure_div(fig, f"fig-{name}") for name, fig in figures.items() if fig is not None}
 
 

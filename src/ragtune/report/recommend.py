@@ -207,6 +207,7 @@ def recommend(results: RunResults | Mapping[str, Any], scenario: Scenario | None
         cheaper = _monthly_cost(info[other], scenario) < _monthly_cost(info[choice], scenario)
         reasons.append(f"{other} is not significantly different from {choice} on {label} "
                        + ("and saves less than 10% of the cost" if cheaper else "but costs more"))
+    reasons[1:1] = _tuning_reasons(results)
     reasons.append(
         f"serving {choice} costs {_money(m.get('cost_per_1k_queries'))} per 1k queries "
         f"(p50 {_fmt(m.get('latency_ms_p50'), 0)} ms, p95 {_fmt(m.get('latency_ms_p95'), 0)} ms); "
@@ -216,6 +217,36 @@ def recommend(results: RunResults | Mapping[str, Any], scenario: Scenario | None
     reasons.extend(_payback_reasons(info, choice, scenario))
     reasons.append(_field_note(choice, info[choice], scenario, results))
     return Recommendation(arm=choice, reasons=tuple(reasons), excluded=excluded)
+
+
+def _tuning_reasons(results: RunResults) -> list[str]:
+    """With `compare --search`: the arms are compared as tuned, and what tuning gained each one on test."""
+    search = results.extra.get("search") or {}
+    arms = search.get("arms") or {}
+    if not arms:
+        return []
+    gains = []
+    for arm, info in arms.items():
+        gain, test, default = info.get("gain_f1"), (info.get("test") or {}).get("f1"), \
+            (info.get("default_test") or {}).get("f1")
+        if gain is None:
+            gains.append(f"{arm} n/a")
+        elif info.get("params") == info.get("default_params"):
+            gains.append(f"{arm} {gain:+.3f} (its defaults won the search)")
+        else:
+            gains.append(f"{arm} {gain:+.3f} ({_fmt(default, 3)} → {_fmt(test, 3)})")
+    reasons = [f"every arm is compared with the settings searched for it on {search.get('validation_questions')} "
+               f"validation questions; gain from tuning on the test questions (F1, searched minus default settings): "
+               + ", ".join(gains)]
+    tuned = {a: i["test"]["f1"] for a, i in arms.items() if (i.get("test") or {}).get("f1") is not None}
+    untuned = {a: i["default_test"]["f1"] for a, i in arms.items()
+               if (i.get("default_test") or {}).get("f1") is not None}
+    if tuned and untuned:
+        lead_tuned, lead_untuned = max(tuned, key=tuned.get), max(untuned, key=untuned.get)
+        if lead_tuned != lead_untuned:
+            reasons.append(f"at their default settings {lead_untuned} led on F1 ({_fmt(untuned[lead_untuned], 3)}); "
+                           f"tuned, {lead_tuned} leads ({_fmt(tuned[lead_tuned], 3)})")
+    return reasons
 
 
 def _payback_reasons(info: Mapping[str, ArmMetrics], choice: str, scenario: Scenario) -> list[str]:

@@ -201,23 +201,28 @@ def report_context(results: dict, rows: list[dict], title: str | None = None,
 
 def search_sections(results: dict) -> list[dict[str, Any]]:
     """One block per arm whose settings were searched (`compare --search`): the space, the chosen settings,
-    the winner's validation vs test F1 and the test gain over the arm's defaults; [] for an unsearched run."""
+    the winner's validation vs test F1 (their difference: how much the search over-fitted validation) and the
+    test gain over the arm's defaults; [] for an unsearched run."""
     sections = []
     for arm, info in ((results.get("search") or {}).get("arms") or {}).items():
         chosen, defaults = info.get("params") or {}, info.get("default_params") or {}
         space = info.get("space") or {}
         gain = info.get("gain_f1")
+        validation_f1, test_f1 = (info.get("validation") or {}).get("f1"), (info.get("test") or {}).get("f1")
+        points = info.get("trial_results") or []
         sections.append({
             "arm": arm,
             "settings": [{"name": name, "value": value, "default": defaults.get(name),
                           "changed": defaults.get(name) != value,
                           "over": ", ".join(str(v) for v in space.get(name) or ())} for name, value in chosen.items()],
-            "validation_f1": format_value((info.get("validation") or {}).get("f1"), "score"),
-            "test_f1": format_value((info.get("test") or {}).get("f1"), "score"),
+            "validation_f1": format_value(validation_f1, "score"),
+            "test_f1": format_value(test_f1, "score"),
+            "overfit": "–" if validation_f1 is None or test_f1 is None else f"{validation_f1 - test_f1:+.3f}",
             "default_test_f1": format_value((info.get("default_test") or {}).get("f1"), "score"),
             "gain": "–" if gain is None else f"{gain:+.3f}",
             "trials": info.get("trials"), "feasible": info.get("feasible_trials"), "sampler": info.get("sampler"),
-            "max_p95_ms": info.get("max_p95_ms"),
+            "max_p95_ms": info.get("max_p95_ms"), "max_cost_per_1k": info.get("max_cost_per_1k"),
+            "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
         })
     return sections
 

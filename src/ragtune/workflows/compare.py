@@ -80,6 +80,9 @@ class CompareConfig(StrictModel):
     search: int | None = Field(None, ge=1)  # trials per arm searched on a validation split (workflows.tune)
     validation_share: float = Field(0.3, gt=0, lt=1)  # with search: the questions searched on, by document
     max_p95_ms: float | None = Field(None, gt=0)  # with search: the latency constraint on each arm's settings
+    max_cost_per_1k: float | None = Field(None, gt=0)  # with search: the serving-cost constraint (USD / 1k queries)
+    validation: Literal["split", "synth"] = "split"  # with search: split the questions, or synthesise validation
+    validation_questions: int | None = Field(None, ge=1)  # with validation synth: how many (default: by share)
     scenario: Scenario = Field(default_factory=Scenario)
     cost: CostModel = CostModel()
 
@@ -279,29 +282,34 @@ class _Group:
     freshness: bool
 
 
-def _check_inputs(config: CompareConfig) -> _Inputs:
-    """Everything that can fail fast, checked before any long work."""
+def _check_inputs(config: CompareConfig, questions_needed: bool = True) -> _Inputs:
+    """Everything that can fail fast, checked before any long work. Without `questions_needed` (`ragtune tune`
+    synthesising its validation questions) an empty config.questions means no questions."""
     out = Path(config.out)
     if out.exists() and not (config.overwrite or config.resume):
         raise ConfigError(f"run folder {str(out)!r} already exists: choose another --out, or --overwrite")
     from ragtune.retrieve.factory import RETRIEVAL_MODES
 
     RETRIEVAL_MODES.get(config.mode)  # a registered mode name (ConfigError naming the choices), before training
+    _check_search_options(config)
     if config.search:
         from ragtune.workflows.search import require_optuna
 
         require_optuna()
-    examples = load_questions(config.questions, config.limit)
-    if not examples:
+    examples = load_questions(config.questions, config.limit) if config.questions or questions_needed else []
+    if not examples and questions_needed:
         raise InputError(f"{config.questions}: no questions")
     index = Index.open(config.index)
     if len(index) == 0:
         raise InputError(f"index {config.index!r} is empty: ingest documents first (ragtune ingest)")
     _check_gold(examples, index, config.questions)
-    if config.search:  # the questions can be split by document (ragtune.workflows.tune splits them again)
-        from ragtune.workflows.validation_split import split_by_document
+    if config.search:  # validation can be had (ragtune.workflows.tune splits or synthesises it again)
+        from ragtune.workflows.validation_split import free_documents, split_by_document
 
-        split_by_document(examples, config.validation_share, config.seed)
+        if config.validation == "synth":
+            free_documents(index, examples)
+        else:
+            split_by_document(examples, config.validation_share, config.seed)
     if _is_endpoint(config.model):
         _check_endpoint_arms(config)
         adapters: dict[str, str | None] = {"sft": None, "raft": None}
@@ -315,6 +323,19 @@ def _check_inputs(config: CompareConfig) -> _Inputs:
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
+
+
+def _check_search_options(config: CompareConfig) -> None:
+    """The options of --search given without it would be ignored in silence: a usage error instead."""
+    given = [flag for flag, value in (("--validation synth", config.validation == "synth"),
+                                      ("--validation-questions", config.validation_questions is not None),
+                                      ("--max-p95-ms", config.max_p95_ms is not None),
+                                      ("--max-cost-per-1k", config.max_cost_per_1k is not None)) if value]
+    if given and not config.search:
+        raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the settings search: "
+                          "add --search TRIALS, or drop them")
+    if config.validation_questions is not None and config.validation != "synth":
+        raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 
 
 def _is_endpoint(model: str) -> bool:

@@ -4,7 +4,9 @@ A trial answers every validation question through the one answer path (ragtune.e
 `retrieve` + `answer_from_hits`) with one configuration of the arm's space (ragtune.workflows.search_space)
 and scores token F1 — the metric `compare` reports. When the whole grid fits in the budget every configuration
 is tried (optuna's GridSampler); otherwise a seeded TPE sampler starts from the arm's defaults. A p95 latency
-limit is a constraint: a trial over it is recorded as infeasible and never chosen, however good its F1.
+limit and a serving-cost limit (USD per 1k queries: the cost model, ragtune.evaluate.cost, priced on the mean
+validation latency as `compare` prices an arm) are constraints: a trial over either is recorded as infeasible
+and never chosen, however good its F1.
 
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
 not answered again. best.json holds the chosen settings.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +27,7 @@ from typing import Any
 from ragtune.arms import ARMS
 from ragtune.errors import ConfigError, InputError, MissingExtraError
 from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
+from ragtune.evaluate.cost import CostModel
 from ragtune.evaluate.efficiency import latency_summary
 from ragtune.evaluate.harness import run_arm
 from ragtune.evaluate.run_files import write_text_atomic
@@ -46,13 +50,57 @@ class TrialMetrics:
     latency_ms_p50: float
     latency_ms_p95: float
     n: int
+    latency_ms_mean: float = math.nan  # NaN in trials recorded before it was (the cost is then unknown)
 
     def to_dict(self) -> dict[str, Any]:
         return {"f1": self.f1, "exact_match": self.exact_match, "latency_ms_p50": self.latency_ms_p50,
-                "latency_ms_p95": self.latency_ms_p95, "n": self.n}
+                "latency_ms_p95": self.latency_ms_p95,
+                "latency_ms_mean": None if math.isnan(self.latency_ms_mean) else self.latency_ms_mean, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> TrialMetrics:
+        mean = row.get("latency_ms_mean")
+        return cls(f1=row["f1"], exact_match=row["exact_match"], latency_ms_p50=row["latency_ms_p50"],
+                   latency_ms_p95=row["latency_ms_p95"], n=row["n"],
+                   latency_ms_mean=math.nan if mean is None else float(mean))
 
 
 TrialRunner = Callable[[Mapping[str, Choice]], TrialMetrics]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The constraints a chosen configuration meets on validation, and the cost model that prices a trial."""
+
+    max_p95_ms: float | None = None
+    max_cost_per_1k: float | None = None
+    cost_model: CostModel = CostModel()
+
+    def cost_per_1k(self, metrics: TrialMetrics) -> float | None:
+        """USD per 1,000 queries served at the trial's mean latency (None when it was not measured)."""
+        cost = self.cost_model.cost_per_1k_queries(metrics.latency_ms_mean)
+        return None if math.isnan(cost) else cost
+
+    def excess(self, metrics: TrialMetrics) -> dict[str, float]:
+        """How far over each limit the trial is, by optuna constraint name (<= 0: within it). A trial whose
+        cost cannot be priced is over a cost limit: it cannot be shown to meet it."""
+        over = {}
+        if self.max_p95_ms is not None:
+            over["p95_over_ms"] = metrics.latency_ms_p95 - self.max_p95_ms
+        if self.max_cost_per_1k is not None:
+            cost = self.cost_per_1k(metrics)
+            over["cost_over_usd"] = 1.0 if cost is None else cost - self.max_cost_per_1k
+        return over
+
+    def judge(self, metrics: TrialMetrics) -> tuple[float | None, bool]:
+        """(cost per 1k queries, feasible) of a trial's metrics."""
+        return self.cost_per_1k(metrics), all(v <= 0 for v in self.excess(metrics).values())
+
+    def describe(self) -> str:
+        """The limits as the flags that set them: '--max-p95-ms 250 and --max-cost-per-1k 0.002'."""
+        parts = [f"--max-p95-ms {self.max_p95_ms:g}" if self.max_p95_ms is not None else "",
+                 f"--max-cost-per-1k {self.max_cost_per_1k:g}" if self.max_cost_per_1k is not None else ""]
+        return " and ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -64,15 +112,25 @@ class Trial:
     metrics: TrialMetrics
     seconds: float
     feasible: bool
+    cost_per_1k: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trial": self.number, "params": self.params, "validation": self.metrics.to_dict(),
+        return {"trial": self.number, "params": self.params,
+                "validation": {**self.metrics.to_dict(), "cost_per_1k": self.cost_per_1k},
                 "seconds": round(self.seconds, 3), "feasible": self.feasible}
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Trial:
-        return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics(**row["validation"]),
-                   seconds=float(row["seconds"]), feasible=bool(row["feasible"]))
+        validation = row["validation"]
+        cost = validation.get("cost_per_1k")
+        return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics.from_dict(validation),
+                   seconds=float(row["seconds"]), feasible=bool(row["feasible"]),
+                   cost_per_1k=None if cost is None else float(cost))
+
+    def judged(self, limits: Limits) -> Trial:
+        """This trial priced and judged by `limits` (a resumed search's own, whatever they were before)."""
+        cost, feasible = limits.judge(self.metrics)
+        return replace(self, cost_per_1k=cost, feasible=feasible)
 
 
 @dataclass(frozen=True)
@@ -85,7 +143,7 @@ class SearchResult:
     trials: list[Trial]
     best: Trial
     sampler: str  # "grid" | "tpe"
-    max_p95_ms: float | None
+    limits: Limits
     seconds: float
 
     @property
@@ -95,12 +153,12 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """best.json: the chosen settings and their validation figures, and what was searched."""
         default = self.default_trial
-        return {"arm": self.arm, "params": self.best.params, "validation": self.best.metrics.to_dict(),
+        return {"arm": self.arm, "params": self.best.params, "validation": self.best.to_dict()["validation"],
                 "trial": self.best.number, "default_params": self.defaults,
-                "default_validation": default.metrics.to_dict() if default else None,
-                "space": self.space.describe(), "sampler": self.sampler, "max_p95_ms": self.max_p95_ms,
-                "trials": len(self.trials), "feasible_trials": sum(t.feasible for t in self.trials),
-                "search_s": round(self.seconds, 2)}
+                "default_validation": default.to_dict()["validation"] if default else None,
+                "space": self.space.describe(), "sampler": self.sampler, "max_p95_ms": self.limits.max_p95_ms,
+                "max_cost_per_1k": self.limits.max_cost_per_1k, "trials": len(self.trials),
+                "feasible_trials": sum(t.feasible for t in self.trials), "search_s": round(self.seconds, 2)}
 
 
 def require_optuna():
@@ -132,17 +190,18 @@ def read_trials(path: Path) -> dict[str, Trial]:
 
 
 def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], runner: TrialRunner, out_dir: Path,
-               *, budget: int, seed: int = 0, max_p95_ms: float | None = None, resume: bool = False,
-               runs_db: str | None = None) -> SearchResult:
+               *, budget: int, seed: int = 0, max_p95_ms: float | None = None, max_cost_per_1k: float | None = None,
+               cost_model: CostModel | None = None, resume: bool = False, runs_db: str | None = None) -> SearchResult:
     """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
 
     `runner(params)` answers the validation questions with one configuration. Writes out_dir/trials.jsonl (one
     row per trial, as it finishes) and out_dir/best.json; records the trials in the runs database. InputError
-    when no configuration meets `max_p95_ms`.
+    when no configuration meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
     """
     optuna = require_optuna()
     if budget < 1:
         raise ConfigError(f"search budget must be at least 1 trial, got {budget}")
+    limits = Limits(max_p95_ms, max_cost_per_1k, cost_model or CostModel())
     defaults = dict(defaults)
     space = space.including(defaults)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,19 +218,18 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
         params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
         key = params_key(params)
         result = seen.get(key)
-        if result is None and key in recorded:  # feasible under this search's limit, whatever it was before
-            result = replace(recorded[key], feasible=_feasible(recorded[key].metrics, max_p95_ms))
+        if result is None and key in recorded:  # feasible under this search's limits, whatever they were before
+            result = recorded[key].judged(limits)
         if result is None:
             t0 = time.perf_counter()
             metrics = runner(params)
             number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
-            result = Trial(number, params, metrics, time.perf_counter() - t0, _feasible(metrics, max_p95_ms))
+            result = Trial(number, params, metrics, time.perf_counter() - t0, False).judged(limits)
             _append(trials_path, result)
             logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
                         metrics.latency_ms_p95)
         seen.setdefault(key, result)
-        if max_p95_ms is not None:
-            _constrain(trial, result.metrics.latency_ms_p95 - max_p95_ms)
+        _constrain(trial, limits.excess(result.metrics))
         return result.metrics.f1
 
     def enough(study: Any, _trial: Any) -> None:
@@ -180,7 +238,7 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
 
     sampler = (optuna.samplers.GridSampler(space.grid(), seed=seed) if grid
                else optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, budget // 3)),
-                                               **_constraints_func(optuna, max_p95_ms)))
+                                               **_constraints_func(optuna, limits)))
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "trial N finished" line per trial on stderr
     try:
@@ -194,40 +252,42 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
         optuna.logging.set_verbosity(verbosity)
     trials = sorted(seen.values(), key=lambda t: t.number)
     result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials,
-                          best=_best(arm, trials, defaults, max_p95_ms), sampler="grid" if grid else "tpe",
-                          max_p95_ms=max_p95_ms, seconds=time.perf_counter() - started)
+                          best=_best(arm, trials, defaults, limits), sampler="grid" if grid else "tpe",
+                          limits=limits, seconds=time.perf_counter() - started)
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     _record(out_dir, result, runs_db)
     return result
 
 
-def _feasible(metrics: TrialMetrics, max_p95_ms: float | None) -> bool:
-    return max_p95_ms is None or metrics.latency_ms_p95 <= max_p95_ms
-
-
-def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], max_p95_ms: float | None) -> Trial:
-    """The feasible trial with the highest F1 (then EM); on a tie the defaults, then the earliest trial."""
+def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits: Limits) -> Trial:
+    """The feasible trial with the highest F1 (then EM); on a tie the defaults, then the earliest trial. The
+    limits only ever exclude: they never break a tie."""
     feasible = [t for t in trials if t.feasible]
     if not feasible:
         fastest = min(t.metrics.latency_ms_p95 for t in trials)
-        raise InputError(f"no configuration of arm {arm!r} meets --max-p95-ms {max_p95_ms:g} on validation "
-                         f"(the fastest of {len(trials)} trial(s) had p95 {fastest:,.0f} ms)")
+        costs = [t.cost_per_1k for t in trials if t.cost_per_1k is not None]
+        cheapest = f", the cheapest ${min(costs):.6f} per 1k queries" if costs and limits.max_cost_per_1k else ""
+        raise InputError(f"no configuration of arm {arm!r} meets {limits.describe()} on validation "
+                         f"(the fastest of {len(trials)} trial(s) had p95 {fastest:,.0f} ms{cheapest})")
     return max(feasible, key=lambda t: (t.metrics.f1, t.metrics.exact_match, t.params == dict(defaults), -t.number))
 
 
-def _constraints_func(optuna: Any, max_p95_ms: float | None) -> dict[str, Any]:
+def _constraints_func(optuna: Any, limits: Limits) -> dict[str, Any]:
     """optuna < 5 reads constraints through TPESampler(constraints_func=...); 5 through Trial.set_constraint."""
-    if max_p95_ms is None or hasattr(optuna.trial.Trial, "set_constraint"):
+    if not limits.describe() or hasattr(optuna.trial.Trial, "set_constraint"):
         return {}
-    return {"constraints_func": lambda frozen: [frozen.user_attrs["p95_over_ms"]]}
+    return {"constraints_func": lambda frozen: list(frozen.user_attrs["constraints"])}
 
 
-def _constrain(trial: Any, over_ms: float) -> None:
-    """Tell the sampler how far over the latency limit the trial was (<= 0: feasible)."""
+def _constrain(trial: Any, excess: Mapping[str, float]) -> None:
+    """Tell the sampler how far over each limit the trial was (<= 0: feasible)."""
+    if not excess:
+        return
     if hasattr(trial, "set_constraint"):
-        trial.set_constraint("p95_over_ms", over_ms)
+        for name, value in excess.items():
+            trial.set_constraint(name, value)
     else:
-        trial.set_user_attr("p95_over_ms", over_ms)
+        trial.set_user_attr("constraints", list(excess.values()))
 
 
 def _append(path: Path, trial: Trial) -> None:
@@ -270,7 +330,7 @@ class AnswerTrials:
         latency = latency_summary([r["retrieve_ms"] for r in rows], [r["generate_ms"] for r in rows])
         return TrialMetrics(f1=sum(f1s) / len(f1s), exact_match=sum(ems) / len(ems),
                             latency_ms_p50=latency["latency_ms_p50"], latency_ms_p95=latency["latency_ms_p95"],
-                            n=len(rows))
+                            n=len(rows), latency_ms_mean=latency["latency_ms_mean"])
 
     def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
         """The prediction rows of one configuration (the predictions.jsonl row shape)."""

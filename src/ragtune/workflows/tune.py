@@ -1,6 +1,7 @@
 """`ragtune tune` and `compare --search`: each arm's settings searched on a validation split of the questions.
 
-The questions are split by document (ragtune.workflows.validation_split); every arm's space
+The questions are split by document, or validation questions are synthesised from documents that hold no
+gold of the test questions (ragtune.workflows.validation_split); every arm's space
 (ragtune.workflows.search_space) is searched on the validation part (ragtune.workflows.search). `ragtune tune`
 stops there (trials.jsonl, best.json, split.json in --out); `compare --search` then answers the test part once
 with each arm's winner — the only figures its report compares — and also scores each arm's defaults on test,
@@ -13,25 +14,29 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ragtune.arms import parse_arms
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError
+from ragtune.evaluate.cost import CostModel
 from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.generate import load_generator
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.compare import CompareConfig, _arm_generate_config, _check_inputs
-from ragtune.workflows.search import AnswerTrials, SearchResult, TrialMetrics, require_optuna, search_arm
+from ragtune.workflows.search import (AnswerTrials, SearchResult, Trial, TrialMetrics, require_optuna,
+                                     search_arm)
 from ragtune.workflows.search_space import default_params, space_for
-from ragtune.workflows.validation_split import DEFAULT_VALIDATION_SHARE, Split, split_by_document
+from ragtune.workflows.validation_split import (DEFAULT_VALIDATION_SHARE, Split, split_by_document, synth_size,
+                                                synthesize_validation)
 
 logger = logging.getLogger(__name__)
 
 SPLIT_FILE = "split.json"
+VALIDATION_FILE = "validation.jsonl"  # synthesised validation questions, for a reader to check
 DEFAULT_TRIALS = 20
 
 
@@ -39,12 +44,16 @@ class TuneConfig(StrictModel):
     """`ragtune tune`: one arm's settings searched on the validation part of the questions."""
 
     index: str
-    questions: str
+    questions: str | None = None  # None: validation questions are synthesised from the corpus
     out: str
     arm: str = "rag"
     trials: int = Field(DEFAULT_TRIALS, ge=1)
     max_p95_ms: float | None = Field(None, gt=0)
+    max_cost_per_1k: float | None = Field(None, gt=0)
+    cost: CostModel = CostModel()
+    validation: Literal["split", "synth"] | None = None  # None: split the questions when given, else synthesise
     validation_share: float = Field(DEFAULT_VALIDATION_SHARE, gt=0, lt=1)
+    validation_questions: int | None = Field(None, ge=1)  # synth: how many (default: by share, or 40)
     seed: int = 0
     resume: bool = False
     limit: int | None = Field(None, ge=1)
@@ -57,45 +66,71 @@ class TuneConfig(StrictModel):
     batch_size: int = Field(8, ge=1)
     runs_db: str | None = None
 
+    @property
+    def validation_source(self) -> str:
+        """Where validation comes from: "split" (the questions) or "synth" (the corpus)."""
+        return self.validation or ("split" if self.questions else "synth")
+
     def compare_config(self) -> CompareConfig:
         """The one-arm comparison whose inputs and defaults this search shares."""
-        return CompareConfig(index=self.index, questions=self.questions, out=self.out, arms=(self.arm,),
+        return CompareConfig(index=self.index, questions=self.questions or "", out=self.out, arms=(self.arm,),
                              adapter=self.adapter, raft_adapter=self.raft_adapter, limit=self.limit, seed=self.seed,
                              k=self.k, mode=self.mode, model=self.model, max_new_tokens=self.max_new_tokens,
                              batch_size=self.batch_size, search=self.trials, max_p95_ms=self.max_p95_ms,
-                             validation_share=self.validation_share, resume=self.resume, overwrite=True,
+                             max_cost_per_1k=self.max_cost_per_1k, cost=self.cost,
+                             validation=self.validation_source, validation_share=self.validation_share,
+                             validation_questions=self.validation_questions, resume=self.resume, overwrite=True,
                              runs_db=self.runs_db)  # overwrite: --out is checked by run_tune, not as a run folder
 
 
 def run_tune(config: TuneConfig) -> SearchResult:
-    """Split the questions, search the arm on validation; writes config.json, split.json, trials.jsonl and best.json
-    in out."""
+    """Split the questions (or synthesise validation questions), search the arm on validation; writes config.json,
+    split.json, trials.jsonl and best.json in out (and validation.jsonl when synthesised)."""
     parse_arms([config.arm])  # a known arm, else InputError naming the choices
+    if config.validation_source == "split" and not config.questions:
+        raise ConfigError("--validation split divides your questions: pass --questions FILE, or drop --validation "
+                          "to synthesise validation questions from the index")
     out = Path(config.out)
     if not config.resume and any((out / name).exists() for name in (SPLIT_FILE, "trials.jsonl", "best.json")):
         raise ConfigError(f"--out {str(out)!r} already holds a search: --resume to continue it, or choose another "
                           "--out")
     compare = config.compare_config()
     require_optuna()  # the extra is there, before any model loads
-    inputs = _check_inputs(compare)
-    split = split_questions(inputs.examples, compare, out)
+    inputs = _check_inputs(compare, questions_needed=config.questions is not None)
+    split = split_questions(inputs.examples, compare, out, inputs.index)
     write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
     arm_config = _arm_generate_config(compare, inputs.adapters, config.arm)
     return _search(compare, config.arm, arm_config, inputs.index, split.validation, out)
 
 
-def split_questions(examples: list[Example], config: CompareConfig, out: Path) -> Split:
-    """The validation/test split, written to out/split.json; on resume it must be the one recorded there."""
-    split = split_by_document(examples, config.validation_share, config.seed)
+def split_questions(examples: list[Example], config: CompareConfig, out: Path, index: Any) -> Split:
+    """The validation/test split (config.validation: the questions split by document, or validation synthesised
+    from the documents free of their gold), written to out/split.json; on resume it must be the one recorded
+    there."""
+    if config.validation == "synth":
+        size = synth_size(len(examples), config.validation_share, config.validation_questions)
+        split = synthesize_validation(index, examples, questions=size, seed=config.seed,
+                                      share=config.validation_share)
+    else:
+        split = split_by_document(examples, config.validation_share, config.seed)
     path = out / SPLIT_FILE
     if config.resume and path.is_file():
         recorded = json.loads(path.read_text(encoding="utf-8"))
         if recorded != split.to_dict():
-            raise ConfigError(f"--resume: the questions, --seed or --validation-share differ from the search in "
+            raise ConfigError(f"--resume: the questions, --seed or the validation options differ from the search in "
                               f"{str(out)!r} (its split.json); use the same ones, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(split.to_dict(), indent=2) + "\n")
-    logger.info("split: %d validation, %d test questions", len(split.validation), len(split.test))
+    if split.source == "synth":
+        from ragtune.train.synth import example_record
+
+        write_text_atomic(out / VALIDATION_FILE, "".join(
+            json.dumps({"id": e.qid, **example_record(e)}) + "\n" for e in split.validation))
+        if split.synth and split.synth["test_without_gold"]:
+            logger.warning("%d test question(s) name no gold document: validation questions synthesised from the "
+                           "index may be about the same documents", split.synth["test_without_gold"])
+    logger.info("%s: %d validation, %d test questions", "synthesised" if split.source == "synth" else "split",
+                len(split.validation), len(split.test))
     return split
 
 
@@ -104,6 +139,7 @@ def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: 
     runner = _runner(config, arm, arm_config, index, examples)
     return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base), runner, out,
                       budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
+                      max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
                       resume=config.resume, runs_db=config.runs_db)
 
 
@@ -147,19 +183,28 @@ class ComparisonSearch:
                 "f1": test.get("f1"), "exact_match": test.get("exact_match")}
             gain = None if test.get("f1") is None or default_test["f1"] is None else test["f1"] - default_test["f1"]
             arms[arm] = {**search.to_dict(), "test": {"f1": test.get("f1"), "exact_match": test.get("exact_match"),
-                                                       "latency_ms_p95": test.get("latency_ms_p95")},
+                                                       "latency_ms_p95": test.get("latency_ms_p95"),
+                                                       "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
-                         "gain_f1": gain}
+                         "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
+                         "trial_results": [_trial_point(t) for t in search.trials]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
-                "arms": arms}
+                "validation_source": self.split.source, "arms": arms}
+
+
+def _trial_point(trial: Trial) -> dict[str, Any]:
+    """One trial as the report plots it (results.json search.arms[arm].trial_results)."""
+    return {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
+            "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
+            "feasible": trial.feasible}
 
 
 def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
                        arm_configs: dict[str, GenerateConfig], out: Path) -> ComparisonSearch:
     """`compare --search`: split, search every arm on validation (out/<arm>/), score each arm's defaults on test
     when the search chose something else."""
-    split = split_questions(examples, config, out)
+    split = split_questions(examples, config, out, index)
     arms = {}
     for arm in config.arms:
         search = _search(config, arm, arm_configs[arm], index, split.validation, out / arm)
