@@ -165,3 +165,20 @@ def test_report_search_section_has_the_plot_and_the_overfit(fake_run_dir):
     assert "defaults on test 0.410 · gain from the search +0.070" in text
     assert "synthesised from the documents none of the test questions is about" in text
     assert "p95 ≤ 250 ms: 3 feasible" in text
+
+
+def test_report_search_section_says_whether_the_winner_beat_the_defaults(fake_run_dir):
+    from ragtune.report.render import search_sections
+
+    results = searched_results(read_results(fake_run_dir))
+    info = results["search"]["arms"]["rag"]
+    info["versus_defaults"] = {"trial": 1, "delta_f1": 0.15, "p_value": 0.0312, "n": 12, "alpha": 0.05,
+                               "switched": True}
+    assert search_sections(results)[0]["versus"] == (
+        "Trial 1 replaced the defaults: +0.150 F1 on 12 validation questions, paired p=0.031 < 0.05.")
+    info["versus_defaults"] = {**info["versus_defaults"], "p_value": 0.25, "switched": False}
+    kept = search_sections(results)[0]["versus"]
+    assert kept.startswith("The defaults were kept: the best trial (1) led by +0.150 F1") and "p=0.250" in kept
+    assert "The defaults were kept" in render_html(results, read_predictions(fake_run_dir))
+    info.pop("versus_defaults")
+    assert search_sections(results)[0]["versus"] == ""

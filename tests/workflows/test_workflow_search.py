@@ -204,7 +204,7 @@ def test_grid_when_the_space_fits_the_budget_writes_every_trial(tmp_path: Path):
     assert len(rows) == 6 and [r["trial"] for r in rows] == list(range(6))
     assert set(rows[0]) == {"trial", "params", "validation", "seconds", "feasible"}
     assert set(rows[0]["validation"]) == {"f1", "exact_match", "latency_ms_p50", "latency_ms_p95", "latency_ms_mean",
-                                          "n", "cost_per_1k"}
+                                          "n", "cost_per_1k", "f1_per_question"}
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["params"] == {"mode": "bm25", "k": 5} and best["validation"]["f1"] == pytest.approx(0.90)
     assert best["default_params"] == DEFAULTS and best["default_validation"]["f1"] == pytest.approx(0.40)
@@ -363,3 +363,43 @@ def test_missing_optuna_names_the_extra(tmp_path: Path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'ragtune\[search\]'"):
         search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path, budget=6)
+
+
+# --- the winner must beat the defaults, not only top them -----------------------------------------------------
+
+class ScoredRunner:
+    """Per-question F1 from a table of score lists (the same validation questions for every configuration)."""
+
+    def __init__(self, table: dict[tuple, list[float]]):
+        self.table = table
+
+    def __call__(self, params) -> TrialMetrics:
+        scores = self.table[(params["mode"], params["k"])]
+        return TrialMetrics(f1=sum(scores) / len(scores), exact_match=0.0, latency_ms_p50=10, latency_ms_p95=10,
+                            n=len(scores), latency_ms_mean=10, f1_scores=tuple(scores))
+
+
+def _scored_table(default: list[float], better: list[float]) -> dict[tuple, list[float]]:
+    table = {key: [0.0] * len(default) for key in TABLE}
+    table[("hybrid", 3)], table[("bm25", 5)] = default, better
+    return table
+
+
+def test_a_winner_by_luck_on_few_questions_leaves_the_defaults(tmp_path: Path):
+    """Higher mean F1 on 4 questions (one question flipped) is not evidence: the defaults stay (best.json says why)."""
+    runner = ScoredRunner(_scored_table(default=[1.0, 0.0, 0.5, 0.5], better=[1.0, 1.0, 0.5, 0.5]))
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=10)
+    assert result.best.params == DEFAULTS
+    versus = json.loads((tmp_path / "best.json").read_text())["versus_defaults"]
+    assert versus["switched"] is False and versus["delta_f1"] == 0.25 and versus["p_value"] >= 0.05
+    assert versus["trial"] == next(t.number for t in result.trials if t.params == {"mode": "bm25", "k": 5})
+
+
+def test_a_winner_that_beats_the_defaults_question_by_question_replaces_them(tmp_path: Path):
+    default = [0.0, 0.2, 0.1, 0.0, 0.3, 0.0, 0.1, 0.2, 0.0, 0.1]
+    runner = ScoredRunner(_scored_table(default=default, better=[x + 0.5 for x in default]))
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=10)
+    assert result.best.params == {"mode": "bm25", "k": 5}
+    assert result.versus_defaults["switched"] is True and result.versus_defaults["p_value"] < 0.05
+    recorded = read_trials(tmp_path / "trials.jsonl")  # per-question scores are recorded for a resumed search
+    assert any(t.metrics.f1_scores == tuple(default) for t in recorded.values())

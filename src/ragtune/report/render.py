@@ -223,8 +223,20 @@ def search_sections(results: dict) -> list[dict[str, Any]]:
             "trials": info.get("trials"), "feasible": info.get("feasible_trials"), "sampler": info.get("sampler"),
             "max_p95_ms": info.get("max_p95_ms"), "max_cost_per_1k": info.get("max_cost_per_1k"),
             "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
+            "versus": _versus_defaults(info.get("versus_defaults")),
         })
     return sections
+
+
+def _versus_defaults(versus: dict | None) -> str:
+    """How the search's best trial fared against the defaults on validation (workflows.search._confirmed)."""
+    if not versus:
+        return ""
+    figures = f"{versus['delta_f1']:+.3f} F1 on {versus['n']} validation questions, paired p={versus['p_value']:.3f}"
+    if versus["switched"]:
+        return f"Trial {versus['trial']} replaced the defaults: {figures} < {versus['alpha']:g}."
+    return (f"The defaults were kept: the best trial ({versus['trial']}) led by {figures}, "
+            f"not below {versus['alpha']:g} — too little evidence to change settings.")
 
 
 def _payback_rows(results: dict) -> list[dict[str, str]]:

@@ -8,8 +8,13 @@ limit and a serving-cost limit (USD per 1k queries: the cost model, ragtune.eval
 validation latency as `compare` prices an arm) are constraints: a trial over either is recorded as infeasible
 and never chosen, however good its F1.
 
+The best feasible trial replaces the defaults only when it beats them on the same validation questions by a
+paired test (sign-flip p < SWITCH_ALPHA, ragtune.evaluate.stats): on a few questions the top of many trials is
+mostly luck, and a search must not leave an arm worse than its defaults. best.json holds the chosen settings and
+that comparison.
+
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
-not answered again. best.json holds the chosen settings.
+not answered again.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from ragtune.workflows.search_space import Choice, SearchSpace, with_params
 
 logger = logging.getLogger(__name__)
 
+SWITCH_ALPHA = 0.05  # the winner must beat the defaults on validation at this paired p-value, else they stay
+
 TRIALS_FILE = "trials.jsonl"
 BEST_FILE = "best.json"
 
@@ -51,18 +58,21 @@ class TrialMetrics:
     latency_ms_p95: float
     n: int
     latency_ms_mean: float = math.nan  # NaN in trials recorded before it was (the cost is then unknown)
+    f1_scores: tuple[float, ...] = ()  # per validation question, in question order (empty: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"f1": self.f1, "exact_match": self.exact_match, "latency_ms_p50": self.latency_ms_p50,
                 "latency_ms_p95": self.latency_ms_p95,
-                "latency_ms_mean": None if math.isnan(self.latency_ms_mean) else self.latency_ms_mean, "n": self.n}
+                "latency_ms_mean": None if math.isnan(self.latency_ms_mean) else self.latency_ms_mean, "n": self.n,
+                "f1_per_question": [round(x, 6) for x in self.f1_scores]}
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> TrialMetrics:
         mean = row.get("latency_ms_mean")
         return cls(f1=row["f1"], exact_match=row["exact_match"], latency_ms_p50=row["latency_ms_p50"],
                    latency_ms_p95=row["latency_ms_p95"], n=row["n"],
-                   latency_ms_mean=math.nan if mean is None else float(mean))
+                   latency_ms_mean=math.nan if mean is None else float(mean),
+                   f1_scores=tuple(float(x) for x in row.get("f1_per_question") or ()))
 
 
 TrialRunner = Callable[[Mapping[str, Choice]], TrialMetrics]
@@ -145,6 +155,7 @@ class SearchResult:
     sampler: str  # "grid" | "tpe"
     limits: Limits
     seconds: float
+    versus_defaults: dict[str, Any] | None = None  # the paired test that let the winner replace the defaults
 
     @property
     def default_trial(self) -> Trial | None:
@@ -158,7 +169,8 @@ class SearchResult:
                 "default_validation": default.to_dict()["validation"] if default else None,
                 "space": self.space.describe(), "sampler": self.sampler, "max_p95_ms": self.limits.max_p95_ms,
                 "max_cost_per_1k": self.limits.max_cost_per_1k, "trials": len(self.trials),
-                "feasible_trials": sum(t.feasible for t in self.trials), "search_s": round(self.seconds, 2)}
+                "feasible_trials": sum(t.feasible for t in self.trials), "search_s": round(self.seconds, 2),
+                "versus_defaults": self.versus_defaults}
 
 
 def require_optuna():
@@ -251,9 +263,10 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     finally:
         optuna.logging.set_verbosity(verbosity)
     trials = sorted(seen.values(), key=lambda t: t.number)
-    result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials,
-                          best=_best(arm, trials, defaults, limits), sampler="grid" if grid else "tpe",
-                          limits=limits, seconds=time.perf_counter() - started)
+    best, versus = _confirmed(_best(arm, trials, defaults, limits), trials, defaults, seed)
+    result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials, best=best,
+                          sampler="grid" if grid else "tpe", limits=limits, seconds=time.perf_counter() - started,
+                          versus_defaults=versus)
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     _record(out_dir, result, runs_db)
     return result
@@ -270,6 +283,26 @@ def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits:
         raise InputError(f"no configuration of arm {arm!r} meets {limits.describe()} on validation "
                          f"(the fastest of {len(trials)} trial(s) had p95 {fastest:,.0f} ms{cheapest})")
     return max(feasible, key=lambda t: (t.metrics.f1, t.metrics.exact_match, t.params == dict(defaults), -t.number))
+
+
+def _confirmed(best: Trial, trials: list[Trial], defaults: Mapping[str, Choice],
+               seed: int) -> tuple[Trial, dict[str, Any] | None]:
+    """`best`, or the defaults' trial when `best` does not beat it on validation by a paired test (p <
+    SWITCH_ALPHA, higher mean F1) — and that test. Without per-question scores for both, `best` stands."""
+    from ragtune.evaluate.stats import paired_test
+
+    default = next((t for t in trials if t.params == dict(defaults) and t.feasible), None)
+    if default is None or default is best or not best.metrics.f1_scores \
+            or len(best.metrics.f1_scores) != len(default.metrics.f1_scores):
+        return best, None
+    test = paired_test(best.metrics.f1_scores, default.metrics.f1_scores, seed=seed)
+    switched = test.delta > 0 and test.p_value < SWITCH_ALPHA
+    versus = {"trial": best.number, "delta_f1": round(test.delta, 4), "p_value": round(test.p_value, 4),
+              "n": test.n, "alpha": SWITCH_ALPHA, "switched": switched}
+    if not switched:
+        logger.info("trial %d beat the defaults by %+.3f F1 on validation, p=%.3f ≥ %g: the defaults stay",
+                    best.number, test.delta, test.p_value, SWITCH_ALPHA)
+    return (best if switched else default), versus
 
 
 def _constraints_func(optuna: Any, limits: Limits) -> dict[str, Any]:
@@ -330,7 +363,7 @@ class AnswerTrials:
         latency = latency_summary([r["retrieve_ms"] for r in rows], [r["generate_ms"] for r in rows])
         return TrialMetrics(f1=sum(f1s) / len(f1s), exact_match=sum(ems) / len(ems),
                             latency_ms_p50=latency["latency_ms_p50"], latency_ms_p95=latency["latency_ms_p95"],
-                            n=len(rows), latency_ms_mean=latency["latency_ms_mean"])
+                            n=len(rows), latency_ms_mean=latency["latency_ms_mean"], f1_scores=tuple(f1s))
 
     def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
         """The prediction rows of one configuration (the predictions.jsonl row shape)."""
