@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     # base: small modules every layer may use
     "text": 1,
     "types": 1,
+    "access": 1,
     "version": 1,
     "uris": 1,
     "config": 1,

@@ -114,3 +114,25 @@ def test_caller_visibility_rules():
     assert admin.can_see({"groups": ["secret"]}) and not hr.can_see({"groups": ["secret"]})
     assert hr.can_see({}) and hr.can_see({"groups": []}) and hr.can_see({"groups": ["ops", "x"]})
     assert document_groups({"groups": "hr"}) == frozenset({"hr"})
+
+
+def test_search_filters_by_groups_in_the_index_without_listing_documents(tmp_path, monkeypatch):
+    """The caller's groups go to the index as one filter (ACCESS_FIELD) applied before ranking; a request no
+    longer lists every document to build a doc_id filter, and a request's own "@access" cannot widen it."""
+    from fastapi.testclient import TestClient
+
+    docs = corpus([[], ["hr"], ["eng"], ["hr", "eng"]] + [["legal"]] * (N_DOCS - 4))
+    app, index, _ = make_app(tmp_path, keys=["hr-key-000001=hr"], docs=docs)
+
+    def no_listing(*_args, **_kwargs):
+        raise AssertionError("a search listed every document")
+
+    with TestClient(app) as client:
+        monkeypatch.setattr(type(index), "documents", no_listing)
+        query = {"query": " ".join(marker(i) for i in range(N_DOCS)), "k": 10}
+        hits = client.post("/v1/search", headers=auth("hr-key-000001"), json=query).json()["data"][0]["hits"]
+        assert sorted(h["doc_id"] for h in hits) == ["d0.md", "d1.md", "d3.md"]
+        widened = {**query, "filters": {"@access": ["legal", "eng"]}}
+        response = client.post("/v1/search", headers=auth("hr-key-000001"), json=widened)
+        assert response.status_code == 200
+        assert sorted(h["doc_id"] for h in response.json()["data"][0]["hits"]) == ["d0.md", "d1.md", "d3.md"]

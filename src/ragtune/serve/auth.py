@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragtune.access import GROUPS_FIELD, document_groups  # noqa: F401  (routes and service import them from here)
 from ragtune.errors import ConfigError
 
 ADMIN_GROUP = "admin"
-GROUPS_FIELD = "groups"  # the document/chunk metadata field holding access groups
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,6 @@ class Caller:
 
 
 OPEN_CALLER = Caller(identity="local", groups=frozenset({ADMIN_GROUP}))
-
-
-def document_groups(metadata: Mapping[str, Any]) -> frozenset[str]:
-    """The access groups stored in a document's metadata (empty = public)."""
-    value = metadata.get(GROUPS_FIELD) if metadata else None
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset({value}) if value else frozenset()
-    return frozenset(str(v) for v in value if str(v))
 
 
 def _digest(key: str) -> str:

@@ -24,6 +24,7 @@ from ragtune.generate.base import Generator
 from ragtune.graph import follow_index_commits
 from ragtune.pipeline import AnswerSettings, answer_from_hits
 from ragtune.retrieve import open_retriever
+from ragtune.access import ACCESS_FIELD
 from ragtune.serve.auth import GROUPS_FIELD, Caller, document_groups
 from ragtune.serve.metrics import Metrics
 from ragtune.serve.screening import screen_hits
@@ -92,10 +93,11 @@ class ServeService:
         return [d for d in self._fresh_index().documents() if caller.can_see(d.metadata)]
 
     def access_filter(self, caller: Caller) -> dict[str, list[str]] | None:
-        """The pre-ranking filter for a caller: None for admins, else {"doc_id": [visible ids]}."""
+        """The pre-ranking filter for a caller: None for admins, else {ACCESS_FIELD: their groups}, which every
+        index backend applies before ranking (no listing of the documents per request)."""
         if caller.is_admin:
             return None
-        return {"doc_id": [d.doc_id for d in self.visible_documents(caller)]}
+        return {ACCESS_FIELD: sorted(caller.groups)}
 
     def retrieve(self, caller: Caller, queries: list[str], k: int, filters: Mapping[str, Any] | None = None) -> list[Retrieved]:
         """Access-filtered (before ranking), access-checked (after) and screened hits for each query."""
@@ -103,17 +105,8 @@ class ServeService:
         index = self._fresh_index()
         if len(index) == 0 or not queries:
             return [Retrieved([], []) for _ in queries]
-        combined = dict(filters or {})
-        acl = self.access_filter(caller)
-        if acl is not None:
-            wanted = combined.pop("doc_id", None)
-            ids = acl["doc_id"]
-            if wanted is not None:
-                wanted_set = {str(w) for w in (wanted if isinstance(wanted, (list, tuple)) else [wanted])}
-                ids = [d for d in ids if d in wanted_set]
-            if not ids:
-                return [Retrieved([], []) for _ in queries]
-            combined["doc_id"] = ids
+        combined = {key: value for key, value in (filters or {}).items() if key != ACCESS_FIELD}
+        combined.update(self.access_filter(caller) or {})  # the caller's own groups, whatever the request said
         raw = self._retriever.retrieve(list(queries), k=k, filters=combined or None)
         checked: list[list[Hit]] = []
         for hits in raw:

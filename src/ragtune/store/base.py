@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ragtune.access import ACCESS_FIELD, GROUPS_FIELD  # noqa: F401  (the store's filter vocabulary)
 from ragtune.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 # The special field ACCESS_FIELD takes the caller's groups: public chunks (no groups) plus chunks sharing one.
 StoreFilters = Mapping[str, Any]
 
-GROUPS_FIELD = "groups"  # the metadata field holding a document's access groups (as in ragtune.serve.auth)
-ACCESS_FIELD = "@access"  # filter key: {ACCESS_FIELD: ["hr", "eng"]} -> public or in hr or eng
 SPECIAL_FIELDS = ("doc_id", "source")
 MAX_TERM_CHARS = 200  # longer filter terms are stored hashed (engines cap array element length)
 MAX_TERMS = 1000  # filter terms kept per chunk (Milvus caps array capacity); extra values are not filterable
