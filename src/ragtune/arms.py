@@ -10,12 +10,19 @@ from ragtune.errors import ConfigError, InputError
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """An arm: does it retrieve, and which kind of adapter (None = the untuned base model) it needs."""
+    """An arm: does it retrieve, which kind of adapter (None = the untuned base model) it needs, and does it
+    retrieve from the index re-embedded with a tuned embedder (ragtune finetune-embedder) instead of the given one."""
 
     name: str
     retrieval: bool
     adapter: str | None  # "sft" | "raft" | None
     description: str
+    tuned_retriever: bool = False
+
+    @property
+    def tuned(self) -> bool:
+        """Something was trained for this arm: an adapter, or the embedder it retrieves with."""
+        return self.adapter is not None or self.tuned_retriever
 
 
 ARMS: dict[str, ArmSpec] = {
@@ -26,9 +33,11 @@ ARMS: dict[str, ArmSpec] = {
         ArmSpec("ft", False, "sft", "fine-tuned (SFT) model, closed-book"),
         ArmSpec("ft_rag", True, "sft", "fine-tuned (SFT) model + retrieval"),
         ArmSpec("raft", True, "raft", "RAFT-tuned model + retrieval"),
+        ArmSpec("rag_tr", True, None, "untuned model + retrieval with a tuned embedder", tuned_retriever=True),
+        ArmSpec("raft_tr", True, "raft", "RAFT-tuned model + retrieval with a tuned embedder", tuned_retriever=True),
     )
 }
-DEFAULT_ARMS = tuple(ARMS)
+DEFAULT_ARMS = ("base", "rag", "ft", "ft_rag", "raft")  # the tuned-retriever arms are asked for by name
 
 
 def parse_arms(text: str | Sequence[str]) -> list[str]:
@@ -44,6 +53,18 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
     if unknown:
         raise InputError(f"unknown arm {unknown[0]!r} (choose from {', '.join(ARMS)})")
     return list(dict.fromkeys(names))
+
+
+def check_untuned_retriever(arm: str, command: str) -> None:
+    """ConfigError for a tuned-retriever arm where `command` has only the index it is given (serve, tune): that
+    arm's index is the given one re-embedded, which `ragtune reindex` makes and its untuned sibling then uses."""
+    spec = ARMS[arm]
+    if spec.tuned_retriever:
+        sibling = next(s.name for s in ARMS.values() if s.adapter == spec.adapter and s.retrieval
+                       and not s.tuned_retriever)
+        raise ConfigError(f"{command} answers from the index it is given, so arm {arm!r} is arm {sibling!r} over a "
+                          f"re-embedded index: `ragtune reindex INDEX --embedder EMB_DIR --out INDEX_TR`, then "
+                          f"{command} {sibling} with --index INDEX_TR")
 
 
 ADAPTER_KINDS = ("sft", "raft")

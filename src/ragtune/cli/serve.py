@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (needed by arms that retrieve)."),
-        arms: list[str] = typer.Option(["rag"], "--arm", help="Arm to serve (repeatable): base, rag, ft, ft_rag, raft."),
+        arms: list[str] = typer.Option(["rag"], "--arm", help="Arm to serve (repeatable): base, rag, ft, ft_rag, raft (for rag_tr: serve rag over a reindexed index)."),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name of the untuned arms for an http(s) --model."),
         adapter_model_names: list[str] = typer.Option([], "--adapter-model-name", help="KIND=NAME (repeatable; KIND sft or raft): the model an http(s) --model serves that adapter as, e.g. a vLLM --lora-modules name."),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.arms import ARMS
 from ragtune.errors import InputError, RagtuneError
 from ragtune.evaluate import answer_metrics, grounding
 from ragtune.evaluate.cost import CostModel, Scenario
@@ -35,7 +36,7 @@ QUALITY_METRICS = (
     "retrieval_recall_at_k",
 )
 COMPARED_METRICS = ("f1", "exact_match", "semantic_similarity", "faithfulness")
-ARM_ORDER = ("base", "rag", "ft", "ft_rag", "raft")  # known arms first, in this order; others after
+ARM_ORDER = tuple(ARMS)  # known arms first, in ragtune.arms order; others after
 
 
 def _citations(row: dict[str, Any]) -> list[grounding.Citation]:

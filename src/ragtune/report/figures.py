@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-ARM_COLOURS = {"base": "#8c8c8c", "rag": "#2f6fde", "ft": "#e8862e", "ft_rag": "#8e44ad", "raft": "#1e9e6a"}
+ARM_COLOURS = {"base": "#8c8c8c", "rag": "#2f6fde", "ft": "#e8862e", "ft_rag": "#8e44ad", "raft": "#1e9e6a",
+               "rag_tr": "#7fa8ee", "raft_tr": "#7fcfae"}
 EXTRA_COLOURS = ["#c0392b", "#16a085", "#d35400", "#2c3e50", "#7f8c8d"]
 METRIC_LABELS = {
     "exact_match": "Exact match",

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ragtune.arms import ARMS
 from ragtune.evaluate.cost import RETRAINS_PER_MONTH, Scenario, payback
 from ragtune.evaluate.results import ArmMetrics, Comparison, Recommendation, RunResults
 from ragtune.evaluate.stats import holm
@@ -54,7 +55,8 @@ def find_comparison(results: RunResults | Mapping[str, Any], a: str, b: str, met
 
 
 def _is_tuned(arm: str, info: ArmMetrics) -> bool:
-    return (info.metric("training_s") or 0) > 0 or arm in ("ft", "ft_rag", "raft")
+    spec = ARMS.get(arm)
+    return (info.metric("training_s") or 0) > 0 or (spec is not None and spec.tuned)
 
 
 def _monthly_training(info: ArmMetrics, scenario: Scenario) -> float:
@@ -265,6 +267,12 @@ def _payback_reasons(info: Mapping[str, ArmMetrics], choice: str, scenario: Scen
 
 def _field_note(choice: str, arm: ArmMetrics, scenario: Scenario, results: RunResults) -> str:
     retrieval, tuned = arm.uses_retrieval, _is_tuned(choice, arm)
+    spec = ARMS.get(choice)
+    if spec is not None and spec.tuned_retriever:
+        model = "the tuned model" if spec.adapter else "the untuned model"
+        return (f"tune the retriever: an embedder trained on questions synthesised from your own chunks finds the "
+                f"right passages more often (see recall@k), and {model} answers from them — retrieval keeps answers "
+                "current and cited; re-tune and re-embed when the documents change much")
     if retrieval and tuned:
         return ("tuning plus retrieval: the tuned model reads its sources better, and retrieval keeps answers current "
                 "and cited — worth it while the budget covers retraining")

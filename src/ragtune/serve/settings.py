@@ -88,7 +88,8 @@ class ServeSettings(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:
         from ragtune.errors import InputError
-        from ragtune.arms import parse_arms
+        from ragtune.arms import check_untuned_retriever, parse_arms
+        from ragtune.errors import ConfigError
 
         try:
             parsed = tuple(parse_arms(list(self.arms)))
@@ -96,6 +97,11 @@ class ServeSettings(StrictModel):
             raise ValueError(str(exc)) from None
         if parsed != self.arms:
             object.__setattr__(self, "arms", parsed)
+        for arm in parsed:
+            try:
+                check_untuned_retriever(arm, "serve")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         if (self.model_name or self.adapter_model_names) and not self.model.startswith(("http://", "https://")):
             raise ValueError(f"model_name / adapter_model_names name models on an http(s) endpoint; {self.model!r} is local")
         if set(self.adapter_model_names) - {"sft", "raft"}:

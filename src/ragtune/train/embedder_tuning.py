@@ -166,6 +166,27 @@ def folder_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def check_tunable(index: Any, base: str | None = None, chunks: int | None = None) -> str:
+    """The embedder to start from (`base`, else the index's); InputError/ConfigError when the index has too few
+    chunks or that embedder has no weights. Cheap: `compare --train` checks it before any work."""
+    chunks = len(index) if chunks is None else chunks
+    if chunks < MIN_CHUNKS:
+        raise InputError(f"index {index.path} has {chunks} chunks; embedder tuning needs at least {MIN_CHUNKS}")
+    base_name = base or index.config.embed.model
+    if base_name.startswith("hash"):
+        raise ConfigError(f"the index embedder {base_name!r} has no weights to tune; pass --base EMB_DIR or 'bundled'")
+    return str(base_name)
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The manifest finetune-embedder wrote into `folder` ({} for a folder it did not write)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def tune_embedder(
     index: Any, out: str | os.PathLike, config: EmbedderTuneConfig = EmbedderTuneConfig(),
     qa_file: str | os.PathLike | None = None, base: str | None = None,
@@ -183,11 +204,7 @@ def tune_embedder(
     if config.epochs < 1 or config.per_chunk < 1 or config.batch_size < 2:
         raise ConfigError(f"epochs and per_chunk must be >= 1 and batch_size >= 2, got {config}")
     chunks = index.chunks()
-    if len(chunks) < MIN_CHUNKS:
-        raise InputError(f"index {index.path} has {len(chunks)} chunks; embedder tuning needs at least {MIN_CHUNKS}")
-    base_name = base or index.config.embed.model
-    if base_name.startswith("hash"):
-        raise ConfigError(f"the index embedder {base_name!r} has no weights to tune; pass --base EMB_DIR or 'bundled'")
+    base_name = check_tunable(index, base, len(chunks))
     base_dir = resolve_embedder(base_name)
     started = time.perf_counter()
     pairs = pairs_from_qa_file(qa_file, {c.chunk_id: c for c in chunks}) if qa_file else synth_pairs(chunks, config)

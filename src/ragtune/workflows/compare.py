@@ -24,7 +24,7 @@ from ragtune.adapters import check_adapter
 from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
 from ragtune.atomic import place_dir
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
-from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.errors import ConfigError, InputError, NotBuiltError, RagtuneError
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
 from ragtune.evaluate.harness import gold_doc_ids, run_arm
@@ -48,6 +48,9 @@ from ragtune.workflows.train_arms import train_adapters
 
 logger = logging.getLogger(__name__)
 
+TUNED_INDEX = "index_tr"  # RUN.partial/index_tr: the index re-embedded for the *_tr arms (kept by --resume)
+FRESH_TUNED_INDEX = "fresh_index_tr"
+
 
 class CompareConfig(StrictModel):
     """Everything a comparison run depends on; saved as config.json in the run folder."""
@@ -58,6 +61,7 @@ class CompareConfig(StrictModel):
     arms: tuple[str, ...] = DEFAULT_ARMS
     adapter: str | None = None  # SFT adapter for ft / ft_rag
     raft_adapter: str | None = None  # RAFT adapter for raft
+    tuned_embedder: str | None = None  # embedder folder (finetune-embedder) the *_tr arms' re-embedded index uses
     train: bool = False  # train missing adapters as part of the run
     train_data: str | None = None  # QA file to train on (default: synthesised from the index)
     train_epochs: float | None = None
@@ -236,18 +240,25 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup = _describe_setup(config, inputs.index)
     adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup, on_train_plan)
+    tuned_index = _tuned_retriever_index(config, inputs.index, partial.dir, setup)
     _describe_arms(config, adapters, setup)
     examples, search = inputs.examples, None
     if config.search:
         from ragtune.workflows.tune import search_for_compare
 
         arm_configs = {arm: _arm_generate_config(config, adapters, arm) for arm in config.arms}
-        search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search")
+        arm_indexes = {arm: tuned_index for arm in config.arms if ARMS[arm].tuned_retriever}
+        search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search",
+                                    arm_indexes=arm_indexes)
         examples = search.split.test
-    groups = [_Group(examples, inputs.index, open_retriever(inputs.index, config.mode), freshness=False)]
+    groups = [_Group.over(examples, inputs.index, tuned_index, config.mode, freshness=False)]
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
-        groups.append(_Group(fresh_examples, fresh_index, open_retriever(fresh_index, config.mode), freshness=True))
+        fresh_tuned = None
+        if tuned_index is not None:  # the updated copy re-embedded: the same chunks, the tuned embedder's vectors
+            fresh_tuned, _ = _reembedded(Path(fresh_index.path), partial.dir / FRESH_TUNED_INDEX,
+                                         tuned_index.config.embed.model)
+        groups.append(_Group.over(fresh_examples, fresh_index, fresh_tuned, config.mode, freshness=True))
     if executor is None:
         _answer(config, adapters, groups, partial, setup,
                 {arm: search.params(arm) for arm in config.arms} if search else {})
@@ -274,12 +285,26 @@ class _Inputs:
 
 @dataclass(frozen=True)
 class _Group:
-    """Questions answered over one index: the main questions, or the freshness ones over the updated copy."""
+    """Questions answered over one index: the main questions, or the freshness ones over the updated copy.
+    The tuned-retriever arms answer over `tuned_index`, the same chunks embedded with the tuned embedder."""
 
     examples: list[Example]
     index: Any
     retriever: Any
     freshness: bool
+    tuned_index: Any = None
+    tuned_retriever: Any = None
+
+    @classmethod
+    def over(cls, examples: list[Example], index: Any, tuned_index: Any, mode: str, freshness: bool) -> _Group:
+        tuned_retriever = open_retriever(tuned_index, mode) if tuned_index is not None else None
+        return cls(examples, index, open_retriever(index, mode), freshness, tuned_index, tuned_retriever)
+
+    def source(self, arm: str) -> tuple[Any, Any]:
+        """(index, retriever) the arm retrieves from."""
+        if ARMS[arm].tuned_retriever:
+            return self.tuned_index, self.tuned_retriever
+        return self.index, self.retriever
 
 
 def _check_inputs(config: CompareConfig, questions_needed: bool = True) -> _Inputs:
@@ -318,11 +343,42 @@ def _check_inputs(config: CompareConfig, questions_needed: bool = True) -> _Inpu
             raise ConfigError("--model-name / --adapter-model-name name models on an http(s) --model endpoint; "
                               f"{config.model!r} is local")
         adapters = _adapter_paths(config, resolve_llm(config.model))
+    _check_tuned_retriever(config, index)
     if config.train_minutes and not config.train:
         raise ConfigError("--train-minutes is a budget for --train: add --train, or drop --train-minutes")
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return _Inputs(index, examples, adapters)
+
+
+def _tuned_retriever_arms(config: CompareConfig) -> list[str]:
+    return [arm for arm in config.arms if ARMS[arm].tuned_retriever]
+
+
+def _check_tuned_retriever(config: CompareConfig, index: Any) -> None:
+    """The *_tr arms need an embedder folder, or --train and an index whose embedder can be tuned."""
+    arms = _tuned_retriever_arms(config)
+    if not arms:
+        if config.tuned_embedder:
+            raise ConfigError("--tuned-embedder is for the tuned-retriever arms: add rag_tr or raft_tr to --arms, "
+                              "or drop --tuned-embedder")
+        return
+    if config.mode.startswith("graph"):
+        raise ConfigError(f"arm(s) {', '.join(arms)} re-embed the index, which keeps no entity graph: "
+                          f"use --mode dense, bm25 or hybrid, or drop {', '.join(arms)}")
+    if not Path(config.index).is_dir():
+        raise ConfigError(f"arm(s) {', '.join(arms)} re-embed the index, which needs an index folder, "
+                          f"not {config.index!r}")
+    if config.tuned_embedder:
+        if not Path(config.tuned_embedder).is_dir():
+            raise InputError(f"--tuned-embedder folder not found: {config.tuned_embedder!r}")
+        return
+    if not config.train:
+        raise ConfigError(f"arm(s) {', '.join(arms)} retrieve with a tuned embedder: pass --tuned-embedder EMB_DIR "
+                          "(ragtune finetune-embedder) or --train")
+    from ragtune.train import embedder_tuning
+
+    embedder_tuning.check_tunable(index)
 
 
 def _check_search_options(config: CompareConfig) -> None:
@@ -386,6 +442,54 @@ def _train_missing_adapters(config: CompareConfig, inputs: _Inputs, out_dir: Pat
     return adapters
 
 
+def _tuned_retriever_index(config: CompareConfig, index: Any, partial_dir: Path, setup: dict[str, Any]) -> Any:
+    """RUN/index_tr, the index re-embedded with the tuned embedder (chunks reused, no re-parsing), or None when no
+    arm retrieves with it. The embedder is --tuned-embedder, else (--train) trained into RUN/adapters/embedder with
+    finetune-embedder's defaults. A resumed run reuses both. Recorded in setup["tuned_retriever"]."""
+    if not _tuned_retriever_arms(config):
+        return None
+    from ragtune.train import embedder_tuning
+
+    if config.tuned_embedder:
+        embedder_dir = Path(config.tuned_embedder)
+    else:
+        embedder_dir = partial_dir / "adapters" / "embedder"
+        if not (embedder_dir / embedder_tuning.MANIFEST).is_file():  # written last: else a crash left a half folder
+            shutil.rmtree(embedder_dir, ignore_errors=True)
+            embedder_dir.parent.mkdir(parents=True, exist_ok=True)
+            embedder_tuning.tune_embedder(index, embedder_dir, embedder_tuning.EmbedderTuneConfig(seed=config.seed))
+    manifest = embedder_tuning.read_manifest(embedder_dir)
+    embedder = str(embedder_dir.resolve())
+    info: dict[str, Any] = {"embedder": embedder, "base_embedder": manifest.get("base_embedder"),
+                            "validation": manifest.get("validation"), "train_s": float(manifest.get("seconds") or 0.0),
+                            "index": str(partial_dir / TUNED_INDEX)}
+    if not config.tuned_embedder:
+        setup.setdefault("training", {})["embedder"] = {
+            "path": embedder, "train_s": info["train_s"], "examples": (manifest.get("pairs") or {}).get("train"),
+            "epochs": manifest.get("epochs_run"), "metrics": manifest.get("validation")}
+    tuned, info["reembed_s"] = _reembedded(Path(config.index), partial_dir / TUNED_INDEX, embedder)
+    setup["tuned_retriever"] = info
+    return tuned
+
+
+def _reembedded(source: Path, target: Path, embedder: str) -> tuple[Any, float]:
+    """`target` re-embedded from `source` with `embedder` (ragtune reindex's path, atomic), or kept as it is when
+    a resumed run already wrote it with that embedder; with the seconds the re-embedding took (0: kept)."""
+    from ragtune.index.reembed import reembed_index
+
+    if target.is_dir():
+        try:
+            kept = Index.open(target)
+            if kept.config.embed.model == embedder:
+                return kept, 0.0
+        except RagtuneError:
+            pass
+        shutil.rmtree(target)
+    t0 = time.perf_counter()
+    reembed_index(source, target, embedder)
+    return Index.open(target), round(time.perf_counter() - t0, 2)
+
+
 def _record_final_paths(setup: dict[str, Any], partial_dir: Path, out: Path) -> None:
     """Adapters trained in this run are answered with from RUN.partial but recorded where they end up: RUN."""
     def final(path: str | None) -> str | None:
@@ -397,6 +501,13 @@ def _record_final_paths(setup: dict[str, Any], partial_dir: Path, out: Path) -> 
         info["path"] = final(info.get("path"))
     for arm in setup.get("arms", {}).values():
         arm["adapter"] = final(arm.get("adapter"))
+        if "embedder" in arm:
+            arm["embedder"] = final(arm["embedder"])
+    if "tuned_retriever" in setup:
+        tuned = setup["tuned_retriever"]
+        tuned["embedder"] = final(tuned["embedder"])
+        tuned.pop("index", None)  # RUN.partial/index_tr is scratch, removed on publish; this rebuilds it:
+        tuned["reindex"] = f"ragtune reindex {setup['index']['path']} --embedder {tuned['embedder']} --out INDEX_TR"
 
 
 def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup: dict[str, Any]) -> None:
@@ -406,6 +517,9 @@ def _describe_arms(config: CompareConfig, adapters: dict[str, str | None], setup
         info = setup.get("training", {}).get(kind, {}) if kind else {}
         train_s = info.get("train_s") if info else (_adapter_train_seconds(adapters[kind]) if kind else 0.0)
         setup["arms"][arm] = {"adapter": adapters.get(kind) if kind else None, "train_s": train_s or 0.0}
+        if ARMS[arm].tuned_retriever:  # the embedder's training is this arm's cost too
+            setup["arms"][arm]["embedder"] = setup["tuned_retriever"]["embedder"]
+            setup["arms"][arm]["train_s"] += setup["tuned_retriever"]["train_s"]
         if _is_endpoint(config.model):
             setup["arms"][arm]["remote_model"] = _remote_model(config, arm)
 
@@ -443,7 +557,7 @@ def _answer_with(executor: AnswerExecutor, config: CompareConfig, adapters: dict
         for group in groups:
             todo = partial.todo(arm, group.examples, group.freshness)
             if todo:
-                jobs.append(AnswerJob(arm, arm_config, str(group.index.path), todo, group.freshness))
+                jobs.append(AnswerJob(arm, arm_config, str(group.source(arm)[0].path), todo, group.freshness))
     t_start = time.perf_counter()
     with progress_task("Answering", total=sum(len(j.examples) for j in jobs)) as task:
         peaks = executor(config, jobs, partial.append, task.advance)
@@ -470,8 +584,9 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
             for group in groups:
                 todo = partial.todo(arm, group.examples, group.freshness)
                 if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
-                    embedder = group.index.embedder if ARMS[arm].retrieval else None
-                    retriever = group.retriever if mode == config.mode else open_retriever(group.index, mode)
+                    index, retriever = group.source(arm)
+                    embedder = index.embedder if ARMS[arm].retrieval else None
+                    retriever = retriever if mode == config.mode else open_retriever(index, mode)
                     run_arm(arm, todo, generator, retriever, dataclasses.replace(settings, embedder=embedder),
                             k=k, batch_size=config.batch_size, freshness=group.freshness,
                             on_rows=partial.append, progress=task)
@@ -487,7 +602,8 @@ def _publish(config: CompareConfig, partial: _PartialRun, rows: list[dict[str, A
     """Write predictions, results and the report, rename the run into place and record it in the runs DB."""
     write_text_atomic(partial.dir / "predictions.jsonl", dumps_predictions(rows))
     write_text_atomic(partial.dir / "results.json", results.to_json())
-    shutil.rmtree(partial.dir / "fresh_index", ignore_errors=True)
+    for scratch in ("fresh_index", FRESH_TUNED_INDEX, TUNED_INDEX):  # index_tr names RUN.partial's embedder path;
+        shutil.rmtree(partial.dir / scratch, ignore_errors=True)  # `ragtune reindex` rebuilds it from the run
     render_report(partial.dir, title=f"ragtune report — {Path(config.out).name}")
     run_dir = partial.commit()
     try:

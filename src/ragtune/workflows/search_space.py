@@ -75,11 +75,7 @@ ANSWER = (
 
 # Arms that retrieve search retrieval and answering; closed-book arms only how they answer.
 SEARCH_SPACES: dict[str, SearchSpace] = {
-    "base": SearchSpace(ANSWER),
-    "rag": SearchSpace(RETRIEVAL + ANSWER),
-    "ft": SearchSpace(ANSWER),
-    "ft_rag": SearchSpace(RETRIEVAL + ANSWER),
-    "raft": SearchSpace(RETRIEVAL + ANSWER),
+    name: SearchSpace(RETRIEVAL + ANSWER if spec.retrieval else ANSWER) for name, spec in ARMS.items()
 }
 
 

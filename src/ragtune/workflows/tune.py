@@ -14,11 +14,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field
 
-from ragtune.arms import parse_arms
+from ragtune.arms import check_untuned_retriever, parse_arms
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError
 from ragtune.evaluate.cost import CostModel
@@ -87,6 +88,7 @@ def run_tune(config: TuneConfig) -> SearchResult:
     """Split the questions (or synthesise validation questions), search the arm on validation; writes config.json,
     split.json, trials.jsonl and best.json in out (and validation.jsonl when synthesised)."""
     parse_arms([config.arm])  # a known arm, else InputError naming the choices
+    check_untuned_retriever(config.arm, "tune")
     if config.validation_source == "split" and not config.questions:
         raise ConfigError("--validation split divides your questions: pass --questions FILE, or drop --validation "
                           "to synthesise validation questions from the index")
@@ -201,15 +203,18 @@ def _trial_point(trial: Trial) -> dict[str, Any]:
 
 
 def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
-                       arm_configs: dict[str, GenerateConfig], out: Path) -> ComparisonSearch:
+                       arm_configs: dict[str, GenerateConfig], out: Path,
+                       arm_indexes: Mapping[str, Any] | None = None) -> ComparisonSearch:
     """`compare --search`: split, search every arm on validation (out/<arm>/), score each arm's defaults on test
-    when the search chose something else."""
+    when the search chose something else. `arm_indexes[arm]`: the index an arm retrieves from instead of `index`
+    (the re-embedded one of the tuned-retriever arms)."""
     split = split_questions(examples, config, out, index)
     arms = {}
     for arm in config.arms:
-        search = _search(config, arm, arm_configs[arm], index, split.validation, out / arm)
+        arm_index = (arm_indexes or {}).get(arm, index)
+        search = _search(config, arm, arm_configs[arm], arm_index, split.validation, out / arm)
         default_test = None
         if search.best.params != search.defaults:
-            default_test = _runner(config, arm, arm_configs[arm], index, split.test)(search.defaults)
+            default_test = _runner(config, arm, arm_configs[arm], arm_index, split.test)(search.defaults)
         arms[arm] = ArmSearch(search, default_test)
     return ComparisonSearch(split, arms)
