@@ -24,6 +24,25 @@ def test_arm_table():
                                                           "raft": "raft"}
 
 
+def test_tuned_retriever_arms_are_data_of_the_arm_table():
+    assert parse_arms("rag_tr,raft_tr,rag") == ["rag_tr", "raft_tr", "rag"]
+    assert not set(DEFAULT_ARMS) & {"rag_tr", "raft_tr"}  # asked for by name: they need a tuned embedder
+    tuned_retriever = {name: (spec.retrieval, spec.adapter) for name, spec in ARMS.items() if spec.tuned_retriever}
+    assert tuned_retriever == {"rag_tr": (True, None), "raft_tr": (True, "raft")}  # as rag / raft, retuned index
+    assert [name for name, spec in ARMS.items() if spec.tuned] == ["ft", "ft_rag", "raft", "rag_tr", "raft_tr"]
+
+
+def test_commands_with_one_given_index_refuse_tuned_retriever_arms():
+    from ragtune.arms import check_untuned_retriever
+    from ragtune.errors import ConfigError
+
+    check_untuned_retriever("raft", "serve")
+    with pytest.raises(ConfigError, match="arm 'raft_tr' is arm 'raft' over a re-embedded index: `ragtune reindex"):
+        check_untuned_retriever("raft_tr", "serve")
+    with pytest.raises(ConfigError, match="then tune rag with --index INDEX_TR"):
+        check_untuned_retriever("rag_tr", "tune")
+
+
 def test_serve_and_compare_do_not_need_evaluate_for_arms():
     import subprocess
     import sys

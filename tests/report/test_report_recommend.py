@@ -201,3 +201,20 @@ def test_a_searched_run_says_what_tuning_gained_each_arm():
     assert "rag +0.040 (0.580 → 0.620)" in same_lead[1] and not any("at their default" in x for x in same_lead)
     plain = recommend(results_with(r["arms"], r["comparisons"]), Scenario())
     assert not any("gain from tuning" in reason for reason in plain.reasons)  # an unsearched run says nothing of it
+
+
+def test_a_winning_tuned_retriever_arm_says_tune_the_retriever_and_what_its_training_costs():
+    r = results_with({"rag": arm(0.5, cost=0.01), "rag_tr": arm(0.6, cost=0.01, train_usd=0.5, train_s=300)},
+                     [comp("rag_tr", "rag", 0.1, 0.001)])
+    rec = recommend(r, Scenario())
+    assert rec.arm == "rag_tr"
+    assert any(x.startswith("tune the retriever: an embedder trained on questions synthesised") for x in rec.reasons)
+    assert any("rag_tr's training ($0.5) is bought for quality" in x for x in rec.reasons)
+
+
+def test_tuned_arms_come_from_the_arm_table_not_their_training_seconds():
+    """A tuned-retriever arm whose embedder folder recorded no training time is still a tuned arm (payback row)."""
+    from ragtune.report.recommend import payback_table
+
+    r = results_with({"rag": arm(0.5, cost=0.03), "rag_tr": arm(0.6, cost=0.03), "raft_tr": arm(0.6, cost=0.03)}, [])
+    assert {row["arm"] for row in payback_table(r)} == {"rag_tr", "raft_tr"}
