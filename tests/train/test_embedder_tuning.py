@@ -100,3 +100,53 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tiny_st: Path, tmp_path
         tune_embedder(_index(tmp_path / "wide", 30, dim=64), tmp_path / "emb",
                       EmbedderTuneConfig(batch_size=4), base=str(tiny_st))
     assert not (tmp_path / "emb").exists() and not list(tmp_path.glob(".emb*"))
+
+
+def _scripted_recall(values: list[float | None]):
+    """Validation recall as scripted (None: the run is killed there), so the epochs run are known."""
+    left = iter(values)
+
+    def recall(*args, **kwargs) -> float:
+        value = next(left)
+        if value is None:
+            raise RuntimeError("killed")
+        return value
+
+    return recall
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {f"{path.relative_to(folder)}:{name}": tensor for path in sorted(folder.rglob("*.safetensors"))
+            for name, tensor in load_file(str(path)).items()}
+
+
+def test_resume_continues_from_the_last_finished_epoch_as_if_never_stopped(tiny_st: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    import torch
+
+    from ragtune.errors import ConfigError
+    from ragtune.train import embedder_tuning
+
+    index = _index(tmp_path, 30)
+    config = EmbedderTuneConfig(per_chunk=2, epochs=3, batch_size=4, val_fraction=0.2)
+    monkeypatch.setattr(embedder_tuning, "recall_at_k", _scripted_recall([0.1, 0.2, 0.3, 0.4]))
+    straight = tune_embedder(index, tmp_path / "straight", config, base=str(tiny_st))
+    assert straight.history == [0.1, 0.2, 0.3, 0.4] and straight.epochs_run == 3
+
+    monkeypatch.setattr(embedder_tuning, "recall_at_k", _scripted_recall([0.1, 0.2, None]))  # killed in epoch 2's check
+    with pytest.raises(RuntimeError, match="killed"):
+        tune_embedder(index, tmp_path / "emb", config, base=str(tiny_st))
+    checkpoint = tmp_path / ".emb.checkpoint.pt"
+    assert checkpoint.is_file() and not (tmp_path / "emb").exists()
+    with pytest.raises(ConfigError, match="other config"):
+        tune_embedder(index, tmp_path / "emb", EmbedderTuneConfig(per_chunk=2, epochs=4, batch_size=4,
+                                                                  val_fraction=0.2), base=str(tiny_st), resume=True)
+    monkeypatch.setattr(embedder_tuning, "recall_at_k", _scripted_recall([0.3, 0.4]))  # epochs 2 and 3 only
+    resumed = tune_embedder(index, tmp_path / "emb", config, base=str(tiny_st), resume=True)
+    assert resumed.history == [0.1, 0.2, 0.3, 0.4] and resumed.epochs_run == 3 and not checkpoint.exists()
+    assert json.loads((tmp_path / "emb" / MANIFEST).read_text())["validation"]["per_epoch"] == [0.1, 0.2, 0.3, 0.4]
+    before, after = _weights(tmp_path / "straight"), _weights(tmp_path / "emb")
+    assert before.keys() == after.keys() and before
+    assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)

@@ -1,4 +1,4 @@
-"""`ragtune finetune-embedder --index DIR --out EMB_DIR [--per-chunk N] [--epochs E] [--seed S] [--qa FILE]`."""
+"""`ragtune finetune-embedder --index DIR --out EMB_DIR [--per-chunk N] [--epochs E] [--seed S] [--qa FILE] [--resume]`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size", min=2, help="Queries per step (in-batch negatives)."),
         qa: Path = typer.Option(None, "--qa", help="QA JSONL with 'question' and gold 'chunk_id' instead of synthesis."),
         base: str = typer.Option(None, "--base", help="Embedder to start from (default: the index's)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue an interrupted training (same --out and settings) from its last finished epoch."),
     ) -> None:
         """Fine-tune the dense embedder on queries from the index's chunks; use it with `ragtune reindex`."""
         from ragtune.index import Index
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
         config = EmbedderTuneConfig(per_chunk=per_chunk, epochs=epochs, seed=seed, max_chunks=max_chunks,
                                     batch_size=batch_size)
-        result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base)
+        result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base, resume=resume)
         typer.echo(f"tuned on {result.pairs} queries ({result.val_pairs} held out) in {result.seconds:.0f}s, "
                    f"{result.epochs_run} epoch(s): validation recall@10 {result.val_recall_before:.3f} -> "
                    f"{result.val_recall_after:.3f}; wrote {out} (re-embed: ragtune reindex {index_dir} "

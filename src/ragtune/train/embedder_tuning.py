@@ -187,11 +187,40 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     return manifest if isinstance(manifest, dict) else {}
 
 
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_checkpoint(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint at `path` (None when there is none); ConfigError when it is of other data or settings."""
+    import torch
+
+    if not path.is_file():
+        logger.info("no checkpoint at %s: training from the start", path)
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    changed = [name for name, value in key.items() if state.get(name) != value]
+    if changed:
+        raise ConfigError(f"--resume: the checkpoint {path} was written with other {' and '.join(changed)} "
+                          "(the queries, settings or base embedder changed): drop --resume to start over")
+    return state
+
+
 def tune_embedder(
     index: Any, out: str | os.PathLike, config: EmbedderTuneConfig = EmbedderTuneConfig(),
-    qa_file: str | os.PathLike | None = None, base: str | None = None,
+    qa_file: str | os.PathLike | None = None, base: str | None = None, resume: bool = False,
 ) -> TuneResult:
-    """Train a copy of the index's embedder (or `base`) on pairs from the index; write it to `out` atomically."""
+    """Train a copy of the index's embedder (or `base`) on pairs from the index; write it to `out` atomically.
+
+    After every epoch that goes on to another, the state is checkpointed (atomically) to `.OUT.checkpoint.pt`
+    beside `out`; `resume` continues from it when it was written for the same data, settings and base embedder."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
@@ -233,12 +262,23 @@ def tune_embedder(
         return recall_at_k(model, val, chunks, vectors)
 
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
-    history = [validate()]
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    best = history[0]
-    epochs_run = 0
+    data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}" for p in pairs).encode()).hexdigest()[:16]
+    checkpoint = out.parent / f".{out.name}.checkpoint.pt"
+    key = {"data_hash": data_hash, "config": asdict(config), "base": str(base_name)}
     rng = random.Random(config.seed)
-    for _epoch in range(config.epochs):
+    resumed = _load_checkpoint(checkpoint, key) if resume else None
+    if resumed is None:
+        history, epochs_run, spent = [validate()], 0, 0.0
+    else:  # training goes on only after an epoch that raised validation recall: its weights are the best so far
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        rng.setstate(resumed["rng"])
+        torch.set_rng_state(resumed["torch_rng"])
+        history, epochs_run, spent = list(resumed["history"]), int(resumed["epochs_run"]), float(resumed["seconds"])
+        logger.info("resuming embedder tuning after epoch %d of %d", epochs_run, config.epochs)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best = history[-1]
+    for _epoch in range(epochs_run, config.epochs):
         order = list(train)
         rng.shuffle(order)
         model.train()
@@ -259,10 +299,14 @@ def tune_embedder(
             break
         best = history[-1]
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if epochs_run < config.epochs:
+            _save_checkpoint(checkpoint, {**key, "model": best_state, "optimizer": optimizer.state_dict(),
+                                          "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                                          "history": history, "epochs_run": epochs_run,
+                                          "seconds": spent + time.perf_counter() - started})
     model.load_state_dict(best_state)
 
-    seconds = time.perf_counter() - started
-    data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}" for p in pairs).encode()).hexdigest()[:16]
+    seconds = spent + time.perf_counter() - started
     manifest = {
         "base_embedder": str(base_name), "base_hash": folder_hash(base_dir), "data_hash": data_hash,
         "source_index": str(index.path), "config": asdict(config), "qa_file": str(qa_file or ""),
@@ -279,4 +323,5 @@ def tune_embedder(
         os.rename(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    checkpoint.unlink(missing_ok=True)
     return TuneResult(out, len(train), len(val), history[0], best, epochs_run, seconds, history)
