@@ -55,13 +55,21 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def untuned_retriever_sibling(arm: str) -> str:
+    """The arm that answers as `arm` does over the untuned index: rag for rag_tr, raft for raft_tr.
+
+    >>> untuned_retriever_sibling("raft_tr")
+    'raft'
+    """
+    spec = ARMS[arm]
+    return next(s.name for s in ARMS.values() if s.adapter == spec.adapter and s.retrieval and not s.tuned_retriever)
+
+
 def check_untuned_retriever(arm: str, command: str) -> None:
     """ConfigError for a tuned-retriever arm where `command` has only the index it is given (serve, tune): that
     arm's index is the given one re-embedded, which `ragtune reindex` makes and its untuned sibling then uses."""
-    spec = ARMS[arm]
-    if spec.tuned_retriever:
-        sibling = next(s.name for s in ARMS.values() if s.adapter == spec.adapter and s.retrieval
-                       and not s.tuned_retriever)
+    if ARMS[arm].tuned_retriever:
+        sibling = untuned_retriever_sibling(arm)
         raise ConfigError(f"{command} answers from the index it is given, so arm {arm!r} is arm {sibling!r} over a "
                           f"re-embedded index: `ragtune reindex INDEX --embedder EMB_DIR --out INDEX_TR`, then "
                           f"{command} {sibling} with --index INDEX_TR")

@@ -206,10 +206,17 @@ def test_a_searched_run_says_what_tuning_gained_each_arm():
 def test_a_winning_tuned_retriever_arm_says_tune_the_retriever_and_what_its_training_costs():
     r = results_with({"rag": arm(0.5, cost=0.01), "rag_tr": arm(0.6, cost=0.01, train_usd=0.5, train_s=300)},
                      [comp("rag_tr", "rag", 0.1, 0.001)])
+    r["arms"]["rag"]["metrics"]["retrieval_recall_at_k"] = 0.7
+    r["arms"]["rag_tr"]["metrics"]["retrieval_recall_at_k"] = 0.85
     rec = recommend(r, Scenario())
     assert rec.arm == "rag_tr"
-    assert any(x.startswith("tune the retriever: an embedder trained on questions synthesised") for x in rec.reasons)
+    assert ("tune the retriever: the embedder trained on questions synthesised from your own chunks finds the gold "
+            "passage more often (recall@k 0.85 vs 0.70 for rag); re-tune the embedder and re-embed when the "
+            "documents change much") in rec.reasons
     assert any("rag_tr's training ($0.5) is bought for quality" in x for x in rec.reasons)
+    r["arms"]["rag_tr"]["metrics"]["retrieval_recall_at_k"] = 0.7  # no better: the note does not claim it is
+    assert any(x.startswith("the tuned embedder finds the gold passage no more often than rag's (recall@k 0.70 vs "
+                            "0.70)") for x in recommend(r, Scenario()).reasons)
 
 
 def test_tuned_arms_come_from_the_arm_table_not_their_training_seconds():

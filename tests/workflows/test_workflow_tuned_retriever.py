@@ -181,7 +181,8 @@ def test_train_trains_the_embedder_into_the_run_and_prices_it(setup, monkeypatch
 
     monkeypatch.setattr(embedder_tuning, "check_tunable", lambda index: "bundled")
     monkeypatch.setattr(embedder_tuning, "tune_embedder", fake_tune)
-    run = run_compare(_config(setup, arms=("rag", "rag_tr"), train=True, seed=3))
+    monkeypatch.chdir(setup["tmp"])  # a relative --out: the embedder trained in run.partial is recorded in run
+    run = run_compare(_config(setup, arms=("rag", "rag_tr"), train=True, seed=3, out="run")).resolve()
     assert [c.seed for c in trained] == [3] and trained[0].epochs == embedder_tuning.EmbedderTuneConfig().epochs
     setup_json = json.loads((run / "results.json").read_text())["setup"]
     training = setup_json["training"]["embedder"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ragtune.arms import ARMS
+from ragtune.arms import ARMS, untuned_retriever_sibling
 from ragtune.evaluate.cost import RETRAINS_PER_MONTH, Scenario, payback
 from ragtune.evaluate.results import ArmMetrics, Comparison, Recommendation, RunResults
 from ragtune.evaluate.stats import holm
@@ -269,10 +269,7 @@ def _field_note(choice: str, arm: ArmMetrics, scenario: Scenario, results: RunRe
     retrieval, tuned = arm.uses_retrieval, _is_tuned(choice, arm)
     spec = ARMS.get(choice)
     if spec is not None and spec.tuned_retriever:
-        model = "the tuned model" if spec.adapter else "the untuned model"
-        return (f"tune the retriever: an embedder trained on questions synthesised from your own chunks finds the "
-                f"right passages more often (see recall@k), and {model} answers from them — retrieval keeps answers "
-                "current and cited; re-tune and re-embed when the documents change much")
+        return _tuned_retriever_note(choice, results)
     if retrieval and tuned:
         return ("tuning plus retrieval: the tuned model reads its sources better, and retrieval keeps answers current "
                 "and cited — worth it while the budget covers retraining")
@@ -282,6 +279,21 @@ def _field_note(choice: str, arm: ArmMetrics, scenario: Scenario, results: RunRe
     if tuned:
         return "a closed-book tuned model suits static knowledge, fixed style and format, and the lowest latency"
     return "the untuned model needs neither an index nor training; the cheapest option when its quality suffices"
+
+
+def _tuned_retriever_note(choice: str, results: RunResults) -> str:
+    """What tuning the retriever did for `choice`: recall@k against the same arm over the untuned index."""
+    sibling = untuned_retriever_sibling(choice)
+    recall = results.arms[choice].metric("retrieval_recall_at_k")
+    before = results.arms[sibling].metric("retrieval_recall_at_k") if sibling in results.arms else None
+    care = "; re-tune the embedder and re-embed when the documents change much"
+    if recall is None or before is None:
+        return "tune the retriever: an embedder trained on questions synthesised from your own chunks" + care
+    if recall > before:
+        return (f"tune the retriever: the embedder trained on questions synthesised from your own chunks finds the "
+                f"gold passage more often (recall@k {_fmt(recall)} vs {_fmt(before)} for {sibling})" + care)
+    return (f"the tuned embedder finds the gold passage no more often than {sibling}'s (recall@k {_fmt(recall)} vs "
+            f"{_fmt(before)}): {choice} leads on other grounds, and tuning the retriever has not paid here")
 
 
 def payback_table(results: RunResults | Mapping[str, Any], scenario: Scenario | None = None,

@@ -493,8 +493,9 @@ def _reembedded(source: Path, target: Path, embedder: str) -> tuple[Any, float]:
 def _record_final_paths(setup: dict[str, Any], partial_dir: Path, out: Path) -> None:
     """Adapters trained in this run are answered with from RUN.partial but recorded where they end up: RUN."""
     def final(path: str | None) -> str | None:
-        if path and Path(path).is_relative_to(partial_dir):
-            return str(out / Path(path).relative_to(partial_dir))
+        for base, target in ((partial_dir, out), (partial_dir.resolve(), out.resolve())):  # as given, or absolute
+            if path and Path(path).is_relative_to(base):
+                return str(target / Path(path).relative_to(base))
         return path
 
     for info in setup.get("training", {}).values():
