@@ -50,8 +50,11 @@ def print_run_summary(run_dir: Path) -> None:
         console.print(f"Freshness ({fresh['n']} changed facts): " + ", ".join(parts))
     for c in results.get("comparisons", []):
         if c["metric"] == results.get("primary_metric", "f1"):
+            # The verdict is Holm-adjusted over every pair (as the report says), so the p-value printed is too.
+            holm = c.get("p_value_holm")
+            p_text = f"p={c['p_value']:.3g}" if holm is None else f"p={holm:.3g} (Holm)"
             verdict = "significant" if c.get("significant") else "not significant"
-            console.print(f"  {c['a']} vs {c['b']}: ΔF1 {c['delta']:+.3f}, p={c['p_value']:.3g} ({verdict})")
+            console.print(f"  {c['a']} vs {c['b']}: ΔF1 {c['delta']:+.3f}, {p_text}, {verdict}")
     rec = results.get("recommendation") or {}
     console.print(f"[bold green]Recommendation: {rec.get('arm')}[/]")
     for reason in rec.get("reasons", []):
