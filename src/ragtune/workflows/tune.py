@@ -27,7 +27,7 @@ from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.generate import load_generator
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
-from ragtune.workflows.compare import CompareConfig, _arm_generate_config, _check_inputs
+from ragtune.workflows.compare_inputs import CompareConfig, arm_generate_config, check_inputs
 from ragtune.workflows.search import (AnswerTrials, SearchResult, Trial, TrialMetrics, require_optuna,
                                      search_arm)
 from ragtune.workflows.search_space import default_params, space_for
@@ -98,10 +98,10 @@ def run_tune(config: TuneConfig) -> SearchResult:
                           "--out")
     compare = config.compare_config()
     require_optuna()  # the extra is there, before any model loads
-    inputs = _check_inputs(compare, questions_needed=config.questions is not None)
+    inputs = check_inputs(compare, questions_needed=config.questions is not None)
     split = split_questions(inputs.examples, compare, out, inputs.index)
     write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
-    arm_config = _arm_generate_config(compare, inputs.adapters, config.arm)
+    arm_config = arm_generate_config(compare, inputs.adapters, config.arm)
     return _search(compare, config.arm, arm_config, inputs.index, split.validation, out)
 
 
