@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ragtune.config import EmbedConfig, GenerateConfig, IndexConfig
+from ragtune.config import GenerateConfig
 from ragtune.errors import ConfigError
 from ragtune.index import Index
 from ragtune.pipeline import AnswerSettings, answer_from_hits
@@ -39,13 +39,9 @@ _SOURCE = re.compile(r"^\[\d+\] ", re.MULTILINE)
 
 
 @pytest.fixture()
-def town(tmp_path: Path, tiny_lm_dir: Path, monkeypatch) -> dict:
-    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
-    Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64"))).add_documents(PAGES)
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in ASKED))
-    return {"index": str(tmp_path / "index"), "questions": str(questions), "model": str(tiny_lm_dir),
-            "out": str(tmp_path / "run")}
+def town(corpus) -> dict:
+    made = corpus(PAGES, ASKED)
+    return {**made, "out": str(made["tmp"] / "run")}
 
 
 def _train_run(town: dict, **changes) -> CompareConfig:

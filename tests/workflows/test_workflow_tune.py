@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ragtune.config import EmbedConfig, IndexConfig
 from ragtune.errors import ConfigError, InputError
-from ragtune.index import Index
 from ragtune.types import Document
 from ragtune.workflows.compare import CompareConfig, run_compare
 from ragtune.workflows.tune import TuneConfig, run_tune
@@ -39,14 +37,8 @@ DOC_OF = {q["id"]: q["doc_id"] for q in QUESTIONS}
 
 
 @pytest.fixture()
-def setup(tmp_path: Path, tiny_lm_dir: Path, monkeypatch) -> dict:
-    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
-    index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
-    index.add_documents(DOCS)
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
-    return {"index": str(tmp_path / "index"), "questions": str(questions), "model": str(tiny_lm_dir),
-            "tmp": tmp_path}
+def setup(corpus) -> dict:
+    return corpus(DOCS, QUESTIONS)
 
 
 def _tune(setup: dict, **changes) -> TuneConfig:
