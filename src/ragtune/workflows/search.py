@@ -36,6 +36,7 @@ from ragtune.evaluate.cost import CostModel
 from ragtune.evaluate.efficiency import latency_summary
 from ragtune.evaluate.harness import run_arm
 from ragtune.evaluate.run_files import write_text_atomic
+from ragtune.evaluate.stats import paired_test
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.search_space import Choice, SearchSpace, with_params
@@ -289,8 +290,6 @@ def _confirmed(best: Trial, trials: list[Trial], defaults: Mapping[str, Choice],
                seed: int) -> tuple[Trial, dict[str, Any] | None]:
     """`best`, or the defaults' trial when `best` does not beat it on validation by a paired test (p <
     SWITCH_ALPHA, higher mean F1) — and that test. Without per-question scores for both, `best` stands."""
-    from ragtune.evaluate.stats import paired_test
-
     default = next((t for t in trials if t.params == dict(defaults) and t.feasible), None)
     if default is None or default is best or not best.metrics.f1_scores \
             or len(best.metrics.f1_scores) != len(default.metrics.f1_scores):
