@@ -95,7 +95,7 @@ def detector_figures(pages: list[dict]) -> None:
 def injection_last(page: dict) -> str:
     """The page with the sentence that carries its token moved to the end, next to the question in the prompt —
     where an attacker puts it (found by the token, not by the detector)."""
-    from ragtune.serve.screening_text import split_sentences
+    from ragtune.text import sentence_spans as split_sentences
 
     text = page["text"]
     spans = [(a, b) for a, b in split_sentences(text) if page["token"] in unicodedata.normalize("NFKC", text[a:b])]

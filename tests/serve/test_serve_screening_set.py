@@ -13,7 +13,8 @@ import pytest
 from serve_helpers import ADMIN_KEY, DOCS, auth, make_app
 
 from ragtune.serve.screening import REMOVED, find_injection, neutralise, screen_text
-from ragtune.serve.screening_text import normalise, split_sentences
+from ragtune.serve.screening_text import normalise
+from ragtune.text import sentence_spans
 from ragtune.types import Document, Generation
 
 PAGES = Path(__file__).parent / "data" / "screening_pages.jsonl"
@@ -52,7 +53,7 @@ def test_normalise_keeps_ordinary_text_and_numbers():
 
 def test_split_sentences_covers_the_text():
     text = "First one. Second? Third!\nFourth line\n\nFifth: still fifth."
-    spans = split_sentences(text)
+    spans = sentence_spans(text)
     assert [text[a:b] for a, b in spans] == ["First one.", "Second?", "Third!", "Fourth line", "Fifth: still fifth."]
 
 
@@ -89,7 +90,7 @@ def test_neutralise_removes_each_injected_sentence_and_keeps_the_rest():
             continue
         assert page["token"] not in unicodedata.normalize("NFKC", cleaned), (page["id"], cleaned)
         assert REMOVED in cleaned and not find_injection(cleaned), (page["id"], cleaned)
-        first = split_sentences(page["text"])[0]
+        first = sentence_spans(page["text"])[0]
         assert page["text"][first[0]:first[1]] in cleaned, (page["id"], cleaned)  # the page's opening fact stays
 
 

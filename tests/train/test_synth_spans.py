@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ragtune.text import sentence_spans
+from ragtune.train.answer_spans import passage_sentences as sentence_spans  # the answer-span view of the one splitter
 from ragtune.train.answer_spans import choose_spans, extract_answer_spans
 from ragtune.train.question_rules import rule_question
 

@@ -1,8 +1,8 @@
 """Text normalisation for injection screening: undo the tricks that hide an instruction from a pattern.
 
 An attacker writes "Ig\u200bnore", "Ｉｇｎｏｒｅ", "Ignоre" (Cyrillic o), "1gn0r3" or "i g n o r e" so that the words
-are read by a model but not by a regex. `normalise` maps all of these back to plain lowercase ASCII-ish words,
-and `split_sentences` cuts a text into sentence spans so screening can remove one sentence and keep the rest.
+are read by a model but not by a regex. `normalise` maps all of these back to plain lowercase ASCII-ish words.
+
 The normalised text is only ever matched against, never shown: it may mangle legitimate non-Latin text.
 """
 
@@ -77,22 +77,3 @@ def normalise(text: str, fold: bool = True) -> str:
     return _SPACES.sub(" ", text)
 
 
-# A sentence ends at . ! ? (or their fullwidth forms) followed by a space, or at a line break.
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*[ \t]+|\n+")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) spans of the sentences/lines of `text`, covering every non-blank character once.
-
-    >>> s = "One. Two!\\nThree"; [s[a:b] for a, b in split_sentences(s)]
-    ['One.', 'Two!', 'Three']
-    """
-    spans = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if text[start:match.start()].strip():
-            spans.append((start, match.start()))
-        start = match.end()
-    if text[start:].strip():
-        spans.append((start, len(text)))
-    return spans

@@ -181,7 +181,7 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
     [('February 7, 2016', 'date'), ('Santa Clara', 'place')]
     """
     found: list[tuple[int, int, str, int]] = []  # (start, end, kind, priority)
-    for s_start, s_end in sentence_spans(text):
+    for s_start, s_end in passage_sentences(text):
         sentence = text[s_start:s_end]
         for priority, (kind, pattern) in enumerate(_PATTERNS):
             for m in pattern.finditer(sentence):
@@ -205,7 +205,7 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
     for cand in found:
         if all(cand[1] <= k[0] or cand[0] >= k[1] for k in kept):
             kept.append(cand)
-    sentences = sentence_spans(text)
+    sentences = passage_sentences(text)
     spans = []
     for start, end, kind, _ in sorted(kept):
         answer = re.sub(r"['’]s$", "", text[start:end].strip(" ,;:"))
@@ -215,6 +215,18 @@ def extract_answer_spans(text: str) -> list[AnswerSpan]:
             continue  # "one of the ..." is almost never the answer
         sentence = next((s for s in sentences if s[0] <= start < s[1]), (0, len(text)))
         spans.append(AnswerSpan(answer, start, start + len(answer), kind, sentence[0], sentence[1]))
+    return spans
+
+
+_LIST_MARKER = re.compile(r"(?:[-*\u2022]|\d{1,2}[.)])\s+")
+
+
+def passage_sentences(text: str) -> list[tuple[int, int]]:
+    """The sentences of text with a leading list marker ('- ', '* ', '3. ') left out, so a sentence starts at a word."""
+    spans = []
+    for start, end in sentence_spans(text):
+        marker = _LIST_MARKER.match(text, start, end)
+        spans.append((marker.end() if marker and marker.end() < end else start, end))
     return spans
 
 

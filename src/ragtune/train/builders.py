@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ragtune.errors import ConfigError, InputError
 from ragtune.generate.prompts import build_messages, format_raft_target
 from ragtune.retrieve import open_retriever
-from ragtune.text import normalize_answer, split_sentences_before_capital
+from ragtune.text import normalize_answer, split_sentences
 from ragtune.types import Chunk, Example, Hit
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ def _quote(text: str, example: Example) -> str | None:
     evidence = str(example.metadata.get("evidence", "")).strip()
     if evidence and _contains(text, evidence) and len(evidence) <= MAX_QUOTE_CHARS:
         return evidence
-    sentences = split_sentences_before_capital(text)
+    sentences = split_sentences(text)
     for answer in example.gold_answers:
         for sentence in sentences:
             if _contains(sentence, answer):
