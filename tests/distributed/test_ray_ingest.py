@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +133,98 @@ def test_the_local_instance_listens_on_loopback_only(ray_local):
         pytest.skip("needs Linux /proc and ss")
     ray_local.get(ray_local.remote(lambda: 1).remote())  # a worker is running too
     assert exposed_listeners() == []
+
+
+def _mixed_folder(root: Path) -> Path:
+    """Markdown, text, JSONL (one bad line), a same-content copy, a binary, an empty and an unsupported file."""
+    folder = root / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    docs = _docs(4)
+    (folder / "alpha.md").write_text(f"# Alpha\n\n{docs[0].text}\n")
+    (folder / "copy-of-alpha.md").write_text(f"# Alpha\n\n{docs[0].text}\n")
+    (folder / "beta.txt").write_text(f"Beta notes\n\n{docs[1].text}\n")
+    (folder / "sub" / "gamma.md").write_text(docs[2].text)
+    (folder / "sub" / "rows.jsonl").write_text(
+        json.dumps({"id": "r1", "text": docs[3].text}) + "\nnot json\n" + json.dumps({"id": "r2", "text": "Short row."}) + "\n")
+    (folder / "blob.txt").write_bytes(b"\x00\x01binary")
+    (folder / "empty.md").write_text("  \n")
+    (folder / "image.xyz").write_text("unsupported")
+    return folder
+
+
+def test_a_file_a_worker_cannot_find_fails_with_one_line_unless_it_is_gone_here_too(tmp_path):
+    """The worker side of load_on_ray, run here: a listed file missing on the worker is an InputError when the
+    driver still sees it (remote workers without the files), and the single-process skip when it is gone."""
+    from ragtune.distributed.ray_ingest import _file_items, load_listed_files
+    from ragtune.ingest import load_file
+
+    present, gone = tmp_path / "present.md", tmp_path / "gone.md"
+    present.write_text("# Present\n\nSome text.")
+    batch = {"position": np.array([0, 1]), "path": np.array([os.fsencode(present), os.fsencode(gone)], dtype=object),
+             "name": np.array([b"present.md", b"gone.md"], dtype=object), "doc_id": np.array([b"p.md", b"g.md"], dtype=object)}
+    rows = load_listed_files(batch)
+    assert rows["missing_on"][0] == "" and rows["missing_on"][1] == socket.gethostname()
+    assert _file_items(Path("present.md"), "p.md", rows["items"][0], "") == [
+        Document("p.md", "# Present\n\nSome text.", "Present", "present.md")]
+    assert _file_items(gone, "g.md", rows["items"][1], rows["missing_on"][1]) == list(load_file(gone, "g.md"))
+    gone.write_text("seen by the driver only")
+    with pytest.raises(InputError, match=r"Ray worker on host .* cannot read .*gone\.md.* same path on every node"):
+        _file_items(gone, "g.md", rows["items"][1], rows["missing_on"][1])
+
+
+@SLOW
+@pytest.mark.parametrize("workers", [1, 2])
+def test_files_read_on_ray_load_as_load_documents_does(ray_local, tmp_path, monkeypatch, workers):
+    from ragtune.distributed import ray_ingest
+    from ragtune.ingest import discover, load_documents
+
+    _mixed_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)  # relative paths, as typed on a command line: workers read them from elsewhere
+    paths = ["mixed", "mixed/alpha.md"]  # alpha.md twice: the second is a duplicate id
+    expected = load_documents(paths)
+    listing = discover(paths)
+    monkeypatch.setattr(ray_ingest, "load_file", None)  # the driver reads nothing; workers import their own
+    assert ray_ingest.load_on_ray(*listing, workers=workers, files_per_batch=3) == expected
+    assert len(expected.documents) == 6 and [s.path for s in expected.skipped] == [
+        "mixed/blob.txt", "mixed/empty.md", "mixed/image.xyz", "mixed/sub/rows.jsonl:2", "mixed/alpha.md"]
+
+
+REPORT_LINE = re.compile(r"^(skipped |\d+ file\(s\) or line\(s\) skipped$|\S+: unchanged \(same content as )")
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str, list[str]]:
+    """Exit status, stdout and the report lines on stderr of `ragtune ARGS` (Ray's own log lines left out)."""
+    from ragtune.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out.strip(), [line for line in err.splitlines() if REPORT_LINE.match(line)]
+
+
+@SLOW
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_ingest_with_ray_reads_the_files_on_ray_as_the_single_process_path(ray_local, tmp_path, capsys, workers):
+    folder = _mixed_folder(tmp_path)
+    options = ["--embedder", "hash:64", "--chunk-tokens", "24", "--overlap", "4"]
+    plain = ["ingest", str(folder), "--index", str(tmp_path / "plain"), *options]
+    ray = ["ingest", str(folder), "--index", str(tmp_path / "ray"), *options, "--ray", "local", "--ray-workers", workers]
+
+    first = _cli(ray, capsys)
+    assert first == _cli(plain, capsys)
+    code, out, err = first
+    assert code == 1 and out.startswith("documents: 5 added, 0 replaced, 1 unchanged")
+    assert err[-1] == "4 file(s) or line(s) skipped" and "copy-of-alpha.md: unchanged (same content as alpha.md)" in err
+    _assert_same_index(Index.open(tmp_path / "ray"), Index.open(tmp_path / "plain"))
+
+    again = _cli(ray, capsys)  # nothing new: nothing added, no new generation
+    assert again[1].startswith("documents: 0 added, 0 replaced, 6 unchanged; chunks: +0 -0")
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["generation"] == 1
+
+    (folder / "beta.txt").write_text("Beta notes\n\nThe harbour closed in winter.\n")
+    changed = _cli(ray, capsys)
+    assert changed == _cli(plain, capsys) and changed[1].startswith("documents: 0 added, 1 replaced, 5 unchanged")
+    _assert_same_index(Index.open(tmp_path / "ray"), Index.open(tmp_path / "plain"))

@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
         precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8: quantised ONNX Runtime encoder (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
-        ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
-        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Embedding actors with --ray."),
+        ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Read, chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray]). On a cluster every node must see the files at the same paths."),
+        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Loading tasks and embedding actors with --ray."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
@@ -44,14 +44,17 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
-        result = load_documents(paths, follow_links=follow_links)
         if ray:
             from ragtune.distributed.ray_cluster import ray_session
-            from ragtune.distributed.ray_ingest import ray_add_documents
+            from ragtune.distributed.ray_ingest import load_on_ray, ray_add_documents
+            from ragtune.ingest import discover
 
+            files, links = discover(paths, follow_links)  # listed here (a missing path fails before Ray starts), read on Ray
             with ray_session(ray):
+                result = load_on_ray(files, links, workers=ray_workers)
                 stats = ray_add_documents(index, result.documents, workers=ray_workers, dedupe_content=True)
         else:
+            result = load_documents(paths, follow_links=follow_links)
             stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "

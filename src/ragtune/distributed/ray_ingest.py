@@ -1,12 +1,22 @@
-"""Ingestion on Ray: Ray Data chunks and embeds documents on actor workers; the index commits them as usual.
+"""Ingestion on Ray: Ray Data reads the files, then chunks and embeds them on actor workers; the index commits.
 
->>> with ray_session("local") as _:   # doctest: +SKIP
-...     stats = ray_add_documents(index, load_documents(["docs/"]).documents, workers=2, dedupe_content=True)
+>>> files, links = discover(["docs/"])          # the driver only lists the files   # doctest: +SKIP
+>>> with ray_session("local") as _:
+...     result = load_on_ray(files, links, workers=2)
+...     stats = ray_add_documents(index, result.documents, workers=2, dedupe_content=True)
 
-Documents go to Ray Data in blocks; `map_batches` runs `ChunkEmbedWorker` (a callable class: each of the
-`workers` actors loads the tokenizer and embedder once) and batches stream back to the driver, which hands the
-chunks and vectors to `Index.add_documents(precomputed=...)`: planning, dedupe, the writer lock, the atomic commit
-and the manifest are the single-process ones. Documents the index already holds unchanged are not sent.
+Two Ray Data pipelines. `load_on_ray`: the listed paths go to `from_items`; `map_batches` runs `load_listed_files`
+on task workers, each file loaded by `load_file` on a worker; the documents and skip reports stream back and are
+merged in listing order exactly as `load_documents` merges them (same skipped list, same duplicate-id rule). The
+driver then plans against the index manifest (document hashes: unchanged documents and same-content twins are not
+sent on), and `embed_on_ray` sends the rest through `ChunkEmbedWorker` (a callable class: each of the `workers`
+actors loads the tokenizer and embedder once). Batches stream back to the driver, which hands the chunks and
+vectors to `Index.add_documents(precomputed=...)`: planning, dedupe, the writer lock, the atomic commit and the
+manifest are the single-process ones.
+
+The workers read the files themselves: on a remote cluster every node must see the input files at the paths the
+driver lists (relative paths are made absolute; a shared filesystem). A file a worker cannot find while the
+driver still can stops the ingest with one InputError line naming the file and the worker's host.
 """
 
 from __future__ import annotations
@@ -14,20 +24,89 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.distributed.ray_cluster import import_ray, worker_env
+from ragtune.errors import InputError
 from ragtune.index import Index, IngestStats
+from ragtune.ingest import LoadResult, Skipped, load_file, merge_loaded
+from ragtune.ingest.decoding import printable_name
 from ragtune.progress import progress_task
 from ragtune.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
 
 DOCS_PER_BATCH = 64  # documents per map_batches call: a few hundred chunks, enough for efficient encode batches
+FILES_PER_BATCH = 16  # files per loading call: small, so one large file does not hold up many others
+
+
+def load_listed_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Ray Data function: a batch of listed files -> per file, its `load_file` items as JSON, or the worker's host
+    name in `missing_on` when the file is not there (paths travel as bytes: a name need not be valid UTF-8)."""
+    import socket
+
+    loaded, missing_on = [], []
+    for path, name, doc_id in zip(batch["path"], batch["name"], batch["doc_id"]):
+        path = Path(os.fsdecode(path))
+        here = path.exists()
+        items = load_file(path, os.fsdecode(doc_id), os.fsdecode(name)) if here else []
+        loaded.append(json.dumps([_item_json(item) for item in items], ensure_ascii=False))
+        missing_on.append("" if here else socket.gethostname())
+    return {"position": batch["position"], "items": np.array(loaded, dtype=object),
+            "missing_on": np.array(missing_on, dtype=object)}
+
+
+def load_on_ray(files: Sequence[tuple[Path, str]], links: Iterable[Skipped] = (), *, workers: int = 1,
+                files_per_batch: int = FILES_PER_BATCH) -> LoadResult:
+    """`load_documents` with the files read on `workers` Ray tasks (Ray connected: see ray_session).
+
+    `files` and `links` are `ragtune.ingest.discover`'s listing, made on the driver; the result (documents, skip
+    reports, their order) is the one `load_documents` gives. Every worker must see the files at the listed paths:
+    InputError when one cannot find a file the driver still sees."""
+    if not files:
+        return LoadResult.of(merge_loaded(links, []))
+    ray = import_ray()
+    _quiet_data(ray)
+    rows = [{"position": i, "path": os.fsencode(os.path.abspath(path)), "name": os.fsencode(path),
+             "doc_id": os.fsencode(doc_id)} for i, (path, doc_id) in enumerate(files)]
+    blocks = max(1, -(-len(rows) // files_per_batch))
+    dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+        load_listed_files, batch_size=files_per_batch, batch_format="numpy", num_cpus=1,
+        compute=ray.data.TaskPoolStrategy(size=min(workers, blocks)), runtime_env={"env_vars": worker_env()},
+    )
+    loaded: dict[int, list[Document | Skipped]] = {}
+    with progress_task("Loading files (Ray)", total=len(files)) as task:
+        for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+            for position, items, missing_on in zip(batch["position"], batch["items"], batch["missing_on"]):
+                loaded[int(position)] = _file_items(*files[int(position)], items, missing_on)
+                task.advance(1)
+    logger.info("ray: %d file(s) loaded by %d worker(s)", len(files), workers)
+    return LoadResult.of(merge_loaded(links, (loaded[i] for i in range(len(files)))))
+
+
+def _file_items(path: Path, doc_id: str, items: str, missing_on: str) -> list[Document | Skipped]:
+    """One listed file's items from its `load_listed_files` row. A file the worker did not find is either gone
+    since it was listed (reported as the single-process path reports it) or not on that worker's filesystem."""
+    if not missing_on:
+        return [_item_from_json(item) for item in json.loads(items)]
+    if path.exists():
+        raise InputError(f"a Ray worker on host {missing_on!r} cannot read {printable_name(str(path))}, which this "
+                         "machine listed: with --ray on a cluster the input files must be at the same path on every node")
+    return list(load_file(path, doc_id))
+
+
+def _item_json(item: Document | Skipped) -> dict[str, Any]:
+    return {"document" if isinstance(item, Document) else "skipped": dataclasses.asdict(item)}
+
+
+def _item_from_json(item: dict[str, Any]) -> Document | Skipped:
+    return Document(**item["document"]) if "document" in item else Skipped(**item["skipped"])
 
 
 class ChunkEmbedWorker:
@@ -63,9 +142,7 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
     if not docs:
         return {}
     ray = import_ray()
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ragtune's own progress bar below
-    context.verbose_stats_logs = False
+    _quiet_data(ray)
     items = [{"doc": json.dumps(dataclasses.asdict(d), ensure_ascii=False)} for d in docs]
     blocks = max(1, -(-len(items) // docs_per_batch))
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
@@ -88,6 +165,12 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
         pairs.sort(key=lambda p: p[0].position)
         out[doc_id] = ([c for c, _ in pairs], np.stack([v for _, v in pairs]))
     return out
+
+
+def _quiet_data(ray: Any) -> None:
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ragtune's own progress bars
+    context.verbose_stats_logs = False
 
 
 def ray_add_documents(index: Index, docs: Sequence[Document], *, workers: int = 1, dedupe_content: bool = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,6 +25,15 @@ class LoadResult:
 
     documents: list[Document]
     skipped: list[Skipped]
+
+    @classmethod
+    def of(cls, items: Iterable[Document | Skipped]) -> LoadResult:
+        """The documents and skip reports of a stream such as `iter_documents`, each in stream order."""
+        documents: list[Document] = []
+        skipped: list[Skipped] = []
+        for item in items:
+            (documents if isinstance(item, Document) else skipped).append(item)
+        return cls(documents=documents, skipped=skipped)
 
 
 @runtime_checkable

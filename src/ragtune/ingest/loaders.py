@@ -121,11 +121,13 @@ def _file_link_problem(path: Path, follow_links: bool, inside: Callable[[Path], 
     return None
 
 
-def load_file(path: Path, doc_id: str) -> Iterator[Document | Skipped]:
+def load_file(path: Path, doc_id: str, source: str | None = None) -> Iterator[Document | Skipped]:
     """Documents of one file, with `doc_id` as its (base) id; problems come back as `Skipped`, never raised.
 
-    A name with bytes that are not UTF-8 gives an id and source with backslash escapes (`printable_name`)."""
-    doc_id, source = printable_name(doc_id), printable_name(str(path))
+    `source` names the file in its documents and skip reports (default: `path` as given; a Ray worker reads an
+    absolute path but reports the name the driver listed). A name with bytes that are not UTF-8 gives an id and
+    source with backslash escapes (`printable_name`)."""
+    doc_id, source = printable_name(doc_id), printable_name(str(path) if source is None else source)
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         kind = f"'{path.suffix}'" if path.suffix else "(no extension)"
@@ -157,23 +159,35 @@ def iter_documents(paths: Sequence[str | Path], follow_links: bool = False) -> I
     folders) is reported as skipped rather than silently replacing the first. Links not followed come first.
     """
     files, links = discover(paths, follow_links)
+    with bulk_progress("Loading documents", total=len(files), minimum=20) as task:
+        yield from merge_loaded(links, _load_each(files, task.advance))
+
+
+def _load_each(files: Sequence[tuple[Path, str]], advance: Callable[[int], None]) -> Iterator[Iterator[Document | Skipped]]:
+    for path, doc_id in files:
+        yield load_file(path, doc_id)
+        advance(1)  # runs once the file's items are consumed
+
+
+def merge_loaded(links: Iterable[Skipped], loaded: Iterable[Iterable[Document | Skipped]]) -> Iterator[Document | Skipped]:
+    """The stream `iter_documents` gives, from `discover`'s skipped links and each listed file's `load_file` items
+    (in listing order; loaded anywhere, e.g. on Ray workers): links first, then the files' items, a document id
+    produced twice reported as skipped. Every skip is logged."""
     for item in links:
         logger.info("skipped %s: %s", item.path, item.reason)
         yield item
     seen: dict[str, str] = {}
-    with bulk_progress("Loading documents", total=len(files), minimum=20) as task:
-        for path, doc_id in files:
-            for item in load_file(path, doc_id):
-                if isinstance(item, Document):
-                    first = seen.get(item.doc_id)
-                    if first is None:
-                        seen[item.doc_id] = item.source
-                    else:
-                        item = Skipped(item.source, f"duplicate document id {item.doc_id!r} (first from {first})")
-                if isinstance(item, Skipped):
-                    logger.info("skipped %s: %s", item.path, item.reason)
-                yield item
-            task.advance(1)
+    for items in loaded:
+        for item in items:
+            if isinstance(item, Document):
+                first = seen.get(item.doc_id)
+                if first is None:
+                    seen[item.doc_id] = item.source
+                else:
+                    item = Skipped(item.source, f"duplicate document id {item.doc_id!r} (first from {first})")
+            if isinstance(item, Skipped):
+                logger.info("skipped %s: %s", item.path, item.reason)
+            yield item
 
 
 def load_documents(paths: Sequence[str | Path], follow_links: bool = False) -> LoadResult:
@@ -188,8 +202,4 @@ def load_documents(paths: Sequence[str | Path], follow_links: bool = False) -> L
     >>> [d.doc_id for d in result.documents]
     ['faq.md', 'policies/leave.md']
     """
-    documents: list[Document] = []
-    skipped: list[Skipped] = []
-    for item in iter_documents(paths, follow_links):
-        (documents if isinstance(item, Document) else skipped).append(item)
-    return LoadResult(documents=documents, skipped=skipped)
+    return LoadResult.of(iter_documents(paths, follow_links))
