@@ -64,7 +64,8 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
     """Ray connected for the duration of the block; yields the ray module.
 
     'local' starts an instance on 127.0.0.1 (num_cpus logical CPUs, default the machine's), anything else joins
-    that cluster (its nodes need ragtune installed and the index, adapters and models at the same paths).
+    that cluster (its nodes need ragtune installed and the index, adapters, models and files to ingest at the same
+    paths).
     """
     address = check_address(address)
     ray = import_ray()
