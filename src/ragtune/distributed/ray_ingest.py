@@ -1,14 +1,14 @@
 """Ingestion on Ray: Ray Data reads the files, then chunks and embeds them on actor workers; the index commits.
 
->>> files, links = discover(["docs/"])          # the driver only lists the files   # doctest: +SKIP
->>> with ray_session("local") as _:
-...     result = load_on_ray(files, links, workers=2)
+>>> with ray_session("local") as _:   # doctest: +SKIP
+...     result = load_on_ray(*discover(["docs/"]), workers=2)   # the driver only lists the files
 ...     stats = ray_add_documents(index, result.documents, workers=2, dedupe_content=True)
 
 Two Ray Data pipelines. `load_on_ray`: the listed paths go to `from_items`; `map_batches` runs `load_listed_files`
 on task workers, each file loaded by `load_file` on a worker; the documents and skip reports stream back and are
-merged in listing order exactly as `load_documents` merges them (same skipped list, same duplicate-id rule). The
-driver then plans against the index manifest (document hashes: unchanged documents and same-content twins are not
+merged in listing order exactly as `load_documents` merges them (same skipped list, same duplicate-id rule). They
+come back to the driver because planning needs every document's hash and the commit (manifest, dedupe) the
+documents themselves; file text is small next to the vectors that follow it. The driver then plans against the index manifest (document hashes: unchanged documents and same-content twins are not
 sent on), and `embed_on_ray` sends the rest through `ChunkEmbedWorker` (a callable class: each of the `workers`
 actors loads the tokenizer and embedder once). Batches stream back to the driver, which hands the chunks and
 vectors to `Index.add_documents(precomputed=...)`: planning, dedupe, the writer lock, the atomic commit and the
