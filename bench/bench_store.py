@@ -43,9 +43,13 @@ class LookupEmbedder:
 
     def encode(self, texts, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         rows = [self.row.get(t) for t in texts]
-        if all(r is not None for r in rows):
-            return self.vectors[np.asarray(rows, dtype=np.int64)] if rows else np.zeros((0, self.dim), np.float32)
-        return self.real.encode(list(texts), batch_size=batch_size)
+        out = np.zeros((len(rows), self.dim), np.float32)
+        known = [i for i, r in enumerate(rows) if r is not None]
+        out[known] = self.vectors[np.asarray([rows[i] for i in known], dtype=np.int64)]
+        missing = [i for i, r in enumerate(rows) if r is None]  # chunks the cached index cut differently
+        if missing:
+            out[missing] = self.real.encode([texts[i] for i in missing], batch_size=batch_size)
+        return out
 
 
 def scifact(args) -> list[tuple]:

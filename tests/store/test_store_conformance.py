@@ -48,6 +48,17 @@ def test_add_then_search_every_mode(location: str) -> None:
         assert [h.rank for h in hits] == list(range(len(hits)))
 
 
+def test_keyword_search_stems_and_drops_stopwords_like_the_folder_index(location: str) -> None:
+    """bm25 ranks the terms the folder index's bm25s sees (stemmed, no stopwords) on every backend — on Milvus
+    Lite, whose analyzer cannot stem, because the rows and queries are pre-analyzed."""
+    index = open_index(location)
+    index.add_documents(corpus())
+    retriever = open_retriever(index, "bm25")
+    assert doc_ids(retriever.retrieve(["purring cat sleeping"], k=1)[0]) == ["cats.md"]
+    assert doc_ids(retriever.retrieve(["the sailed boat"], k=1)[0]) == ["boats.md"]
+    assert retriever.retrieve(["the of and"], k=3)[0] == []  # stopwords only: no keyword match anywhere
+
+
 def test_unchanged_documents_are_skipped_and_content_dedupe(location: str) -> None:
     index = open_index(location)
     index.add_documents(corpus())

@@ -28,7 +28,7 @@ class BM25Index:
         logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.config = config
         self.n = len(texts)
-        self._stemmer = _stemmer(config.stemmer)
+        self._stemmer = load_stemmer(config.stemmer)
         self._retriever: Any = None
         if self.n == 0:
             return
@@ -43,11 +43,7 @@ class BM25Index:
         return self.n
 
     def _query_tokens(self, queries: list[str]) -> list[list[str]]:
-        import bm25s
-
-        return bm25s.tokenize(
-            list(queries), stopwords=self.config.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
-        )
+        return analyze(queries, self.config, self._stemmer)
 
     def scores(self, queries: list[str]) -> np.ndarray:
         """(n_queries, n_chunks) float32 BM25 scores; a query with no known term scores 0 everywhere."""
@@ -71,7 +67,23 @@ class BM25Index:
         return results
 
 
-def _stemmer(language: str | None) -> Any:
+def analyze(texts: list[str], config: BM25Config = BM25Config(), stemmer: Any = None) -> list[list[str]]:
+    """The terms BM25 sees in each text: bm25s's tokenizer (lowercase words of 2+ characters), stopwords removed,
+    stemmed — what the folder index ranks with; a server store without a stemming analyzer indexes these too.
+
+    >>> analyze(["The running dogs ran"])
+    [['run', 'dog', 'ran']]
+    """
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    if not texts:
+        return []
+    return bm25s.tokenize(list(texts), stopwords=config.stopwords, stemmer=stemmer or load_stemmer(config.stemmer),
+                          return_ids=False, show_progress=False)
+
+
+def load_stemmer(language: str | None) -> Any:
     if not language:
         return None
     import Stemmer

@@ -58,9 +58,22 @@ MAX_ID = 4096
 CHUNK_FIELDS = ["chunk_id", "doc_id", "text", "title", "position", "source", "meta"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 # Real Milvus: the built-in English analyzer (stemming, stop words), like the folder index's bm25s settings.
-# Milvus Lite knows only the standard tokenizer; the analyzer used is stored with the config.
+# Milvus Lite knows only the standard tokenizer: there ragtune writes (and asks with) the terms the folder index's
+# BM25 sees — bm25s's stopwords and stemmer (`analyze`) — so keyword ranking matches it (SciFact bm25 nDCG@10
+# 0.644 with raw text, see bench/bench_store.py). The analyzer and whether terms are pre-analyzed are stored
+# with the config; a collection made before keeps raw text.
 ANALYZERS = ({"type": "english"}, {"tokenizer": "standard"})
 T = TypeVar("T")
+
+
+def _analyzer(settings: dict[str, Any]) -> Callable[[list[str]], list[str]]:
+    """bm25s's terms of each text joined by spaces, with the collection's stemmer and stopwords."""
+    from ragtune.config import BM25Config
+    from ragtune.index.bm25 import analyze, load_stemmer
+
+    config = BM25Config(stemmer=settings.get("stemmer"), stopwords=settings.get("stopwords"))
+    stem = load_stemmer(config.stemmer)
+    return lambda texts: [" ".join(terms) for terms in analyze(texts, config, stem)]
 
 
 def _lit(value: str) -> str:
@@ -149,6 +162,7 @@ class MilvusStore:
             raise BackendError(f"milvus {self.uri}: cannot connect: {exc.message}") from None
         self._config: StoreConfig | None = None
         self._loaded = False
+        self._analyze: Callable[[list[str]], list[str]] | None = None  # pre-analysis of BM25 text (see ANALYZERS)
 
     # ---- config ----------------------------------------------------------------------------------------
     @_engine_call
@@ -163,6 +177,7 @@ class MilvusStore:
             raise ConfigError(f"milvus {self.uri}: collection {self.collection!r} was not made by ragtune (no config)")
         data = json.loads(raw)
         self._config = StoreConfig(data["embedder_id"], int(data["dim"]), data.get("index_config", {}))
+        self._analyze = _analyzer(data["pre_analyzed"]) if data.get("pre_analyzed") else None
         self._ensure_loaded()
         return self._config
 
@@ -224,6 +239,9 @@ class MilvusStore:
             index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             stored = {"format": FORMAT, "embedder_id": config.embedder_id, "dim": config.dim,
                       "index_config": config.index_config, "analyzer": analyzer}
+            if "type" not in analyzer:  # no stemming in the engine: index bm25s's terms (ANALYZERS)
+                stored["pre_analyzed"] = dict((config.index_config or {}).get("bm25") or {"stemmer": "english",
+                                                                                          "stopwords": "en"})
             try:
                 self.client.create_collection(self.collection, schema=schema, index_params=index,
                                               consistency_level="Strong",
@@ -262,8 +280,10 @@ class MilvusStore:
                               f"collection dimension {config.dim}")
         hash_of = {d.doc_id: d.hash for d in docs}
         for start in range(0, len(chunks), WRITE_BATCH):
-            rows = [self._chunk_row(c, hash_of[c.doc_id], v)
-                    for c, v in zip(chunks[start:start + WRITE_BATCH], vectors[start:start + WRITE_BATCH])]
+            batch = chunks[start:start + WRITE_BATCH]
+            search_texts = self._search_texts([f"{_cut(c.title, MAX_ID)}\n{c.text}" if c.title else c.text for c in batch])
+            rows = [self._chunk_row(c, hash_of[c.doc_id], v, t)
+                    for c, v, t in zip(batch, vectors[start:start + WRITE_BATCH], search_texts)]
             self.client.upsert(self.collection, rows)
         for start in range(0, len(docs), WRITE_BATCH):
             self.client.upsert(self.docs_collection, [
@@ -277,14 +297,19 @@ class MilvusStore:
             self.client.delete(self.collection, filter=expr)
 
     @staticmethod
-    def _chunk_row(chunk: Chunk, doc_hash: str, vector: np.ndarray) -> dict[str, Any]:
+    def _chunk_row(chunk: Chunk, doc_hash: str, vector: np.ndarray, search_text: str) -> dict[str, Any]:
+        """One row; search_text is title + text as the BM25 function gets it (`_search_texts`)."""
         title = _cut(chunk.title, MAX_ID)
         return {
             "pk": row_id(doc_hash, chunk.chunk_id), "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id,
             "doc_hash": doc_hash, "title": title, "source": _cut(chunk.source, MAX_ID), "position": chunk.position,
-            "text": _cut(chunk.text, MAX_TEXT), "search_text": _cut(f"{title}\n{chunk.text}" if title else chunk.text, MAX_TEXT),
+            "text": _cut(chunk.text, MAX_TEXT), "search_text": _cut(search_text, MAX_TEXT),
             "meta": chunk.metadata, "terms": filter_terms(chunk), "groups": chunk_groups(chunk), "vec": vector.tolist(),
         }
+
+    def _search_texts(self, texts: Sequence[str]) -> list[str]:
+        """Texts as the BM25 function gets them: as they are, or bm25s's terms joined by spaces (ANALYZERS)."""
+        return self._analyze(list(texts)) if self._analyze is not None else list(texts)
 
     @_engine_call
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
@@ -387,6 +412,7 @@ class MilvusStore:
         self._require()
         expr = self._filter_expr(filters)
         out: list[list[Hit]] = [[] for _ in queries]
+        queries = self._search_texts(queries)
         todo = [i for i, q in enumerate(queries) if q.strip()]
         if expr is None or not todo:
             return out
@@ -410,7 +436,7 @@ class MilvusStore:
         if expr is None or not len(queries):
             return [[] for _ in queries]
         depth = max(candidates, k)
-        if tuple(weights) != (1.0, 1.0) or any(not q.strip() for q in queries):
+        if tuple(weights) != (1.0, 1.0) or any(not q.strip() for q in self._search_texts(queries)):
             # RRFRanker has no per-ranking weights (and an empty text has no BM25 ranking): fuse here
             dense = self.dense_search(vectors, depth, filters)
             keyword = self.keyword_search(queries, depth, filters)
@@ -418,7 +444,7 @@ class MilvusStore:
         requests = [
             AnnSearchRequest(data=np.asarray(vectors, dtype=np.float32).tolist(), anns_field="vec",
                              param={"metric_type": "IP", "params": {"ef": max(64, depth)}}, limit=depth, expr=expr),
-            AnnSearchRequest(data=list(queries), anns_field="sparse", param={"metric_type": "BM25"}, limit=depth,
+            AnnSearchRequest(data=self._search_texts(queries), anns_field="sparse", param={"metric_type": "BM25"}, limit=depth,
                              expr=expr),
         ]
         result = self.client.hybrid_search(self.collection, requests, ranker=RRFRanker(rrf_k), limit=k,
@@ -441,6 +467,7 @@ class MilvusStore:
                 self.client.drop_collection(name)
         self._config = None
         self._loaded = False
+        self._analyze = None
 
     def close(self) -> None:
         try:
