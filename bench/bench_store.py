@@ -1,5 +1,6 @@
 """Index backends on SciFact: nDCG@10 per backend x mode (dense, keyword, hybrid), query p50/p95 (incl. query
-embedding) and ingest chunks/s; then a Milvus run with synthetic vectors showing how search p50 grows with size.
+embedding) and ingest chunks/s; then a run per server store with synthetic vectors showing how search p50 grows
+with size (each stops growing after --synthetic-budget-s).
 
     scripts/services.sh up      # Milvus Lite on 127.0.0.1:19530 (and Postgres when the pg backend is merged)
     .venv/bin/python bench/bench_store.py --milvus milvus://127.0.0.1:19530 [--postgres postgresql://...]
@@ -102,12 +103,12 @@ def scifact(args) -> list[tuple]:
     return rows
 
 
-def synthetic(args) -> list[tuple]:
-    """Milvus dense search p50 as the collection grows (random unit vectors, dimension 384, k=10)."""
+def synthetic(args, base_uri: str) -> list[tuple]:
+    """A server store's dense search p50 as the collection grows (random unit vectors, dimension 384, k=10)."""
     from ragtune.store import StoreConfig, StoredDocument, open_store, with_collection
     from ragtune.types import Chunk
 
-    uri = with_collection(args.milvus, f"bench_synthetic_{os.getpid()}")
+    uri = with_collection(base_uri, f"bench_synthetic_{os.getpid()}")
     store = open_store(uri)
     rng = np.random.default_rng(0)
     dim, batch = 384, 2000
@@ -132,7 +133,8 @@ def synthetic(args) -> list[tuple]:
                 if time.monotonic() > deadline:
                     print(f"synthetic: budget of {args.synthetic_budget_s} s spent at {size} rows; stopping", flush=True)
                     break
-            store.flush()  # seal the rows (StoreIndex does this once per ingest)
+            if hasattr(store, "flush"):
+                store.flush()  # Milvus: seal the rows (StoreIndex does this once per ingest)
             insert_s = time.perf_counter() - start
             store.dense_search(queries[:1], 10)  # warm-up (and a load after the inserts)
             lat = []
@@ -157,7 +159,8 @@ def main() -> int:
     ap.add_argument("--postgres", default=os.environ.get("RAGTUNE_TEST_POSTGRES"), help="PostgreSQL base URI")
     ap.add_argument("--embedder", default="bundled", help="'hash' for a quick run without the embedding cost")
     ap.add_argument("--queries", type=int, default=0, help="use only the first N test queries (0: all 300)")
-    ap.add_argument("--synthetic", default="10000,100000", help="Milvus sizes for the synthetic run ('' to skip)")
+    ap.add_argument("--synthetic", default="10000,100000", help="collection sizes for the synthetic run ('' to skip)")
+    ap.add_argument("--synthetic-backends", default="milvus,postgresql", help="which server stores grow synthetically")
     ap.add_argument("--synthetic-queries", type=int, default=100)
     ap.add_argument("--synthetic-budget-s", type=float, default=300.0, help="stop growing after this long")
     ap.add_argument("--skip-scifact", action="store_true")
@@ -176,9 +179,12 @@ def main() -> int:
             for b, m, nd, p50, p95, rate in rows:
                 print(f"| {b} | {m} | {nd:.4f} | {nd - base[m][0]:+.4f} | {p50:.1f} | {p95:.1f} | "
                       f"{p50 / base[m][1]:.1f}× | {rate:.0f} |")
-    if args.synthetic and args.milvus:
-        points = synthetic(args)
-        print("\n| Milvus rows | dense p50 ms | p95 ms | insert rows/s | p50 × smallest |")
+    for name, base_uri in (("Milvus", args.milvus), ("PostgreSQL", args.postgres)):
+        if not args.synthetic or not base_uri or name.lower() not in args.synthetic_backends:
+            continue
+        print(f"\n{name}: synthetic run", flush=True)
+        points = synthetic(args, base_uri)
+        print(f"\n| {name} rows | dense p50 ms | p95 ms | insert rows/s | p50 × smallest |")
         print("|---|---|---|---|---|")
         for size, p50, p95, rate in points:
             print(f"| {size} | {p50:.1f} | {p95:.1f} | {rate:.0f} | {p50 / points[0][1]:.2f}× |")
