@@ -157,8 +157,8 @@ def test_overlap_scales_with_the_chunk_size_and_gold_chunks_become_documents():
 def _tune(setup: dict, **changes):
     from ragtune.workflows.tune import TuneConfig
 
-    base = dict(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "tune"), arm="rag",
-                trials=2, model=setup["model"], max_new_tokens=4, k=2)
+    base = {"index": setup["index"], "questions": setup["questions"], "out": str(setup["tmp"] / "tune"), "arm": "rag",
+            "trials": 2, "model": setup["model"], "max_new_tokens": 4, "k": 2}
     return TuneConfig(**{**base, **changes})
 
 
@@ -181,7 +181,7 @@ def test_tune_builds_a_chunk_size_once_and_resume_reuses_it(setup, monkeypatch, 
     documents = {chunk_embed_text(c.title, c.text) for c in Index.open(setup["index"]).chunks()}
     assert not documents & set(encoded)  # only questions were embedded: no chunk of any size
     copy = setup["tmp"] / "tune" / "chunk-indexes"
-    assert [p.name for p in copy.iterdir()][0].startswith("index-") and len(list(copy.glob("*/chunks-24"))) == 1
+    assert [p.name[:6] for p in copy.iterdir()] == ["index-"] and len(list(copy.glob("*/chunks-24"))) == 1
 
 
 def test_a_chunk_size_that_cannot_be_built_is_a_skipped_trial(setup, monkeypatch, builds):
@@ -226,3 +226,4 @@ def test_compare_answers_the_test_split_on_the_chosen_chunk_size(setup, monkeypa
     assert retrieved <= copy_ids  # the long document's later chunks exist only in the copy:
     assert retrieved - {c.chunk_id for c in Index.open(setup["index"]).chunks()}
     assert all(r["gold_chunk_ids"] == [] for r in rag_rows)
+    assert "Answered on the index re-chunked at 24 tokens (overlap 4)" in (run / "report.html").read_text()

@@ -134,8 +134,9 @@ def _from_source(source: str, wanted: list[Any], found: dict[str, Document], doc
 
     left = {info.doc_id: info for info in wanted}
     # The id a file was loaded under is the document's own (one document a file), or the prefix of
-    # "<base>:<line>" (JSONL lines without ids); ids a file sets itself (JSONL, SQuAD) need no base.
-    bases = dict.fromkeys(b for info in wanted for b in (info.doc_id, info.doc_id.rsplit(":", 1)[0]))
+    # "<base>:<line>" (JSONL lines without ids); ids a file sets itself (JSONL, SQuAD) need no base. So a file is
+    # read once or twice, not once per document.
+    bases = dict.fromkeys([wanted[0].doc_id, *(i.doc_id.rsplit(":", 1)[0] for i in wanted if ":" in i.doc_id)])
     for base in bases:
         if not left:
             break

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
-from ragtune.index.rechunk import CannotRechunk, EmbeddingCache, exact_documents, rechunk_index
+from ragtune.index.rechunk import (
+    CannotRechunk,
+    EmbeddingCache,
+    exact_documents,
+    rechunk_index,
+)
 from ragtune.types import Example
 from ragtune.workflows.search_space import chunk_config
 
@@ -78,7 +83,8 @@ class ChunkIndexes:
             where = str(getattr(self.index, "path", self.index))
         else:
             path = self.path_of(chunk_tokens)
-            where = str(path.relative_to(relative_to)) if relative_to and path.is_relative_to(relative_to) else str(path)
+            inside = relative_to is not None and path.is_relative_to(relative_to)
+            where = str(path.relative_to(relative_to)) if inside else str(path)
         return {"chunk_tokens": chunk.chunk_tokens, "overlap_tokens": chunk.overlap_tokens, "index": where,
                 "rechunked": chunk != self.own}
 

@@ -387,7 +387,8 @@ def _searched_index(chosen: dict[str, Any] | None, rechunked: Any, freshness: bo
 
 
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
-            setup: dict[str, Any], searched: dict[str, dict[str, Any]], rechunked: dict[str, Any] | None = None) -> None:
+            setup: dict[str, Any], searched: dict[str, dict[str, Any]],
+            rechunked: dict[str, Any] | None = None) -> None:
     """Every arm answers every group's questions not yet answered; rows are appended to the partial run.
     `searched[arm]`: the settings its search chose (retrieval mode and k included), else the run's own;
     `rechunked[arm]`: the re-chunked index its chosen chunk size answers the (non-freshness) questions from."""

@@ -233,8 +233,9 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
 
     `runner(params)` answers the validation questions with one configuration (TrialSkipped: it cannot);
-    `describe_index(params)`, when given, says which index the chosen configuration answers from. Writes out_dir/trials.jsonl (one
-    row per trial, as it finishes) and out_dir/best.json; records the trials in the runs database. InputError
+    `describe_index(params)`, when given, says which index the chosen configuration answers from. Writes
+    out_dir/trials.jsonl (one row per trial, as it finishes) and out_dir/best.json; records the trials in the runs
+    database. InputError
     when no configuration meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
     """
     optuna = require_optuna()

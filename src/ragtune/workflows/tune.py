@@ -204,14 +204,15 @@ class ComparisonSearch:
                                                        "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
                          "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
-                         "trial_results": [_trial_point(t) for t in search.trials]}
+                         "trial_results": [_trial_point(t) for t in search.trials if not t.skipped]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
 
 
 def _trial_point(trial: Trial) -> dict[str, Any]:
-    """One trial as the report plots it (results.json search.arms[arm].trial_results)."""
+    """One trial as the report plots it (results.json search.arms[arm].trial_results; a skipped trial, which
+    has no figures, is not plotted: search.arms[arm].skipped_trials counts it)."""
     return {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
             "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
             "feasible": trial.feasible}
