@@ -60,3 +60,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"validation F1 {best['validation']['f1']:.3f} (defaults {default.get('f1', float('nan')):.3f}), "
                    f"p95 {best['validation']['latency_ms_p95']:,.0f} ms"
                    + (f", ${cost:.6f} per 1k queries" if cost is not None else "") + f" → {out / 'best.json'}")
+        if (best.get("index") or {}).get("rechunked"):
+            index = best["index"]
+            typer.echo(f"chunk size {index['chunk_tokens']}: the index re-chunked into {out / index['index']}")

@@ -224,8 +224,17 @@ def search_sections(results: dict) -> list[dict[str, Any]]:
             "max_p95_ms": info.get("max_p95_ms"), "max_cost_per_1k": info.get("max_cost_per_1k"),
             "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
             "versus": _versus_defaults(info.get("versus_defaults")),
+            "index": _rechunked_note(info.get("index")), "skipped": info.get("skipped_trials") or 0,
         })
     return sections
+
+
+def _rechunked_note(index: dict | None) -> str:
+    """Which chunking the winner answered with, when its chunk size re-chunked the index (workflows.chunk_indexes)."""
+    if not index or not index.get("rechunked"):
+        return ""
+    return (f"Answered on the index re-chunked at {index['chunk_tokens']} tokens (overlap {index['overlap_tokens']}): "
+            f"{index['index']} in the search folder; its test questions are judged by gold document.")
 
 
 def _versus_defaults(versus: dict | None) -> str:

@@ -179,8 +179,13 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
                                          tuned_index.config.embed.model)
         groups.append(_Group.over(fresh_examples, fresh_index, fresh_tuned, config.mode, freshness=True))
     if executor is None:
-        _answer(config, adapters, groups, partial, setup,
-                {arm: search.params(arm) for arm in config.arms} if search else {})
+        searched = {arm: search.params(arm) for arm in config.arms} if search else {}
+        rechunked = {arm: search.index(arm) for arm in config.arms} if search else {}
+        for arm in config.arms if search else ():
+            setup["arms"][arm]["index"] = _searched_index(search.arms[arm].search.index, rechunked[arm],
+                                                          bool(config.freshness))
+        _answer(config, adapters, groups, partial, setup, searched,
+                {arm: index for arm, index in rechunked.items() if index is not None})
     else:
         _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
@@ -367,10 +372,28 @@ def _answer_with(executor: AnswerExecutor, config: CompareConfig, adapters: dict
     setup["answer_s"] = round(time.perf_counter() - t_start, 2)
 
 
+def _searched_index(chosen: dict[str, Any] | None, rechunked: Any, freshness: bool) -> dict[str, Any] | None:
+    """setup["arms"][arm]["index"]: the chunking and folder the arm's test questions were answered from (a
+    re-chunked copy lies in RUN/search/), and that freshness questions keep the index's own chunking."""
+    if chosen is None:
+        return None
+    info = dict(chosen)
+    if rechunked is not None:
+        info["index"] = str(Path("search") / info["index"])
+        info["gold"] = "by document (gold chunk ids name passages of the index's own chunking)"
+        if freshness:
+            info["freshness"] = "answered on the index's own chunking (the re-chunked copy lacks the updates)"
+    return info
+
+
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
-            setup: dict[str, Any], searched: dict[str, dict[str, Any]]) -> None:
+            setup: dict[str, Any], searched: dict[str, dict[str, Any]],
+            rechunked: dict[str, Any] | None = None) -> None:
     """Every arm answers every group's questions not yet answered; rows are appended to the partial run.
-    `searched[arm]`: the settings its search chose (retrieval mode and k included), else the run's own."""
+    `searched[arm]`: the settings its search chose (retrieval mode and k included), else the run's own;
+    `rechunked[arm]`: the re-chunked index its chosen chunk size answers the (non-freshness) questions from."""
+    from ragtune.workflows.chunk_indexes import doc_level_gold
+
     total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
     t_start = time.perf_counter()
     with progress_task("Answering", total=total) as task:
@@ -386,8 +409,11 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
                 todo = partial.todo(arm, group.examples, group.freshness)
                 if todo:  # passages are cut with the embedder of the index they come from, as `ask` does
                     index, retriever = group.source(arm)
+                    if arm in (rechunked or {}) and not group.freshness:  # the chunk size its search chose
+                        index, retriever, todo = rechunked[arm], None, doc_level_gold(todo)
                     embedder = index.embedder if ARMS[arm].retrieval else None
-                    retriever = retriever if mode == config.mode else open_retriever(index, mode)
+                    if retriever is None or mode != config.mode:
+                        retriever = open_retriever(index, mode)
                     run_arm(arm, todo, generator, retriever, dataclasses.replace(settings, embedder=embedder),
                             k=k, batch_size=config.batch_size, freshness=group.freshness,
                             on_rows=partial.append, progress=task)

@@ -14,7 +14,8 @@ mostly luck, and a search must not leave an arm worse than its defaults. best.js
 that comparison.
 
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
-not answered again.
+not answered again. A configuration that cannot be run (a chunk size whose index cannot be rebuilt: the runner
+raises TrialSkipped) is recorded with its reason as a skipped, infeasible trial; a resumed search tries it again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.evaluate.stats import paired_test
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
+from ragtune.workflows.chunk_indexes import ChunkIndexes, doc_level_gold
 from ragtune.workflows.search_space import Choice, SearchSpace, with_params
 
 logger = logging.getLogger(__name__)
@@ -62,18 +64,31 @@ class TrialMetrics:
     f1_scores: tuple[float, ...] = ()  # per validation question, in question order (empty: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"f1": self.f1, "exact_match": self.exact_match, "latency_ms_p50": self.latency_ms_p50,
-                "latency_ms_p95": self.latency_ms_p95,
-                "latency_ms_mean": None if math.isnan(self.latency_ms_mean) else self.latency_ms_mean, "n": self.n,
-                "f1_per_question": [round(x, 6) for x in self.f1_scores]}
+        return {"f1": self.f1, "exact_match": self.exact_match, "latency_ms_p50": _number(self.latency_ms_p50),
+                "latency_ms_p95": _number(self.latency_ms_p95), "latency_ms_mean": _number(self.latency_ms_mean),
+                "n": self.n, "f1_per_question": [round(x, 6) for x in self.f1_scores]}
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> TrialMetrics:
-        mean = row.get("latency_ms_mean")
-        return cls(f1=row["f1"], exact_match=row["exact_match"], latency_ms_p50=row["latency_ms_p50"],
-                   latency_ms_p95=row["latency_ms_p95"], n=row["n"],
-                   latency_ms_mean=math.nan if mean is None else float(mean),
+        def latency(name: str) -> float:
+            value = row.get(name)
+            return math.nan if value is None else float(value)
+
+        return cls(f1=row["f1"], exact_match=row["exact_match"], latency_ms_p50=latency("latency_ms_p50"),
+                   latency_ms_p95=latency("latency_ms_p95"), n=row["n"], latency_ms_mean=latency("latency_ms_mean"),
                    f1_scores=tuple(float(x) for x in row.get("f1_per_question") or ()))
+
+
+NOT_RUN = TrialMetrics(f1=0.0, exact_match=0.0, latency_ms_p50=math.nan, latency_ms_p95=math.nan, n=0)
+
+
+def _number(value: float) -> float | None:
+    """A figure as JSON holds it: None for NaN (not measured)."""
+    return None if math.isnan(value) else value
+
+
+class TrialSkipped(Exception):
+    """A runner cannot answer with a configuration (e.g. a chunk size whose index cannot be built): the reason."""
 
 
 TrialRunner = Callable[[Mapping[str, Choice]], TrialMetrics]
@@ -124,11 +139,13 @@ class Trial:
     seconds: float
     feasible: bool
     cost_per_1k: float | None = None
+    skipped: str | None = None  # why the configuration could not be run (then never feasible)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trial": self.number, "params": self.params,
-                "validation": {**self.metrics.to_dict(), "cost_per_1k": self.cost_per_1k},
-                "seconds": round(self.seconds, 3), "feasible": self.feasible}
+        row = {"trial": self.number, "params": self.params,
+               "validation": {**self.metrics.to_dict(), "cost_per_1k": self.cost_per_1k},
+               "seconds": round(self.seconds, 3), "feasible": self.feasible}
+        return {**row, "skipped": self.skipped} if self.skipped else row
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Trial:
@@ -136,10 +153,12 @@ class Trial:
         cost = validation.get("cost_per_1k")
         return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics.from_dict(validation),
                    seconds=float(row["seconds"]), feasible=bool(row["feasible"]),
-                   cost_per_1k=None if cost is None else float(cost))
+                   cost_per_1k=None if cost is None else float(cost), skipped=row.get("skipped") or None)
 
     def judged(self, limits: Limits) -> Trial:
         """This trial priced and judged by `limits` (a resumed search's own, whatever they were before)."""
+        if self.skipped:
+            return replace(self, cost_per_1k=None, feasible=False)
         cost, feasible = limits.judge(self.metrics)
         return replace(self, cost_per_1k=cost, feasible=feasible)
 
@@ -157,6 +176,7 @@ class SearchResult:
     limits: Limits
     seconds: float
     versus_defaults: dict[str, Any] | None = None  # the paired test that let the winner replace the defaults
+    index: dict[str, Any] | None = None  # the index the chosen settings answer from (its chunking and folder)
 
     @property
     def default_trial(self) -> Trial | None:
@@ -170,8 +190,9 @@ class SearchResult:
                 "default_validation": default.to_dict()["validation"] if default else None,
                 "space": self.space.describe(), "sampler": self.sampler, "max_p95_ms": self.limits.max_p95_ms,
                 "max_cost_per_1k": self.limits.max_cost_per_1k, "trials": len(self.trials),
-                "feasible_trials": sum(t.feasible for t in self.trials), "search_s": round(self.seconds, 2),
-                "versus_defaults": self.versus_defaults}
+                "feasible_trials": sum(t.feasible for t in self.trials),
+                "skipped_trials": sum(bool(t.skipped) for t in self.trials), "search_s": round(self.seconds, 2),
+                "versus_defaults": self.versus_defaults, "index": self.index}
 
 
 def require_optuna():
@@ -189,7 +210,8 @@ def params_key(params: Mapping[str, Choice]) -> str:
 
 
 def read_trials(path: Path) -> dict[str, Trial]:
-    """The trials recorded in trials.jsonl, by configuration (a torn last line from a kill is skipped)."""
+    """The trials recorded in trials.jsonl, by configuration (a torn last line from a kill is skipped); a
+    configuration that was skipped and later run is the run."""
     trials: dict[str, Trial] = {}
     if not path.is_file():
         return trials
@@ -198,17 +220,22 @@ def read_trials(path: Path) -> dict[str, Trial]:
             trial = Trial.from_dict(json.loads(line))
         except (ValueError, KeyError, TypeError):
             continue
-        trials.setdefault(params_key(trial.params), trial)
+        key = params_key(trial.params)
+        if key not in trials or (trials[key].skipped and not trial.skipped):
+            trials[key] = trial
     return trials
 
 
 def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], runner: TrialRunner, out_dir: Path,
                *, budget: int, seed: int = 0, max_p95_ms: float | None = None, max_cost_per_1k: float | None = None,
-               cost_model: CostModel | None = None, resume: bool = False, runs_db: str | None = None) -> SearchResult:
+               cost_model: CostModel | None = None, resume: bool = False, runs_db: str | None = None,
+               describe_index: Callable[[Mapping[str, Choice]], dict[str, Any] | None] | None = None) -> SearchResult:
     """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
 
-    `runner(params)` answers the validation questions with one configuration. Writes out_dir/trials.jsonl (one
-    row per trial, as it finishes) and out_dir/best.json; records the trials in the runs database. InputError
+    `runner(params)` answers the validation questions with one configuration (TrialSkipped: it cannot);
+    `describe_index(params)`, when given, says which index the chosen configuration answers from. Writes
+    out_dir/trials.jsonl (one row per trial, as it finishes) and out_dir/best.json; records the trials in the runs
+    database. InputError
     when no configuration meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
     """
     optuna = require_optuna()
@@ -231,13 +258,17 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
         params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
         key = params_key(params)
         result = seen.get(key)
-        if result is None and key in recorded:  # feasible under this search's limits, whatever they were before
+        if result is None and key in recorded and not recorded[key].skipped:  # judged by this search's limits
             result = recorded[key].judged(limits)
         if result is None:
             t0 = time.perf_counter()
-            metrics = runner(params)
+            try:
+                metrics, skipped = runner(params), None
+            except TrialSkipped as exc:
+                metrics, skipped = NOT_RUN, str(exc)
+                logger.warning("%s: %s skipped: %s", arm, params, skipped)
             number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
-            result = Trial(number, params, metrics, time.perf_counter() - t0, False).judged(limits)
+            result = Trial(number, params, metrics, time.perf_counter() - t0, False, skipped=skipped).judged(limits)
             _append(trials_path, result)
             logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
                         metrics.latency_ms_p95)
@@ -267,7 +298,7 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     best, versus = _confirmed(_best(arm, trials, defaults, limits), trials, defaults, seed)
     result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials, best=best,
                           sampler="grid" if grid else "tpe", limits=limits, seconds=time.perf_counter() - started,
-                          versus_defaults=versus)
+                          versus_defaults=versus, index=describe_index(best.params) if describe_index else None)
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     _record(out_dir, result, runs_db)
     return result
@@ -278,7 +309,7 @@ def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits:
     limits only ever exclude: they never break a tie."""
     feasible = [t for t in trials if t.feasible]
     if not feasible:
-        fastest = min(t.metrics.latency_ms_p95 for t in trials)
+        fastest = min((t.metrics.latency_ms_p95 for t in trials if not t.skipped), default=math.nan)
         costs = [t.cost_per_1k for t in trials if t.cost_per_1k is not None]
         cheapest = f", the cheapest ${min(costs):.6f} per 1k queries" if costs and limits.max_cost_per_1k else ""
         raise InputError(f"no configuration of arm {arm!r} meets {limits.describe()} on validation "
@@ -315,6 +346,7 @@ def _constrain(trial: Any, excess: Mapping[str, float]) -> None:
     """Tell the sampler how far over each limit the trial was (<= 0: feasible)."""
     if not excess:
         return
+    excess = {name: 1.0 if math.isnan(value) else value for name, value in excess.items()}  # not measured: over
     if hasattr(trial, "set_constraint"):
         for name, value in excess.items():
             trial.set_constraint(name, value)
@@ -343,16 +375,19 @@ class AnswerTrials:
     """A TrialRunner over the one answer path: `arm` answers `examples` with a configuration's settings.
 
     `base` is the arm's AnswerSettings.resolve(...) (as compare runs it); a configuration replaces its prompt
-    style, context sentences and answer length, and chooses the retrieval mode and k for arms that retrieve.
+    style, context sentences and answer length, and chooses the chunk size, retrieval mode and k for arms that
+    retrieve. `chunks` gives the index of each chunk size (ragtune.workflows.chunk_indexes); without it only the
+    index's own size can be answered.
     """
 
     def __init__(self, arm: str, examples: list[Example], generator: Any, index: Any, base: AnswerSettings, *,
-                 k: int, mode: str, batch_size: int = 8):
+                 k: int, mode: str, batch_size: int = 8, chunks: ChunkIndexes | None = None):
         if not examples:
             raise InputError(f"arm {arm!r}: no questions to search on")
         self.arm, self.examples, self.generator, self.index = arm, examples, generator, index
         self.base, self.k, self.mode, self.batch_size = base, k, mode, batch_size
-        self._retrievers: dict[str, Any] = {}
+        self.chunks = chunks
+        self._retrievers: dict[tuple[int, str], Any] = {}
 
     def __call__(self, params: Mapping[str, Choice]) -> TrialMetrics:
         rows = self.rows(params)
@@ -367,14 +402,39 @@ class AnswerTrials:
     def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
         """The prediction rows of one configuration (the predictions.jsonl row shape)."""
         retrieves = ARMS[self.arm].retrieval
-        settings = replace(with_params(self.base, params), embedder=self.index.embedder if retrieves else None)
-        retriever = self._retriever(str(params.get("mode", self.mode))) if retrieves else None
-        return run_arm(self.arm, self.examples, self.generator, retriever, settings,
+        index, examples = self.index_for(params) if retrieves else (self.index, self.examples)
+        settings = replace(with_params(self.base, params), embedder=index.embedder if retrieves else None)
+        retriever = self._retriever(index, str(params.get("mode", self.mode))) if retrieves else None
+        return run_arm(self.arm, examples, self.generator, retriever, settings,
                        k=int(params.get("k", self.k)), batch_size=self.batch_size)
 
-    def _retriever(self, mode: str) -> Any:
-        if mode not in self._retrievers:
+    def index_for(self, params: Mapping[str, Choice]) -> tuple[Any, list[Example]]:
+        """(index, questions) of a configuration: its chunk size's index, the questions judged by gold document
+        on a re-chunked one. TrialSkipped when that index cannot be had."""
+        own = self.index.config.chunk.chunk_tokens
+        size = int(params.get("chunk_tokens", own))
+        if size == own:
+            return self.index, self.examples
+        if self.chunks is None:
+            raise TrialSkipped(f"chunk size {size}: no folder to re-chunk the index into")
+        from ragtune.index.rechunk import CannotRechunk
+
+        try:
+            return self.chunks.get(size), doc_level_gold(self.examples)
+        except CannotRechunk as exc:
+            raise TrialSkipped(f"chunk size {size}: {exc}") from None
+
+    def describe_index(self, params: Mapping[str, Choice]) -> dict[str, Any] | None:
+        """The index a configuration answers from, for best.json (None for an arm that does not retrieve)."""
+        if not ARMS[self.arm].retrieval or self.chunks is None:
+            return None
+        return self.chunks.describe(int(params.get("chunk_tokens", self.index.config.chunk.chunk_tokens)),
+                                    relative_to=self.chunks.root.parent.parent)
+
+    def _retriever(self, index: Any, mode: str) -> Any:
+        key = (id(index), mode)
+        if key not in self._retrievers:
             from ragtune.retrieve import open_retriever
 
-            self._retrievers[mode] = open_retriever(self.index, mode)
-        return self._retrievers[mode]
+            self._retrievers[key] = open_retriever(index, mode)
+        return self._retrievers[key]

@@ -1,9 +1,10 @@
 """What `ragtune tune` and `compare --search` may change for each arm, declared as data in this one place.
 
-Only inference-side settings are searched: the retrieval mode and k of arms that retrieve, and how hits become
-an answer (sentences kept per passage, prompt style, answer length). Chunk size (a re-chunked index) and the
-training settings of tuned arms (epochs, learning rate) are not searched yet. Each arm's own default settings
-are always part of its space, so "searched" can never be worse than "default" on validation.
+Only inference-side settings are searched: for arms that retrieve, the chunk size (another size answers from an
+index re-chunked into the search folder, ragtune.workflows.chunk_indexes), the retrieval mode and k; for every arm,
+how hits become an answer (sentences kept per passage, prompt style, answer length). The training settings of
+tuned arms (epochs, learning rate) are not searched yet. Each arm's own default settings (the index's own chunk
+size among them) are always part of its space, so "searched" can never be worse than "default" on validation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ragtune.arms import ARMS
+from ragtune.config import ChunkConfig
 from ragtune.errors import ConfigError
 from ragtune.pipeline import AnswerSettings
 
@@ -64,6 +66,8 @@ class SearchSpace:
 
 
 RETRIEVAL = (
+    # The index's own chunk size joins these as the default (SearchSpace.including).
+    Param("chunk_tokens", (128, 320), "tokens per chunk: another size than the index's re-chunks its documents"),
     Param("mode", ("hybrid", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
     Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
@@ -87,15 +91,29 @@ def space_for(arm: str) -> SearchSpace:
 
 
 def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_sentences: int,
-                   max_new_tokens: int) -> dict[str, Choice]:
-    """The settings `arm` runs with when nothing is searched, restricted to its space's names.
+                   max_new_tokens: int, chunk_tokens: int = ChunkConfig().chunk_tokens) -> dict[str, Choice]:
+    """The settings `arm` runs with when nothing is searched, restricted to its space's names (`chunk_tokens`:
+    the index's own chunk size).
 
     >>> default_params("base", mode="hybrid", k=3, prompt_style="guided", context_sentences=3, max_new_tokens=64)
     {'prompt_style': 'guided', 'max_new_tokens': 64}
     """
-    every = {"mode": mode, "k": k, "context_sentences": context_sentences, "prompt_style": prompt_style,
-             "max_new_tokens": max_new_tokens}
+    every = {"chunk_tokens": chunk_tokens, "mode": mode, "k": k, "context_sentences": context_sentences,
+             "prompt_style": prompt_style, "max_new_tokens": max_new_tokens}
     return {name: every[name] for name in space_for(arm).names}
+
+
+def chunk_config(chunk_tokens: int, own: ChunkConfig) -> ChunkConfig:
+    """The chunking of a searched chunk size: the index's `own` at its size, else its overlap scaled in proportion
+    (the default 200/32 gives 128 -> 20, 320 -> 51).
+
+    >>> chunk_config(128, ChunkConfig()).overlap_tokens, chunk_config(320, ChunkConfig()).overlap_tokens
+    (20, 51)
+    """
+    if chunk_tokens == own.chunk_tokens:
+        return own
+    overlap = round(chunk_tokens * own.overlap_tokens / own.chunk_tokens)
+    return ChunkConfig(chunk_tokens=chunk_tokens, overlap_tokens=min(overlap, chunk_tokens - 1))
 
 
 ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens")  # the AnswerSettings fields searched

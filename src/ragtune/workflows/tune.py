@@ -5,7 +5,9 @@ gold of the test questions (ragtune.workflows.validation_split); every arm's spa
 (ragtune.workflows.search_space) is searched on the validation part (ragtune.workflows.search). `ragtune tune`
 stops there (trials.jsonl, best.json, split.json in --out); `compare --search` then answers the test part once
 with each arm's winner — the only figures its report compares — and also scores each arm's defaults on test,
-so the report can say what the search gained.
+so the report can say what the search gained. A chunk size other than the index's own answers from a copy
+re-chunked into the search folder (ragtune.workflows.chunk_indexes), shared by the arms searched on one index
+and used again for the test run of the arm that chose it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.generate import load_generator
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
+from ragtune.workflows.chunk_indexes import ChunkIndexes
 from ragtune.workflows.compare_inputs import CompareConfig, arm_generate_config, check_inputs
 from ragtune.workflows.search import (AnswerTrials, SearchResult, Trial, TrialMetrics, require_optuna,
                                      search_arm)
@@ -102,7 +105,8 @@ def run_tune(config: TuneConfig) -> SearchResult:
     split = split_questions(inputs.examples, compare, out, inputs.index)
     write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
     arm_config = arm_generate_config(compare, inputs.adapters, config.arm)
-    return _search(compare, config.arm, arm_config, inputs.index, split.validation, out)
+    chunks = ChunkIndexes.under(inputs.index, out)
+    return _search(compare, config.arm, arm_config, chunks, split.validation, out)
 
 
 def split_questions(examples: list[Example], config: CompareConfig, out: Path, index: Any) -> Split:
@@ -136,24 +140,25 @@ def split_questions(examples: list[Example], config: CompareConfig, out: Path, i
     return split
 
 
-def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: Any, examples: list[Example],
-            out: Path) -> SearchResult:
-    runner = _runner(config, arm, arm_config, index, examples)
-    return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base), runner, out,
+def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
+            examples: list[Example], out: Path) -> SearchResult:
+    runner = _runner(config, arm, arm_config, chunks, examples)
+    return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base, chunks.index), runner, out,
                       budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
                       max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
-                      resume=config.resume, runs_db=config.runs_db)
+                      resume=config.resume, runs_db=config.runs_db, describe_index=runner.describe_index)
 
 
-def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, index: Any,
+def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
             examples: list[Example]) -> AnswerTrials:
-    return AnswerTrials(arm, examples, load_generator(arm_config), index, AnswerSettings.resolve(arm_config),
-                        k=config.k, mode=config.mode, batch_size=config.batch_size)
+    return AnswerTrials(arm, examples, load_generator(arm_config), chunks.index, AnswerSettings.resolve(arm_config),
+                        k=config.k, mode=config.mode, batch_size=config.batch_size, chunks=chunks)
 
 
-def _defaults(config: CompareConfig, arm: str, base: AnswerSettings) -> dict[str, Any]:
+def _defaults(config: CompareConfig, arm: str, base: AnswerSettings, index: Any) -> dict[str, Any]:
     return default_params(arm, mode=config.mode, k=config.k, prompt_style=base.prompt_style,
-                          context_sentences=base.context_sentences, max_new_tokens=base.max_new_tokens)
+                          context_sentences=base.context_sentences, max_new_tokens=base.max_new_tokens,
+                          chunk_tokens=index.config.chunk.chunk_tokens)
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class ArmSearch:
 
     search: SearchResult
     default_test: TrialMetrics | None  # None when the defaults won (the winner's test figures are theirs)
+    chunks: ChunkIndexes | None = None  # the index of each chunk size, for the test run
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,15 @@ class ComparisonSearch:
     def params(self, arm: str) -> dict[str, Any]:
         """The settings `arm` answers the test questions with."""
         return dict(self.arms[arm].search.best.params)
+
+    def index(self, arm: str) -> Any:
+        """The index `arm` answers the test questions from when its chosen chunk size re-chunked it, else None
+        (the arm's own index)."""
+        found = self.arms[arm]
+        size = found.search.best.params.get("chunk_tokens")
+        if found.chunks is None or size is None or size == found.chunks.own.chunk_tokens:
+            return None
+        return found.chunks.get(int(size))
 
     def summary(self, test_metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """results.json's "search" section; `test_metrics` is results.json's arms[arm]["metrics"]."""
@@ -189,14 +204,15 @@ class ComparisonSearch:
                                                        "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
                          "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
-                         "trial_results": [_trial_point(t) for t in search.trials]}
+                         "trial_results": [_trial_point(t) for t in search.trials if not t.skipped]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
 
 
 def _trial_point(trial: Trial) -> dict[str, Any]:
-    """One trial as the report plots it (results.json search.arms[arm].trial_results)."""
+    """One trial as the report plots it (results.json search.arms[arm].trial_results; a skipped trial, which
+    has no figures, is not plotted: search.arms[arm].skipped_trials counts it)."""
     return {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
             "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
             "feasible": trial.feasible}
@@ -210,11 +226,13 @@ def search_for_compare(config: CompareConfig, index: Any, examples: list[Example
     (the re-embedded one of the tuned-retriever arms)."""
     split = split_questions(examples, config, out, index)
     arms = {}
+    chunks_of: dict[int, ChunkIndexes] = {}  # by source index: arms over one index share its re-chunked copies
     for arm in config.arms:
         arm_index = (arm_indexes or {}).get(arm, index)
-        search = _search(config, arm, arm_configs[arm], arm_index, split.validation, out / arm)
+        chunks = chunks_of.setdefault(id(arm_index), ChunkIndexes.under(arm_index, out))
+        search = _search(config, arm, arm_configs[arm], chunks, split.validation, out / arm)
         default_test = None
         if search.best.params != search.defaults:
-            default_test = _runner(config, arm, arm_configs[arm], arm_index, split.test)(search.defaults)
-        arms[arm] = ArmSearch(search, default_test)
+            default_test = _runner(config, arm, arm_configs[arm], chunks, split.test)(search.defaults)
+        arms[arm] = ArmSearch(search, default_test, chunks)
     return ComparisonSearch(split, arms)
