@@ -103,13 +103,48 @@ def scifact(args) -> list[tuple]:
     return rows
 
 
+class FolderSynthetic:
+    """The folder index behind the few store calls the synthetic run makes (a commit per batch, exact or HNSW
+    dense search over the state's vectors, as the folder retriever does)."""
+
+    def __init__(self, path: str, dim: int):
+        from ragtune.config import EmbedConfig, IndexConfig
+        from ragtune.index import HashEmbedder, Index
+
+        self.path = path
+        self.config = IndexConfig(embed=EmbedConfig(model=f"hash:{dim}"))
+        self.index = Index.open_or_create(path, self.config, embedder=HashEmbedder(dim))
+
+    def write_config(self, config) -> None:
+        pass
+
+    def replace_documents(self, docs, chunks, vectors) -> None:
+        from ragtune.types import Document
+
+        self.index.add_documents([Document(c.doc_id, c.text) for c in chunks],
+                                 precomputed={c.doc_id: ([c], v[None, :]) for c, v in zip(chunks, vectors)})
+
+    def dense_search(self, queries: np.ndarray, k: int):
+        return self.index.state.dense(self.config).search(queries, k)
+
+    def drop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        pass
+
+
 def synthetic(args, base_uri: str) -> list[tuple]:
-    """A server store's dense search p50 as the collection grows (random unit vectors, dimension 384, k=10)."""
+    """A store's dense search p50 as the collection grows (random unit vectors, dimension 384, k=10)."""
     from ragtune.store import StoreConfig, StoredDocument, open_store, with_collection
     from ragtune.types import Chunk
 
-    uri = with_collection(base_uri, f"bench_synthetic_{os.getpid()}")
-    store = open_store(uri)
+    if base_uri == "folder":
+        store = FolderSynthetic(tempfile.mkdtemp(prefix="bench_synthetic_"), 384)
+    else:
+        store = open_store(with_collection(base_uri, f"bench_synthetic_{os.getpid()}"))
     rng = np.random.default_rng(0)
     dim, batch = 384, 2000
     store.write_config(StoreConfig("synthetic", dim, {}))
@@ -160,7 +195,7 @@ def main() -> int:
     ap.add_argument("--embedder", default="bundled", help="'hash' for a quick run without the embedding cost")
     ap.add_argument("--queries", type=int, default=0, help="use only the first N test queries (0: all 300)")
     ap.add_argument("--synthetic", default="10000,100000", help="collection sizes for the synthetic run ('' to skip)")
-    ap.add_argument("--synthetic-backends", default="milvus,postgresql", help="which server stores grow synthetically")
+    ap.add_argument("--synthetic-backends", default="folder,milvus,postgresql", help="which stores grow synthetically")
     ap.add_argument("--synthetic-queries", type=int, default=100)
     ap.add_argument("--synthetic-budget-s", type=float, default=300.0, help="stop growing after this long")
     ap.add_argument("--skip-scifact", action="store_true")
@@ -179,7 +214,7 @@ def main() -> int:
             for b, m, nd, p50, p95, rate in rows:
                 print(f"| {b} | {m} | {nd:.4f} | {nd - base[m][0]:+.4f} | {p50:.1f} | {p95:.1f} | "
                       f"{p50 / base[m][1]:.1f}× | {rate:.0f} |")
-    for name, base_uri in (("Milvus", args.milvus), ("PostgreSQL", args.postgres)):
+    for name, base_uri in (("folder", "folder"), ("Milvus", args.milvus), ("PostgreSQL", args.postgres)):
         if not args.synthetic or not base_uri or name.lower() not in args.synthetic_backends:
             continue
         print(f"\n{name}: synthetic run", flush=True)
