@@ -83,6 +83,18 @@ def analyze(texts: list[str], config: BM25Config = BM25Config(), stemmer: Any = 
                           return_ids=False, show_progress=False)
 
 
+def term_texts(settings: dict[str, Any]) -> Any:
+    """A function texts -> each text's `analyze` terms joined by spaces, for an engine that indexes them as given
+    (Milvus Lite's BM25 cannot stem); settings hold BM25Config's `stemmer` and `stopwords`.
+
+    >>> term_texts({"stemmer": "english", "stopwords": "en"})(["The running dogs"])
+    ['run dog']
+    """
+    config = BM25Config(stemmer=settings.get("stemmer"), stopwords=settings.get("stopwords"))
+    stem = load_stemmer(config.stemmer)
+    return lambda texts: [" ".join(terms) for terms in analyze(texts, config, stem)]
+
+
 def load_stemmer(language: str | None) -> Any:
     if not language:
         return None

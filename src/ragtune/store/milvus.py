@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from ragtune.errors import BackendError, ConfigError, MissingExtraError
+from ragtune.index.bm25 import term_texts
 from ragtune.store.base import (
     MAX_TERMS,
     StoreConfig,
@@ -64,16 +65,6 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 # with the config; a collection made before keeps raw text.
 ANALYZERS = ({"type": "english"}, {"tokenizer": "standard"})
 T = TypeVar("T")
-
-
-def _analyzer(settings: dict[str, Any]) -> Callable[[list[str]], list[str]]:
-    """bm25s's terms of each text joined by spaces, with the collection's stemmer and stopwords."""
-    from ragtune.config import BM25Config
-    from ragtune.index.bm25 import analyze, load_stemmer
-
-    config = BM25Config(stemmer=settings.get("stemmer"), stopwords=settings.get("stopwords"))
-    stem = load_stemmer(config.stemmer)
-    return lambda texts: [" ".join(terms) for terms in analyze(texts, config, stem)]
 
 
 def _lit(value: str) -> str:
@@ -177,7 +168,7 @@ class MilvusStore:
             raise ConfigError(f"milvus {self.uri}: collection {self.collection!r} was not made by ragtune (no config)")
         data = json.loads(raw)
         self._config = StoreConfig(data["embedder_id"], int(data["dim"]), data.get("index_config", {}))
-        self._analyze = _analyzer(data["pre_analyzed"]) if data.get("pre_analyzed") else None
+        self._analyze = term_texts(data["pre_analyzed"]) if data.get("pre_analyzed") else None
         self._ensure_loaded()
         return self._config
 
