@@ -44,8 +44,8 @@ from ragtune.store.base import (
     row_id,
     rrf_merge,
 )
-from ragtune.uris import redact_uri
 from ragtune.types import Chunk, Hit
+from ragtune.uris import redact_uri
 
 logger = logging.getLogger(__name__)
 
