@@ -121,7 +121,8 @@ class HFGenerator:
         import torch
         from transformers import GenerationConfig
 
-        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt")
+        # the inputs follow the model (CPU here; a caller may have moved `.model` to a GPU)
+        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt").to(self.model.device)
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=self.temperature > 0,
