@@ -119,12 +119,17 @@ def find_tokenizer(given: str | None) -> Path:
 def build_model(tokenizer_dir: Path, folder: Path) -> dict[str, Any]:
     """A 2-layer Llama of hidden size 64 on the SmolLM2 tokenizer; random weights from seed 0."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        AutoTokenizer,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    except (ValueError, OSError, AttributeError):  # an older transformers than the one that wrote the config
+    except Exception:  # noqa: BLE001 - an older transformers than the one that wrote the config
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
                                             bos_token="<|im_start|>", eos_token="<|im_end|>",
                                             pad_token="<|im_end|>", unk_token="<|endoftext|>")
@@ -159,8 +164,8 @@ def train_examples(n: int) -> list[Any]:
 def config(model_dir: Path, device: str, **overrides: Any) -> Any:
     from ragtune.train import FinetuneConfig
 
-    values = dict(base_model=str(model_dir), device=device, epochs=8, batch_size=4, lr=1e-2, lora_r=8,
-                  lora_alpha=16, lora_dropout=0.0, checkpoint_every=0, seed=0)
+    values = {"base_model": str(model_dir), "device": device, "epochs": 8, "batch_size": 4, "lr": 1e-2, "lora_r": 8,
+              "lora_alpha": 16, "lora_dropout": 0.0, "checkpoint_every": 0, "seed": 0}
     values.update(overrides)
     return FinetuneConfig(**values)
 
@@ -258,7 +263,7 @@ def qlora(model_dir: Path, work: Path, device: str) -> dict[str, Any]:
         raise Skip("CUDA only (4-bit bitsandbytes kernels)")
     try:
         import bitsandbytes  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - ImportError or a broken native library
+    except Exception as exc:  # ImportError, or a native library that does not load
         raise Skip(f"bitsandbytes does not import: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     return train_and_check(model_dir, work / "adapter-qlora", device, qlora=True)
 
@@ -268,7 +273,7 @@ def checkpointing(model_dir: Path, work: Path, device: str, trained: Any) -> dic
     result = train_and_check(model_dir, work / "adapter-ckpt", device, gradient_checkpointing=True)
     if trained:
         gap = abs(result["first_loss"] - trained["first_loss"])
-        assert gap < 1e-3 * max(1.0, trained["first_loss"]), f"first loss {result['first_loss']} vs {trained['first_loss']}"
+        assert gap < 1e-3 * max(1.0, trained["first_loss"]), f"first loss {result['first_loss']} vs sft's"
         result["first_loss_gap"] = f"{gap:.2e}"
     return result
 
@@ -365,7 +370,7 @@ def cli_finetune(model_dir: Path, work: Path, device: str) -> dict[str, Any]:
     command = [sys.executable, "-m", "ragtune.cli", "finetune", "--train", str(qa), "--out", str(work / "adapter-cli"),
                "--base-model", str(model_dir), "--epochs", "8", "--batch-size", "4", "--lr", "0.01", "--lora-r", "8",
                "--checkpoint-every", "0", "--min-examples", "1", "--overwrite", "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False)
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
     metrics = json.loads(done.stdout[done.stdout.index("{"):])
     assert metrics["loss_last_epoch"] < 0.7 * metrics["loss_first_epoch"], metrics

@@ -22,8 +22,8 @@ def _train_set(n=6):
 
 
 def _config(lm_dir, **overrides):
-    values = dict(base_model=str(lm_dir), epochs=1, batch_size=3, lr=5e-3, lora_r=4, lora_alpha=8,
-                  checkpoint_every=0, seed=0)
+    values = {"base_model": str(lm_dir), "epochs": 1, "batch_size": 3, "lr": 5e-3, "lora_r": 4, "lora_alpha": 8,
+              "checkpoint_every": 0, "seed": 0}
     values.update(overrides)
     return FinetuneConfig(**values)
 
@@ -243,3 +243,25 @@ def test_generator_inputs_follow_the_models_device(train_lm_dir):
     out = generator.generate([[{"role": "user", "content": "Hi?"}]], max_new_tokens=2)
     assert seen == [("meta", "meta")]
     assert out[0].text == "" and out[0].completion_tokens == 0
+
+
+@pytest.mark.slow  # ~20 s: the dry run of scripts/gpu_check.py builds a 3M-parameter Llama and trains it 4 times
+def test_gpu_check_dry_run_passes_on_the_cpu(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", script)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    try:
+        gpu_check.find_tokenizer(None)
+    except FileNotFoundError:
+        pytest.skip("the bundled model is not converted here (its tokenizer builds the check's model)")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert gpu_check.main(["--cpu", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    statuses = {c["name"]: c["status"] for c in summary["checks"]}
+    assert statuses.pop("qlora") == "SKIP"  # CUDA only
+    assert set(statuses.values()) == {"PASS"} and len(statuses) == 9
