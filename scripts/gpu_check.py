@@ -361,6 +361,10 @@ def one_rank_ddp(model_dir: Path, work: Path, device: str) -> dict[str, Any]:
 
 def cli_finetune(model_dir: Path, work: Path, device: str) -> dict[str, Any]:
     """`ragtune finetune --json` in a subprocess (device chosen by the CLI: CUDA when present)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device: the CLI would train on the CPU")
     qa = work / "qa.jsonl"
     qa.write_text("".join(json.dumps({"question": e.question, "answer": e.answer}) + "\n" for e in examples(8)),
                   encoding="utf-8")
