@@ -279,7 +279,8 @@ def checkpointing(model_dir: Path, work: Path, device: str, trained: Any) -> dic
 
 
 def loss_parity(model_dir: Path, device: str) -> dict[str, Any]:
-    """The trainer's answer-only loss equals the HF loss on `device`, under bf16 autocast on CUDA."""
+    """The trainer's answer-only loss equals the HF loss on `device` (under bf16 autocast on CUDA), with the
+    SDPA attention training loads by default and with eager attention."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -287,17 +288,23 @@ def loss_parity(model_dir: Path, device: str) -> dict[str, Any]:
     from ragtune.train.lora_model import answer_loss_sum
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device).eval()
     items = tokenize_examples(train_examples(4), tokenizer, 512).items
     batch = {k: v.to(device) for k, v in collate(items, tokenizer.pad_token_id).items()}
     n = int((batch["labels"][:, 1:] != -100).sum())
     bf16 = device == "cuda"
-    with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-        ours = float(answer_loss_sum(model, batch)) / n
-        reference = float(model(**batch).loss)
-    tolerance = 2e-2 * reference if bf16 else 1e-4
-    assert abs(ours - reference) < tolerance, f"answer loss {ours:.5f} vs HF loss {reference:.5f}"
-    return {"answer_loss": round(ours, 5), "hf_loss": round(reference, 5), "bf16": bf16}
+    tolerance = 2e-2 if bf16 else 1e-4  # relative
+    losses = {}
+    for attention in ("sdpa", "eager"):
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                     attn_implementation=attention).to(device).eval()
+        with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+            ours = float(answer_loss_sum(model, batch)) / n
+            reference = float(model(**batch).loss)
+        assert abs(ours - reference) < tolerance * reference, f"{attention}: answer loss {ours:.5f} vs HF {reference:.5f}"
+        losses[attention] = ours
+    gap = abs(losses["sdpa"] - losses["eager"])
+    assert gap < tolerance * losses["eager"], f"sdpa {losses['sdpa']:.5f} vs eager {losses['eager']:.5f}"
+    return {"answer_loss": round(losses["sdpa"], 5), "eager": round(losses["eager"], 5), "bf16": bf16}
 
 
 def generation(model_dir: Path, work: Path, device: str, trained: Any) -> dict[str, Any]:
