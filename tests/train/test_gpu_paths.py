@@ -194,11 +194,12 @@ def test_process_group_is_nccl_on_cuda_and_gloo_on_cpu(monkeypatch, tmp_path):
 
     assert init_group(Ranks(rank=1, world_size=2, local_rank=1), "cuda") is True
     assert devices == [1]
-    assert joined == [(("nccl",), {"init_method": f"file://{tmp_path / 'store'}", "rank": 1, "world_size": 2})]
+    assert joined == [(("nccl",), {"init_method": f"file://{tmp_path / 'store'}", "rank": 1, "world_size": 2,
+                                   "device_id": torch.device("cuda", 1)})]  # nccl bound to the rank's GPU
     monkeypatch.delenv(STORE_ENV)
     joined.clear()
     init_group(Ranks(rank=0, world_size=2, local_rank=0), "cuda")  # under torchrun: its own rendezvous
-    assert joined == [(("nccl",), {})] and devices == [1, 0]
+    assert joined == [(("nccl",), {"device_id": torch.device("cuda", 0)})] and devices == [1, 0]
     joined.clear()
     init_group(Ranks(rank=0, world_size=2, local_rank=0), "cpu")
     assert joined == [(("gloo",), {})] and devices == [1, 0]  # no GPU chosen on CPU

@@ -59,11 +59,14 @@ def init_group(ranks: Ranks, device: str) -> bool:
     if device == "cuda":
         torch.cuda.set_device(ranks.local_rank)
     backend = "nccl" if device == "cuda" else "gloo"
+    # nccl told its device up front: no "guessing device ID" warning, no hang on an uneven rank-to-GPU mapping
+    bound = {"device_id": torch.device("cuda", ranks.local_rank)} if device == "cuda" else {}
     store = os.environ.get(STORE_ENV)
     if store:  # `--nproc` on one machine: a file rendezvous, so nothing listens beyond loopback
-        dist.init_process_group(backend, init_method=f"file://{store}", rank=ranks.rank, world_size=ranks.world_size)
+        dist.init_process_group(backend, init_method=f"file://{store}", rank=ranks.rank, world_size=ranks.world_size,
+                                **bound)
     else:  # torchrun: its rendezvous (MASTER_ADDR/PORT or --rdzv-endpoint)
-        dist.init_process_group(backend)
+        dist.init_process_group(backend, **bound)
     return True
 
 
