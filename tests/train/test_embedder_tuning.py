@@ -12,7 +12,14 @@ from ragtune.errors import InputError
 from ragtune.index import Index
 from ragtune.index.bm25 import BM25Index
 from ragtune.train.embedder_tuning import (
-    MANIFEST, EmbedderTuneConfig, TrainPair, mine_negatives, split_by_document, tune_embedder,
+    MANIFEST,
+    EmbedderTuneConfig,
+    TrainPair,
+    mine_negatives,
+    sentence_pairs,
+    split_by_document,
+    tune_embedder,
+    validation_candidates,
 )
 from ragtune.types import Chunk, Document
 
@@ -150,3 +157,27 @@ def test_resume_continues_from_the_last_finished_epoch_as_if_never_stopped(tiny_
     before, after = _weights(tmp_path / "straight"), _weights(tmp_path / "emb")
     assert before.keys() == after.keys() and before
     assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)
+
+
+def test_validation_ranks_among_every_gold_chunk_and_a_seeded_sample_of_the_rest():
+    chunks = [Chunk(chunk_id=f"c{i}", doc_id=f"d{i}", text=f"text {i}") for i in range(50)]
+    val = [TrainPair("q1", "c40", "d40"), TrainPair("q2", "c7", "d7")]
+    picked = validation_candidates(chunks, val, 10, seed=3)
+    ids = [c.chunk_id for c in picked]
+    assert len(ids) == 10 == len(set(ids)) and {"c7", "c40"} <= set(ids)
+    assert ids == [c.chunk_id for c in validation_candidates(chunks, val, 10, seed=3)]  # seeded
+    assert ids != [c.chunk_id for c in validation_candidates(chunks, val, 10, seed=4)]
+    assert validation_candidates(chunks, val, 0, seed=3) == chunks  # 0: all chunks
+    assert validation_candidates(chunks, val, 50, seed=3) == chunks  # a corpus no larger: all chunks
+
+
+def test_sentence_queries_are_taken_out_of_their_positive():
+    chunk = Chunk(chunk_id="d1#0", doc_id="d1", title="Oxygen",
+                  text="Oxygen is a chemical element with symbol O. It was isolated by Scheele in 1771. Short one.")
+    pairs = sentence_pairs([chunk], 5, seed=0)
+    assert [p.query for p in pairs] == ["Oxygen is a chemical element with symbol O.",
+                                        "It was isolated by Scheele in 1771."]  # "Short one." is under 6 words
+    assert pairs[0].positive_text == "Oxygen It was isolated by Scheele in 1771. Short one."
+    assert all(p.query not in p.positive_text and p.chunk_id == "d1#0" for p in pairs)
+    one = Chunk(chunk_id="d2#0", doc_id="d2", text="A single sentence of enough words here.")
+    assert sentence_pairs([one], 2, seed=0) == [] and sentence_pairs([chunk], 0, seed=0) == []

@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
         index_dir: Path = typer.Option(..., "--index", help="Index whose chunks teach the embedder."),
         out: Path = typer.Option(..., "--out", help="New sentence-transformers folder (must not exist or be empty)."),
         per_chunk: int = typer.Option(2, "--per-chunk", min=1, help="Synthesised queries per chunk."),
+        sentence_queries: int = typer.Option(0, "--sentence-queries", min=0, help="Also N sentences per chunk as queries, each matched to its chunk without it (inverse cloze task)."),
         epochs: int = typer.Option(1, "--epochs", min=1, help="Training epochs (stops early when validation recall stops rising)."),
         seed: int = typer.Option(0, "--seed", help="Seed of sampling, split and training."),
         max_chunks: int = typer.Option(2000, "--max-chunks", min=1, help="Chunks sampled for query synthesis."),
@@ -25,8 +26,8 @@ def register(app: typer.Typer) -> None:
         from ragtune.index import Index
         from ragtune.train.embedder_tuning import EmbedderTuneConfig, tune_embedder
 
-        config = EmbedderTuneConfig(per_chunk=per_chunk, epochs=epochs, seed=seed, max_chunks=max_chunks,
-                                    batch_size=batch_size)
+        config = EmbedderTuneConfig(per_chunk=per_chunk, sentence_queries=sentence_queries, epochs=epochs, seed=seed,
+                                    max_chunks=max_chunks, batch_size=batch_size)
         result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base, resume=resume)
         typer.echo(f"tuned on {result.pairs} queries ({result.val_pairs} held out) in {result.seconds:.0f}s, "
                    f"{result.epochs_run} epoch(s): validation recall@10 {result.val_recall_before:.3f} -> "

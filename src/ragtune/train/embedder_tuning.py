@@ -2,12 +2,14 @@
 
 >>> result = tune_embedder(Index.open("my-index"), "runs/emb-tuned", EmbedderTuneConfig(per_chunk=2))  # doctest: +SKIP
 
-Steps: queries per chunk (ragtune.train.synth rules, or a QA file whose records name gold chunk ids), one BM25
-hard negative per query (the best-scoring chunk of another document that is not a near-duplicate of the
-positive), a validation split BY DOCUMENT (no document's chunks on both sides), then in-batch-negative training
-with sentence-transformers' MultipleNegativesRankingLoss (query, positive, hard negative). Validation recall@10
-(over all index chunks) is measured before training and after every epoch; training stops when it stops rising
-and the best weights are written. The output is a sentence-transformers folder, written to a temp folder and
+Steps: queries per chunk (ragtune.train.synth rules, optionally sentences of the chunk as queries — the inverse
+cloze task —, or a QA file whose records name gold chunk ids), one BM25 hard negative per query (the best-scoring
+chunk of another document that is not a near-duplicate of the positive), a validation split BY DOCUMENT (no
+document's chunks on both sides), then in-batch-negative training with sentence-transformers'
+MultipleNegativesRankingLoss (query, positive, hard negative). Validation recall@10 (among the validation queries'
+gold chunks and a seeded sample of the others, `val_candidates` in all, so that an epoch's check costs the same on
+10k or 1M chunks) is measured before training and after every epoch; training stops when it stops rising and the
+best weights are written. The output is a sentence-transformers folder, written to a temp folder and
 renamed into place, with `ragtune_embedder.json` (base id and hash, data hash, config, validation figures).
 
 The loop is a plain PyTorch loop around the library's loss: sentence-transformers' SentenceTransformerTrainer
@@ -44,6 +46,7 @@ NEAR_DUPLICATE = 0.8  # word-set Jaccard above which a BM25 candidate is the pos
 @dataclass(frozen=True)
 class EmbedderTuneConfig:
     per_chunk: int = 2  # synthesised queries per chunk
+    sentence_queries: int = 0  # and per chunk, sentences taken out of it as queries (inverse cloze task)
     epochs: int = 1
     seed: int = 0
     batch_size: int = 32  # in-batch negatives: each query sees the other 31 positives and 32 hard negatives
@@ -51,6 +54,7 @@ class EmbedderTuneConfig:
     max_chunks: int = 2000  # chunks sampled for query synthesis (training time grows with it)
     val_fraction: float = 0.1  # of documents
     max_seq_length: int = 256
+    val_candidates: int = 4000  # chunks validation ranks among: its gold chunks + a seeded sample (0: all)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TrainPair:
     chunk_id: str
     doc_id: str
     negative_id: str = ""
+    positive_text: str = ""  # the positive's text when it is not the whole chunk (a sentence query's chunk without it)
 
 
 @dataclass
@@ -74,14 +79,42 @@ class TuneResult:
 
 
 def synth_pairs(chunks: list[Chunk], config: EmbedderTuneConfig) -> list[TrainPair]:
-    """Rule-based questions for a seeded sample of chunks (no LLM, deterministic)."""
+    """Rule-based questions for a seeded sample of chunks (no LLM, deterministic), and `sentence_queries` per chunk
+    of sentence_pairs."""
     from ragtune.train.synth import synthesize_qa
 
     sample = list(chunks)
     if len(sample) > config.max_chunks:
         sample = random.Random(config.seed).sample(sample, config.max_chunks)
     examples = synthesize_qa(sample, None, per_chunk=config.per_chunk, seed=config.seed, questions="rules").examples
-    return [TrainPair(e.question, e.chunk_id, e.doc_id) for e in examples if e.chunk_id]
+    pairs = [TrainPair(e.question, e.chunk_id, e.doc_id) for e in examples if e.chunk_id]
+    return pairs + sentence_pairs(sample, config.sentence_queries, config.seed)
+
+
+def sentence_pairs(chunks: list[Chunk], per_chunk: int, seed: int, min_words: int = 6) -> list[TrainPair]:
+    """The inverse cloze task (Lee et al., 2019): a sentence of a chunk is the query, the chunk WITHOUT that
+    sentence the positive, so the embedder learns to match a statement to the context it belongs in rather than
+    to the words it shares with it (claims and statements, not only questions). Chunks of one sentence give none.
+
+    >>> c = Chunk(chunk_id="d#0", doc_id="d", title="T", text="Cats purr when they are content. They sleep a lot.")
+    >>> [(p.query, p.positive_text) for p in sentence_pairs([c], 1, 0)]
+    [('Cats purr when they are content.', 'T They sleep a lot.')]
+    """
+    from ragtune.index.embed import chunk_embed_text
+    from ragtune.text import split_sentences
+
+    rng = random.Random(seed)
+    pairs = []
+    for chunk in chunks if per_chunk > 0 else ():
+        sentences = split_sentences(chunk.text)
+        usable = [i for i, s in enumerate(sentences) if len(s.split()) >= min_words]
+        if len(sentences) < 2 or not usable:
+            continue
+        for i in sorted(rng.sample(usable, min(per_chunk, len(usable)))):
+            rest = " ".join(s for j, s in enumerate(sentences) if j != i)
+            pairs.append(TrainPair(sentences[i], chunk.chunk_id, chunk.doc_id,
+                                   positive_text=chunk_embed_text(chunk.title, rest)))
+    return pairs
 
 
 def pairs_from_qa_file(path: str | os.PathLike, by_id: dict[str, Chunk]) -> list[TrainPair]:
@@ -128,7 +161,7 @@ def mine_negatives(pairs: list[TrainPair], chunks: list[Chunk], bm25: Any, depth
             while not negative:  # no usable BM25 match: a random chunk of another document (>= 2 documents checked)
                 candidate = chunks[rng.randrange(len(chunks))]
                 negative = candidate.chunk_id if candidate.doc_id != pair.doc_id else ""
-            out.append(TrainPair(pair.query, pair.chunk_id, pair.doc_id, negative))
+            out.append(TrainPair(pair.query, pair.chunk_id, pair.doc_id, negative, pair.positive_text))
     return out
 
 
@@ -150,6 +183,24 @@ def recall_at_k(model: Any, pairs: list[TrainPair], chunks: list[Chunk], chunk_v
     gold = np.array([row_of[p.chunk_id] for p in pairs])
     better = (scores > scores[np.arange(len(pairs)), gold][:, None]).sum(1)
     return float((better < k).mean())
+
+
+def validation_candidates(chunks: list[Chunk], val: list[TrainPair], size: int, seed: int) -> list[Chunk]:
+    """The chunks validation ranks among: every gold chunk of `val` plus a seeded sample of the rest, `size` in
+    all (0, or a corpus no larger: all chunks, in index order).
+
+    >>> chunks = [Chunk(chunk_id=str(i), doc_id=str(i), text="t") for i in range(10)]
+    >>> [c.chunk_id for c in validation_candidates(chunks, [TrainPair("q", "7", "7")], 3, 0)][:1]
+    ['7']
+    >>> len(validation_candidates(chunks, [], 0, 0))
+    10
+    """
+    if not size or len(chunks) <= size:
+        return list(chunks)
+    gold = {p.chunk_id for p in val}
+    kept = [c for c in chunks if c.chunk_id in gold]
+    others = [c for c in chunks if c.chunk_id not in gold]
+    return kept + random.Random(seed).sample(others, max(0, min(len(others), size - len(kept))))
 
 
 def _texts(chunks: list[Chunk]) -> list[str]:
@@ -241,6 +292,7 @@ def tune_embedder(
         raise InputError(f"index {index.path} has one document; tuning needs several (negatives, validation split)")
     pairs = mine_negatives(pairs, chunks, index.state.bm25(index.config))
     train, val = split_by_document(pairs, config.val_fraction, config.seed)
+    val = [p for p in val if not p.positive_text]  # a sentence query lies verbatim in its chunk: nothing to validate
     if len(train) < config.batch_size:
         raise InputError(f"only {len(train)} training queries from index {index.path}; need at least {config.batch_size}")
 
@@ -255,14 +307,19 @@ def tune_embedder(
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
 
+    candidates = validation_candidates(chunks, val, config.val_candidates, config.seed)
+    candidate_texts = [text_of[c.chunk_id] for c in candidates]
+
     def validate() -> float:
         model.eval()
         with torch.no_grad():
-            vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        return recall_at_k(model, val, chunks, vectors)
+            vectors = model.encode(candidate_texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return recall_at_k(model, val, candidates, vectors)
 
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
-    data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}" for p in pairs).encode()).hexdigest()[:16]
+    data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}"
+                                         + (f"\t{p.positive_text}" if p.positive_text else "")
+                                         for p in pairs).encode()).hexdigest()[:16]
     checkpoint = out.parent / f".{out.name}.checkpoint.pt"
     key = {"data_hash": data_hash, "config": asdict(config), "base": str(base_name)}
     rng = random.Random(config.seed)
@@ -285,7 +342,7 @@ def tune_embedder(
         batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
         with progress_task("Tuning the embedder", total=len(batches)) as task:
             for batch in batches:
-                columns = [[p.query for p in batch], [text_of[p.chunk_id] for p in batch],
+                columns = [[p.query for p in batch], [p.positive_text or text_of[p.chunk_id] for p in batch],
                            [text_of[p.negative_id] for p in batch]]
                 features = [preprocess(col) for col in columns]
                 loss = loss_fn(features, torch.zeros(len(batch)))
@@ -311,7 +368,8 @@ def tune_embedder(
         "base_embedder": str(base_name), "base_hash": folder_hash(base_dir), "data_hash": data_hash,
         "source_index": str(index.path), "config": asdict(config), "qa_file": str(qa_file or ""),
         "pairs": {"train": len(train), "validation": len(val)},
-        "validation": {"recall@10_before": history[0], "recall@10_after": best, "per_epoch": history},
+        "validation": {"recall@10_before": history[0], "recall@10_after": best, "per_epoch": history,
+                       "candidates": len(candidates)},
         "epochs_run": epochs_run, "seconds": round(seconds, 1), "dim": dim,
     }
     tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tuning"
