@@ -127,7 +127,7 @@ def test_tune_resume_answers_only_new_settings(setup, monkeypatch):
         calls.append(arm)
         return real(arm, examples, *args, **kwargs)
 
-    monkeypatch.setattr("ragtune.workflows.search.run_arm", counting)
+    monkeypatch.setattr("ragtune.workflows.answer_trials.run_arm", counting)
     with pytest.raises(ConfigError, match="already holds a search"):
         run_tune(_tune(setup, trials=3))
     result = run_tune(_tune(setup, trials=3, resume=True))
@@ -244,7 +244,7 @@ def test_compare_search_resume_does_not_search_again(setup, monkeypatch):
         answered.append({e.qid for e in examples})
         return real(arm, examples, *args, **kwargs)
 
-    monkeypatch.setattr("ragtune.workflows.search.run_arm", recording)
+    monkeypatch.setattr("ragtune.workflows.answer_trials.run_arm", recording)
     run = run_compare(config.model_copy(update={"resume": True}))
     assert not any(qids & validation for qids in answered)
     assert len(_lines(run / "search" / "rag" / "trials.jsonl")) == 2
