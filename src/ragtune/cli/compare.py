@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         max_cost_per_1k: Optional[float] = typer.Option(None, "--max-cost-per-1k", min=0.000001, metavar="USD", help="With --search: settings that cost more than this per 1,000 queries to serve (the cost model on validation latency) are never chosen."),
         validation: str = typer.Option("split", "--validation", help="With --search: split (search on part of --questions, split by document) or synth (all of --questions are test; validation questions are synthesised from the documents none of them is about)."),
         validation_questions: Optional[int] = typer.Option(None, "--validation-questions", min=1, help="With --validation synth: questions to synthesise (default: by --validation-share)."),
+        search_train_minutes: Optional[float] = typer.Option(None, "--search-train-minutes", min=0.01, help="With --search and --train: the tuned arms' epochs and learning rate are searched too; training beyond M minutes in all is skipped (estimated from the first adapters)."),
+        search_train_usd: Optional[float] = typer.Option(None, "--search-train-usd", min=0.000001, metavar="USD", help="The same budget in $ (training time at the cost model's hourly price)."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.arms import parse_adapter_model_names, parse_arms
@@ -75,6 +77,7 @@ def register(app: typer.Typer) -> None:
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
             search=search, validation_share=validation_share, max_p95_ms=max_p95_ms, max_cost_per_1k=max_cost_per_1k,
             validation=validation, validation_questions=validation_questions,
+            search_train_minutes=search_train_minutes, search_train_usd=search_train_usd,
         )
         executor = None
         if ray:

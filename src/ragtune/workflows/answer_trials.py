@@ -11,6 +11,7 @@ the runner hands the running figures to it after each batch of questions (the se
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -88,7 +89,8 @@ class AnswerTrials:
         except OverBudget as exc:
             record["over_budget"] = str(exc)
             raise TrialSkipped(str(exc)) from None
-        record.update(adapter=adapter.path, train_s=round(adapter.train_s if adapter.trained_now else 0.0, 3),
+        # relative to the search folder (as chunk indexes are): still true once compare renames its run into place
+        record.update(adapter=os.path.relpath(adapter.path, self.adapters.root.parent), train_s=round(adapter.train_s if adapter.trained_now else 0.0, 3),
                       adapter_train_s=round(adapter.train_s, 3), reused=not adapter.trained_now)
         if adapter.path != self._loaded:
             self.generator = None  # one adapter's model in memory at a time

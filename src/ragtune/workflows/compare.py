@@ -194,7 +194,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
                                                           bool(config.freshness))
             if search.adapter(arm):  # the adapter its searched epochs and lr trained
                 trained = search.arms[arm].search.chosen_training()
-                setup["arms"][arm].update(adapter=trained["adapter"], train_s=trained["adapter_train_s"] or 0.0,
+                setup["arms"][arm].update(adapter=search.adapter(arm), train_s=trained["adapter_train_s"] or 0.0,
                                           search_train_s=trained["train_s"])
         _answer(config, adapters, groups, partial, setup, searched,
                 {arm: index for arm, index in rechunked.items() if index is not None},

@@ -307,13 +307,13 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
             steps.append((metrics.n, metrics.f1))
             partial[:] = [metrics]
             trial.report(metrics.f1, metrics.n)
-            if trial.should_prune():
+            if params != defaults and trial.should_prune():  # the defaults' figures only guide the pruner
                 raise _Pruned
 
         t0 = time.perf_counter()
         pruned, skipped = False, None
         try:
-            metrics = runner(params, report) if pruning and params != defaults else runner(params)
+            metrics = runner(params, report) if pruning else runner(params)
         except TrialSkipped as exc:
             metrics, skipped = NOT_RUN, str(exc)
             logger.warning("%s: %s skipped: %s", arm, params, skipped)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
@@ -214,6 +215,7 @@ class ArmSearch:
     search: SearchResult
     default_test: TrialMetrics | None  # None when the defaults won (the winner's test figures are theirs)
     chunks: ChunkIndexes | None = None  # the index of each chunk size, for the test run
+    root: Path | None = None  # the search folder (best.json names a trained adapter relative to it)
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,11 @@ class ComparisonSearch:
     def adapter(self, arm: str) -> str | None:
         """The adapter `arm` answers the test questions with when its search trained it (the chosen epochs and
         lr), else None (the run's own)."""
-        training = self.arms[arm].search.chosen_training() or {}
-        return training.get("adapter") if training.get("searched") else None
+        found = self.arms[arm]
+        training = found.search.chosen_training() or {}
+        if not training.get("searched") or not training.get("adapter") or found.root is None:
+            return None
+        return os.path.normpath(found.root / training["adapter"])
 
     def index(self, arm: str) -> Any:
         """The index `arm` answers the test questions from when its chosen chunk size re-chunked it, else None
@@ -291,5 +296,5 @@ def search_for_compare(config: CompareConfig, index: Any, examples: list[Example
         default_test = None
         if search.best.params != search.defaults:
             default_test = _runner(config, arm, arm_configs[arm], chunks, split.test, training)(search.defaults)
-        arms[arm] = ArmSearch(search, default_test, chunks)
+        arms[arm] = ArmSearch(search, default_test, chunks, out)
     return ComparisonSearch(split, arms)
