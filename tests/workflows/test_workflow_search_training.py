@@ -181,3 +181,17 @@ def test_a_resumed_search_keeps_its_pruned_trials_pruned_without_answering_them(
     assert not {json.dumps(c, sort_keys=True) for c in again.calls} & set(recorded)  # nothing answered twice
     assert {json.dumps(t.params, sort_keys=True) for t in resumed.trials if t.pruned} >= pruned
     assert json.dumps(resumed.best.params, sort_keys=True) not in pruned
+
+
+def test_the_pruner_waits_for_three_distinct_finished_configurations(tmp_path: Path):
+    """TPE proposes configurations again; those repeats must not count as finished trials in the pruner's median,
+    or a trial is judged too early, against the defaults counted twice."""
+    first_batch = {("hybrid", 3): 0.5, ("hybrid", 5): 0.45, ("dense", 3): 0.2, ("dense", 5): 0.3, ("bm25", 3): 0.25,
+                   ("bm25", 5): 0.35}
+    runner = ReportingRunner({key: [f1] * 8 + [0.1] * 16 for key, f1 in first_batch.items()})
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=0, prune=True)
+    assert [t.pruned for t in result.trials[:3]] == [False, False, False]
+    for i, trial in enumerate(result.trials[3:], start=3):  # pruned iff below the median of those finished before
+        finished = sorted(first_batch[(t.params["mode"], t.params["k"])] for t in result.trials[:i] if not t.pruned)
+        median = finished[len(finished) // 2] if len(finished) % 2 else sum(finished[len(finished) // 2 - 1:][:2]) / 2
+        assert trial.pruned == (first_batch[(trial.params["mode"], trial.params["k"])] < median)

@@ -21,8 +21,8 @@ records its adapter and the seconds it spent training (`training`: 0 when it reu
 
 Pruning (`prune`, TPE only: an exhaustive grid answers every configuration in full): the runner reports the
 running F1 after each batch of questions, and optuna's MedianPruner stops a trial whose running F1 is below the
-median of the finished trials' at the same number of questions (after PRUNE_STARTUP finished trials and
-PRUNE_WARMUP questions). A pruned trial is recorded with its partial figures (`pruned`, `intermediate`), is never
+median of the finished trials' at the same number of questions (once PRUNE_STARTUP distinct configurations
+have finished, and after PRUNE_WARMUP questions). A pruned trial is recorded with its partial figures (`pruned`, `intermediate`), is never
 chosen, and a resumed search neither answers it again nor forgets it: it is pruned there too, and the running
 figures of every recorded trial are told to the pruner again, so it judges as the first run did. The defaults
 are never pruned (the baseline a winner must beat question by question).
@@ -335,9 +335,9 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
         result = seen.get(key)
         if result is None and key in recorded and not recorded[key].skipped:  # judged by this search's limits
             result = recorded[key].judged(limits)
-        if result is not None and pruning:  # the pruner hears a recorded trial's running figures again
-            for n, f1 in result.intermediate:
+            for n, f1 in result.intermediate if pruning else ():  # the pruner hears its running figures again
                 trial.report(f1, n)
+        # (a repeat within this search reports nothing: one configuration is one voice in the pruner's median)
         if result is None:
             result = run(trial, params)
         seen.setdefault(key, result)
@@ -353,8 +353,9 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     sampler = (optuna.samplers.GridSampler(space.grid(), seed=seed) if grid
                else optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, budget // 3)),
                                                **_constraints_func(optuna, limits)))
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP) if pruning
-              else optuna.pruners.NopPruner())
+    # n_min_trials: PRUNE_STARTUP distinct configurations with figures at that step (repeats have none)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP,
+                                          n_min_trials=PRUNE_STARTUP) if pruning else optuna.pruners.NopPruner())
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "trial N finished" line per trial on stderr
     try:
