@@ -182,3 +182,20 @@ def test_report_search_section_says_whether_the_winner_beat_the_defaults(fake_ru
     assert "The defaults were kept" in render_html(results, read_predictions(fake_run_dir))
     info.pop("versus_defaults")
     assert search_sections(results)[0]["versus"] == ""
+
+
+def test_report_search_section_names_the_chosen_training_and_the_pruned_trials(fake_run_dir):
+    from bs4 import BeautifulSoup
+
+    results = searched_results(read_results(fake_run_dir))
+    info = results["search"]["arms"]["rag"]
+    info.update(pruned_trials=2, training={"searched": True, "kind": "sft", "budget_s": 600.0, "epochs": 20,
+                                           "lr": 0.003, "adapter": "adapters/sft-e20-lr0.003-abc", "train_s": 41.6,
+                                           "adapters_trained": 3, "over_budget_trials": 1})
+    text = BeautifulSoup(render_html(results, read_predictions(fake_run_dir)), "html.parser").select_one(
+        "#search").get_text(" ", strip=True)
+    assert ("Training: 20 epoch(s) at lr 0.003, adapter adapters/sft-e20-lr0.003-abc in the search folder; the search "
+            "trained 3 adapter(s) for this arm in 42 s of a 600 s budget (1 trial(s) skipped over it).") in text
+    assert "2 trials pruned: stopped after the first validation batches" in text
+    info["training"] = {"searched": False, "kind": "sft", "reason": "the sft adapter is given (--adapter)"}
+    assert "Training: the sft adapter is given (--adapter)." in render_html(results, read_predictions(fake_run_dir))

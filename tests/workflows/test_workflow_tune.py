@@ -127,7 +127,7 @@ def test_tune_resume_answers_only_new_settings(setup, monkeypatch):
         calls.append(arm)
         return real(arm, examples, *args, **kwargs)
 
-    monkeypatch.setattr("ragtune.workflows.search.run_arm", counting)
+    monkeypatch.setattr("ragtune.workflows.answer_trials.run_arm", counting)
     with pytest.raises(ConfigError, match="already holds a search"):
         run_tune(_tune(setup, trials=3))
     result = run_tune(_tune(setup, trials=3, resume=True))
@@ -244,8 +244,120 @@ def test_compare_search_resume_does_not_search_again(setup, monkeypatch):
         answered.append({e.qid for e in examples})
         return real(arm, examples, *args, **kwargs)
 
-    monkeypatch.setattr("ragtune.workflows.search.run_arm", recording)
+    monkeypatch.setattr("ragtune.workflows.answer_trials.run_arm", recording)
     run = run_compare(config.model_copy(update={"resume": True}))
     assert not any(qids & validation for qids in answered)
     assert len(_lines(run / "search" / "rag" / "trials.jsonl")) == 2
     assert json.loads((run / "results.json").read_text())["search"]["arms"]["rag"]["trials"] == 2
+
+
+# --- training settings of a tuned arm (--train): tiny adapters train in about a second --------------------------
+
+@pytest.fixture()
+def small_training(monkeypatch) -> list:
+    """Epochs 1 (the default here) or 2, lr 1e-3 (the default) or 3e-3; the list of adapters trained (epochs, lr)."""
+    from ragtune.workflows import search_space, train_arms
+
+    monkeypatch.setitem(search_space.TRAINING, "sft", (search_space.Param("epochs", (2,), ""),
+                                                       search_space.Param("lr", (3e-3,), "")))
+    trained, real = [], train_arms.train_adapters
+
+    def counting(*args, **kwargs):
+        trained.append((kwargs["epochs"] or 1, kwargs["settings"].get("sft", {}).get("lr", 1e-3)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_arms, "train_adapters", counting)
+    monkeypatch.setattr("ragtune.workflows.compare.train_adapters", counting)  # compare --train's own
+    return trained
+
+
+def _pair(row: dict) -> tuple:
+    return row["params"]["epochs"], row["params"]["lr"]
+
+
+def test_tune_train_searches_epochs_and_lr_and_trains_each_adapter_once(setup, small_training):
+    config = _tune(setup, arm="ft", train=True, train_data=setup["questions"], train_epochs=1, trials=3)
+    result = run_tune(config)
+    out = setup["tmp"] / "tune"
+    best = json.loads((out / "best.json").read_text())
+    assert best["default_params"]["epochs"] == 1 and best["default_params"]["lr"] == 1e-3
+    assert best["space"]["epochs"] == [1, 2] and best["space"]["lr"] == [1e-3, 3e-3]
+    training = best["training"]
+    assert training["searched"] and training["kind"] == "sft" and training["budget_s"] is None
+    assert (training["epochs"], training["lr"]) == _pair(best)
+    assert (out / training["adapter"] / "search_adapter.json").is_file() and training["adapter"].startswith("adapters/")
+    rows = _lines(out / "trials.jsonl")
+    pairs = {_pair(r) for r in rows}
+    assert rows[0]["params"] == best["default_params"] and rows[0]["training"]["train_s"] > 0  # trained first
+    assert len(small_training) == len(pairs) == len(list((out / "adapters").iterdir()))  # each pair once
+    first_use = {}
+    for row in rows:  # a trial pays for training only when it is the first to answer with its adapter
+        first_use.setdefault(_pair(row), row["trial"])
+        assert (row["training"]["train_s"] > 0) == (first_use[_pair(row)] == row["trial"])
+        assert row["training"]["adapter_train_s"] > 0 and row["training"]["reused"] == (row["training"]["train_s"] == 0)
+    assert training["train_s"] == pytest.approx(sum(r["training"]["train_s"] for r in rows), abs=0.01)
+    assert result.best.training["adapter"] == training["adapter"]
+    # --resume: the recorded settings are not answered again and their adapters are not trained again
+    before = len(small_training)
+    run_tune(config.model_copy(update={"trials": 6, "resume": True}))
+    rows = _lines(out / "trials.jsonl")
+    assert len({json.dumps(r["params"], sort_keys=True) for r in rows}) == len(rows) > 3  # none answered twice
+    assert len(small_training) - before == len({_pair(r) for r in rows} - pairs)
+    assert len(list((out / "adapters").iterdir())) == len({_pair(r) for r in rows})
+
+
+def test_tune_train_skips_what_the_training_budget_cannot_afford(setup, small_training):
+    """A budget of 0.6 ms: the defaults' adapter is trained (the baseline), every other pair is a skipped trial."""
+    result = run_tune(_tune(setup, arm="ft", train=True, train_data=setup["questions"], train_epochs=1, trials=4,
+                            search_train_minutes=1e-5))
+    rows = _lines(setup["tmp"] / "tune" / "trials.jsonl")
+    over = [r for r in rows if _pair(r) != (1, 1e-3)]
+    assert over and all("training budget" in r["skipped"] and not r["feasible"] for r in over)
+    assert all("over_budget" in r["training"] for r in over)
+    assert small_training == [(1, 1e-3)] and _pair(result.to_dict()) == (1, 1e-3)
+    best = json.loads((setup["tmp"] / "tune" / "best.json").read_text())
+    assert best["training"]["budget_s"] == pytest.approx(6e-4) and best["training"]["over_budget_trials"] == len(over)
+
+
+def test_tune_with_a_given_adapter_does_not_search_its_training(setup, small_training):
+    run_tune(_tune(setup, arm="ft", train=True, train_data=setup["questions"], train_epochs=1, trials=1))
+    adapter = setup["tmp"] / "tune" / json.loads((setup["tmp"] / "tune" / "best.json").read_text())["training"]["adapter"]
+    run_tune(_tune(setup, arm="ft", adapter=str(adapter), trials=1, out=str(setup["tmp"] / "given")))
+    best = json.loads((setup["tmp"] / "given" / "best.json").read_text())
+    assert "epochs" not in best["params"] and "epochs" not in best["space"]
+    assert best["training"]["searched"] is False and "(--adapter)" in best["training"]["reason"]
+
+
+def test_compare_search_train_answers_the_test_split_with_the_chosen_adapter(setup, small_training):
+    config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
+                           arms=("ft",), model=setup["model"], max_new_tokens=4, k=2, search=2, train=True,
+                           train_data=setup["questions"], train_epochs=1)
+    run = run_compare(config)
+    results = json.loads((run / "results.json").read_text())
+    training = results["search"]["arms"]["ft"]["training"]
+    assert training["searched"] and results["setup"]["training"]["sft"]["epochs"] == 1
+    # compare --train's adapter answers for the defaults: the search never trains (1, 1e-3) again
+    assert (1, 1e-3) not in small_training[1:] and small_training[0] == (1, 1e-3)
+    assert not list((run / "search" / "adapters").glob("sft-e1-lr0.001-*"))
+    chosen = (run / "search" / training["adapter"]).resolve()
+    assert Path(results["setup"]["arms"]["ft"]["adapter"]).resolve() == chosen and chosen.is_dir()
+    assert results["setup"]["arms"]["ft"]["search_train_s"] == training["train_s"]
+
+
+def test_answer_trials_report_the_running_figures_after_each_batch(setup):
+    """What the pruner judges: after each batch but the last, the figures of the questions answered so far."""
+    from ragtune.config import GenerateConfig
+    from ragtune.generate import load_generator
+    from ragtune.index import Index
+    from ragtune.pipeline import AnswerSettings
+    from ragtune.workflows.answer_trials import AnswerTrials
+    from ragtune.workflows.compare_inputs import load_questions
+
+    config = GenerateConfig(model=setup["model"], max_new_tokens=4)
+    runner = AnswerTrials("rag", load_questions(setup["questions"]), load_generator(config), Index.open(setup["index"]),
+                          AnswerSettings.resolve(config), k=2, mode="bm25", batch_size=3)
+    running: list = []
+    full = runner({"mode": "bm25", "k": 2}, running.append)
+    assert [m.n for m in running] == [3, 6] and full.n == len(QUESTIONS)
+    assert running[1].f1_scores == full.f1_scores[:6]
+    assert running[1].f1 == pytest.approx(sum(full.f1_scores[:6]) / 6)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
         raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
         tuned_embedder: Optional[Path] = typer.Option(None, "--tuned-embedder", help="Embedder folder (ragtune finetune-embedder) the rag_tr / raft_tr arms retrieve with: the index is re-embedded with it into RUN/index_tr."),
-        train: bool = typer.Option(False, "--train", help="Train the adapters (and, for rag_tr / raft_tr, the embedder) the arms need and were not given."),
+        train: bool = typer.Option(False, "--train", help="Train the adapters (and, for rag_tr / raft_tr, the embedder) the arms need and were not given; with --search, the tuned arms' epochs and learning rate are searched too."),
         train_data: Optional[Path] = typer.Option(None, "--train-data", help="QA file to train on (default: synthesised from the index)."),
         train_epochs: Optional[float] = typer.Option(None, "--train-epochs", help="Epochs for --train (default: per mode)."),
         train_minutes: Optional[float] = typer.Option(None, "--train-minutes", min=0.1, help="Budget for --train: examples and epochs are cut to fit about M minutes per adapter (speed probed on this machine; default: no budget)."),
@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         max_cost_per_1k: Optional[float] = typer.Option(None, "--max-cost-per-1k", min=0.000001, metavar="USD", help="With --search: settings that cost more than this per 1,000 queries to serve (the cost model on validation latency) are never chosen."),
         validation: str = typer.Option("split", "--validation", help="With --search: split (search on part of --questions, split by document) or synth (all of --questions are test; validation questions are synthesised from the documents none of them is about)."),
         validation_questions: Optional[int] = typer.Option(None, "--validation-questions", min=1, help="With --validation synth: questions to synthesise (default: by --validation-share)."),
+        search_train_minutes: Optional[float] = typer.Option(None, "--search-train-minutes", min=0.01, help="With --search and --train: the search's training budget; a trial whose adapter would train beyond M minutes in all is skipped (estimated from the adapters trained so far)."),
+        search_train_usd: Optional[float] = typer.Option(None, "--search-train-usd", min=0.000001, metavar="USD", help="The same budget in $ (training time at the cost model's hourly price)."),
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.arms import parse_adapter_model_names, parse_arms
@@ -75,6 +77,7 @@ def register(app: typer.Typer) -> None:
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
             search=search, validation_share=validation_share, max_p95_ms=max_p95_ms, max_cost_per_1k=max_cost_per_1k,
             validation=validation, validation_questions=validation_questions,
+            search_train_minutes=search_train_minutes, search_train_usd=search_train_usd,
         )
         executor = None
         if ray:

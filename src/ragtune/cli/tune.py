@@ -29,6 +29,11 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="SFT adapter for ft / ft_rag."),
         raft_adapter: Optional[Path] = typer.Option(None, "--raft-adapter", help="RAFT adapter for raft."),
+        train: bool = typer.Option(False, "--train", help="No adapter given: train the arm's adapter, its epochs and learning rate searched too (each adapter trained once into --out/adapters)."),
+        train_data: Optional[Path] = typer.Option(None, "--train-data", help="With --train: QA file to train on (default: synthesised from the index)."),
+        train_epochs: Optional[int] = typer.Option(None, "--train-epochs", min=1, help="With --train: the default epochs (default: per adapter kind)."),
+        search_train_minutes: Optional[float] = typer.Option(None, "--search-train-minutes", min=0.01, help="With --train: training beyond M minutes in all is skipped (estimated from the first adapter)."),
+        search_train_usd: Optional[float] = typer.Option(None, "--search-train-usd", min=0.000001, metavar="USD", help="With --train: the same budget in $ (training time at the cost model's hourly price)."),
     ) -> None:
         """Search the arm's settings on validation questions: part of --questions (split by document) or synthesised from the index (extra ragtune\\[search])."""
         import json
@@ -51,7 +56,9 @@ def register(app: typer.Typer) -> None:
                             validation=validation, validation_share=validation_share,
                             validation_questions=validation_questions, seed=seed, resume=resume,
                             limit=limit, model=model, adapter=str(adapter) if adapter else None,
-                            raft_adapter=str(raft_adapter) if raft_adapter else None)
+                            raft_adapter=str(raft_adapter) if raft_adapter else None, train=train,
+                            train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
+                            search_train_minutes=search_train_minutes, search_train_usd=search_train_usd)
         result = run_tune(config)
         best = result.to_dict()
         default = best["default_validation"] or {}
@@ -60,6 +67,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"validation F1 {best['validation']['f1']:.3f} (defaults {default.get('f1', float('nan')):.3f}), "
                    f"p95 {best['validation']['latency_ms_p95']:,.0f} ms"
                    + (f", ${cost:.6f} per 1k queries" if cost is not None else "") + f" → {out / 'best.json'}")
+        training = best.get("training") or {}
+        if training.get("searched"):
+            typer.echo(f"training: {training['epochs']} epoch(s) at lr {training['lr']:g} → {out / training['adapter']} "
+                       f"({training['adapters_trained']} adapter(s) trained, {training['train_s']:.0f} s; "
+                       f"{training['over_budget_trials']} trial(s) over the training budget)")
+        elif training:
+            typer.echo(f"training: {training['reason']}")
         if (best.get("index") or {}).get("rechunked"):
             index = best["index"]
             typer.echo(f"chunk size {index['chunk_tokens']}: the index re-chunked into {out / index['index']}")

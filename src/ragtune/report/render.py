@@ -225,8 +225,24 @@ def search_sections(results: dict) -> list[dict[str, Any]]:
             "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
             "versus": _versus_defaults(info.get("versus_defaults")),
             "index": _rechunked_note(info.get("index")), "skipped": info.get("skipped_trials") or 0,
+            "pruned": info.get("pruned_trials") or 0, "training": _training_note(info.get("training")),
         })
     return sections
+
+
+def _training_note(training: dict | None) -> str:
+    """The arm's training in the search (workflows.trained_adapters): the chosen adapter and what training
+    cost, or why its training settings were not searched; "" for an arm without an adapter."""
+    if not training:
+        return ""
+    if not training.get("searched"):
+        return f"Training: {training.get('reason', 'not searched')}."
+    budget = training.get("budget_s")
+    over = training.get("over_budget_trials") or 0
+    return (f"Training: {training['epochs']} epoch(s) at lr {training['lr']:g}, adapter {training['adapter']} in the "
+            f"search folder; the search trained {training.get('adapters_trained', 0)} adapter(s) for this arm in "
+            f"{training.get('train_s', 0.0):.0f} s"
+            + (f" of a {budget:.0f} s budget ({over} trial(s) skipped over it)" if budget is not None else "") + ".")
 
 
 def _rechunked_note(index: dict | None) -> str:

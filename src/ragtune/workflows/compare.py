@@ -158,7 +158,13 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
     partial = _PartialRun(Path(config.out), config.resume)
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
     setup = _describe_setup(config, inputs.index)
-    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup, on_train_plan)
+    training = None
+    if config.search and config.train:  # the search trains its trials' adapters on the same examples
+        from ragtune.workflows.trained_adapters import SearchTraining
+
+        training = SearchTraining(config, inputs.index, partial.dir / "search")
+    adapters = _train_missing_adapters(config, inputs, partial.dir / "adapters", setup, on_train_plan,
+                                       training.examples if training else None)
     tuned_index = _tuned_retriever_index(config, inputs.index, partial.dir, setup)
     _describe_arms(config, adapters, setup)
     examples, search = inputs.examples, None
@@ -167,8 +173,10 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
 
         arm_configs = {arm: arm_generate_config(config, adapters, arm) for arm in config.arms}
         arm_indexes = {arm: tuned_index for arm in config.arms if ARMS[arm].tuned_retriever}
+        if training is not None:
+            training.trained = setup.get("training", {})  # the defaults' adapters, not trained again
         search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search",
-                                    arm_indexes=arm_indexes)
+                                    arm_indexes=arm_indexes, training=training)
         examples = search.split.test
     groups = [_Group.over(examples, inputs.index, tuned_index, config.mode, freshness=False)]
     if config.freshness:
@@ -184,8 +192,13 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
         for arm in config.arms if search else ():
             setup["arms"][arm]["index"] = _searched_index(search.arms[arm].search.index, rechunked[arm],
                                                           bool(config.freshness))
+            if search.adapter(arm):  # the adapter its searched epochs and lr trained
+                trained = search.arms[arm].search.chosen_training()
+                setup["arms"][arm].update(adapter=search.adapter(arm), train_s=trained["adapter_train_s"] or 0.0,
+                                          search_train_s=trained["train_s"])
         _answer(config, adapters, groups, partial, setup, searched,
-                {arm: index for arm, index in rechunked.items() if index is not None})
+                {arm: index for arm, index in rechunked.items() if index is not None},
+                {arm: search.adapter(arm) for arm in config.arms if search and search.adapter(arm)})
     else:
         _answer_with(executor, config, adapters, groups, partial, setup)
     rows = [row for group in groups for row in partial.rows(config.arms, group.examples, group.freshness)]
@@ -235,9 +248,10 @@ def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
 
 
 def _train_missing_adapters(config: CompareConfig, inputs: CompareInputs, out_dir: Path, setup: dict[str, Any],
-                            on_plan: Callable[[str, Any], None] | None = None) -> dict[str, str | None]:
+                            on_plan: Callable[[str, Any], None] | None = None,
+                            examples: Callable[[], list[Example]] | None = None) -> dict[str, str | None]:
     """The adapter folder per kind: with --train, the ones the arms need and were not given are trained into
-    out_dir (recorded in setup["training"]).
+    out_dir (recorded in setup["training"]), on `examples()` when given (the ones the search trains on).
 
     RAFT trains on the layout the raft arm answers with: k passages (the oracle and k-1 distractors, or k
     distractors) whose distractors come from the run's retrieval mode."""
@@ -248,7 +262,8 @@ def _train_missing_adapters(config: CompareConfig, inputs: CompareInputs, out_di
         return adapters
     settings = {"raft": {"distractors": config.k - 1, "retrieve_mode": config.mode}}
     trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
-                             train_data=config.train_data, epochs=config.train_epochs, seed=config.seed,
+                             train_data=config.train_data, examples=examples() if examples else None,
+                             epochs=config.train_epochs, seed=config.seed,
                              settings=settings, train_minutes=config.train_minutes, on_plan=on_plan)
     for kind, info in trained.items():
         adapters[kind] = str(info["path"])
@@ -388,10 +403,11 @@ def _searched_index(chosen: dict[str, Any] | None, rechunked: Any, freshness: bo
 
 def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list[_Group], partial: _PartialRun,
             setup: dict[str, Any], searched: dict[str, dict[str, Any]],
-            rechunked: dict[str, Any] | None = None) -> None:
+            rechunked: dict[str, Any] | None = None, trained: dict[str, str] | None = None) -> None:
     """Every arm answers every group's questions not yet answered; rows are appended to the partial run.
     `searched[arm]`: the settings its search chose (retrieval mode and k included), else the run's own;
-    `rechunked[arm]`: the re-chunked index its chosen chunk size answers the (non-freshness) questions from."""
+    `rechunked[arm]`: the re-chunked index its chosen chunk size answers the (non-freshness) questions from;
+    `trained[arm]`: the adapter its chosen epochs and lr trained."""
     from ragtune.workflows.chunk_indexes import doc_level_gold
 
     total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
@@ -399,6 +415,8 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
     with progress_task("Answering", total=total) as task:
         for arm in config.arms:
             arm_config = arm_generate_config(config, adapters, arm)
+            if arm in (trained or {}):
+                arm_config = arm_config.model_copy(update={"adapter": trained[arm]})
             generator = load_generator(arm_config)
             chosen = searched.get(arm) or {}
             settings = _describe_settings(arm_config, setup["arms"][arm], chosen)

@@ -58,6 +58,8 @@ class CompareConfig(StrictModel):
     max_cost_per_1k: float | None = Field(None, gt=0)  # with search: the serving-cost constraint (USD / 1k queries)
     validation: Literal["split", "synth"] = "split"  # with search: split the questions, or synthesise validation
     validation_questions: int | None = Field(None, ge=1)  # with validation synth: how many (default: by share)
+    search_train_minutes: float | None = Field(None, gt=0)  # with search and train: the search's training budget
+    search_train_usd: float | None = Field(None, gt=0)  # the same in USD (the cost model's training price)
     scenario: Scenario = Field(default_factory=Scenario)
     cost: CostModel = CostModel()
 
@@ -202,6 +204,11 @@ def _check_search_options(config: CompareConfig) -> None:
     if given and not config.search:
         raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the settings search: "
                           "add --search TRIALS, or drop them")
+    budget = [flag for flag, value in (("--search-train-minutes", config.search_train_minutes),
+                                       ("--search-train-usd", config.search_train_usd)) if value is not None]
+    if budget and not (config.search and config.train):
+        raise ConfigError(f"{', '.join(budget)} budgets the training the settings search does: add --search TRIALS "
+                          "and --train, or drop it")
     if config.validation_questions is not None and config.validation != "synth":
         raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 

@@ -14,8 +14,18 @@ mostly luck, and a search must not leave an arm worse than its defaults. best.js
 that comparison.
 
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
-not answered again. A configuration that cannot be run (a chunk size whose index cannot be rebuilt: the runner
-raises TrialSkipped) is recorded with its reason as a skipped, infeasible trial; a resumed search tries it again.
+not answered again. A configuration that cannot be run (a chunk size whose index cannot be rebuilt, an adapter
+whose training would exceed the training budget: the runner raises TrialSkipped) is recorded with its reason as a
+skipped, infeasible trial; a resumed search tries it again. With training settings in the space, each trial
+records its adapter and the seconds it spent training (`training`: 0 when it reused an adapter).
+
+Pruning (`prune`, TPE only: an exhaustive grid answers every configuration in full): the runner reports the
+running F1 after each batch of questions, and optuna's MedianPruner stops a trial whose running F1 is below the
+median of the finished trials' at the same number of questions (once PRUNE_STARTUP distinct configurations
+have finished, and after PRUNE_WARMUP questions). A pruned trial is recorded with its partial figures (`pruned`, `intermediate`), is never
+chosen, and a resumed search neither answers it again nor forgets it: it is pruned there too, and the running
+figures of every recorded trial are told to the pruner again, so it judges as the first run did. The defaults
+are never pruned (the baseline a winner must beat question by question).
 """
 
 from __future__ import annotations
@@ -30,22 +40,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ragtune.arms import ARMS
 from ragtune.errors import ConfigError, InputError, MissingExtraError
-from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
 from ragtune.evaluate.cost import CostModel
-from ragtune.evaluate.efficiency import latency_summary
-from ragtune.evaluate.harness import run_arm
 from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.evaluate.stats import paired_test
-from ragtune.pipeline import AnswerSettings
-from ragtune.types import Example
-from ragtune.workflows.chunk_indexes import ChunkIndexes, doc_level_gold
-from ragtune.workflows.search_space import Choice, SearchSpace, with_params
+from ragtune.workflows.search_space import Choice, SearchSpace
 
 logger = logging.getLogger(__name__)
 
 SWITCH_ALPHA = 0.05  # the winner must beat the defaults on validation at this paired p-value, else they stay
+PRUNE_STARTUP = 3  # finished trials before the pruner judges (the defaults among them)
+PRUNE_WARMUP = 8  # questions answered before a trial can be pruned (a batch's F1 is mostly noise)
 
 TRIALS_FILE = "trials.jsonl"
 BEST_FILE = "best.json"
@@ -91,7 +96,12 @@ class TrialSkipped(Exception):
     """A runner cannot answer with a configuration (e.g. a chunk size whose index cannot be built): the reason."""
 
 
-TrialRunner = Callable[[Mapping[str, Choice]], TrialMetrics]
+TrialRunner = Callable[..., TrialMetrics]  # runner(params) or, when pruning, runner(params, report)
+Report = Callable[[TrialMetrics], None]  # the running figures after each batch; raises to stop a pruned trial
+
+
+class _Pruned(Exception):
+    """Raised through the runner by `report` when the pruner stops the trial."""
 
 
 @dataclass(frozen=True)
@@ -140,12 +150,23 @@ class Trial:
     feasible: bool
     cost_per_1k: float | None = None
     skipped: str | None = None  # why the configuration could not be run (then never feasible)
+    pruned: bool = False  # stopped by the pruner: `metrics` are the questions answered by then (never feasible)
+    intermediate: tuple[tuple[int, float], ...] = ()  # (questions answered, running F1) told to the pruner
+    training: dict[str, Any] | None = None  # its adapter and training seconds, when training is searched
 
     def to_dict(self) -> dict[str, Any]:
-        row = {"trial": self.number, "params": self.params,
-               "validation": {**self.metrics.to_dict(), "cost_per_1k": self.cost_per_1k},
-               "seconds": round(self.seconds, 3), "feasible": self.feasible}
-        return {**row, "skipped": self.skipped} if self.skipped else row
+        row: dict[str, Any] = {"trial": self.number, "params": self.params,
+                               "validation": {**self.metrics.to_dict(), "cost_per_1k": self.cost_per_1k},
+                               "seconds": round(self.seconds, 3), "feasible": self.feasible}
+        if self.skipped:
+            row["skipped"] = self.skipped
+        if self.pruned:
+            row["pruned"] = True
+        if self.intermediate:
+            row["intermediate"] = [[n, round(f1, 6)] for n, f1 in self.intermediate]
+        if self.training is not None:
+            row["training"] = self.training
+        return row
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Trial:
@@ -153,14 +174,16 @@ class Trial:
         cost = validation.get("cost_per_1k")
         return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics.from_dict(validation),
                    seconds=float(row["seconds"]), feasible=bool(row["feasible"]),
-                   cost_per_1k=None if cost is None else float(cost), skipped=row.get("skipped") or None)
+                   cost_per_1k=None if cost is None else float(cost), skipped=row.get("skipped") or None,
+                   pruned=bool(row.get("pruned")), training=row.get("training"),
+                   intermediate=tuple((int(n), float(f1)) for n, f1 in row.get("intermediate") or ()))
 
     def judged(self, limits: Limits) -> Trial:
         """This trial priced and judged by `limits` (a resumed search's own, whatever they were before)."""
         if self.skipped:
             return replace(self, cost_per_1k=None, feasible=False)
         cost, feasible = limits.judge(self.metrics)
-        return replace(self, cost_per_1k=cost, feasible=feasible)
+        return replace(self, cost_per_1k=cost, feasible=feasible and not self.pruned)
 
 
 @dataclass(frozen=True)
@@ -177,6 +200,22 @@ class SearchResult:
     seconds: float
     versus_defaults: dict[str, Any] | None = None  # the paired test that let the winner replace the defaults
     index: dict[str, Any] | None = None  # the index the chosen settings answer from (its chunking and folder)
+    pruner: str | None = None  # "median" when losing trials were stopped early
+    training: dict[str, Any] | None = None  # whether the arm's training is searched, and its budget
+
+    def chosen_training(self) -> dict[str, Any] | None:
+        """best.json "training": whether the arm's training settings were searched (else why not), the chosen
+        epochs, lr and adapter, and what training cost the search (seconds over every trial)."""
+        if self.training is None:
+            return None
+        if not self.training.get("searched"):
+            return dict(self.training)
+        chosen = self.best.training or {}
+        return {**self.training, "epochs": chosen.get("epochs"), "lr": chosen.get("lr"),
+                "adapter": chosen.get("adapter"), "adapter_train_s": chosen.get("adapter_train_s"),
+                "train_s": round(sum((t.training or {}).get("train_s") or 0.0 for t in self.trials), 3),
+                "adapters_trained": sum(bool((t.training or {}).get("train_s")) for t in self.trials),
+                "over_budget_trials": sum("over_budget" in (t.training or {}) for t in self.trials)}
 
     @property
     def default_trial(self) -> Trial | None:
@@ -192,7 +231,8 @@ class SearchResult:
                 "max_cost_per_1k": self.limits.max_cost_per_1k, "trials": len(self.trials),
                 "feasible_trials": sum(t.feasible for t in self.trials),
                 "skipped_trials": sum(bool(t.skipped) for t in self.trials), "search_s": round(self.seconds, 2),
-                "versus_defaults": self.versus_defaults, "index": self.index}
+                "pruned_trials": sum(t.pruned for t in self.trials), "pruner": self.pruner,
+                "versus_defaults": self.versus_defaults, "index": self.index, "training": self.chosen_training()}
 
 
 def require_optuna():
@@ -229,14 +269,18 @@ def read_trials(path: Path) -> dict[str, Trial]:
 def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], runner: TrialRunner, out_dir: Path,
                *, budget: int, seed: int = 0, max_p95_ms: float | None = None, max_cost_per_1k: float | None = None,
                cost_model: CostModel | None = None, resume: bool = False, runs_db: str | None = None,
-               describe_index: Callable[[Mapping[str, Choice]], dict[str, Any] | None] | None = None) -> SearchResult:
+               describe_index: Callable[[Mapping[str, Choice]], dict[str, Any] | None] | None = None,
+               prune: bool = False, describe_training: Callable[[Mapping[str, Choice]], dict[str, Any] | None]
+               | None = None, training: dict[str, Any] | None = None) -> SearchResult:
     """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
 
-    `runner(params)` answers the validation questions with one configuration (TrialSkipped: it cannot);
-    `describe_index(params)`, when given, says which index the chosen configuration answers from. Writes
-    out_dir/trials.jsonl (one row per trial, as it finishes) and out_dir/best.json; records the trials in the runs
-    database. InputError
-    when no configuration meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
+    `runner(params)` answers the validation questions with one configuration (TrialSkipped: it cannot; with
+    `prune` and a TPE search, `runner(params, report)` reports its running figures after each batch);
+    `describe_index(params)`, when given, says which index the chosen configuration answers from, and
+    `describe_training(params)` what a trial's adapter cost; `training` is best.json's word on the arm's
+    training (searched, its budget, or why not). Writes out_dir/trials.jsonl (one row per trial, as it
+    finishes) and out_dir/best.json; records the trials in the runs database. InputError when no configuration
+    meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
     """
     optuna = require_optuna()
     if budget < 1:
@@ -250,9 +294,40 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     if not resume:
         trials_path.unlink(missing_ok=True)
     grid = space.size <= budget
+    pruning = prune and not grid
     target = space.size if grid else budget
     seen: dict[str, Trial] = {}
     started = time.perf_counter()
+
+    def run(trial: Any, params: dict[str, Choice]) -> Trial:
+        steps: list[tuple[int, float]] = []
+        partial: list[TrialMetrics] = []
+
+        def report(metrics: TrialMetrics) -> None:
+            steps.append((metrics.n, metrics.f1))
+            partial[:] = [metrics]
+            trial.report(metrics.f1, metrics.n)
+            if params != defaults and trial.should_prune():  # the defaults' figures only guide the pruner
+                raise _Pruned
+
+        t0 = time.perf_counter()
+        pruned, skipped = False, None
+        try:
+            metrics = runner(params, report) if pruning else runner(params)
+        except TrialSkipped as exc:
+            metrics, skipped = NOT_RUN, str(exc)
+            logger.warning("%s: %s skipped: %s", arm, params, skipped)
+        except _Pruned:
+            metrics, pruned = partial[0], True
+            logger.info("%s: %s pruned after %d questions (F1 %.3f so far)", arm, params, metrics.n, metrics.f1)
+        number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
+        result = Trial(number, params, metrics, time.perf_counter() - t0, False, skipped=skipped, pruned=pruned,
+                       intermediate=tuple(steps), training=describe_training(params) if describe_training else None)
+        result = result.judged(limits)
+        _append(trials_path, result)
+        logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
+                    metrics.latency_ms_p95)
+        return result
 
     def objective(trial: Any) -> float:
         params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
@@ -260,19 +335,14 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
         result = seen.get(key)
         if result is None and key in recorded and not recorded[key].skipped:  # judged by this search's limits
             result = recorded[key].judged(limits)
+            for n, f1 in result.intermediate if pruning else ():  # the pruner hears its running figures again
+                trial.report(f1, n)
+        # (a repeat within this search reports nothing: one configuration is one voice in the pruner's median)
         if result is None:
-            t0 = time.perf_counter()
-            try:
-                metrics, skipped = runner(params), None
-            except TrialSkipped as exc:
-                metrics, skipped = NOT_RUN, str(exc)
-                logger.warning("%s: %s skipped: %s", arm, params, skipped)
-            number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
-            result = Trial(number, params, metrics, time.perf_counter() - t0, False, skipped=skipped).judged(limits)
-            _append(trials_path, result)
-            logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
-                        metrics.latency_ms_p95)
+            result = run(trial, params)
         seen.setdefault(key, result)
+        if result.pruned:
+            raise optuna.TrialPruned()
         _constrain(trial, limits.excess(result.metrics))
         return result.metrics.f1
 
@@ -283,10 +353,13 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     sampler = (optuna.samplers.GridSampler(space.grid(), seed=seed) if grid
                else optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, budget // 3)),
                                                **_constraints_func(optuna, limits)))
+    # n_min_trials: PRUNE_STARTUP distinct configurations with figures at that step (repeats have none)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP,
+                                          n_min_trials=PRUNE_STARTUP) if pruning else optuna.pruners.NopPruner())
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "trial N finished" line per trial on stderr
     try:
-        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
         if not grid:
             study.enqueue_trial(defaults)  # the defaults are the first trial: the baseline the search must beat
         # TPE may propose a configuration again; those repeats cost nothing, and the cap ends a search that
@@ -298,7 +371,8 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     best, versus = _confirmed(_best(arm, trials, defaults, limits), trials, defaults, seed)
     result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials, best=best,
                           sampler="grid" if grid else "tpe", limits=limits, seconds=time.perf_counter() - started,
-                          versus_defaults=versus, index=describe_index(best.params) if describe_index else None)
+                          versus_defaults=versus, index=describe_index(best.params) if describe_index else None,
+                          pruner="median" if pruning else None, training=training)
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     _record(out_dir, result, runs_db)
     return result
@@ -369,72 +443,3 @@ def _record(out_dir: Path, result: SearchResult, runs_db: str | None) -> None:
                       db_path=runs_db)
     except Exception as exc:  # noqa: BLE001 - the search files are written; a DB problem must not lose them
         logger.warning("could not record the search in the runs database: %s", exc)
-
-
-class AnswerTrials:
-    """A TrialRunner over the one answer path: `arm` answers `examples` with a configuration's settings.
-
-    `base` is the arm's AnswerSettings.resolve(...) (as compare runs it); a configuration replaces its prompt
-    style, context sentences and answer length, and chooses the chunk size, retrieval mode and k for arms that
-    retrieve. `chunks` gives the index of each chunk size (ragtune.workflows.chunk_indexes); without it only the
-    index's own size can be answered.
-    """
-
-    def __init__(self, arm: str, examples: list[Example], generator: Any, index: Any, base: AnswerSettings, *,
-                 k: int, mode: str, batch_size: int = 8, chunks: ChunkIndexes | None = None):
-        if not examples:
-            raise InputError(f"arm {arm!r}: no questions to search on")
-        self.arm, self.examples, self.generator, self.index = arm, examples, generator, index
-        self.base, self.k, self.mode, self.batch_size = base, k, mode, batch_size
-        self.chunks = chunks
-        self._retrievers: dict[tuple[int, str], Any] = {}
-
-    def __call__(self, params: Mapping[str, Choice]) -> TrialMetrics:
-        rows = self.rows(params)
-        golds = [r["gold_answers"] for r in rows]
-        answers = [r["answer"] for r in rows]
-        f1s, ems = f1_batch(answers, golds), exact_match_batch(answers, golds)
-        latency = latency_summary([r["retrieve_ms"] for r in rows], [r["generate_ms"] for r in rows])
-        return TrialMetrics(f1=sum(f1s) / len(f1s), exact_match=sum(ems) / len(ems),
-                            latency_ms_p50=latency["latency_ms_p50"], latency_ms_p95=latency["latency_ms_p95"],
-                            n=len(rows), latency_ms_mean=latency["latency_ms_mean"], f1_scores=tuple(f1s))
-
-    def rows(self, params: Mapping[str, Choice]) -> list[dict[str, Any]]:
-        """The prediction rows of one configuration (the predictions.jsonl row shape)."""
-        retrieves = ARMS[self.arm].retrieval
-        index, examples = self.index_for(params) if retrieves else (self.index, self.examples)
-        settings = replace(with_params(self.base, params), embedder=index.embedder if retrieves else None)
-        retriever = self._retriever(index, str(params.get("mode", self.mode))) if retrieves else None
-        return run_arm(self.arm, examples, self.generator, retriever, settings,
-                       k=int(params.get("k", self.k)), batch_size=self.batch_size)
-
-    def index_for(self, params: Mapping[str, Choice]) -> tuple[Any, list[Example]]:
-        """(index, questions) of a configuration: its chunk size's index, the questions judged by gold document
-        on a re-chunked one. TrialSkipped when that index cannot be had."""
-        own = self.index.config.chunk.chunk_tokens
-        size = int(params.get("chunk_tokens", own))
-        if size == own:
-            return self.index, self.examples
-        if self.chunks is None:
-            raise TrialSkipped(f"chunk size {size}: no folder to re-chunk the index into")
-        from ragtune.index.rechunk import CannotRechunk
-
-        try:
-            return self.chunks.get(size), doc_level_gold(self.examples)
-        except CannotRechunk as exc:
-            raise TrialSkipped(f"chunk size {size}: {exc}") from None
-
-    def describe_index(self, params: Mapping[str, Choice]) -> dict[str, Any] | None:
-        """The index a configuration answers from, for best.json (None for an arm that does not retrieve)."""
-        if not ARMS[self.arm].retrieval or self.chunks is None:
-            return None
-        return self.chunks.describe(int(params.get("chunk_tokens", self.index.config.chunk.chunk_tokens)),
-                                    relative_to=self.chunks.root.parent.parent)
-
-    def _retriever(self, index: Any, mode: str) -> Any:
-        key = (id(index), mode)
-        if key not in self._retrievers:
-            from ragtune.retrieve import open_retriever
-
-            self._retrievers[key] = open_retriever(index, mode)
-        return self._retrievers[key]

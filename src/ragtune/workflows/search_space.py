@@ -1,10 +1,14 @@
 """What `ragtune tune` and `compare --search` may change for each arm, declared as data in this one place.
 
-Only inference-side settings are searched: for arms that retrieve, the chunk size (another size answers from an
-index re-chunked into the search folder, ragtune.workflows.chunk_indexes), the retrieval mode and k; for every arm,
-how hits become an answer (sentences kept per passage, prompt style, answer length). The training settings of
-tuned arms (epochs, learning rate) are not searched yet. Each arm's own default settings (the index's own chunk
-size among them) are always part of its space, so "searched" can never be worse than "default" on validation.
+For arms that retrieve: the chunk size (another size answers from an index re-chunked into the search folder,
+ragtune.workflows.chunk_indexes), the retrieval mode and k; for every arm, how hits become an answer (sentences
+kept per passage, prompt style, answer length). For arms that carry an adapter (ft, ft_rag: sft; raft, raft_tr:
+raft), when the search trains it (`--train`, no adapter given), its training settings too: epochs and learning
+rate (`space_for(arm, train=True)`); each distinct pair is one adapter, trained once into the search folder within
+the training budget (ragtune.workflows.trained_adapters). An adapter the user gives is answered with as it is: its
+training settings are not searched. Each arm's own default settings (the index's own chunk size, the epochs and
+learning rate it is trained with) are always part of its space, so "searched" can never be worse than "default" on
+validation.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ragtune.config import ChunkConfig
 from ragtune.errors import ConfigError
 from ragtune.pipeline import AnswerSettings
 
-Choice = str | int
+Choice = str | int | float
 
 
 @dataclass(frozen=True)
@@ -77,30 +81,55 @@ ANSWER = (
     Param("max_new_tokens", (32, 64), "longest answer generated"),
 )
 
+# By adapter kind: the arm's own epochs (train_arms.DEFAULT_EPOCHS, or --train-epochs) and learning rate join
+# these as its defaults. Closed-book facts (sft) need many epochs; reading from passages (raft) a few.
+TRAINING: dict[str, tuple[Param, ...]] = {
+    "sft": (Param("epochs", (5, 20), "passes over the training questions"),
+            Param("lr", (3e-4, 3e-3), "the LoRA learning rate")),
+    "raft": (Param("epochs", (1, 4), "passes over the training questions"),
+             Param("lr", (3e-4, 3e-3), "the LoRA learning rate")),
+}
+TRAINING_SETTINGS = ("epochs", "lr")  # the names of TRAINING's settings: the adapter a configuration answers with
+
 # Arms that retrieve search retrieval and answering; closed-book arms only how they answer.
 SEARCH_SPACES: dict[str, SearchSpace] = {
     name: SearchSpace(RETRIEVAL + ANSWER if spec.retrieval else ANSWER) for name, spec in ARMS.items()
 }
 
 
-def space_for(arm: str) -> SearchSpace:
-    """The search space of `arm` (an arm name of ragtune.arms.ARMS)."""
+def space_for(arm: str, *, train: bool = False) -> SearchSpace:
+    """The search space of `arm` (an arm name of ragtune.arms.ARMS); with `train` (the search trains the arm's
+    adapter) its training settings too, for an arm that carries an adapter."""
     if arm not in SEARCH_SPACES:
         raise ConfigError(f"no search space for arm {arm!r} (arms: {', '.join(ARMS)})")
+    kind = ARMS[arm].adapter
+    if train and kind is not None:
+        return SearchSpace(SEARCH_SPACES[arm].params + TRAINING[kind])
     return SEARCH_SPACES[arm]
 
 
 def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_sentences: int,
-                   max_new_tokens: int, chunk_tokens: int = ChunkConfig().chunk_tokens) -> dict[str, Choice]:
+                   max_new_tokens: int, chunk_tokens: int = ChunkConfig().chunk_tokens,
+                   training: Mapping[str, Choice] | None = None) -> dict[str, Choice]:
     """The settings `arm` runs with when nothing is searched, restricted to its space's names (`chunk_tokens`:
-    the index's own chunk size).
+    the index's own chunk size; `training`: {"epochs", "lr"} its adapter is trained with when the search trains it).
 
     >>> default_params("base", mode="hybrid", k=3, prompt_style="guided", context_sentences=3, max_new_tokens=64)
     {'prompt_style': 'guided', 'max_new_tokens': 64}
+    >>> default_params("ft", mode="hybrid", k=3, prompt_style="plain", context_sentences=0, max_new_tokens=32,
+    ...                training={"epochs": 10, "lr": 0.001})
+    {'prompt_style': 'plain', 'max_new_tokens': 32, 'epochs': 10, 'lr': 0.001}
     """
     every = {"chunk_tokens": chunk_tokens, "mode": mode, "k": k, "context_sentences": context_sentences,
-             "prompt_style": prompt_style, "max_new_tokens": max_new_tokens}
-    return {name: every[name] for name in space_for(arm).names}
+             "prompt_style": prompt_style, "max_new_tokens": max_new_tokens, **(training or {})}
+    return {name: every[name] for name in space_for(arm, train=training is not None).names}
+
+
+def training_params(params: Mapping[str, Any]) -> tuple[int, float] | None:
+    """(epochs, lr) of a configuration that trains its adapter, else None."""
+    if "epochs" not in params:
+        return None
+    return int(params["epochs"]), float(params["lr"])
 
 
 def chunk_config(chunk_tokens: int, own: ChunkConfig) -> ChunkConfig:

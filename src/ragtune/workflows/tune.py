@@ -7,13 +7,16 @@ stops there (trials.jsonl, best.json, split.json in --out); `compare --search` t
 with each arm's winner — the only figures its report compares — and also scores each arm's defaults on test,
 so the report can say what the search gained. A chunk size other than the index's own answers from a copy
 re-chunked into the search folder (ragtune.workflows.chunk_indexes), shared by the arms searched on one index
-and used again for the test run of the arm that chose it.
+and used again for the test run of the arm that chose it. With `--train` and no adapter given, a tuned arm's
+epochs and learning rate are searched too: each pair's adapter is trained once into the search folder, within the
+training budget (ragtune.workflows.trained_adapters), and the test run answers with the chosen one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
@@ -21,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ragtune.arms import check_untuned_retriever, parse_arms
+from ragtune.arms import ARMS, check_untuned_retriever, parse_arms
 from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
 from ragtune.errors import ConfigError
 from ragtune.evaluate.cost import CostModel
@@ -31,9 +34,10 @@ from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.chunk_indexes import ChunkIndexes
 from ragtune.workflows.compare_inputs import CompareConfig, arm_generate_config, check_inputs
-from ragtune.workflows.search import (AnswerTrials, SearchResult, Trial, TrialMetrics, require_optuna,
-                                     search_arm)
+from ragtune.workflows.answer_trials import AnswerTrials
+from ragtune.workflows.search import SearchResult, Trial, TrialMetrics, require_optuna, search_arm
 from ragtune.workflows.search_space import default_params, space_for
+from ragtune.workflows.trained_adapters import SearchTraining
 from ragtune.workflows.validation_split import (DEFAULT_VALIDATION_SHARE, Split, split_by_document, synth_size,
                                                 synthesize_validation)
 
@@ -64,6 +68,11 @@ class TuneConfig(StrictModel):
     model: str = BUNDLED
     adapter: str | None = None  # SFT adapter for ft / ft_rag
     raft_adapter: str | None = None  # RAFT adapter for raft
+    train: bool = False  # no adapter given: train it, its epochs and learning rate searched
+    train_data: str | None = None  # QA file to train on (default: synthesised from the index)
+    train_epochs: int | None = Field(None, ge=1)  # the default epochs (else train_arms.DEFAULT_EPOCHS)
+    search_train_minutes: float | None = Field(None, gt=0)  # the training budget of the search
+    search_train_usd: float | None = Field(None, gt=0)  # the same, in USD at the cost model's training price
     k: int = Field(3, ge=1)  # the defaults the search starts from (compare's)
     mode: RetrieveMode = "hybrid"
     max_new_tokens: int = Field(64, ge=1)
@@ -78,7 +87,10 @@ class TuneConfig(StrictModel):
     def compare_config(self) -> CompareConfig:
         """The one-arm comparison whose inputs and defaults this search shares."""
         return CompareConfig(index=self.index, questions=self.questions or "", out=self.out, arms=(self.arm,),
-                             adapter=self.adapter, raft_adapter=self.raft_adapter, limit=self.limit, seed=self.seed,
+                             adapter=self.adapter, raft_adapter=self.raft_adapter, train=self.train,
+                             train_data=self.train_data, train_epochs=self.train_epochs,
+                             search_train_minutes=self.search_train_minutes,
+                             search_train_usd=self.search_train_usd, limit=self.limit, seed=self.seed,
                              k=self.k, mode=self.mode, model=self.model, max_new_tokens=self.max_new_tokens,
                              batch_size=self.batch_size, search=self.trials, max_p95_ms=self.max_p95_ms,
                              max_cost_per_1k=self.max_cost_per_1k, cost=self.cost,
@@ -106,7 +118,8 @@ def run_tune(config: TuneConfig) -> SearchResult:
     write_text_atomic(out / "config.json", config.model_dump_json(indent=2))  # what this search was run with
     arm_config = arm_generate_config(compare, inputs.adapters, config.arm)
     chunks = ChunkIndexes.under(inputs.index, out)
-    return _search(compare, config.arm, arm_config, chunks, split.validation, out)
+    training = SearchTraining(compare, inputs.index, out) if compare.train else None
+    return _search(compare, config.arm, arm_config, chunks, split.validation, out, training)
 
 
 def split_questions(examples: list[Example], config: CompareConfig, out: Path, index: Any) -> Split:
@@ -141,24 +154,58 @@ def split_questions(examples: list[Example], config: CompareConfig, out: Path, i
 
 
 def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
-            examples: list[Example], out: Path) -> SearchResult:
-    runner = _runner(config, arm, arm_config, chunks, examples)
-    return search_arm(arm, space_for(arm), _defaults(config, arm, runner.base, chunks.index), runner, out,
+            examples: list[Example], out: Path, training: SearchTraining | None = None) -> SearchResult:
+    runner = _runner(config, arm, arm_config, chunks, examples, training)
+    trains = runner.adapters is not None
+    return search_arm(arm, space_for(arm, train=trains), _defaults(config, arm, runner, chunks.index), runner, out,
                       budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
                       max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
-                      resume=config.resume, runs_db=config.runs_db, describe_index=runner.describe_index)
+                      resume=config.resume, runs_db=config.runs_db, describe_index=runner.describe_index,
+                      prune=True, describe_training=runner.describe_training if trains else None,
+                      training=_training_note(config, arm, training))
+
+
+def _trains(config: CompareConfig, arm: str, training: SearchTraining | None) -> bool:
+    """The search trains the arm's adapter: it carries one, --train is on and none was given."""
+    kind = ARMS[arm].adapter
+    given = {"sft": config.adapter, "raft": config.raft_adapter}
+    return training is not None and kind is not None and not given[kind]
+
+
+def _training_note(config: CompareConfig, arm: str, training: SearchTraining | None) -> dict[str, Any] | None:
+    """best.json "training" (before the chosen settings join it): searched and the budget, or why not."""
+    kind = ARMS[arm].adapter
+    if kind is None:
+        return None
+    if _trains(config, arm, training):
+        return {"searched": True, "kind": kind, "budget_s": training.budget_s}
+    flag = "--adapter" if kind == "sft" else "--raft-adapter"
+    return {"searched": False, "kind": kind, "reason": f"the {kind} adapter is given ({flag}): its training "
+                                                       "settings are not searched (add --train without it to search them)"}
 
 
 def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
-            examples: list[Example]) -> AnswerTrials:
-    return AnswerTrials(arm, examples, load_generator(arm_config), chunks.index, AnswerSettings.resolve(arm_config),
-                        k=config.k, mode=config.mode, batch_size=config.batch_size, chunks=chunks)
+            examples: list[Example], training: SearchTraining | None = None) -> AnswerTrials:
+    if not _trains(config, arm, training):
+        return AnswerTrials(arm, examples, load_generator(arm_config), chunks.index,
+                            AnswerSettings.resolve(arm_config), k=config.k, mode=config.mode,
+                            batch_size=config.batch_size, chunks=chunks)
+    kind = ARMS[arm].adapter
+    adapters, defaults = training.adapters(kind), training.defaults(kind)
+    # resolved as with the adapter the defaults train (an adapter answers plain prompts), before it is trained
+    base = AnswerSettings.resolve(arm_config.model_copy(update={"adapter": str(adapters.path_of(*defaults))}))
+    return AnswerTrials(arm, examples, None, chunks.index, base, k=config.k, mode=config.mode,
+                        batch_size=config.batch_size, chunks=chunks, adapters=adapters,
+                        load=lambda path: load_generator(arm_config.model_copy(update={"adapter": path})),
+                        defaults=defaults)
 
 
-def _defaults(config: CompareConfig, arm: str, base: AnswerSettings, index: Any) -> dict[str, Any]:
+def _defaults(config: CompareConfig, arm: str, runner: AnswerTrials, index: Any) -> dict[str, Any]:
+    base = runner.base
+    trained = None if runner.defaults is None else {"epochs": runner.defaults[0], "lr": runner.defaults[1]}
     return default_params(arm, mode=config.mode, k=config.k, prompt_style=base.prompt_style,
                           context_sentences=base.context_sentences, max_new_tokens=base.max_new_tokens,
-                          chunk_tokens=index.config.chunk.chunk_tokens)
+                          chunk_tokens=index.config.chunk.chunk_tokens, training=trained)
 
 
 @dataclass(frozen=True)
@@ -168,6 +215,7 @@ class ArmSearch:
     search: SearchResult
     default_test: TrialMetrics | None  # None when the defaults won (the winner's test figures are theirs)
     chunks: ChunkIndexes | None = None  # the index of each chunk size, for the test run
+    root: Path | None = None  # the search folder (best.json names a trained adapter relative to it)
 
 
 @dataclass(frozen=True)
@@ -180,6 +228,15 @@ class ComparisonSearch:
     def params(self, arm: str) -> dict[str, Any]:
         """The settings `arm` answers the test questions with."""
         return dict(self.arms[arm].search.best.params)
+
+    def adapter(self, arm: str) -> str | None:
+        """The adapter `arm` answers the test questions with when its search trained it (the chosen epochs and
+        lr), else None (the run's own)."""
+        found = self.arms[arm]
+        training = found.search.chosen_training() or {}
+        if not training.get("searched") or not training.get("adapter") or found.root is None:
+            return None
+        return os.path.normpath(found.root / training["adapter"])
 
     def index(self, arm: str) -> Any:
         """The index `arm` answers the test questions from when its chosen chunk size re-chunked it, else None
@@ -204,7 +261,8 @@ class ComparisonSearch:
                                                        "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
                          "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
-                         "trial_results": [_trial_point(t) for t in search.trials if not t.skipped]}
+                         "trial_results": [_trial_point(t) for t in search.trials
+                                           if not (t.skipped or t.pruned)]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
@@ -212,27 +270,31 @@ class ComparisonSearch:
 
 def _trial_point(trial: Trial) -> dict[str, Any]:
     """One trial as the report plots it (results.json search.arms[arm].trial_results; a skipped trial, which
-    has no figures, is not plotted: search.arms[arm].skipped_trials counts it)."""
-    return {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
-            "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
-            "feasible": trial.feasible}
+    has no figures, and a pruned one, whose figures cover only its first questions, are not plotted:
+    search.arms[arm].skipped_trials and pruned_trials count them). `train_s`: the training it cost."""
+    point = {"trial": trial.number, "params": trial.params, "f1": trial.metrics.f1,
+             "latency_ms_p95": trial.metrics.latency_ms_p95, "cost_per_1k": trial.cost_per_1k,
+             "feasible": trial.feasible}
+    return {**point, "train_s": trial.training.get("train_s")} if trial.training else point
 
 
 def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
                        arm_configs: dict[str, GenerateConfig], out: Path,
-                       arm_indexes: Mapping[str, Any] | None = None) -> ComparisonSearch:
+                       arm_indexes: Mapping[str, Any] | None = None,
+                       training: SearchTraining | None = None) -> ComparisonSearch:
     """`compare --search`: split, search every arm on validation (out/<arm>/), score each arm's defaults on test
     when the search chose something else. `arm_indexes[arm]`: the index an arm retrieves from instead of `index`
-    (the re-embedded one of the tuned-retriever arms)."""
+    (the re-embedded one of the tuned-retriever arms); `training` (with --train): the adapters the search trains
+    into out/adapters/, shared by the arms of one kind."""
     split = split_questions(examples, config, out, index)
     arms = {}
     chunks_of: dict[int, ChunkIndexes] = {}  # by source index: arms over one index share its re-chunked copies
     for arm in config.arms:
         arm_index = (arm_indexes or {}).get(arm, index)
         chunks = chunks_of.setdefault(id(arm_index), ChunkIndexes.under(arm_index, out))
-        search = _search(config, arm, arm_configs[arm], chunks, split.validation, out / arm)
+        search = _search(config, arm, arm_configs[arm], chunks, split.validation, out / arm, training)
         default_test = None
         if search.best.params != search.defaults:
-            default_test = _runner(config, arm, arm_configs[arm], chunks, split.test)(search.defaults)
-        arms[arm] = ArmSearch(search, default_test, chunks)
+            default_test = _runner(config, arm, arm_configs[arm], chunks, split.test, training)(search.defaults)
+        arms[arm] = ArmSearch(search, default_test, chunks, out)
     return ComparisonSearch(split, arms)
