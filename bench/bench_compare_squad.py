@@ -7,6 +7,8 @@ from the same paragraphs by `ragtune.train.synth` — never on the SQuAD questio
 
     .venv/bin/python bench/bench_compare_squad.py --questions 200 --per-chunk 4 --epochs 2 --distractors 1 --rules-only
 
+    .venv/bin/python bench/bench_compare_squad.py --arms rag,rag_tr        # the tuned retriever's effect (issue #16)
+
 (the rules write 314 questions from the 245 paragraphs at --per-chunk 4; training them for 2 epochs takes ~30 min
 here, the comparison ~10 min; --raft-adapter DIR skips the training.)
 """
@@ -80,14 +82,15 @@ def main() -> int:
     parser.add_argument("--work", default="runs/squad-bench-work")
     parser.add_argument("--out", default="runs/squad-bench")
     parser.add_argument("--raft-adapter", default=None, help="reuse a trained RAFT adapter")
+    parser.add_argument("--tuned-embedder", default=None, help="embedder folder for rag_tr / raft_tr (default: trained)")
     parser.add_argument("--rules-only", action="store_true", help="synthesise questions without the LLM")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"SQuAD data not found at {SQUAD}; nothing to benchmark.")
         return 0
 
+    from ragtune.arms import ARMS, parse_arms
     from ragtune.cli.summary import print_run_summary
-    from ragtune.arms import parse_arms
     from ragtune.workflows.compare import CompareConfig, run_compare
     from ragtune.workflows.train_arms import train_adapters
 
@@ -96,7 +99,7 @@ def main() -> int:
 
     arms = parse_arms(args.arms)
     raft = args.raft_adapter
-    if "raft" in arms and raft is None:
+    if {"raft", "raft_tr"} & set(arms) and raft is None:
         from ragtune.config import GenerateConfig
         from ragtune.generate import load_generator
         from ragtune.train.synth import synthesize_qa
@@ -113,8 +116,12 @@ def main() -> int:
                                  seed=args.seed, settings={"raft": {"distractors": args.distractors}})
         raft = trained["raft"]["path"]
         print(f"RAFT adapter: {raft} ({trained['raft']['train_s']:.0f}s)")
+    # rag_tr / raft_tr: compare trains the embedder with finetune-embedder's defaults (--train; nothing else is
+    # missing: the RAFT adapter is given) unless --tuned-embedder names one
+    tuned = any(ARMS[a].tuned_retriever for a in arms)
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
-                           raft_adapter=raft, k=args.k, seed=args.seed, overwrite=True)
+                           raft_adapter=raft, k=args.k, seed=args.seed, overwrite=True,
+                           tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None)
     run_dir = run_compare(config)
     print_run_summary(run_dir)
     results = json.loads((run_dir / "results.json").read_text())

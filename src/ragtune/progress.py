@@ -102,3 +102,23 @@ def progress_task(description: str, total: float | None = None) -> Iterator[_Nul
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task_id = progress.add_task(description, total=total, info="")
         yield _RichTask(progress, task_id)
+
+
+class Stages:
+    """Numbered stages of a long command on stderr ("[2/5] Training adapters"), silenced with the bars.
+
+    >>> stages = Stages(["Indexing", "Comparing"])
+    >>> stages.line("Comparing")
+    '[2/2] Comparing'
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+
+    def line(self, name: str) -> str:
+        return f"[{self.names.index(name) + 1}/{len(self.names)}] {name}"
+
+    def start(self, name: str) -> None:
+        """Announce stage `name` (one of the names given) unless progress is off."""
+        if progress_enabled():
+            print(self.line(name), file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.config import EmbedConfig, IndexConfig
-from ragtune.errors import InputError
+from ragtune.errors import ConfigError, InputError
 from ragtune.index import Index
 from ragtune.index.bm25 import BM25Index
 from ragtune.train.embedder_tuning import (
@@ -20,6 +20,7 @@ from ragtune.train.embedder_tuning import (
     split_by_document,
     tune_embedder,
     validation_candidates,
+    validation_set,
 )
 from ragtune.types import Chunk, Document
 
@@ -181,3 +182,27 @@ def test_sentence_queries_are_taken_out_of_their_positive():
     assert all(p.query not in p.positive_text and p.chunk_id == "d1#0" for p in pairs)
     one = Chunk(chunk_id="d2#0", doc_id="d2", text="A single sentence of enough words here.")
     assert sentence_pairs([one], 2, seed=0) == [] and sentence_pairs([chunk], 0, seed=0) == []
+
+
+def test_sentence_queries_alone_validate_against_their_chunk_without_them() -> None:
+    chunks = [Chunk(chunk_id=f"d{i}#0", doc_id=f"d{i}", text=f"Sentence one of {i} here now. Sentence two of {i} "
+                    "here now.") for i in range(6)]
+    text_of = {c.chunk_id: c.text for c in chunks}
+    val = sentence_pairs(chunks[:1], 1, seed=0)
+    queries, gold, texts = validation_set(chunks, val, text_of, 4, seed=0)
+    assert queries == [val[0].query] and gold == [0] and texts[0] == val[0].positive_text
+    assert len(texts) == 4 and chunks[0].text not in texts  # the query's own chunk (verbatim) is no candidate
+    # questions present: they alone validate, against whole chunks
+    question = TrainPair("who wrote two?", "d3#0", "d3")
+    queries, gold, texts = validation_set(chunks, [*val, question], text_of, 0, seed=0)
+    assert queries == ["who wrote two?"] and texts[gold[0]] == chunks[3].text and len(texts) == 6
+
+
+def test_tune_on_sentence_queries_only(tiny_st: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path, 30)
+    config = EmbedderTuneConfig(per_chunk=0, sentence_queries=1, epochs=1, batch_size=4, val_fraction=0.2)
+    result = tune_embedder(index, tmp_path / "emb", config, base=str(tiny_st))
+    manifest = json.loads((tmp_path / "emb" / MANIFEST).read_text())
+    assert result.pairs > 0 and result.val_pairs > 0 and manifest["validation"]["queries"] == result.val_pairs
+    with pytest.raises(ConfigError, match="not both 0"):
+        tune_embedder(index, tmp_path / "emb2", EmbedderTuneConfig(per_chunk=0), base=str(tiny_st))

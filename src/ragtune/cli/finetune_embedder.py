@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def finetune_embedder(
         index_dir: Path = typer.Option(..., "--index", help="Index whose chunks teach the embedder."),
         out: Path = typer.Option(..., "--out", help="New sentence-transformers folder (must not exist or be empty)."),
-        per_chunk: int = typer.Option(2, "--per-chunk", min=1, help="Synthesised queries per chunk."),
+        per_chunk: int = typer.Option(2, "--per-chunk", min=0, help="Rule-written questions per chunk (0: only --sentence-queries)."),
         sentence_queries: int = typer.Option(0, "--sentence-queries", min=0, help="Also N sentences per chunk as queries, each matched to its chunk without it (inverse cloze task)."),
         epochs: int = typer.Option(1, "--epochs", min=1, help="Training epochs (stops early when validation recall stops rising)."),
         seed: int = typer.Option(0, "--seed", help="Seed of sampling, split and training."),

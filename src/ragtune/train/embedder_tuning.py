@@ -8,7 +8,8 @@ chunk of another document that is not a near-duplicate of the positive), a valid
 document's chunks on both sides), then in-batch-negative training with sentence-transformers'
 MultipleNegativesRankingLoss (query, positive, hard negative). Validation recall@10 (among the validation queries'
 gold chunks and a seeded sample of the others, `val_candidates` in all, so that an epoch's check costs the same on
-10k or 1M chunks) is measured before training and after every epoch; training stops when it stops rising and the
+10k or 1M chunks; sentence queries alone rank their chunk without them, see validation_set) is measured before
+training and after every epoch; training stops when it stops rising and the
 best weights are written. The output is a sentence-transformers folder, written to a temp folder and
 renamed into place, with `ragtune_embedder.json` (base id and hash, data hash, config, validation figures).
 
@@ -86,8 +87,10 @@ def synth_pairs(chunks: list[Chunk], config: EmbedderTuneConfig) -> list[TrainPa
     sample = list(chunks)
     if len(sample) > config.max_chunks:
         sample = random.Random(config.seed).sample(sample, config.max_chunks)
-    examples = synthesize_qa(sample, None, per_chunk=config.per_chunk, seed=config.seed, questions="rules").examples
-    pairs = [TrainPair(e.question, e.chunk_id, e.doc_id) for e in examples if e.chunk_id]
+    pairs = []
+    if config.per_chunk > 0:
+        examples = synthesize_qa(sample, None, per_chunk=config.per_chunk, seed=config.seed, questions="rules").examples
+        pairs = [TrainPair(e.question, e.chunk_id, e.doc_id) for e in examples if e.chunk_id]
     return pairs + sentence_pairs(sample, config.sentence_queries, config.seed)
 
 
@@ -173,16 +176,35 @@ def split_by_document(pairs: list[TrainPair], fraction: float, seed: int) -> tup
     return [p for p in pairs if p.doc_id not in held], [p for p in pairs if p.doc_id in held]
 
 
-def recall_at_k(model: Any, pairs: list[TrainPair], chunks: list[Chunk], chunk_vectors: np.ndarray, k: int = 10) -> float:
-    """Share of validation queries whose gold chunk is in the top k of all chunks."""
-    if not pairs:
+def recall_at_k(model: Any, queries: list[str], gold: list[int], vectors: np.ndarray, k: int = 10) -> float:
+    """Share of `queries` whose gold row of `vectors` (normalised candidate texts) is in their top k."""
+    if not queries:
         return float("nan")
-    row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
-    queries = model.encode([p.query for p in pairs], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    scores = queries @ chunk_vectors.T  # (queries, chunks)
-    gold = np.array([row_of[p.chunk_id] for p in pairs])
-    better = (scores > scores[np.arange(len(pairs)), gold][:, None]).sum(1)
+    encoded = model.encode(queries, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    scores = encoded @ vectors.T  # (queries, candidates)
+    rows = np.array(gold)
+    better = (scores > scores[np.arange(len(queries)), rows][:, None]).sum(1)
     return float((better < k).mean())
+
+
+def validation_set(chunks: list[Chunk], val: list[TrainPair], text_of: dict[str, str], size: int,
+                   seed: int) -> tuple[list[str], list[int], list[str]]:
+    """(queries, gold rows, candidate texts) of validation.
+
+    Questions (pairs whose positive is the whole chunk) rank among validation_candidates. Sentence queries lie
+    verbatim in their chunk, so when validation has only those, each ranks its chunk WITHOUT it (the training
+    task) among a sample of chunks of other documents."""
+    questions = [p for p in val if not p.positive_text]
+    if questions or not val:
+        candidates = validation_candidates(chunks, questions, size, seed)
+        row_of = {c.chunk_id: i for i, c in enumerate(candidates)}
+        return ([p.query for p in questions], [row_of[p.chunk_id] for p in questions],
+                [text_of[c.chunk_id] for c in candidates])
+    held = {p.doc_id for p in val}
+    others = validation_candidates([c for c in chunks if c.doc_id not in held], [], max(0, size - len(val)) if size
+                                   else 0, seed)
+    return ([p.query for p in val], list(range(len(val))),
+            [p.positive_text for p in val] + [text_of[c.chunk_id] for c in others])
 
 
 def validation_candidates(chunks: list[Chunk], val: list[TrainPair], size: int, seed: int) -> list[Chunk]:
@@ -281,8 +303,10 @@ def tune_embedder(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the tuned embedder")
-    if config.epochs < 1 or config.per_chunk < 1 or config.batch_size < 2:
-        raise ConfigError(f"epochs and per_chunk must be >= 1 and batch_size >= 2, got {config}")
+    if config.epochs < 1 or config.per_chunk < 0 or config.sentence_queries < 0 or config.batch_size < 2 \
+            or config.per_chunk + config.sentence_queries < 1:
+        raise ConfigError("epochs >= 1, per_chunk and sentence_queries >= 0 (not both 0) and batch_size >= 2 "
+                          f"are needed, got {config}")
     chunks = index.chunks()
     base_name = check_tunable(index, base, len(chunks))
     base_dir = resolve_embedder(base_name)
@@ -292,7 +316,6 @@ def tune_embedder(
         raise InputError(f"index {index.path} has one document; tuning needs several (negatives, validation split)")
     pairs = mine_negatives(pairs, chunks, index.state.bm25(index.config))
     train, val = split_by_document(pairs, config.val_fraction, config.seed)
-    val = [p for p in val if not p.positive_text]  # a sentence query lies verbatim in its chunk: nothing to validate
     if len(train) < config.batch_size:
         raise InputError(f"only {len(train)} training queries from index {index.path}; need at least {config.batch_size}")
 
@@ -307,14 +330,13 @@ def tune_embedder(
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
 
-    candidates = validation_candidates(chunks, val, config.val_candidates, config.seed)
-    candidate_texts = [text_of[c.chunk_id] for c in candidates]
+    val_queries, val_gold, candidate_texts = validation_set(chunks, val, text_of, config.val_candidates, config.seed)
 
     def validate() -> float:
         model.eval()
         with torch.no_grad():
             vectors = model.encode(candidate_texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        return recall_at_k(model, val, candidates, vectors)
+            return recall_at_k(model, val_queries, val_gold, vectors)
 
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
     data_hash = hashlib.sha256("\n".join(f"{p.query}\t{p.chunk_id}\t{p.negative_id}"
@@ -369,7 +391,7 @@ def tune_embedder(
         "source_index": str(index.path), "config": asdict(config), "qa_file": str(qa_file or ""),
         "pairs": {"train": len(train), "validation": len(val)},
         "validation": {"recall@10_before": history[0], "recall@10_after": best, "per_epoch": history,
-                       "candidates": len(candidates)},
+                       "queries": len(val_queries), "candidates": len(candidate_texts)},
         "epochs_run": epochs_run, "seconds": round(seconds, 1), "dim": dim,
     }
     tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tuning"
