@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,6 +60,18 @@ class TrialExecutor(Protocol):
     def start(self, number: int, params: dict[str, Choice], trial: Any) -> None: ...
 
     def wait(self) -> tuple[int, TrialOutcome]: ...
+
+
+class TrialPool(Protocol):
+    """Where a search's trials run several at once (ragtune.distributed.ray_trials.RayTrials): `session()` holds
+    the connection for several arms' searches; `executor(spec, prepare)` runs one arm's trials, each built from
+    `spec` (an answer_trials.TrialSpec) once per worker, `prepare(params)` called here before a trial starts (it
+    builds the trial's index; TrialSkipped: the trial cannot run)."""
+
+    def session(self) -> AbstractContextManager[Any]: ...
+
+    def executor(self, spec: Any, prepare: Callable[[Mapping[str, Choice]], Any]
+                 ) -> AbstractContextManager[TrialExecutor]: ...
 
 
 class _Pruned(Exception):
