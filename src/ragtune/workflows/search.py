@@ -26,6 +26,11 @@ have finished, and after PRUNE_WARMUP questions). A pruned trial is recorded wit
 chosen, and a resumed search neither answers it again nor forgets it: it is pruned there too, and the running
 figures of every recorded trial are told to the pruner again, so it judges as the first run did. The defaults
 are never pruned (the baseline a winner must beat question by question).
+
+The trials run through an ask-and-tell loop (ragtune.workflows.trial_loop): one at a time in this process, or
+several at once on Ray (ragtune.distributed.ray_trials), where no trial is pruned (a worker cannot hear the
+pruner mid-trial: each answers every question, its per-batch figures recorded) and a trial whose worker kept
+failing is recorded as failed (never chosen; a resumed search runs it again).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ re-chunked into the search folder (ragtune.workflows.chunk_indexes), shared by t
 and used again for the test run of the arm that chose it. With `--train` and no adapter given, a tuned arm's
 epochs and learning rate are searched too: each pair's adapter is trained once into the search folder, within the
 training budget (ragtune.workflows.trained_adapters), and the test run answers with the chosen one.
+With `trials_on` (`--ray`) the trials of an arm that trains nothing run several at once on Ray workers
+(ragtune.distributed.ray_trials); an arm whose search trains adapters keeps its trials here, one at a time (each
+trains a model: several at once beside the answering workers would overload a machine), and `compare --search`
+answers its test run here.
 """
 
 from __future__ import annotations
