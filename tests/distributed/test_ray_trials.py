@@ -23,23 +23,15 @@ from ragtune.workflows.search_space import Param, SearchSpace
 pytest.importorskip("optuna")
 pytestmark = pytest.mark.slow  # a Ray instance and workers that load a (tiny) model: seconds each
 
-DOCS = [
-    Document("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952.", "Harbour"),
-    Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
-    Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
-    Document("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell.", "Garden"),
-]
-LONG = ("The mill was built in 1871 by Piet Olde.\nIt grinds 300 sacks of flour a week.\n"
-        "Its four sails were replaced in 1990.\nThe miller is Rosa Teal, who lives by the river.\n"
-        "On Sundays the mill is open to visitors from ten until four.\n")
-QUESTIONS = [
-    {"id": "a1", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
-    {"id": "a2", "question": "When did the harbour open?", "answer": "1952", "doc_id": "harbour.md"},
-    {"id": "b1", "question": "Who runs the library?", "answer": "Tomas Brede", "doc_id": "library.md"},
-    {"id": "c1", "question": "Who is the chef?", "answer": "Anwen Lark", "doc_id": "kitchen.md"},
-    {"id": "d1", "question": "How many apple trees are there?", "answer": "12", "doc_id": "garden.md"},
-    {"id": "m1", "question": "Who is the miller?", "answer": "Rosa Teal", "doc_id": "mill.md"},
-    {"id": "m2", "question": "When was the mill built?", "answer": "1871", "doc_id": "mill.md"},
+from test_ray_compare import FACTS  # noqa: E402  (one-sentence documents and their questions)
+
+# A file long enough that 24-token chunks cut it (the FACTS documents stay one chunk at either size).
+TOWN = ("The town hall clock was wound by Berit Sand every Sunday.\nIts bell weighs 900 kilograms.\n"
+        "The square in front of it holds a market on Fridays.\nThe mayor is Jonas Wilde, elected in 2019.\n"
+        "Visitors may climb the hall's tower from nine until five.\n")
+QUESTIONS = [{"id": name, "question": q, "answer": a, "doc_id": f"{name}.md"} for name, _, q, a in FACTS] + [
+    {"id": "t1", "question": "Who is the mayor?", "answer": "Jonas Wilde", "doc_id": "town.md"},
+    {"id": "t2", "question": "How much does the bell weigh?", "answer": "900 kilograms", "doc_id": "town.md"},
 ]
 # 8 configurations: the index's own chunk size and a re-chunked one (built on the driver, opened by the workers)
 GRID = SearchSpace((Param("chunk_tokens", (200, 24), ""), Param("mode", ("hybrid", "bm25"), ""),
@@ -47,14 +39,15 @@ GRID = SearchSpace((Param("chunk_tokens", (200, 24), ""), Param("mode", ("hybrid
 
 
 class QuoteGenerator:
-    """Answers with the last two words of the first passage: deterministic, and better with some retrieval settings
+    """Answers with the last two words of the lowest-ranked passage: deterministic, and better with some retrieval settings
     than others (the tiny random LM's answers all score 0, so every configuration would tie)."""
 
     model_id = "quote"
 
     def generate(self, batch, max_new_tokens=64):
-        firsts = [next((line for line in m[-1]["content"].splitlines() if line.startswith("[1]")), "") for m in batch]
-        return [Generation(text=" ".join(re.findall(r"[\w,]+", first)[-2:])) for first in firsts]
+        worst = [([line for line in m[-1]["content"].splitlines() if re.match(r"\[\d+\] ", line)] or [""])[0]
+                 for m in batch]  # sources are listed best last: the first is the k-th hit
+        return [Generation(text=" ".join(re.findall(r"[\w,]+", line)[-2:])) for line in worst]
 
 
 def quote_answers(params=None) -> None:
@@ -74,9 +67,10 @@ def setup(tmp_path: Path, tiny_lm_dir: Path, monkeypatch, ray_local) -> dict:
     monkeypatch.setitem(search_space.SEARCH_SPACES, "rag", GRID)
     monkeypatch.chdir(tmp_path)
     Path("docs").mkdir()
-    Path("docs/mill.md").write_text(LONG)
+    Path("docs/town.md").write_text(TOWN)
     index = Index.create(tmp_path / "index", IndexConfig(embed=EmbedConfig(model="hash:64")))
-    index.add_documents([*DOCS, *load_documents(["docs"]).documents])
+    index.add_documents([*(Document(f"{name}.md", text, name.title()) for name, text, _, _ in FACTS),
+                         *load_documents(["docs"]).documents])
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     return {"index": str(tmp_path / "index"), "questions": str(questions), "model": str(tiny_lm_dir), "tmp": tmp_path}

@@ -8,24 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ragtune.types import Document
 from ragtune.workflows import demo
 from ragtune.workflows.compare import CompareConfig
 
 pytest.importorskip("optuna")
-
-DOCS = [
-    Document("harbour.md", "The harbour master is Ilse Varga. The harbour opened in 1952.", "Harbour"),
-    Document("library.md", "The library holds 4,200 charts. It is run by Tomas Brede.", "Library"),
-    Document("kitchen.md", "The kitchen serves soup on Tuesdays. The chef is Anwen Lark.", "Kitchen"),
-    Document("garden.md", "The garden has 12 apple trees. The gardener is Oona Pell.", "Garden"),
-]
-QUESTIONS = [
-    {"id": "a1", "question": "Who is the harbour master?", "answer": "Ilse Varga", "doc_id": "harbour.md"},
-    {"id": "b1", "question": "Who runs the library?", "answer": "Tomas Brede", "doc_id": "library.md"},
-    {"id": "c1", "question": "Who is the chef?", "answer": "Anwen Lark", "doc_id": "kitchen.md"},
-    {"id": "d1", "question": "How many apple trees are there?", "answer": "12", "doc_id": "garden.md"},
-]
+from test_workflow_tune import DOCS, QUESTIONS  # noqa: E402  (six documents, eight questions about four)
 
 
 @pytest.fixture()
