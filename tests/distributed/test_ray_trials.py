@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.generate import registry
 from ragtune.index import Index
 from ragtune.ingest import load_documents
-from ragtune.generate import registry
 from ragtune.types import Document, Generation
 from ragtune.workflows import search_space
 from ragtune.workflows.search_space import Param, SearchSpace
@@ -23,7 +23,7 @@ from ragtune.workflows.search_space import Param, SearchSpace
 pytest.importorskip("optuna")
 pytestmark = pytest.mark.slow  # a Ray instance and workers that load a (tiny) model: seconds each
 
-from test_ray_compare import FACTS  # noqa: E402  (one-sentence documents and their questions)
+from test_ray_compare import FACTS  # one-sentence documents and their questions
 
 # A file long enough that 24-token chunks cut it (the FACTS documents stay one chunk at either size).
 TOWN = ("The town hall clock was wound by Berit Sand every Sunday.\nIts bell weighs 900 kilograms.\n"

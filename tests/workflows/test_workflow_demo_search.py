@@ -12,7 +12,7 @@ from ragtune.workflows import demo
 from ragtune.workflows.compare import CompareConfig
 
 pytest.importorskip("optuna")
-from test_workflow_tune import DOCS, QUESTIONS  # noqa: E402  (six documents, eight questions about four)
+from test_workflow_tune import DOCS, QUESTIONS  # six documents, eight questions about four of them
 
 
 @pytest.fixture()

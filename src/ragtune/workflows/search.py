@@ -310,7 +310,7 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     if not resume:
         trials_path.unlink(missing_ok=True)
     grid = space.size <= budget
-    pruning = prune and not grid and (executor is None or executor.width == 1)
+    pruning = prune and not grid and executor is None  # an executor's trials run elsewhere: never pruned
     target = space.size if grid else budget
     started = time.perf_counter()
     from ragtune.workflows.trial_loop import InProcessTrials, run_trials

@@ -16,6 +16,7 @@ failed: never chosen, never lost, and run again by `--resume`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -188,7 +189,7 @@ def _constrain(trial: Any, excess: Mapping[str, float]) -> None:
     """Tell the sampler how far over each limit the trial was (<= 0: feasible)."""
     if not excess:
         return
-    excess = {name: 1.0 if value != value else value for name, value in excess.items()}  # NaN, not measured: over
+    excess = {name: 1.0 if math.isnan(value) else value for name, value in excess.items()}  # not measured: over
     if hasattr(trial, "set_constraint"):
         for name, value in excess.items():
             trial.set_constraint(name, value)
