@@ -225,8 +225,10 @@ def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks:
 def _spec(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
           examples: list[Example]) -> TrialSpec:
     index_path = str(getattr(chunks.index, "path", config.index))
-    return TrialSpec(arm, examples, arm_config, index_path, str(chunks.root), k=config.k, mode=config.mode,
-                     batch_size=config.batch_size)
+    if "://" not in index_path:  # absolute: a worker process need not share this one's working directory
+        index_path = str(Path(index_path).resolve())
+    return TrialSpec(arm, examples, arm_config, index_path, str(chunks.root.resolve()), k=config.k,
+                     mode=config.mode, batch_size=config.batch_size)
 
 
 def _defaults(config: CompareConfig, arm: str, runner: AnswerTrials, index: Any) -> dict[str, Any]:
