@@ -214,10 +214,11 @@ def test_compare_without_search_has_no_search_section(setup):
     assert not (run / "search").exists() and 'id="search"' not in (run / "report.html").read_text()
 
 
-def test_compare_search_refuses_ray(setup):
+def test_compare_search_takes_its_ray_trials_not_an_answer_executor(setup):
+    """`compare --search --ray` runs the trials on Ray (trials_on) and the test run here: an executor is refused."""
     config = CompareConfig(index=setup["index"], questions=setup["questions"], out=str(setup["tmp"] / "run"),
                            arms=("base",), model=setup["model"], search=2)
-    with pytest.raises(ConfigError, match="drop --ray"):
+    with pytest.raises(ConfigError, match="give its trials to trials_on"):
         run_compare(config, executor=lambda *a: {})
 
 

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         queries_per_day: float = typer.Option(1000, "--queries-per-day", help="Scenario: expected traffic."),
         training_budget_usd: Optional[float] = typer.Option(None, "--training-budget-usd", help="Scenario: training budget."),
         needs_citations: bool = typer.Option(False, "--needs-citations", help="Scenario: answers must cite sources."),
-        ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Answer on Ray workers: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Answer on Ray workers (with --search: run the search's trials there, in parallel, and the test run here): 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
         ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Answering actors with --ray (each loads the model)."),
         cpu_hour_usd: float = typer.Option(0.10, "--cpu-hour-usd", help="Cost model: $ per CPU machine hour."),
         gpu_hour_usd: float = typer.Option(2.50, "--gpu-hour-usd", help="Cost model: $ per GPU machine hour."),
@@ -79,13 +79,18 @@ def register(app: typer.Typer) -> None:
             validation=validation, validation_questions=validation_questions,
             search_train_minutes=search_train_minutes, search_train_usd=search_train_usd,
         )
-        executor = None
-        if ray:
+        executor = trials_on = None
+        if ray and search:  # the search's trials on Ray; the test run answers here, with each arm's winner
+            from ragtune.distributed.ray_cluster import check_address
+            from ragtune.distributed.ray_trials import RayTrials
+
+            trials_on = RayTrials(check_address(ray), workers=ray_workers)
+        elif ray:
             from ragtune.distributed.ray_cluster import check_address
             from ragtune.distributed.ray_compare import RayAnswerExecutor
 
             executor = RayAnswerExecutor(check_address(ray), workers=ray_workers)
-        run_dir = run_compare(config, executor=executor,
+        run_dir = run_compare(config, executor=executor, trials_on=trials_on,
                               on_train_plan=lambda kind, plan: typer.echo(plan.summary(kind), err=True))
         from ragtune.cli.summary import print_run_summary
 

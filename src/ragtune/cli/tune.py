@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         train_epochs: Optional[int] = typer.Option(None, "--train-epochs", min=1, help="With --train: the default epochs (default: per adapter kind)."),
         search_train_minutes: Optional[float] = typer.Option(None, "--search-train-minutes", min=0.01, help="With --train: training beyond M minutes in all is skipped (estimated from the first adapter)."),
         search_train_usd: Optional[float] = typer.Option(None, "--search-train-usd", min=0.000001, metavar="USD", help="With --train: the same budget in $ (training time at the cost model's hourly price)."),
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run trials in parallel on Ray workers (no pruning; trials that train stay here): 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray])."),
+        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Trials at once with --ray (each worker loads the model once)."),
     ) -> None:
         """Search the arm's settings on validation questions: part of --questions (split by document) or synthesised from the index (extra ragtune\\[search])."""
         import json
@@ -59,7 +61,13 @@ def register(app: typer.Typer) -> None:
                             raft_adapter=str(raft_adapter) if raft_adapter else None, train=train,
                             train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
                             search_train_minutes=search_train_minutes, search_train_usd=search_train_usd)
-        result = run_tune(config)
+        trials_on = None
+        if ray:
+            from ragtune.distributed.ray_cluster import check_address
+            from ragtune.distributed.ray_trials import RayTrials
+
+            trials_on = RayTrials(check_address(ray), workers=ray_workers)
+        result = run_tune(config, trials_on=trials_on)
         best = result.to_dict()
         default = best["default_validation"] or {}
         typer.echo(f"{result.arm}: {len(result.trials)} trial(s) ({result.sampler}), chosen {json.dumps(best['params'])}")

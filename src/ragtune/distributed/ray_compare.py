@@ -142,7 +142,7 @@ class RayAnswerExecutor:
             try:
                 rows, peak = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                reason = _first_line(exc)
+                reason = failure_reason(exc)
                 if attempt < self.max_attempts:
                     logger.warning("%s failed (attempt %d of %d), retrying: %s", shard.describe(), attempt,
                                    self.max_attempts, reason)
@@ -162,7 +162,8 @@ class RayAnswerExecutor:
         return peaks
 
 
-def _first_line(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """The first line of why a Ray call failed (the worker's own exception when it raised)."""
     cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the worker's exception
     text = f"{type(cause).__name__}: {cause}".strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -13,10 +13,12 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ragtune.arms import ARMS
+from ragtune.config import GenerateConfig
 from ragtune.errors import InputError
 from ragtune.evaluate.answer_metrics import exact_match_batch, f1_batch
 from ragtune.evaluate.efficiency import latency_summary
@@ -133,6 +135,34 @@ class AnswerTrials:
 
             self._retrievers[key] = open_retriever(index, mode)
         return self._retrievers[key]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What the AnswerTrials of an arm whose training is not searched is built from, in this process or another
+    (a Ray worker builds its own: ragtune.distributed.ray_trials)."""
+
+    arm: str
+    examples: list[Example]
+    generate: GenerateConfig  # the arm's generator (model, adapter, decoding)
+    index_path: str  # the index it retrieves from
+    chunks_root: str  # the folder of that index's re-chunked copies (ChunkIndexes.root)
+    k: int
+    mode: str
+    batch_size: int
+
+    def runner(self, chunks: ChunkIndexes | None = None, *, load_model: bool = True) -> AnswerTrials:
+        """The runner (`chunks`: the driver's own ChunkIndexes, else opened from the folders); without
+        `load_model`, one that only finds indexes (`index_for`, `describe_index`) and cannot answer."""
+        from ragtune.generate import load_generator
+
+        if chunks is None:
+            from ragtune.index import Index
+
+            chunks = ChunkIndexes(Index.open(self.index_path), Path(self.chunks_root))
+        generator = load_generator(self.generate) if load_model else None
+        return AnswerTrials(self.arm, self.examples, generator, chunks.index, AnswerSettings.resolve(self.generate),
+                            k=self.k, mode=self.mode, batch_size=self.batch_size, chunks=chunks)
 
 
 def _metrics(rows: list[dict[str, Any]]) -> TrialMetrics:

@@ -141,7 +141,7 @@ class AnswerExecutor(Protocol):
 
 
 def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *,
-                on_train_plan: Callable[[str, Any], None] | None = None) -> Path:
+                on_train_plan: Callable[[str, Any], None] | None = None, trials_on: Any = None) -> Path:
     """Run the comparison described by `config`; returns the finished run folder.
 
     Steps: check every input (fails fast, before any long work) → open RUN_DIR.partial → train the adapters
@@ -149,11 +149,13 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
     write results, predictions and the report → rename into place → record in the runs DB.
     With an `executor` the answering runs through it (shards on Ray workers) instead of in this process.
     With `config.search`, each arm's settings are first searched on a validation split of the questions
-    (ragtune.workflows.tune) and the arms answer only the test split, each with its winner.
+    (ragtune.workflows.tune) and the arms answer only the test split, each with its winner; `trials_on` runs the
+    search's trials in parallel (ragtune.distributed.ray_trials.RayTrials), the test run staying in this process.
     With config.train_minutes, `on_train_plan(kind, plan)` hears each adapter's training plan before it trains.
     """
     if config.search and executor is not None:
-        raise ConfigError("--search answers in this process: drop --ray, or drop --search")
+        raise ConfigError("--search answers its test run in this process: give its trials to trials_on, not an "
+                          "executor")
     inputs = check_inputs(config)
     partial = _PartialRun(Path(config.out), config.resume)
     write_text_atomic(partial.dir / "config.json", config.model_dump_json(indent=2))
@@ -176,7 +178,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
         if training is not None:
             training.trained = setup.get("training", {})  # the defaults' adapters, not trained again
         search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search",
-                                    arm_indexes=arm_indexes, training=training)
+                                    arm_indexes=arm_indexes, training=training, trials_on=trials_on)
         examples = search.split.test
     groups = [_Group.over(examples, inputs.index, tuned_index, config.mode, freshness=False)]
     if config.freshness:

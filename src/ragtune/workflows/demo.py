@@ -3,6 +3,11 @@
 Builds the index, trains the SFT and RAFT adapters (cached by content hash after the first run), runs every
 arm plus the freshness test and writes the report. The training data is synthesised from the handbook's own
 chunks plus the handbook's training questions; the evaluation questions (test split) are never trained on.
+
+With `search` (opt-in: `ragtune demo --search TRIALS`), the comparison is followed by `compare --search` of the
+arms that need no training to search (rag, raft with the demo's adapter) on the same questions, into RUN/search:
+each arm's settings searched on a validation split of them, the winner and the defaults both run on the rest, so
+the demo can say what searching gained on questions the search never saw (the same code as `ragtune tune`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ QUICK_TRAINING = {
 }
 QUICK_LIMIT = 8
 DEMO_MAX_NEW_TOKENS = 32  # the handbook's answers are a few words; rambling past that only costs time
+SEARCH_ARMS = ("rag", "raft")  # searched by `demo --search`: their trials only answer (no adapter is trained)
+SEARCH_FOLDER = "search"  # RUN/search: the searched comparison's own run folder
 
 
 def sample_dir() -> Path:
@@ -106,8 +113,10 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, qu
     return {kind: str(path) for kind, path in paths.items()}
 
 
-def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False) -> Path:
-    """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING."""
+def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False,
+             search: int | None = None) -> Path:
+    """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING. search:
+    then search SEARCH_ARMS with up to that many trials each (search_demo), into RUN/search."""
     from ragtune.evaluate.cost import Scenario
     from ragtune.workflows.compare import CompareConfig, run_compare
 
@@ -133,4 +142,29 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
         overwrite=True,
         scenario=Scenario(knowledge_change="monthly", needs_citations=False),
     )
-    return run_compare(config)
+    run_dir = run_compare(config)
+    if search:
+        search_demo(config, search, run_dir / SEARCH_FOLDER)
+    return run_dir
+
+
+def search_demo(config: Any, trials: int, out: Path, arms: tuple[str, ...] = SEARCH_ARMS) -> Path:
+    """`compare --search` of `arms` with up to `trials` trials each, on the questions of the demo's comparison
+    `config` (a CompareConfig), into `out` (its run folder, returned); no freshness test."""
+    from ragtune.workflows.compare import run_compare
+
+    searched = config.model_copy(update={"arms": tuple(arms), "search": trials, "freshness": None, "out": str(out),
+                                         "overwrite": True, "resume": False})
+    return run_compare(searched)
+
+
+def search_gains(run_dir: Path) -> list[dict[str, Any]]:
+    """Per searched arm of a `demo --search` run (RUN/search/results.json): the searched and the default settings'
+    test F1, the chosen settings, the trials and the search's seconds."""
+    results = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+    search = results["search"]
+    return [{"arm": arm, "searched_f1": found["test"]["f1"], "default_f1": found["default_test"]["f1"],
+             "gain_f1": found["gain_f1"], "params": found["params"], "default_params": found["default_params"],
+             "trials": found["trials"], "search_s": found["search_s"], "test_questions": search["test_questions"],
+             "validation_questions": search["validation_questions"]}
+            for arm, found in search["arms"].items()]

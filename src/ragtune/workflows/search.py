@@ -26,6 +26,11 @@ have finished, and after PRUNE_WARMUP questions). A pruned trial is recorded wit
 chosen, and a resumed search neither answers it again nor forgets it: it is pruned there too, and the running
 figures of every recorded trial are told to the pruner again, so it judges as the first run did. The defaults
 are never pruned (the baseline a winner must beat question by question).
+
+The trials run through an ask-and-tell loop (ragtune.workflows.trial_loop): one at a time in this process, or
+several at once on Ray (ragtune.distributed.ray_trials), where no trial is pruned (a worker cannot hear the
+pruner mid-trial: each answers every question, its per-batch figures recorded) and a trial whose worker kept
+failing is recorded as failed (never chosen; a resumed search runs it again).
 """
 
 from __future__ import annotations
@@ -38,13 +43,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import ConfigError, InputError, MissingExtraError
 from ragtune.evaluate.cost import CostModel
 from ragtune.evaluate.run_files import write_text_atomic
 from ragtune.evaluate.stats import paired_test
 from ragtune.workflows.search_space import Choice, SearchSpace
+
+if TYPE_CHECKING:
+    from ragtune.workflows.trial_loop import TrialExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +108,6 @@ TrialRunner = Callable[..., TrialMetrics]  # runner(params) or, when pruning, ru
 Report = Callable[[TrialMetrics], None]  # the running figures after each batch; raises to stop a pruned trial
 
 
-class _Pruned(Exception):
-    """Raised through the runner by `report` when the pruner stops the trial."""
-
-
 @dataclass(frozen=True)
 class Limits:
     """The constraints a chosen configuration meets on validation, and the cost model that prices a trial."""
@@ -153,6 +157,12 @@ class Trial:
     pruned: bool = False  # stopped by the pruner: `metrics` are the questions answered by then (never feasible)
     intermediate: tuple[tuple[int, float], ...] = ()  # (questions answered, running F1) told to the pruner
     training: dict[str, Any] | None = None  # its adapter and training seconds, when training is searched
+    failed: str | None = None  # why it could not be run (a Ray worker kept failing): never feasible, run on resume
+
+    @property
+    def retry(self) -> bool:
+        """A resumed search runs this configuration again (it was skipped or failed: it has no figures)."""
+        return bool(self.skipped or self.failed)
 
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {"trial": self.number, "params": self.params,
@@ -160,6 +170,8 @@ class Trial:
                                "seconds": round(self.seconds, 3), "feasible": self.feasible}
         if self.skipped:
             row["skipped"] = self.skipped
+        if self.failed:
+            row["failed"] = self.failed
         if self.pruned:
             row["pruned"] = True
         if self.intermediate:
@@ -175,12 +187,12 @@ class Trial:
         return cls(number=int(row["trial"]), params=dict(row["params"]), metrics=TrialMetrics.from_dict(validation),
                    seconds=float(row["seconds"]), feasible=bool(row["feasible"]),
                    cost_per_1k=None if cost is None else float(cost), skipped=row.get("skipped") or None,
-                   pruned=bool(row.get("pruned")), training=row.get("training"),
+                   pruned=bool(row.get("pruned")), training=row.get("training"), failed=row.get("failed") or None,
                    intermediate=tuple((int(n), float(f1)) for n, f1 in row.get("intermediate") or ()))
 
     def judged(self, limits: Limits) -> Trial:
         """This trial priced and judged by `limits` (a resumed search's own, whatever they were before)."""
-        if self.skipped:
+        if self.retry:
             return replace(self, cost_per_1k=None, feasible=False)
         cost, feasible = limits.judge(self.metrics)
         return replace(self, cost_per_1k=cost, feasible=feasible and not self.pruned)
@@ -231,6 +243,7 @@ class SearchResult:
                 "max_cost_per_1k": self.limits.max_cost_per_1k, "trials": len(self.trials),
                 "feasible_trials": sum(t.feasible for t in self.trials),
                 "skipped_trials": sum(bool(t.skipped) for t in self.trials), "search_s": round(self.seconds, 2),
+                "failed_trials": sum(bool(t.failed) for t in self.trials),
                 "pruned_trials": sum(t.pruned for t in self.trials), "pruner": self.pruner,
                 "versus_defaults": self.versus_defaults, "index": self.index, "training": self.chosen_training()}
 
@@ -251,7 +264,7 @@ def params_key(params: Mapping[str, Choice]) -> str:
 
 def read_trials(path: Path) -> dict[str, Trial]:
     """The trials recorded in trials.jsonl, by configuration (a torn last line from a kill is skipped); a
-    configuration that was skipped and later run is the run."""
+    configuration that was skipped (or failed) and later run is the run."""
     trials: dict[str, Trial] = {}
     if not path.is_file():
         return trials
@@ -261,7 +274,7 @@ def read_trials(path: Path) -> dict[str, Trial]:
         except (ValueError, KeyError, TypeError):
             continue
         key = params_key(trial.params)
-        if key not in trials or (trials[key].skipped and not trial.skipped):
+        if key not in trials or (trials[key].retry and not trial.retry):
             trials[key] = trial
     return trials
 
@@ -271,7 +284,8 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
                cost_model: CostModel | None = None, resume: bool = False, runs_db: str | None = None,
                describe_index: Callable[[Mapping[str, Choice]], dict[str, Any] | None] | None = None,
                prune: bool = False, describe_training: Callable[[Mapping[str, Choice]], dict[str, Any] | None]
-               | None = None, training: dict[str, Any] | None = None) -> SearchResult:
+               | None = None, training: dict[str, Any] | None = None,
+               executor: TrialExecutor | None = None) -> SearchResult:
     """Search `arm`'s `space` (its `defaults` included) with up to `budget` distinct configurations.
 
     `runner(params)` answers the validation questions with one configuration (TrialSkipped: it cannot; with
@@ -280,7 +294,9 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     `describe_training(params)` what a trial's adapter cost; `training` is best.json's word on the arm's
     training (searched, its budget, or why not). Writes out_dir/trials.jsonl (one row per trial, as it
     finishes) and out_dir/best.json; records the trials in the runs database. InputError when no configuration
-    meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`).
+    meets `max_p95_ms` and `max_cost_per_1k` (USD per 1k queries, priced by `cost_model`). `executor` runs the
+    trials elsewhere, several at once (ragtune.distributed.ray_trials; `runner` is then unused): such trials are
+    never pruned, their per-batch figures only recorded. Default: one at a time through `runner`, here.
     """
     optuna = require_optuna()
     if budget < 1:
@@ -294,64 +310,17 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     if not resume:
         trials_path.unlink(missing_ok=True)
     grid = space.size <= budget
-    pruning = prune and not grid
+    pruning = prune and not grid and executor is None  # an executor's trials run elsewhere: never pruned
     target = space.size if grid else budget
-    seen: dict[str, Trial] = {}
     started = time.perf_counter()
+    from ragtune.workflows.trial_loop import InProcessTrials, run_trials
 
-    def run(trial: Any, params: dict[str, Choice]) -> Trial:
-        steps: list[tuple[int, float]] = []
-        partial: list[TrialMetrics] = []
-
-        def report(metrics: TrialMetrics) -> None:
-            steps.append((metrics.n, metrics.f1))
-            partial[:] = [metrics]
-            trial.report(metrics.f1, metrics.n)
-            if params != defaults and trial.should_prune():  # the defaults' figures only guide the pruner
-                raise _Pruned
-
-        t0 = time.perf_counter()
-        pruned, skipped = False, None
-        try:
-            metrics = runner(params, report) if pruning else runner(params)
-        except TrialSkipped as exc:
-            metrics, skipped = NOT_RUN, str(exc)
-            logger.warning("%s: %s skipped: %s", arm, params, skipped)
-        except _Pruned:
-            metrics, pruned = partial[0], True
-            logger.info("%s: %s pruned after %d questions (F1 %.3f so far)", arm, params, metrics.n, metrics.f1)
-        number = max([t.number for t in (*recorded.values(), *seen.values())], default=-1) + 1
-        result = Trial(number, params, metrics, time.perf_counter() - t0, False, skipped=skipped, pruned=pruned,
-                       intermediate=tuple(steps), training=describe_training(params) if describe_training else None)
-        result = result.judged(limits)
-        _append(trials_path, result)
-        logger.info("%s trial %d: %s → F1 %.3f, p95 %.0f ms", arm, number, params, metrics.f1,
-                    metrics.latency_ms_p95)
-        return result
-
-    def objective(trial: Any) -> float:
-        params = {p.name: trial.suggest_categorical(p.name, list(p.choices)) for p in space.params}
-        key = params_key(params)
-        result = seen.get(key)
-        if result is None and key in recorded and not recorded[key].skipped:  # judged by this search's limits
-            result = recorded[key].judged(limits)
-            for n, f1 in result.intermediate if pruning else ():  # the pruner hears its running figures again
-                trial.report(f1, n)
-        # (a repeat within this search reports nothing: one configuration is one voice in the pruner's median)
-        if result is None:
-            result = run(trial, params)
-        seen.setdefault(key, result)
-        if result.pruned:
-            raise optuna.TrialPruned()
-        _constrain(trial, limits.excess(result.metrics))
-        return result.metrics.f1
-
-    def enough(study: Any, _trial: Any) -> None:
-        if len(seen) >= target:
-            study.stop()
-
-    sampler = (optuna.samplers.GridSampler(space.grid(), seed=seed) if grid
+    if executor is None:
+        executor = InProcessTrials(runner, pruning=pruning, defaults=defaults, arm=arm,
+                                   describe_training=describe_training)
+    sampler = (_grid_sampler(optuna, space, seed) if grid
                else optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, budget // 3)),
+                                               constant_liar=executor.width > 1,  # trials running at once
                                                **_constraints_func(optuna, limits)))
     # n_min_trials: PRUNE_STARTUP distinct configurations with figures at that step (repeats have none)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP,
@@ -364,7 +333,9 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
             study.enqueue_trial(defaults)  # the defaults are the first trial: the baseline the search must beat
         # TPE may propose a configuration again; those repeats cost nothing, and the cap ends a search that
         # keeps repeating itself before it has `target` distinct ones.
-        study.optimize(objective, n_trials=target if grid else 20 * target + 20, callbacks=[enough])
+        seen = run_trials(study, space, executor, target=target, max_asks=target if grid else 20 * target + 20,
+                          recorded=recorded, limits=limits, pruning=pruning,
+                          record=lambda trial: _append(trials_path, trial))
     finally:
         optuna.logging.set_verbosity(verbosity)
     trials = sorted(seen.values(), key=lambda t: t.number)
@@ -383,7 +354,7 @@ def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits:
     limits only ever exclude: they never break a tie."""
     feasible = [t for t in trials if t.feasible]
     if not feasible:
-        fastest = min((t.metrics.latency_ms_p95 for t in trials if not t.skipped), default=math.nan)
+        fastest = min((t.metrics.latency_ms_p95 for t in trials if not t.retry), default=math.nan)
         costs = [t.cost_per_1k for t in trials if t.cost_per_1k is not None]
         cheapest = f", the cheapest ${min(costs):.6f} per 1k queries" if costs and limits.max_cost_per_1k else ""
         raise InputError(f"no configuration of arm {arm!r} meets {limits.describe()} on validation "
@@ -409,23 +380,22 @@ def _confirmed(best: Trial, trials: list[Trial], defaults: Mapping[str, Choice],
     return (best if switched else default), versus
 
 
+def _grid_sampler(optuna: Any, space: SearchSpace, seed: int) -> Any:
+    """optuna's GridSampler for an ask-and-tell loop: it stops the study itself when the grid is done, which only
+    `study.optimize` allows; the loop asks exactly the grid's size instead."""
+
+    class AskedGrid(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return AskedGrid(space.grid(), seed=seed)
+
+
 def _constraints_func(optuna: Any, limits: Limits) -> dict[str, Any]:
     """optuna < 5 reads constraints through TPESampler(constraints_func=...); 5 through Trial.set_constraint."""
     if not limits.describe() or hasattr(optuna.trial.Trial, "set_constraint"):
         return {}
     return {"constraints_func": lambda frozen: list(frozen.user_attrs["constraints"])}
-
-
-def _constrain(trial: Any, excess: Mapping[str, float]) -> None:
-    """Tell the sampler how far over each limit the trial was (<= 0: feasible)."""
-    if not excess:
-        return
-    excess = {name: 1.0 if math.isnan(value) else value for name, value in excess.items()}  # not measured: over
-    if hasattr(trial, "set_constraint"):
-        for name, value in excess.items():
-            trial.set_constraint(name, value)
-    else:
-        trial.set_user_attr("constraints", list(excess.values()))
 
 
 def _append(path: Path, trial: Trial) -> None:

@@ -10,6 +10,10 @@ re-chunked into the search folder (ragtune.workflows.chunk_indexes), shared by t
 and used again for the test run of the arm that chose it. With `--train` and no adapter given, a tuned arm's
 epochs and learning rate are searched too: each pair's adapter is trained once into the search folder, within the
 training budget (ragtune.workflows.trained_adapters), and the test run answers with the chosen one.
+With `trials_on` (`--ray`) the trials of an arm that trains nothing run several at once on Ray workers
+(ragtune.distributed.ray_trials); an arm whose search trains adapters keeps its trials here, one at a time (each
+trains a model: several at once beside the answering workers would overload a machine), and `compare --search`
+answers its test run here.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -34,12 +39,15 @@ from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.chunk_indexes import ChunkIndexes
 from ragtune.workflows.compare_inputs import CompareConfig, arm_generate_config, check_inputs
-from ragtune.workflows.answer_trials import AnswerTrials
+from ragtune.workflows.answer_trials import AnswerTrials, TrialSpec
 from ragtune.workflows.search import SearchResult, Trial, TrialMetrics, require_optuna, search_arm
 from ragtune.workflows.search_space import default_params, space_for
 from ragtune.workflows.trained_adapters import SearchTraining
 from ragtune.workflows.validation_split import (DEFAULT_VALIDATION_SHARE, Split, split_by_document, synth_size,
                                                 synthesize_validation)
+
+if TYPE_CHECKING:
+    from ragtune.workflows.trial_loop import TrialExecutor, TrialPool
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +107,10 @@ class TuneConfig(StrictModel):
                              runs_db=self.runs_db)  # overwrite: --out is checked by run_tune, not as a run folder
 
 
-def run_tune(config: TuneConfig) -> SearchResult:
+def run_tune(config: TuneConfig, trials_on: TrialPool | None = None) -> SearchResult:
     """Split the questions (or synthesise validation questions), search the arm on validation; writes config.json,
-    split.json, trials.jsonl and best.json in out (and validation.jsonl when synthesised)."""
+    split.json, trials.jsonl and best.json in out (and validation.jsonl when synthesised). `trials_on`: run the
+    trials there, several at once (ragtune.distributed.ray_trials.RayTrials), else one at a time here."""
     parse_arms([config.arm])  # a known arm, else InputError naming the choices
     check_untuned_retriever(config.arm, "tune")
     if config.validation_source == "split" and not config.questions:
@@ -119,7 +128,7 @@ def run_tune(config: TuneConfig) -> SearchResult:
     arm_config = arm_generate_config(compare, inputs.adapters, config.arm)
     chunks = ChunkIndexes.under(inputs.index, out)
     training = SearchTraining(compare, inputs.index, out) if compare.train else None
-    return _search(compare, config.arm, arm_config, chunks, split.validation, out, training)
+    return _search(compare, config.arm, arm_config, chunks, split.validation, out, training, trials_on)
 
 
 def split_questions(examples: list[Example], config: CompareConfig, out: Path, index: Any) -> Split:
@@ -154,15 +163,30 @@ def split_questions(examples: list[Example], config: CompareConfig, out: Path, i
 
 
 def _search(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
-            examples: list[Example], out: Path, training: SearchTraining | None = None) -> SearchResult:
-    runner = _runner(config, arm, arm_config, chunks, examples, training)
+            examples: list[Example], out: Path, training: SearchTraining | None = None,
+            trials_on: TrialPool | None = None) -> SearchResult:
+    """Search one arm: its trials one at a time here, or on `trials_on` — except those that train an adapter,
+    which stay here one at a time (each trains a model: too heavy to run several at once beside the answering)."""
+    if trials_on is not None and _trains(config, arm, training):
+        logger.info("%s: the search trains its adapters, so its trials run here, one at a time", arm)
+    if trials_on is None or _trains(config, arm, training):
+        return _search_with(config, arm, _runner(config, arm, arm_config, chunks, examples, training), chunks, out,
+                            training)
+    spec = _spec(config, arm, arm_config, chunks, examples)
+    runner = spec.runner(chunks, load_model=False)  # here: only finds (and builds) each chunk size's index
+    with trials_on.executor(spec, runner.index_for) as executor:
+        return _search_with(config, arm, runner, chunks, out, training, executor)
+
+
+def _search_with(config: CompareConfig, arm: str, runner: AnswerTrials, chunks: ChunkIndexes, out: Path,
+                 training: SearchTraining | None, executor: TrialExecutor | None = None) -> SearchResult:
     trains = runner.adapters is not None
     return search_arm(arm, space_for(arm, train=trains), _defaults(config, arm, runner, chunks.index), runner, out,
                       budget=config.search or 1, seed=config.seed, max_p95_ms=config.max_p95_ms,
                       max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
                       resume=config.resume, runs_db=config.runs_db, describe_index=runner.describe_index,
                       prune=True, describe_training=runner.describe_training if trains else None,
-                      training=_training_note(config, arm, training))
+                      training=_training_note(config, arm, training), executor=executor)
 
 
 def _trains(config: CompareConfig, arm: str, training: SearchTraining | None) -> bool:
@@ -187,9 +211,7 @@ def _training_note(config: CompareConfig, arm: str, training: SearchTraining | N
 def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
             examples: list[Example], training: SearchTraining | None = None) -> AnswerTrials:
     if not _trains(config, arm, training):
-        return AnswerTrials(arm, examples, load_generator(arm_config), chunks.index,
-                            AnswerSettings.resolve(arm_config), k=config.k, mode=config.mode,
-                            batch_size=config.batch_size, chunks=chunks)
+        return _spec(config, arm, arm_config, chunks, examples).runner(chunks)
     kind = ARMS[arm].adapter
     adapters, defaults = training.adapters(kind), training.defaults(kind)
     # resolved as with the adapter the defaults train (an adapter answers plain prompts), before it is trained
@@ -198,6 +220,15 @@ def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks:
                         batch_size=config.batch_size, chunks=chunks, adapters=adapters,
                         load=lambda path: load_generator(arm_config.model_copy(update={"adapter": path})),
                         defaults=defaults)
+
+
+def _spec(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
+          examples: list[Example]) -> TrialSpec:
+    index_path = str(getattr(chunks.index, "path", config.index))
+    if "://" not in index_path:  # absolute: a worker process need not share this one's working directory
+        index_path = str(Path(index_path).resolve())
+    return TrialSpec(arm, examples, arm_config, index_path, str(chunks.root.resolve()), k=config.k,
+                     mode=config.mode, batch_size=config.batch_size)
 
 
 def _defaults(config: CompareConfig, arm: str, runner: AnswerTrials, index: Any) -> dict[str, Any]:
@@ -281,20 +312,22 @@ def _trial_point(trial: Trial) -> dict[str, Any]:
 def search_for_compare(config: CompareConfig, index: Any, examples: list[Example],
                        arm_configs: dict[str, GenerateConfig], out: Path,
                        arm_indexes: Mapping[str, Any] | None = None,
-                       training: SearchTraining | None = None) -> ComparisonSearch:
+                       training: SearchTraining | None = None, trials_on: TrialPool | None = None) -> ComparisonSearch:
     """`compare --search`: split, search every arm on validation (out/<arm>/), score each arm's defaults on test
     when the search chose something else. `arm_indexes[arm]`: the index an arm retrieves from instead of `index`
     (the re-embedded one of the tuned-retriever arms); `training` (with --train): the adapters the search trains
-    into out/adapters/, shared by the arms of one kind."""
+    into out/adapters/, shared by the arms of one kind; `trials_on`: where the trials run (see run_tune), one
+    session for every arm."""
     split = split_questions(examples, config, out, index)
     arms = {}
     chunks_of: dict[int, ChunkIndexes] = {}  # by source index: arms over one index share its re-chunked copies
-    for arm in config.arms:
-        arm_index = (arm_indexes or {}).get(arm, index)
-        chunks = chunks_of.setdefault(id(arm_index), ChunkIndexes.under(arm_index, out))
-        search = _search(config, arm, arm_configs[arm], chunks, split.validation, out / arm, training)
-        default_test = None
-        if search.best.params != search.defaults:
-            default_test = _runner(config, arm, arm_configs[arm], chunks, split.test, training)(search.defaults)
-        arms[arm] = ArmSearch(search, default_test, chunks, out)
+    with trials_on.session() if trials_on is not None else nullcontext():
+        for arm in config.arms:
+            arm_index = (arm_indexes or {}).get(arm, index)
+            chunks = chunks_of.setdefault(id(arm_index), ChunkIndexes.under(arm_index, out))
+            search = _search(config, arm, arm_configs[arm], chunks, split.validation, out / arm, training, trials_on)
+            default_test = None
+            if search.best.params != search.defaults:
+                default_test = _runner(config, arm, arm_configs[arm], chunks, split.test, training)(search.defaults)
+            arms[arm] = ArmSearch(search, default_test, chunks, out)
     return ComparisonSearch(split, arms)
