@@ -71,3 +71,21 @@ def test_quiet_ingest_with_the_bundled_embedder_prints_no_bar(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert "Loading weights" not in done.stderr and "Embedding" not in done.stderr
     assert done.stderr.strip() == "", done.stderr
+
+
+def test_stages_are_numbered_on_stderr_and_silenced_with_the_bars(capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtune.progress import Stages, set_progress
+    from ragtune.workflows.demo import DEMO_STAGES
+
+    monkeypatch.delenv("RAGTUNE_NO_PROGRESS", raising=False)
+    stages = Stages(list(DEMO_STAGES[:3]))
+    set_progress(True)
+    try:
+        stages.start(DEMO_STAGES[1])
+        assert capsys.readouterr().err == f"[2/3] {DEMO_STAGES[1]}\n"
+        set_progress(False)  # -q
+        stages.start(DEMO_STAGES[2])
+        assert capsys.readouterr().err == ""
+    finally:
+        set_progress(False)

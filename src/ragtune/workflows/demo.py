@@ -113,6 +113,15 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, qu
     return {kind: str(path) for kind, path in paths.items()}
 
 
+# What the demo tells the user it is doing, numbered "[i/n]" on stderr (the last only with --search); -q silences it.
+DEMO_STAGES = (
+    "Indexing the sample handbook",
+    "Synthesising questions and fine-tuning the SFT and RAFT adapters (cached after the first run)",
+    "Comparing the arms on the test questions, then the freshness test and the report",
+    "Searching the rag and raft arms' settings",
+)
+
+
 def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: int = 0, quick: bool = False,
              search: int | None = None) -> Path:
     """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING. search:
@@ -120,11 +129,16 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
     from ragtune.evaluate.cost import Scenario
     from ragtune.workflows.compare import CompareConfig, run_compare
 
+    from ragtune.progress import Stages
+
+    stages = Stages(list(DEMO_STAGES[: 4 if search else 3]))
     work = cache_dir() / "demo"
     sample = sample_dir()
     test_questions = _split_questions(sample / "questions.jsonl", "test", work / "questions_test.jsonl")
     train_questions = _split_questions(sample / "questions.jsonl", "train", work / "questions_train.jsonl")
+    stages.start(DEMO_STAGES[0])
     index = build_demo_index(work)
+    stages.start(DEMO_STAGES[1])
     adapters = demo_adapters(index, work, train_questions, seed=seed, quick=quick)
     if quick:
         limit = min(limit or QUICK_LIMIT, QUICK_LIMIT)
@@ -142,8 +156,10 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
         overwrite=True,
         scenario=Scenario(knowledge_change="monthly", needs_citations=False),
     )
+    stages.start(DEMO_STAGES[2])
     run_dir = run_compare(config)
     if search:
+        stages.start(DEMO_STAGES[3])
         search_demo(config, search, run_dir / SEARCH_FOLDER)
     return run_dir
 
