@@ -19,9 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ragtune.version import __version__
 from ragtune.paths import cache_dir
 from ragtune.sample import SAMPLE_DIR
+from ragtune.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,11 @@ def _training_code_digest() -> str:
 
 def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
-    from ragtune.workflows.train_arms import DEFAULT_EPOCHS, train_adapters, training_examples
+    from ragtune.workflows.train_arms import (
+        DEFAULT_EPOCHS,
+        train_adapters,
+        training_examples,
+    )
 
     training = QUICK_TRAINING if quick else DEMO_TRAINING
     key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training}, seed)
@@ -127,9 +131,8 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
     """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING. search:
     then search SEARCH_ARMS with up to that many trials each (search_demo), into RUN/search."""
     from ragtune.evaluate.cost import Scenario
-    from ragtune.workflows.compare import CompareConfig, run_compare
-
     from ragtune.progress import Stages
+    from ragtune.workflows.compare import CompareConfig, run_compare
 
     stages = Stages(list(DEMO_STAGES[: 4 if search else 3]))
     work = cache_dir() / "demo"
