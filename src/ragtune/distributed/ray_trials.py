@@ -29,7 +29,7 @@ from typing import Any
 from ragtune.distributed.ray_cluster import LOCAL, ray_session, worker_env
 from ragtune.distributed.ray_compare import failure_reason
 from ragtune.workflows.answer_trials import TrialSpec
-from ragtune.workflows.search import NOT_RUN, TrialMetrics, TrialSkipped
+from ragtune.workflows.trial_types import NOT_RUN, TrialMetrics, TrialSkipped
 from ragtune.workflows.search_space import Choice
 from ragtune.workflows.trial_loop import TrialOutcome
 

@@ -26,7 +26,7 @@ from ragtune.evaluate.harness import run_arm
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.chunk_indexes import ChunkIndexes, doc_level_gold
-from ragtune.workflows.search import Report, TrialMetrics, TrialSkipped, params_key
+from ragtune.workflows.trial_types import Report, TrialMetrics, TrialSkipped, params_key
 from ragtune.workflows.search_space import Choice, training_params, with_params
 from ragtune.workflows.trained_adapters import OverBudget, TrainedAdapters
 

@@ -24,7 +24,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ragtune.workflows.search import (
+from ragtune.workflows.search_space import Choice, SearchSpace
+from ragtune.workflows.trial_types import (
     NOT_RUN,
     Limits,
     Trial,
@@ -33,7 +34,6 @@ from ragtune.workflows.search import (
     TrialSkipped,
     params_key,
 )
-from ragtune.workflows.search_space import Choice, SearchSpace
 
 logger = logging.getLogger(__name__)
 
