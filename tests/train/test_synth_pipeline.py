@@ -242,3 +242,20 @@ def test_write_to_a_directory_or_unwritable_place_is_an_input_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="cannot write"):
         write_qa_jsonl([], blocker / "qa.jsonl")
+
+
+def test_cloze_questions_fill_up_what_the_rules_leave_and_pass_every_filter():
+    rules = synthesize_qa(HANDBOOK, None, per_chunk=4, seed=0, questions="rules")
+    cloze = synthesize_qa(HANDBOOK, None, per_chunk=4, seed=0, questions="cloze")
+    methods = [e.metadata["method"] for e in cloze.examples]
+    assert len(cloze.examples) > len(rules.examples) and "cloze" in methods
+    # the rules' questions are all kept; the wh-cloze ones only add
+    assert {e.question for e in rules.examples} <= {e.question for e in cloze.examples}
+    by_id = {c.chunk_id: c for c in HANDBOOK}
+    for example in cloze.examples:
+        assert check_pair(example.question, example.answer, by_id[example.chunk_id].text) is None
+    assert max(sum(e.chunk_id == c.chunk_id for e in cloze.examples) for c in HANDBOOK) <= 4
+    # no model is needed, and a generator given is not asked
+    generator = ScriptedGenerator()
+    assert synthesize_qa(HANDBOOK, generator, per_chunk=4, seed=0, questions="cloze").examples == cloze.examples
+    assert generator.calls == []

@@ -144,3 +144,30 @@ def test_trained_adapter_paths_in_results_point_into_the_finished_run(town):
 def test_train_minutes_without_train_is_a_config_error(town):
     with pytest.raises(ConfigError, match="--train-minutes"):
         run_compare(_train_run(town, train=False, raft_adapter=None, train_minutes=1.0, arms=("base",)))
+
+
+def test_compare_train_synthesises_raft_questions_by_rules_and_trains_without_lora_dropout(town, monkeypatch):
+    """Issue 18: RAFT's defaults — rule-written questions (up to 4 per chunk, no paraphrases, so no model is
+    loaded to write them) and no LoRA dropout; SFT keeps the LLM's questions and paraphrases."""
+    import ragtune.generate
+    import ragtune.train.trainer as trainer
+    from ragtune.workflows import train_arms
+
+    def no_model(config):
+        raise AssertionError("RAFT's questions are written by rules: no model may be loaded for them")
+
+    monkeypatch.setattr(ragtune.generate, "load_generator", no_model)
+    seen = {}
+    real = trainer.finetune
+
+    def recording(train, out_dir, config, **kwargs):
+        seen["dropout"], seen["examples"] = config.lora_dropout, len(train)
+        return real(train, out_dir, config, **kwargs)
+
+    monkeypatch.setattr(trainer, "finetune", recording)
+    run_compare(_train_run(town, train_data=None, k=2))
+    synthesised = train_arms.training_examples(Index.open(town["index"]), None, kind="raft")
+    assert {e.metadata["method"] for e in synthesised} == {"rules"} and seen["examples"] == len(synthesised)
+    assert all(sum(e.chunk_id == c for e in synthesised) <= 4 for c in {e.chunk_id for e in synthesised})
+    assert seen["dropout"] == 0.0
+    assert train_arms.SYNTHESIS["sft"]["questions"] == "auto" and train_arms.SYNTHESIS["sft"]["paraphrases"] == 1

@@ -20,7 +20,7 @@ _INTRO = {"as", "when", "after", "although", "because", "since", "while", "howev
           "during", "following", "before", "once", "unlike", "in", "on", "at", "by", "for", "from", "with", "under",
           "between", "over", "throughout", "additionally", "moreover", "furthermore", "today", "later", "meanwhile",
           "also", "thus", "therefore", "instead", "nevertheless", "originally", "eventually", "finally", "then",
-          "according", "like", "until", "upon", "within", "whereas", "unlike", "along", "among", "without"}
+          "according", "like", "until", "upon", "within", "whereas", "along", "among", "without"}
 _ABSORBED = {
     "When": {"on", "in", "at", "during", "since", "by", "around", "from", "until", "every", "each"},
     "In what year": {"in"},
@@ -156,12 +156,18 @@ def rule_question(text: str, span: AnswerSpan) -> str | None:
     >>> rule_question(t, next(s for s in extract_answer_spans(t) if s.kind == "date"))
     'When was the game played?'
     """
-    sentence = text[span.sentence_start : span.sentence_end].rstrip(".!?")
-    cleaned = _drop_parentheticals(sentence, span.start - span.sentence_start, span.end - span.sentence_start)
+    cleaned = answer_sentence(text, span)
     if cleaned is None:
         return None
     sentence, a, b = cleaned
     return _clause_question(span, sentence, a, b, text) or _appositive_question(span, sentence, a, b)
+
+
+def answer_sentence(text: str, span: AnswerSpan) -> tuple[str, int, int] | None:
+    """span's sentence without its end mark and the parentheticals not holding the answer, with the answer's
+    offsets in it; None when the answer sits inside a parenthetical."""
+    sentence = text[span.sentence_start : span.sentence_end].rstrip(".!?")
+    return _drop_parentheticals(sentence, span.start - span.sentence_start, span.end - span.sentence_start)
 
 
 def _appositive_question(span: AnswerSpan, sentence: str, a: int, b: int) -> str | None:

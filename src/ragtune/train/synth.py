@@ -3,7 +3,8 @@
 1. candidate answers: short spans of the chunk (dates, numbers, names, defined terms; `answer_spans`),
    drawn with a seeded, per-chunk RNG that favours informative kinds and different sentences;
 2. a question per span: the rule-based wh-transformation of its sentence (`question_rules`), or — for chunks
-   where the rules found none, or with questions="llm" — the LLM with a few-shot answer-aware prompt;
+   where the rules found none, or with questions="llm" — the LLM with a few-shot answer-aware prompt; with
+   questions="cloze", a wh-cloze question (`cloze_questions`) for the spans the rules cannot transform;
 3. filters, each counted by reason: the answer must be a span of the chunk, absent from the question; the
    question a 4–30-word sentence ending in '?', not a duplicate; optionally a round trip (the model, given the
    chunk and the question, answers something overlapping the answer);
@@ -34,13 +35,20 @@ from ragtune.generate.base import Generator, Messages
 from ragtune.progress import progress_task
 from ragtune.text import normalize_answer, token_f1
 from ragtune.train.answer_spans import AnswerSpan, choose_spans, extract_answer_spans
-from ragtune.train.paraphrase import clean_question, keeps_meaning, paraphrase_with_model, paraphrase_with_rules
+from ragtune.train.cloze_questions import cloze_question
+from ragtune.train.paraphrase import (
+    clean_question,
+    keeps_meaning,
+    paraphrase_with_model,
+    paraphrase_with_rules,
+)
 from ragtune.train.question_rules import rule_question
 from ragtune.types import Chunk, Example
 
 logger = logging.getLogger(__name__)
 
-QuestionMode = Literal["auto", "rules", "llm"]
+QuestionMode = Literal["auto", "rules", "llm", "cloze"]
+QUESTION_MODES = ("auto", "rules", "llm", "cloze")
 MIN_QUESTION_WORDS = 4
 MAX_QUESTION_WORDS = 30
 REJECT_REASONS = ("no_question", "empty", "answer_not_in_chunk", "answer_in_question", "no_question_mark",
@@ -165,18 +173,19 @@ def synthesize_qa(
     """Question/answer pairs from chunks, each with its chunk as the gold passage; generator None = rules only.
 
     questions: "rules" (wh-transformation of the answer's sentence), "llm" (few-shot answer-aware question
-    generation for every span) or "auto" (rules; the LLM only for chunks where the rules found no question).
+    generation for every span), "auto" (rules; the LLM only for chunks where the rules found no question) or
+    "cloze" (rules, then wh-cloze questions for the spans the rules cannot transform, up to per_chunk; no LLM).
     Deterministic: the same chunks, seed and (greedy) generator give the same examples.
     """
     if per_chunk < 1:
         raise ConfigError(f"per_chunk must be at least 1, got {per_chunk}")
     if paraphrases < 0:
         raise ConfigError(f"paraphrases must be 0 or more, got {paraphrases}")
-    if questions not in ("auto", "rules", "llm"):
-        raise ConfigError(f"questions must be 'auto', 'rules' or 'llm', got {questions!r}")
+    if questions not in QUESTION_MODES:
+        raise ConfigError(f"questions must be one of {', '.join(QUESTION_MODES)}, got {questions!r}")
     if generator is None and (questions == "llm" or round_trip):
         raise ConfigError("questions='llm' and round_trip need a generator (got None: rules only)")
-    use_llm = generator is not None and questions != "rules"
+    use_llm = generator is not None and questions not in ("rules", "cloze")
     rejected: Counter[str] = Counter()
     seen: set[str] = set()
     kept: list[_Candidate] = []
@@ -220,13 +229,23 @@ def _questions_for_chunks(
             question = rule_question(chunk.text, span) if mode != "llm" else None
             candidate = _Candidate(chunk, span, question or "", "rules")
             if question is None:
-                if generator is not None and len(fallbacks) < 2 * per_chunk:
+                if mode == "cloze" or generator is not None and len(fallbacks) < 2 * per_chunk:
                     fallbacks.append(candidate)
                 else:
                     rejected["no_question"] += 1
                 continue
             if _accept(candidate, rejected, seen):
                 kept.append(candidate)
+        if mode == "cloze":
+            for candidate in fallbacks:
+                if len(kept) >= per_chunk:
+                    break
+                candidate.question, candidate.method = cloze_question(chunk.text, candidate.span) or "", "cloze"
+                if candidate.question and _accept(candidate, rejected, seen):
+                    kept.append(candidate)
+                elif not candidate.question:
+                    rejected["no_question"] += 1
+            fallbacks = []
         kept_by_chunk.append(kept)
         # Measured on SQuAD (bench/bench_synth.py) the bundled model's questions are far worse than the rules'
         # (token F1 to the human question 0.25 vs 0.44, often about the wrong thing), so "auto" asks it only

@@ -251,9 +251,9 @@ def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
 
 def _train_missing_adapters(config: CompareConfig, inputs: CompareInputs, out_dir: Path, setup: dict[str, Any],
                             on_plan: Callable[[str, Any], None] | None = None,
-                            examples: Callable[[], list[Example]] | None = None) -> dict[str, str | None]:
+                            examples: Callable[[str], list[Example]] | None = None) -> dict[str, str | None]:
     """The adapter folder per kind: with --train, the ones the arms need and were not given are trained into
-    out_dir (recorded in setup["training"]), on `examples()` when given (the ones the search trains on).
+    out_dir (recorded in setup["training"]), on `examples(kind)` when given (the ones the search trains on).
 
     RAFT trains on the layout the raft arm answers with: k passages (the oracle and k-1 distractors, or k
     distractors) whose distractors come from the run's retrieval mode."""
@@ -263,10 +263,10 @@ def _train_missing_adapters(config: CompareConfig, inputs: CompareInputs, out_di
     if not (config.train and missing):
         return adapters
     settings = {"raft": {"distractors": config.k - 1, "retrieve_mode": config.mode}}
+    chosen = {kind: examples(kind) for kind in missing} if examples else None
     trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
-                             train_data=config.train_data, examples=examples() if examples else None,
-                             epochs=config.train_epochs, seed=config.seed,
-                             settings=settings, train_minutes=config.train_minutes, on_plan=on_plan)
+                             train_data=config.train_data, examples=chosen, epochs=config.train_epochs,
+                             seed=config.seed, settings=settings, train_minutes=config.train_minutes, on_plan=on_plan)
     for kind, info in trained.items():
         adapters[kind] = str(info["path"])
         setup.setdefault("training", {})[kind] = info

@@ -97,19 +97,23 @@ def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, qu
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
     from ragtune.workflows.train_arms import (
         DEFAULT_EPOCHS,
+        SYNTHESIS,
+        TRAINING,
         train_adapters,
         training_examples,
     )
 
     training = QUICK_TRAINING if quick else DEMO_TRAINING
-    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training}, seed)
+    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training,
+                                            "synthesis": SYNTHESIS, "defaults": TRAINING}, seed)
     folder = work / "adapters" / key
     paths = {kind: folder / kind for kind in ("sft", "raft")}
     missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]
     if missing:
         logger.info("training demo adapters %s into %s", missing, folder)
-        synthesised = training_examples(index, None, seed=seed, rules_only=quick)
-        examples = synthesised + training_examples(index, str(train_file))
+        given = training_examples(index, str(train_file))
+        examples = {kind: training_examples(index, None, kind=kind, seed=seed, rules_only=quick) + given
+                    for kind in missing}
         train_adapters(index, missing, folder, examples=examples, seed=seed, settings=training)
         for stale in (work / "adapters").iterdir():
             if stale.name != key:

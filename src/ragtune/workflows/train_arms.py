@@ -23,6 +23,19 @@ logger = logging.getLogger(__name__)
 # Measured on the bundled 135M model (2 CPU cores): closed-book facts need ~10 epochs at lr 1e-3;
 # reading from passages (RAFT) is learnt in 1-2 epochs.
 DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
+# How each kind's training questions are synthesised when no QA file is given (ragtune.train.synth.synthesize_qa).
+# SFT (closed-book facts) keeps the LLM's paraphrases: a fact learnt in one wording only is not recalled in
+# another. RAFT reads its answer from the passages: measured on SQuAD articles 4-6 (bench/bench_raft_mix.py, 100
+# questions, rag F1 0.233), rule-written questions alone, up to 4 per chunk, gave raft F1 0.392 (+0.159, p = 0.001);
+# the LLM's questions and paraphrases (the former default: 2 per chunk, 1 paraphrase) had given +0.05 on new
+# articles. Rules need no model: synthesis takes a second instead of minutes.
+SYNTHESIS = {
+    "sft": {"per_chunk": 2, "paraphrases": 1, "questions": "auto"},
+    "raft": {"per_chunk": 4, "paraphrases": 0, "questions": "rules"},
+}
+# FinetuneConfig fields a kind trains with unless told otherwise. RAFT without LoRA dropout: the dropout masks
+# (a Bernoulli draw per LoRA input) took ~25% of a CPU training step, and without them the run above was trained.
+TRAINING: dict[str, dict[str, Any]] = {"raft": {"lora_dropout": 0.0}}
 _DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences", "retrieve_mode")
 
 
@@ -31,13 +44,13 @@ def training_examples(
     train_data: str | Sequence[str] | None,
     *,
     model: str = BUNDLED,
-    per_chunk: int = 2,
-    paraphrases: int = 1,
+    kind: str = "sft",
     seed: int = 0,
     rules_only: bool = False,
 ) -> list[Example]:
-    """QA examples to train on: the given file(s), or synthesised from every chunk of the index (by the LLM and
-    rules, or rules_only: rule-written questions and paraphrases, no model)."""
+    """QA examples to train on: the given file(s), or synthesised from every chunk of the index with the
+    settings of the adapter kind (SYNTHESIS; rules_only: no model — the LLM's questions and paraphrases are
+    left out)."""
     if train_data:
         from ragtune.train.data import load_examples
 
@@ -51,14 +64,22 @@ def training_examples(
         if not examples:
             raise InputError(f"no valid training examples in {files}")
         return examples
-    from ragtune.generate import load_generator
     from ragtune.train.synth import synthesize_qa
 
-    generator = None if rules_only else load_generator(GenerateConfig(model=model))
-    result = synthesize_qa(index.chunks(), generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed)
+    if kind not in SYNTHESIS:
+        raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
+    synthesis = dict(SYNTHESIS[kind])
+    if rules_only and synthesis["questions"] in ("auto", "llm"):
+        synthesis["questions"] = "rules"
+    generator = None
+    if not rules_only and (synthesis["questions"] in ("auto", "llm") or synthesis["paraphrases"]):
+        from ragtune.generate import load_generator
+
+        generator = load_generator(GenerateConfig(model=model))
+    result = synthesize_qa(index.chunks(), generator, seed=seed, **synthesis)
     if not result.examples:
         raise InputError(f"no training questions could be synthesised from the index (rejected: {result.rejected})")
-    logger.info("synthesised %d training questions (rejected %s)", len(result.examples), result.rejected)
+    logger.info("synthesised %d %s training questions (rejected %s)", len(result.examples), kind, result.rejected)
     return list(result.examples)
 
 
@@ -69,7 +90,7 @@ def train_adapters(
     *,
     model: str = BUNDLED,
     train_data: str | Sequence[str] | None = None,
-    examples: Sequence[Example] | None = None,
+    examples: Sequence[Example] | Mapping[str, Sequence[Example]] | None = None,
     epochs: float | None = None,
     seed: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
@@ -82,6 +103,8 @@ def train_adapters(
     "max_examples" (a seeded sample) and, for RAFT, "distractors", "p_oracle" and "retrieve_mode" (distractors').
     `train_minutes`: each kind's examples and epochs are cut to fit that many minutes on this machine
     (ragtune.train.budget; the plan is given to `on_plan(kind, plan)` before training and recorded as "plan").
+    `examples`: the QA examples of every kind, or {kind: examples}; None: `train_data`, else each kind's own
+    synthesis (training_examples).
     """
     from ragtune.train.builders import build_training_set, export_jsonl
     from ragtune.train.config import FinetuneConfig
@@ -89,13 +112,16 @@ def train_adapters(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if examples is None:
-        examples = training_examples(index, train_data, model=model, seed=seed)
     trained: dict[str, dict[str, Any]] = {}
     for kind in kinds:
-        options = dict((settings or {}).get(kind, {}))
+        options = {**TRAINING.get(kind, {}), **(settings or {}).get(kind, {})}
         data_options = {key: options.pop(key) for key in _DATA_OPTIONS if key in options}
-        chosen = list(examples)
+        if isinstance(examples, Mapping):
+            chosen = list(examples[kind])
+        elif examples is not None:
+            chosen = list(examples)
+        else:
+            chosen = training_examples(index, train_data, model=model, kind=kind, seed=seed)
         if data_options.get("max_examples") and len(chosen) > data_options["max_examples"]:
             chosen = random.Random(seed).sample(chosen, data_options["max_examples"])
         if kind not in DEFAULT_EPOCHS:

@@ -196,7 +196,7 @@ class SearchTraining:
     def __init__(self, config: Any, index: Any, root: Path, trained: Mapping[str, Mapping[str, Any]] | None = None):
         self.config, self.index, self.root = config, index, Path(root)
         self.trained = dict(trained or {})
-        self._examples: list[Example] | None = None
+        self._examples: dict[str, list[Example]] = {}
         self._adapters: dict[str, TrainedAdapters] = {}
 
     @property
@@ -217,25 +217,26 @@ class SearchTraining:
 
         return int(self.config.train_epochs or DEFAULT_EPOCHS[kind]), float(FinetuneConfig.model_fields["lr"].default)
 
-    def examples(self) -> list[Example]:
-        if self._examples is None:
+    def examples(self, kind: str) -> list[Example]:
+        """The QA examples `kind` is trained on (compare --train's: the QA file, else the kind's synthesis)."""
+        if kind not in self._examples:
             from ragtune.workflows.train_arms import training_examples
 
-            self._examples = training_examples(self.index, self.config.train_data, model=self.config.model,
-                                               seed=self.config.seed)
-        return self._examples
+            self._examples[kind] = training_examples(self.index, self.config.train_data, model=self.config.model,
+                                                     kind=kind, seed=self.config.seed)
+        return self._examples[kind]
 
     def adapters(self, kind: str) -> TrainedAdapters:
         """The adapters of `kind` (created on first use; compare's adapter seeded for the defaults)."""
         if kind not in self._adapters:
             settings = self._settings(kind)
             config = {"model": self.config.model, "seed": self.config.seed, "settings": settings,
-                      "data": data_hash(self.examples())}
+                      "data": data_hash(self.examples(kind))}
 
             def trainer(epochs: int, lr: float, out: Path) -> Mapping[str, Any]:
                 from ragtune.workflows.train_arms import train_adapters
 
-                return train_adapters(self.index, [kind], out, model=self.config.model, examples=self.examples(),
+                return train_adapters(self.index, [kind], out, model=self.config.model, examples=self.examples(kind),
                                       epochs=epochs, seed=self.config.seed,
                                       settings={kind: {**settings, "lr": lr}})[kind]
 
