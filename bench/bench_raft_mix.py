@@ -58,6 +58,8 @@ VARIANTS = {
     "rules8": {"per_chunk": 8, "paraphrases": 0, "questions": "rules"},
     "rules4-para1": {"per_chunk": 4, "paraphrases": 1, "questions": "auto"},
     "rules4-nodrop": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "lora_dropout": 0.0},
+    "rules4-nodrop-cut3": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "lora_dropout": 0.0,
+                           "context_sentences": 3},
     "cloze4-e1": {"per_chunk": 4, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0, "epochs": 1},
     "cloze2-e1": {"per_chunk": 2, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0, "epochs": 1},
     "cloze4-e2": {"per_chunk": 4, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0},

@@ -125,3 +125,16 @@ def test_finetune_cli_refuses_a_train_minutes_budget_with_nproc(train_lm_dir, tm
             "--base-model", str(train_lm_dir), "--train-minutes", "1", "--nproc", "2"]
     code, _, stderr = _run(argv, capsys)
     assert code == 2 and "--train-minutes" in stderr and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(("extra", "dropout"), [([], 0.05), (["--lora-dropout", "0"], 0.0)])
+def test_finetune_cli_lora_dropout_defaults_by_mode_and_can_be_set(train_lm_dir, tmp_path, capsys, extra, dropout):
+    """RAFT trains without LoRA dropout by default (compare --train's setting); SFT keeps 0.05."""
+    from ragtune.workflows.train_arms import TRAINING
+
+    assert TRAINING["raft"]["lora_dropout"] == 0.0
+    out = tmp_path / "adapter"
+    code, _, stderr = _run(["finetune", "--train", str(_qa_file(tmp_path / "qa.jsonl")), "--out", str(out),
+                            "--base-model", str(train_lm_dir), "--epochs", "1", "--lora-r", "2", *extra], capsys)
+    assert code == 1, stderr  # the broken line
+    assert json.loads((out / "ragtune_adapter.json").read_text())["lora"]["dropout"] == dropout

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         limit_chunks: Optional[int] = typer.Option(None, "--limit-chunks", min=1, help="Use only the first N chunks."),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         rules_only: bool = typer.Option(False, "--rules-only", help="No LLM: rule-based questions and paraphrases."),
-        questions: str = typer.Option("auto", "--questions", help="auto | rules | llm: who writes the questions."),
+        questions: str = typer.Option("auto", "--questions", help="auto | rules | llm | cloze: who writes the questions (cloze: rules, then wh-cloze questions; no model)."),
         round_trip: bool = typer.Option(False, "--round-trip", help="Keep only pairs the model answers from the chunk."),
     ) -> None:
         """Generate QA pairs from the indexed chunks (answer spans first), filter them, write QA JSONL."""
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         check_output_folder(out, "--out", kind="file")
         chunks = Index.open(index).chunks()
         chunks = chunks[:limit_chunks] if limit_chunks else chunks
-        needs_llm = not rules_only and (paraphrases > 0 or questions == "llm" or round_trip or questions == "auto")
+        needs_llm = not rules_only and (paraphrases > 0 or questions in ("llm", "auto") or round_trip)
         generator = _LazyGenerator(GenerateConfig(model=model)) if needs_llm else None
         result = synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=paraphrases, seed=seed,
                                questions="rules" if rules_only else questions, round_trip=round_trip)
