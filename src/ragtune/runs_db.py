@@ -78,9 +78,16 @@ def _m004_search_trials(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_trial_outcome(db: sqlite3.Connection) -> None:
+    # how a trial ended (its figures are partial when pruned, absent when skipped or failed) and the seconds spent
+    # training its adapter in this search (0 when reused; NULL when the arm trains nothing)
+    db.execute("ALTER TABLE search_trials ADD COLUMN outcome TEXT NOT NULL DEFAULT 'completed'")
+    db.execute("ALTER TABLE search_trials ADD COLUMN train_seconds REAL")
+
+
 # Append only. The number of a migration is its position (1-based).
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_metrics, _m003_run_name,
-                                                          _m004_search_trials]
+                                                          _m004_search_trials, _m005_trial_outcome]
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -170,15 +177,21 @@ def record_search(search_dir: str | Path, arm: str, trials: list[dict[str, Any]]
     created = _now()
     rows = [(directory, arm, int(t["trial"]), created, json.dumps(t["params"], sort_keys=True),
              t["validation"].get("f1"), t["validation"].get("exact_match"), t["validation"].get("latency_ms_p95"),
-             t.get("seconds"), int(bool(t["feasible"])), int(t["trial"] == best)) for t in trials]
+             t.get("seconds"), int(bool(t["feasible"])), int(t["trial"] == best), trial_outcome(t),
+             (t.get("training") or {}).get("train_s")) for t in trials]
     db = connect(db_path)
     try:
         with db:
             db.execute("DELETE FROM search_trials WHERE search_dir = ? AND arm = ?", (directory, arm))
-            db.executemany("INSERT INTO search_trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO search_trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     finally:
         db.close()
     return len(rows)
+
+
+def trial_outcome(trial: dict[str, Any]) -> str:
+    """'failed', 'skipped', 'pruned' or 'completed', from a trials.jsonl row."""
+    return next((key for key in ("failed", "skipped", "pruned") if trial.get(key)), "completed")
 
 
 def _record(db: sqlite3.Connection, row: tuple) -> RunRecord:

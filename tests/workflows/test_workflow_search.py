@@ -353,10 +353,19 @@ def test_the_trials_are_recorded_in_the_runs_database(tmp_path: Path):
     chosen = [json.loads(r[1]) for r in rows if r[4]]
     assert chosen == [{"k": 5, "mode": "hybrid"}]
     assert [json.loads(r[1]) for r in rows if not r[3]] == [{"k": 5, "mode": "bm25"}]
+    outcomes = sqlite3.connect(db).execute("SELECT DISTINCT outcome, train_seconds FROM search_trials").fetchall()
+    assert outcomes == [("completed", None)]  # nothing pruned, skipped or failed; nothing trained
     # a resumed search replaces its rows rather than adding a second copy
     search_arm("rag", SPACE, DEFAULTS, FakeRunner(TABLE), tmp_path / "s", budget=6, max_p95_ms=250,
                resume=True, runs_db=str(db))
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM search_trials").fetchone()[0] == 6
+
+
+def test_trial_outcome_and_training_seconds_of_a_row():
+    from ragtune.runs_db import trial_outcome
+
+    assert trial_outcome({"pruned": True}) == "pruned" and trial_outcome({"skipped": "no index"}) == "skipped"
+    assert trial_outcome({"failed": "worker died", "pruned": True}) == "failed" and trial_outcome({}) == "completed"
 
 
 def test_missing_optuna_names_the_extra(tmp_path: Path, monkeypatch):
