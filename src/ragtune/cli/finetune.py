@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, "--lr"),
         lora_r: int = typer.Option(16, "--lora-r"),
         lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", min=0.0, max=0.99,
-                                                     help="LoRA dropout (default: 0 for raft, 0.05 otherwise)."),
+                                                     help="LoRA dropout (default: 0 for sft and raft, as compare --train; 0.05 for sft-context)."),
         batch_size: int = typer.Option(8, "--batch-size"),
         grad_accum: int = typer.Option(1, "--grad-accum"),
         max_len: int = typer.Option(1024, "--max-len", help="Longer examples are skipped, never cut."),
