@@ -128,11 +128,7 @@ def test_finetune_cli_refuses_a_train_minutes_budget_with_nproc(train_lm_dir, tm
 
 
 @pytest.mark.parametrize(("extra", "dropout"), [([], 0.0), (["--lora-dropout", "0.1"], 0.1)])
-def test_finetune_cli_lora_dropout_defaults_by_mode_and_can_be_set(train_lm_dir, tmp_path, capsys, extra, dropout):
-    """SFT and RAFT train without LoRA dropout by default (compare --train's setting); other modes keep 0.05."""
-    from ragtune.workflows.train_arms import TRAINING
-
-    assert TRAINING["raft"]["lora_dropout"] == TRAINING["sft"]["lora_dropout"] == 0.0 and "sft-context" not in TRAINING
+def test_finetune_cli_trains_without_lora_dropout_unless_asked(train_lm_dir, tmp_path, capsys, extra, dropout):
     out = tmp_path / "adapter"
     code, _, stderr = _run(["finetune", "--train", str(_qa_file(tmp_path / "qa.jsonl")), "--out", str(out),
                             "--base-model", str(train_lm_dir), "--epochs", "1", "--lora-r", "2", *extra], capsys)

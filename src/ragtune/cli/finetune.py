@@ -23,8 +23,7 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(10, "--epochs"),
         lr: float = typer.Option(1e-3, "--lr"),
         lora_r: int = typer.Option(16, "--lora-r"),
-        lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", min=0.0, max=0.99,
-                                                     help="LoRA dropout (default: 0 for sft and raft, as compare --train; 0.05 for sft-context)."),
+        lora_dropout: float = typer.Option(0.0, "--lora-dropout", min=0.0, max=0.99, help="LoRA dropout."),
         batch_size: int = typer.Option(8, "--batch-size"),
         grad_accum: int = typer.Option(1, "--grad-accum"),
         max_len: int = typer.Option(1024, "--max-len", help="Longer examples are skipped, never cut."),
@@ -61,10 +60,6 @@ def register(app: typer.Typer) -> None:
         from ragtune.train.builders import build_training_set, export_jsonl
         from ragtune.train.data import write_examples_jsonl
         from ragtune.train.distributed import env_ranks
-        from ragtune.workflows.train_arms import TRAINING
-
-        if lora_dropout is None:  # compare --train's default for the mode
-            lora_dropout = TRAINING.get(mode, {}).get("lora_dropout", FinetuneConfig.model_fields["lora_dropout"].default)
         try:
             config = FinetuneConfig(base_model=base_model, epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r,
                                     lora_dropout=lora_dropout,

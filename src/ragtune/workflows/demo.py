@@ -95,17 +95,17 @@ def _training_code_digest() -> str:
 
 def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
+    from ragtune.train.config import FinetuneConfig
     from ragtune.workflows.train_arms import (
         DEFAULT_EPOCHS,
         SYNTHESIS,
-        TRAINING,
         train_adapters,
         training_examples,
     )
 
     training = QUICK_TRAINING if quick else DEMO_TRAINING
     key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training,
-                                            "synthesis": SYNTHESIS, "defaults": TRAINING}, seed)
+                                            "synthesis": SYNTHESIS, "defaults": FinetuneConfig().model_dump()}, seed)
     folder = work / "adapters" / key
     paths = {kind: folder / kind for kind in ("sft", "raft")}
     missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]
