@@ -1,6 +1,7 @@
 """Training throughput: ragtune's LoRA trainer vs a plain HF `Trainer` + peft baseline, same run.
 
-Same model (bundled SmolLM2-135M, fp32, CPU), same LoRA config (all-linear, r=16), same tokenised examples
+Same model (bundled SmolLM2-135M, fp32, CPU), same LoRA config (all-linear, r=16; the baseline keeps peft
+recipes' usual lora_dropout=0.05, ragtune its default 0), same tokenised examples
 (SQuAD questions with their gold paragraph in the prompt, short answers: lengths vary like real RAG prompts),
 same batch size and number of steps (one pass over the examples). Each variant runs in its own subprocess so
 its peak RSS (VmHWM) is its own. Tokens/s counts real (non-pad) tokens only. The issue's goal for ragtune:
