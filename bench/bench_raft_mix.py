@@ -12,8 +12,8 @@ Variants are named settings (VARIANTS below; `--list` prints them):
   synthesis: per_chunk, paraphrases, questions    data: distractors, p_oracle, context_sentences, max_examples
   training:  any FinetuneConfig field (epochs, lr, lora_dropout, ...)
 
-    .venv/bin/python bench/bench_raft_mix.py --offset 4 --articles 3 --questions 100 --variants default,rules4
-    .venv/bin/python bench/bench_raft_mix.py --corpus handbook --variants default,rules4
+    .venv/bin/python bench/bench_raft_mix.py --offset 4 --articles 3 --questions 100 --variants default,former,cut3
+    .venv/bin/python bench/bench_raft_mix.py --corpus handbook --variants default,p1
 
 Everything is cached under --work (index, rag run, synthesised questions, adapters, runs): a variant already
 run is reported again without work; delete its folder to rerun it. Skips cleanly when ../shared/data is absent.
@@ -41,28 +41,24 @@ from bench_raft_defaults import (
     write_questions,
 )
 
-# compare --train's defaults (workflows/train_arms.py, compare.py): rules + LLM paraphrases, 2 per chunk,
-# k-1 = 2 retrieved distractors, P(oracle) 0.8, whole passages, 2 epochs at lr 1e-3.
-DEFAULT = {"per_chunk": 2, "paraphrases": 1, "questions": "auto", "distractors": 2, "p_oracle": 0.8,
-           "context_sentences": 0, "max_examples": None, "epochs": 2, "lr": 1e-3, "lora_dropout": 0.05}
+# compare --train's defaults (workflows/train_arms.SYNTHESIS["raft"], compare.py, FinetuneConfig): rule-written
+# questions (up to 4 per chunk, no paraphrases), k-1 = 2 retrieved distractors, P(oracle) 0.8, whole passages,
+# 2 epochs at lr 1e-3, no LoRA dropout. "former" is the default before issue 18 (LLM questions + paraphrases).
+DEFAULT = {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "distractors": 2, "p_oracle": 0.8,
+           "context_sentences": 0, "max_examples": None, "epochs": 2, "lr": 1e-3, "lora_dropout": 0.0}
 VARIANTS = {
     "default": {},
-    "rules2": {"paraphrases": 0, "questions": "rules"},
-    "rules4": {"per_chunk": 4, "paraphrases": 0, "questions": "rules"},
-    "rules4-d1": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "distractors": 1},
-    "rules4-e1": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "epochs": 1},
-    "rules4-e3": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "epochs": 3},
-    "rules4-p1": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "p_oracle": 1.0},
-    "rules4-lr3e-4": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "lr": 3e-4},
-    "rules4-cut3": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "context_sentences": 3},
-    "rules8": {"per_chunk": 8, "paraphrases": 0, "questions": "rules"},
-    "rules4-para1": {"per_chunk": 4, "paraphrases": 1, "questions": "auto"},
-    "rules4-nodrop": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "lora_dropout": 0.0},
-    "rules4-nodrop-cut3": {"per_chunk": 4, "paraphrases": 0, "questions": "rules", "lora_dropout": 0.0,
-                           "context_sentences": 3},
-    "cloze4-e1": {"per_chunk": 4, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0, "epochs": 1},
-    "cloze2-e1": {"per_chunk": 2, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0, "epochs": 1},
-    "cloze4-e2": {"per_chunk": 4, "paraphrases": 0, "questions": "cloze", "lora_dropout": 0.0},
+    "former": {"per_chunk": 2, "paraphrases": 1, "questions": "auto", "lora_dropout": 0.05},
+    "dropout": {"lora_dropout": 0.05},
+    "cloze-e1": {"questions": "cloze", "epochs": 1},
+    "cut3": {"context_sentences": 3},
+    "p1": {"p_oracle": 1.0},
+    "d1": {"distractors": 1},
+    "e1": {"epochs": 1},
+    "e3": {"epochs": 3},
+    "lr3e-4": {"lr": 3e-4},
+    "pc8": {"per_chunk": 8},
+    "para1-rules": {"paraphrases": 1},
 }
 _SYNTH = ("per_chunk", "paraphrases", "questions")
 
@@ -136,7 +132,7 @@ def main() -> int:
     parser.add_argument("--articles", type=int, default=3)
     parser.add_argument("--offset", type=int, default=4, help="first article within the choose split")
     parser.add_argument("--questions", type=int, default=100)
-    parser.add_argument("--variants", default="default,rules4")
+    parser.add_argument("--variants", default="default,former")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="default runs/raft-mix/CORPUS[-OFFSET-ARTICLES]")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
