@@ -73,24 +73,16 @@ def synthesised(index, settings: dict, work: Path, seed: int) -> list:
     """The variant's training questions: synthesised from the index once per synthesis setting, then cached."""
     from ragtune.train.data import load_examples
     from ragtune.train.synth import write_qa_jsonl
+    from ragtune.workflows.train_arms import training_examples
 
     key = "synth-pc{per_chunk}-para{paraphrases}-{questions}".format(**settings)
     path = work / "synth" / f"{key}.jsonl"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        # as workflows.train_arms.training_examples, with the per-chunk and paraphrase counts of the variant
-        from ragtune.config import BUNDLED, GenerateConfig
-        from ragtune.generate import load_generator
-        from ragtune.train.synth import synthesize_qa
-
-        llm = settings["questions"] in ("auto", "llm") or (settings["paraphrases"] and settings["questions"] != "rules")
-        generator = load_generator(GenerateConfig(model=BUNDLED)) if llm else None
-        result = synthesize_qa(index.chunks(), generator, per_chunk=settings["per_chunk"],
-                               paraphrases=settings["paraphrases"], seed=seed, questions=settings["questions"])
-        write_qa_jsonl(result.examples, path)
-        print(f"  synthesised {len(result.examples)} questions ({key}) in {time.perf_counter() - t0:.0f} s; "
-              f"rejected {result.rejected}")
+        examples = training_examples(index, None, synthesis={k: settings[k] for k in _SYNTH}, seed=seed)
+        write_qa_jsonl(examples, path)
+        print(f"  synthesised {len(examples)} questions ({key}) in {time.perf_counter() - t0:.0f} s")
     return list(load_examples(path).examples)
 
 

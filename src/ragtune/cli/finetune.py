@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.train.builders import build_training_set, export_jsonl
         from ragtune.train.data import write_examples_jsonl
         from ragtune.train.distributed import env_ranks
+
         try:
             config = FinetuneConfig(base_model=base_model, epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=2 * lora_r,
                                     lora_dropout=lora_dropout,

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ragtune.atomic import write_lines_atomic
 from ragtune.errors import ConfigError, InputError
@@ -48,7 +48,7 @@ from ragtune.types import Chunk, Example
 logger = logging.getLogger(__name__)
 
 QuestionMode = Literal["auto", "rules", "llm", "cloze"]
-QUESTION_MODES = ("auto", "rules", "llm", "cloze")
+QUESTION_MODES: tuple[str, ...] = get_args(QuestionMode)
 MIN_QUESTION_WORDS = 4
 MAX_QUESTION_WORDS = 30
 REJECT_REASONS = ("no_question", "empty", "answer_not_in_chunk", "answer_in_question", "no_question_mark",
@@ -245,12 +245,11 @@ def _questions_for_chunks(
                     kept.append(candidate)
                 elif not candidate.question:
                     rejected["no_question"] += 1
-            fallbacks = []
         kept_by_chunk.append(kept)
         # Measured on SQuAD (bench/bench_synth.py) the bundled model's questions are far worse than the rules'
         # (token F1 to the human question 0.25 vs 0.44, often about the wrong thing), so "auto" asks it only
         # for chunks the rules found no question in.
-        missing = per_chunk - len(kept) if mode == "llm" or not kept else 0
+        missing = per_chunk - len(kept) if generator is not None and (mode == "llm" or not kept) else 0
         for candidate in fallbacks[: 2 * missing] if missing > 0 else []:
             llm_queue.append((i, candidate))
     if generator is not None and llm_queue:

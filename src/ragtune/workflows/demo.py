@@ -83,29 +83,28 @@ def _adapters_key(index: Any, train_file: Path, training: dict[str, Any], seed: 
 
 
 def _training_code_digest() -> str:
-    """A hash of the code that decides what an adapter learns (synthesis, example builders, trainer, prompts,
-    sentence splitting), so a cached demo adapter is retrained when that code changes, not only when the package
-    version does."""
+    """A hash of the code that decides what an adapter learns (synthesis and its per-kind settings, example
+    builders, trainer and its defaults, prompts, sentence splitting), so a cached demo adapter is retrained when
+    that code changes, not only when the package version does."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted([*(package / "train").glob("*.py"), package / "generate" / "prompts.py", package / "text.py"]):
+    code = [*(package / "train").glob("*.py"), package / "workflows" / "train_arms.py",
+            package / "generate" / "prompts.py", package / "text.py"]
+    for path in sorted(code):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
 def demo_adapters(index: Any, work: Path, train_file: Path, seed: int = 0, *, quick: bool = False) -> dict[str, str]:
     """SFT and RAFT adapters for the demo, trained once and reused while corpus and settings are unchanged."""
-    from ragtune.train.config import FinetuneConfig
     from ragtune.workflows.train_arms import (
         DEFAULT_EPOCHS,
-        SYNTHESIS,
         train_adapters,
         training_examples,
     )
 
     training = QUICK_TRAINING if quick else DEMO_TRAINING
-    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training,
-                                            "synthesis": SYNTHESIS, "defaults": FinetuneConfig().model_dump()}, seed)
+    key = _adapters_key(index, train_file, {"epochs": DEFAULT_EPOCHS, "quick": quick, **training}, seed)
     folder = work / "adapters" / key
     paths = {kind: folder / kind for kind in ("sft", "raft")}
     missing = [kind for kind, path in paths.items() if not (path / "ragtune_adapter.json").is_file()]

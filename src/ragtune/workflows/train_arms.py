@@ -42,12 +42,13 @@ def training_examples(
     *,
     model: str = BUNDLED,
     kind: str = "sft",
+    synthesis: Mapping[str, Any] | None = None,
     seed: int = 0,
     rules_only: bool = False,
 ) -> list[Example]:
     """QA examples to train on: the given file(s), or synthesised from every chunk of the index with the
-    settings of the adapter kind (SYNTHESIS; rules_only: no model — the LLM's questions and paraphrases are
-    left out)."""
+    settings of the adapter kind (SYNTHESIS, or `synthesis`: synthesize_qa's per_chunk, paraphrases and
+    questions; rules_only: no model — the LLM's questions and paraphrases are left out)."""
     if train_data:
         from ragtune.train.data import load_examples
 
@@ -63,9 +64,9 @@ def training_examples(
         return examples
     from ragtune.train.synth import synthesize_qa
 
-    if kind not in SYNTHESIS:
+    if synthesis is None and kind not in SYNTHESIS:
         raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
-    synthesis = dict(SYNTHESIS[kind])
+    synthesis = dict(SYNTHESIS[kind] if synthesis is None else synthesis)
     if rules_only and synthesis["questions"] in ("auto", "llm"):
         synthesis["questions"] = "rules"
     generator = None
@@ -109,8 +110,12 @@ def train_adapters(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if examples is None and train_data:  # one QA file for every kind: loaded once
+        examples = training_examples(index, train_data)
     trained: dict[str, dict[str, Any]] = {}
     for kind in kinds:
+        if kind not in DEFAULT_EPOCHS:
+            raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         options = dict((settings or {}).get(kind, {}))
         data_options = {key: options.pop(key) for key in _DATA_OPTIONS if key in options}
         if isinstance(examples, Mapping):
@@ -118,11 +123,9 @@ def train_adapters(
         elif examples is not None:
             chosen = list(examples)
         else:
-            chosen = training_examples(index, train_data, model=model, kind=kind, seed=seed)
+            chosen = training_examples(index, None, model=model, kind=kind, seed=seed)
         if data_options.get("max_examples") and len(chosen) > data_options["max_examples"]:
             chosen = random.Random(seed).sample(chosen, data_options["max_examples"])
-        if kind not in DEFAULT_EPOCHS:
-            raise InputError(f"unknown adapter kind {kind!r} (sft or raft)")
         train = build_training_set(chosen, kind, index, seed=seed, distractors=data_options.get("distractors", 3),
                                    p_oracle=data_options.get("p_oracle", 0.8), quote=data_options.get("quote", False),
                                    context_sentences=data_options.get("context_sentences", 0),

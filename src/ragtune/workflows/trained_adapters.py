@@ -236,8 +236,8 @@ class SearchTraining:
             def trainer(epochs: int, lr: float, out: Path) -> Mapping[str, Any]:
                 from ragtune.workflows.train_arms import train_adapters
 
-                return train_adapters(self.index, [kind], out, model=self.config.model, examples=self.examples(kind),
-                                      epochs=epochs, seed=self.config.seed,
+                return train_adapters(self.index, [kind], out, model=self.config.model,
+                                      examples=self.examples(kind), epochs=epochs, seed=self.config.seed,
                                       settings={kind: {**settings, "lr": lr}})[kind]
 
             adapters = TrainedAdapters(kind, self.root / ADAPTERS, trainer, config, budget_s=self.budget_s)
