@@ -8,6 +8,7 @@ from the same paragraphs by `ragtune.train.synth` — never on the SQuAD questio
     .venv/bin/python bench/bench_compare_squad.py --questions 200 --per-chunk 4 --epochs 2 --distractors 1 --rules-only
 
     .venv/bin/python bench/bench_compare_squad.py --arms rag,rag_tr        # the tuned retriever's effect (issue #16)
+    .venv/bin/python bench/bench_compare_squad.py --arms rag --search 12   # searched vs default settings (issue #17)
 
 (the rules write 314 questions from the 245 paragraphs at --per-chunk 4; training them for 2 epochs takes ~30 min
 here, the comparison ~10 min; --raft-adapter DIR skips the training.)
@@ -84,6 +85,9 @@ def main() -> int:
     parser.add_argument("--raft-adapter", default=None, help="reuse a trained RAFT adapter")
     parser.add_argument("--tuned-embedder", default=None, help="embedder folder for rag_tr / raft_tr (default: trained)")
     parser.add_argument("--rules-only", action="store_true", help="synthesise questions without the LLM")
+    parser.add_argument("--search", type=int, default=None,
+                        help="compare --search: trials per arm on a validation split of the questions (by paragraph); "
+                             "prints each arm's searched vs default F1 on the rest")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"SQuAD data not found at {SQUAD}; nothing to benchmark.")
@@ -121,9 +125,20 @@ def main() -> int:
     tuned = any(ARMS[a].tuned_retriever for a in arms)
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
                            raft_adapter=raft, k=args.k, seed=args.seed, overwrite=True,
-                           tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None)
+                           tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None,
+                           search=args.search)
+    t0 = time.perf_counter()
     run_dir = run_compare(config)
     print_run_summary(run_dir)
+    if args.search:
+        from ragtune.workflows.demo import search_gains
+
+        print(f"\nsettings search ({args.search} trials per arm, {time.perf_counter() - t0:.0f}s in all)")
+        for found in search_gains(run_dir):
+            print(f"{found['arm']}: test F1 searched {found['searched_f1']:.3f} vs defaults {found['default_f1']:.3f} "
+                  f"({found['gain_f1']:+.3f}) on {found['test_questions']} test questions "
+                  f"({found['validation_questions']} validation); chosen {found['params']}; "
+                  f"{found['trials']} trials in {found['search_s']:.0f}s")
     results = json.loads((run_dir / "results.json").read_text())
     print(f"\nSQuAD v1.1 dev, first {args.articles} articles, {n_questions} questions, top-{args.k}")
     print(f"{'arm':8} {'F1':>6} {'EM':>6}   peer (LlamaIndex) F1/EM")

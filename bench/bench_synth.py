@@ -11,6 +11,13 @@ SQuAD's human annotators picked answer spans and wrote questions for the same pa
 
     .venv/bin/python bench/bench_synth.py --paragraphs 50 [--llm]
     .venv/bin/python bench/bench_synth.py --downstream   # LoRA on synthesized questions, F1 before/after
+    .venv/bin/python bench/bench_synth.py --speed --paragraphs 24   # LLM synthesis speed, batch 1 vs batched
+
+--speed times the LLM path of `synthesize_qa` (questions="llm": the bundled model writes a question for every
+answer span, then one paraphrase each) on the same paragraphs twice in one process: one sequence per generate
+call (how synthesis generated before it was batched; the baseline) and `batch_size` sequences per call (sorted
+by length, KV cache, each row stopping at its end: the default). It prints chunks/s of question synthesis and
+questions/s of paraphrasing for both, their ratios, and checks both runs wrote the same questions (greedy).
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ def main() -> int:
     parser.add_argument("--train-paragraphs", type=int, default=200)
     parser.add_argument("--eval-questions", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--speed", action="store_true", help="time LLM synthesis at batch 1 vs batched instead")
+    parser.add_argument("--batch-size", type=int, default=8, help="--speed: the batched run's batch size")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"shared SQuAD data not found at {SQUAD}; nothing to measure")
@@ -72,6 +81,9 @@ def main() -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             downstream(args.train_paragraphs, args.eval_questions, args.epochs, args.seed, os.path.join(tmp, "adapter"))
+        return 0
+    if args.speed:
+        speed(args.paragraphs, args.per_chunk, args.batch_size, args.seed)
         return 0
     from ragtune.evaluate.answer_metrics import exact_match, f1
     from ragtune.progress import set_progress
@@ -183,6 +195,60 @@ def main() -> int:
         print(f"  {e.metadata['answer_kind']:7s} | {e.answer[:28]:28s} | {e.question}")
     return 0
 
+
+
+def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
+    """LLM question synthesis + one paraphrase each, one sequence per call vs batch_size per call (module doc)."""
+    import resource
+
+    from ragtune.config import GenerateConfig
+    from ragtune.generate import load_generator
+    from ragtune.progress import set_progress
+    from ragtune.train import synth
+
+    set_progress(False)
+    chunks = [chunk for chunk, _ in load_paragraphs(paragraphs)]
+    generator = load_generator(GenerateConfig(model="bundled", batch_size=batch_size))
+    timed: dict[int, dict[str, float]] = {}
+    questions: dict[int, list[str]] = {}
+    original = synth.paraphrase_with_model
+    for size in (1, batch_size):
+        clock = {"paraphrase": 0.0}
+
+        def paraphrase_timed(*args, _clock=clock, **kwargs):
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _clock["paraphrase"] += time.perf_counter() - t
+
+        synth.paraphrase_with_model = paraphrase_timed
+        try:
+            t0 = time.perf_counter()
+            result = synth.synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=1, seed=seed,
+                                         questions="llm", batch_size=size)
+            total = time.perf_counter() - t0
+        finally:
+            synth.paraphrase_with_model = original
+        kept = sum(1 for e in result.examples if e.metadata["kind"] == "original")
+        timed[size] = {"synth_s": total - clock["paraphrase"], "paraphrase_s": clock["paraphrase"],
+                       "kept": kept, "examples": len(result.examples)}
+        questions[size] = [e.question for e in result.examples]
+    one, many = timed[1], timed[batch_size]
+    print(f"LLM synthesis on {len(chunks)} SQuAD paragraphs (questions='llm', per_chunk={per_chunk}, 1 paraphrase), "
+          f"bundled model, {os.cpu_count()} CPU(s)")
+    print(f"{'':22s} {'synth s':>8s} {'chunks/s':>9s} {'paraphrase s':>13s} {'questions/s':>12s} {'examples':>9s}")
+    for size, row in ((1, one), (batch_size, many)):
+        label = "batch 1 (baseline)" if size == 1 else f"batch {size} (default)"
+        print(f"{label:22s} {row['synth_s']:8.1f} {len(chunks) / row['synth_s']:9.2f} {row['paraphrase_s']:13.1f} "
+              f"{row['kept'] / max(row['paraphrase_s'], 1e-9):12.2f} {row['examples']:9d}")
+    print(f"ratio: synthesis {one['synth_s'] / many['synth_s']:.2f}x chunks/s, paraphrasing "
+          f"{one['paraphrase_s'] / max(many['paraphrase_s'], 1e-9):.2f}x, both "
+          f"{(one['synth_s'] + one['paraphrase_s']) / (many['synth_s'] + many['paraphrase_s']):.2f}x")
+    same = sum(a == b for a, b in zip(questions[1], questions[batch_size]))
+    print(f"same questions in both runs: {same}/{max(len(questions[1]), len(questions[batch_size]))} "
+          f"(greedy; padding can change a few near-ties)")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 
 
 def downstream(train_paragraphs: int, eval_questions: int, epochs: int, seed: int, out_dir: str) -> None:

@@ -7,7 +7,14 @@ import pytest
 
 from ragtune.config import GenerateConfig
 from ragtune.errors import ConfigError
-from ragtune.generate.registry import BACKENDS, backend_name, clear_generator_cache, load_generator, register_backend
+from ragtune.generate.registry import (
+    BACKENDS,
+    backend_name,
+    clear_generator_cache,
+    load_generator,
+    register_backend,
+    release_generators,
+)
 from ragtune.graph.llm_extract import EXTRACTORS, get_extractor, register_extractor
 from ragtune.index.embed import EMBEDDERS, HashEmbedder, get_embedder, register_embedder
 from ragtune.types import Generation
@@ -71,3 +78,13 @@ def test_registered_embedder_and_hash_dims(scratch):
     assert get_embedder("hash").encode(["x"]).shape == (1, 256)
     with pytest.raises(ConfigError, match="hash:DIM"):
         get_embedder("hash:big")
+
+
+def test_release_generators_drops_all_but_the_kept_configs(scratch):
+    register_backend("echo", lambda config: _Echo())
+    one, two = GenerateConfig(model="echo:one"), GenerateConfig(model="echo:two")
+    first, second = load_generator(one), load_generator(two)
+    assert release_generators(keep=[one]) == 1
+    assert load_generator(one) is first  # still cached
+    assert load_generator(two) is not second  # dropped: built afresh
+    assert release_generators() == 2 and release_generators() == 0

@@ -53,8 +53,23 @@ def test_gguf_conversion_round_trip(tmp_path, monkeypatch):
 
     # resolve_llm reuses a current conversion without redoing it
     monkeypatch.setattr("ragtune.models.converted_llm_dir", lambda: target)
-    monkeypatch.setattr("ragtune.models.convert_gguf", lambda *a: pytest.fail("converted twice"))
+    monkeypatch.setattr("ragtune.models._convert_in_child", lambda *a: pytest.fail("converted twice"))
     assert resolve_llm() == target
+
+
+@pytest.mark.slow
+def test_resolve_llm_converts_in_a_child_process(tmp_path, monkeypatch):
+    """Issue 15: the conversion's ~1.6 GB peak is a child's, handed back when it exits, not the caller's."""
+    from ragtune.evaluate.efficiency import peak_memory_mb, reset_peak_memory
+
+    target = tmp_path / "converted"
+    monkeypatch.setattr("ragtune.models.converted_llm_dir", lambda: target)
+    monkeypatch.setattr("ragtune.models.convert_gguf", lambda *a: pytest.fail("converted in the calling process"))
+    if not reset_peak_memory():
+        pytest.skip("no per-process peak reset on this OS")
+    before = peak_memory_mb()
+    assert resolve_llm() == target and (target / MANIFEST_NAME).is_file()
+    assert peak_memory_mb() - before < 300  # MiB: the child's peak is not this process's
 
 
 @pytest.mark.slow

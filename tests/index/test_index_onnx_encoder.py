@@ -121,3 +121,10 @@ def test_minilm_document_path_equals_sentence_transformers() -> None:
     got = emb.encode(texts, batch_size=8)  # > DIRECT_MAX_TEXTS: the ONNX document path
     want = emb._st.encode(texts, batch_size=8, normalize_embeddings=True, convert_to_numpy=True)
     assert np.abs(got - want).max() <= 1e-5
+    # released (the demo frees it before training: issue 15), it loads again on the next batch, same vectors
+    first = emb._doc_encoder
+    emb.release_batch_encoder()
+    assert emb._doc_encoder is None
+    again = emb.encode(texts, batch_size=8)
+    assert emb._doc_encoder is not None and emb._doc_encoder is not first
+    assert np.array_equal(again, got)

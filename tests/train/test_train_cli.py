@@ -134,3 +134,16 @@ def test_finetune_cli_trains_without_lora_dropout_unless_asked(train_lm_dir, tmp
                             "--base-model", str(train_lm_dir), "--epochs", "1", "--lora-r", "2", *extra], capsys)
     assert code == 1, stderr  # the broken line
     assert json.loads((out / "ragtune_adapter.json").read_text())["lora"]["dropout"] == dropout
+
+
+def test_finetune_cli_checkpoint_layers_is_recorded_and_bounded(train_lm_dir, tmp_path, capsys):
+    """--checkpoint-layers (issue 15): the share of layers recomputed in the backward pass, in the manifest;
+    outside 0..1 a usage error before any work."""
+    out = tmp_path / "adapter"
+    argv = ["finetune", "--train", str(_qa_file(tmp_path / "qa.jsonl")), "--out", str(out), "--base-model",
+            str(train_lm_dir), "--epochs", "1", "--lora-r", "2"]
+    code, _, stderr = _run([*argv, "--checkpoint-layers", "0.5"], capsys)
+    assert code == 1, stderr  # the broken line
+    assert json.loads((out / "ragtune_adapter.json").read_text())["training"]["checkpoint_layers"] == 0.5
+    code, _, stderr = _run([*argv[:4], str(tmp_path / "b"), *argv[5:], "--checkpoint-layers", "1.5"], capsys)
+    assert code == 2 and "--checkpoint-layers" in stderr and not (tmp_path / "b").exists()

@@ -141,3 +141,30 @@ def test_auto_checkpointing_recomputes_only_the_micro_batches_over_the_budget(tr
     assert len(calls) == len(model.model.layers)  # the 3-row micro-batch only, once per layer
     set_checkpointing(model, False)
     assert not any(layer.gradient_checkpointing for layer in model.model.layers)
+
+
+def test_checkpoint_layers_recomputes_that_share_of_the_layers_in_budget_micro_batches(train_lm_dir):
+    """checkpoint_layers (issue 15, the demo's RAFT): within the budget, that share of the layers is recomputed,
+    spread evenly; a micro-batch over the budget still checkpoints every layer; the gradients do not change."""
+    items, pad_id = _items(train_lm_dir, 4)
+    model = _model(train_lm_dir).train()
+    enable_checkpointing(model)
+    layers = model.model.layers
+    set_checkpointing(model, 0.5)
+    flags = [layer.gradient_checkpointing for layer in layers]
+    assert sum(flags) == round(len(layers) / 2) and flags != sorted(flags) or len(layers) < 3
+    calls = []
+    for i, layer in enumerate(layers):
+        original = layer._gradient_checkpointing_func
+        layer._gradient_checkpointing_func = lambda *a, _f=original, _i=i, **k: (calls.append(_i), _f(*a, **k))[1]
+    longest = max(len(x) for x in items)
+    micro = [[items[0]], [items[1], items[2], items[3]]]
+    _train_step(model, micro, pad_id, "cpu", False, {"tokens": 0, "answer_tokens": 0},
+                checkpoint_above=2 * longest, checkpoint_layers=0.5)
+    expected = [i for i, on in enumerate(flags) if on]
+    assert calls == expected + list(range(len(layers)))  # the small batch: half; the large one: every layer
+    partial = _grads(model)
+    model.zero_grad(set_to_none=True)
+    set_checkpointing(model, False)
+    _train_step(model, micro, pad_id, "cpu", False, {"tokens": 0, "answer_tokens": 0})
+    _assert_same_grads(partial, _grads(model), 1e-5)

@@ -136,6 +136,30 @@ def test_compare_trains_the_missing_adapters_through_build_training_set(setup):
     assert sft_rows[0]["messages"][-1]["content"] == "Ilse Varga"  # closed-book SFT target: the bare answer
 
 
+def test_compare_keeps_loaded_only_the_models_later_arms_use(setup, monkeypatch):
+    """Arms answer one after another: a model no later arm uses is released before the next one loads (issue
+    15: the demo held its base, SFT and RAFT models at once)."""
+    from ragtune.generate import registry
+    from ragtune.workflows import compare
+
+    loaded_before = []
+    real = compare.load_generator
+
+    def spy(config):
+        loaded_before.append((str(config.adapter), sorted(str(c.adapter) for c in registry._CACHE)))
+        return real(config)
+
+    monkeypatch.setattr(compare, "load_generator", spy)
+    registry.clear_generator_cache()
+    run_compare(_config(setup, arms=("base", "ft", "rag", "raft"), train=True, train_data=setup["questions"],
+                        train_epochs=1))
+    base, ft, rag, raft = loaded_before
+    assert base[1] == [] and ft[1] == ["None"]  # base's model stays: rag uses it after ft
+    assert rag == ("None", ["None"])  # ft's model released: no later arm uses it
+    assert raft[0].endswith("raft") and raft[1] == []  # base's released once rag, its last arm, is done
+    registry.clear_generator_cache()
+
+
 def test_unknown_retrieval_mode_fails_before_any_work(setup):
     """Modes are registered names now (not a Literal), so compare checks the name before training or answering."""
     with pytest.raises(ConfigError, match="unknown retrieval mode 'nope'"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.config import GenerateConfig
-from ragtune.errors import ConfigError
+from ragtune.errors import ConfigError, InputError
 from ragtune.index import Index
 from ragtune.pipeline import AnswerSettings, answer_from_hits
 from ragtune.train.builders import build_raft_examples
@@ -147,28 +147,52 @@ def test_train_minutes_without_train_is_a_config_error(town):
         run_compare(_train_run(town, train=False, raft_adapter=None, train_minutes=1.0, arms=("base",)))
 
 
-def test_compare_train_synthesises_raft_questions_by_rules_and_trains_without_lora_dropout(town, monkeypatch):
-    """Issue 18: RAFT's defaults — rule-written questions (up to 4 per chunk, no paraphrases, so no model is
-    loaded to write them) and no LoRA dropout; SFT keeps the LLM's questions and paraphrases."""
+def test_compare_train_synthesises_questions_by_rules_and_trains_without_lora_dropout(town, monkeypatch):
+    """Issues 18 and 15: both kinds' training questions are written by rules (RAFT: up to 4 per chunk, no
+    paraphrases; SFT: up to 4 per chunk plus a rule paraphrase each), so no model is loaded to write them, and
+    adapters train without LoRA dropout."""
     import ragtune.generate
     import ragtune.train.trainer as trainer
     from ragtune.workflows import train_arms
 
     def no_model(config):
-        raise AssertionError("RAFT's questions are written by rules: no model may be loaded for them")
+        raise AssertionError("training questions are written by rules: no model may be loaded for them")
 
     monkeypatch.setattr(ragtune.generate, "load_generator", no_model)
     seen = {}
     real = trainer.finetune
 
     def recording(train, out_dir, config, **kwargs):
-        seen["dropout"], seen["examples"] = config.lora_dropout, len(train)
+        seen[Path(out_dir).name] = (config.lora_dropout, len(train))
         return real(train, out_dir, config, **kwargs)
 
     monkeypatch.setattr(trainer, "finetune", recording)
-    run_compare(_train_run(town, train_data=None, k=2))
-    synthesised = train_arms.training_examples(Index.open(town["index"]), None, kind="raft")
-    assert {e.metadata["method"] for e in synthesised} == {"rules"} and seen["examples"] == len(synthesised)
-    assert all(sum(e.chunk_id == c for e in synthesised) <= 4 for c in {e.chunk_id for e in synthesised})
-    assert seen["dropout"] == 0.0
-    assert train_arms.SYNTHESIS["sft"]["questions"] == "auto" and train_arms.SYNTHESIS["sft"]["paraphrases"] == 1
+    run_compare(_train_run(town, arms=("ft", "raft"), train_data=None, k=2))
+    index = Index.open(town["index"])
+    raft = train_arms.training_examples(index, None, kind="raft")
+    assert {e.metadata["method"] for e in raft} == {"rules"} and seen["raft"] == (0.0, len(raft))
+    assert all(sum(e.chunk_id == c for e in raft) <= 4 for c in {e.chunk_id for e in raft})
+    assert {e.metadata["kind"] for e in raft} == {"original"}
+    sft = train_arms.training_examples(index, None, kind="sft")
+    kinds = [e.metadata["kind"] for e in sft]
+    assert {e.metadata["method"] for e in sft} == {"rules"} and "paraphrase" in kinds
+    assert kinds.count("original") == len(raft)  # the same rule questions, each followed by its paraphrase
+    assert seen["sft"][0] == 0.0 and seen["sft"][1] >= len(sft)
+
+
+def test_llm_paraphrases_load_the_model_once_and_release_it(town, monkeypatch):
+    """paraphraser 'llm' loads the generator for the paraphrases only, and the cache lets it go after synthesis,
+    before training loads its own copy (issue 15: the demo held both); a paraphraser name it does not know fails."""
+    from ragtune.generate import registry
+    from ragtune.workflows import train_arms
+
+    index = Index.open(town["index"])
+    registry.clear_generator_cache()
+    loads = []
+    real = registry.load_generator
+    monkeypatch.setattr("ragtune.generate.load_generator", lambda config: loads.append(config) or real(config))
+    synthesis = {"per_chunk": 1, "paraphrases": 1, "questions": "rules", "paraphraser": "llm"}
+    examples = train_arms.training_examples(index, None, model=town["model"], kind="sft", synthesis=synthesis)
+    assert len(loads) == 1 and examples and registry._CACHE == {}
+    with pytest.raises(InputError, match="paraphraser"):
+        train_arms.training_examples(index, None, kind="sft", synthesis={**synthesis, "paraphraser": "t5"})

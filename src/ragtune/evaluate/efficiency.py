@@ -61,15 +61,24 @@ def peak_memory_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def reset_peak_memory() -> bool:
-    """Restart the peak-memory count at the current resident size (Linux: /proc/self/clear_refs), so that
-    an arm's figure is its own and not an earlier training's. False where the OS does not allow it."""
+def trim_memory() -> None:
+    """Collect garbage and hand the freed heap back to the OS (glibc malloc_trim): a model or a training run
+    dropped by Python stays in the process's RSS otherwise, and the next stage's peak stacks on top of it."""
+    import gc
+
+    gc.collect()
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap (a training run's) back first, so it stops counting
-    except (OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
         pass
+
+
+def reset_peak_memory() -> bool:
+    """Restart the peak-memory count at the current resident size (Linux: /proc/self/clear_refs), so that
+    an arm's figure is its own and not an earlier training's. False where the OS does not allow it."""
+    trim_memory()  # hand freed heap (a training run's) back first, so it stops counting
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True

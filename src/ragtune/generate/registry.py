@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ragtune.config import BUNDLED, GenerateConfig
@@ -62,6 +62,18 @@ def clear_generator_cache() -> None:
     """Forget cached generators (tests, or to free memory)."""
     with _LOCK:
         _CACHE.clear()
+
+
+def release_generators(keep: Iterable[GenerateConfig] = ()) -> int:
+    """Drop every cached generator whose config is not in `keep`, so its model can be freed once the caller
+    holds no reference (a workflow done with a model: synthesis before training, an arm before the next one's
+    model loads). Returns how many were dropped."""
+    kept = set(keep)
+    with _LOCK:
+        dropped = [config for config in _CACHE if config not in kept]
+        for config in dropped:
+            del _CACHE[config]
+    return len(dropped)
 
 
 def _build(config: GenerateConfig) -> Generator:

@@ -119,6 +119,14 @@ class Embedder:
             self._doc_encoder_checked = True
         return self._doc_encoder
 
+    def release_batch_encoder(self) -> None:
+        """Drop the document-batch ONNX session and the buffers its arena keeps (~0.2 GB after indexing), for a
+        process that has a memory-heavy stage ahead (the demo's training); the next batch encode loads it again
+        (about a second)."""
+        with self._lock:
+            self._doc_encoder = None
+            self._doc_encoder_checked = False
+
     def _encode_direct(self, texts: list[str]) -> np.ndarray:
         """Tokenizer + transformer forward + mean pooling + normalise, as the ST pipeline does (checked in tests)."""
         import torch

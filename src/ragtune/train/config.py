@@ -31,6 +31,10 @@ class FinetuneConfig(StrictModel):
     # Keep each layer's input only and recompute the layer in the backward pass (~1/3 more compute, activations
     # ~15x smaller). None: only for a micro-batch still over micro_batch_tokens (one example longer than it).
     gradient_checkpointing: bool | None = None
+    # With gradient_checkpointing None: the share of layers checkpointed in micro-batches within the budget too
+    # (spread evenly), trading compute for memory. Measured on the demo's RAFT prompts (~600 tokens):
+    # see ragtune.workflows.demo.DEMO_TRAINING.
+    checkpoint_layers: float = Field(0.0, ge=0, le=1)
     max_len: int = Field(1024, ge=16)
     checkpoint_every: int = Field(50, ge=0)  # optimizer steps between checkpoints; 0 = none
     keep_checkpoints: int = Field(2, ge=1)

@@ -32,9 +32,12 @@ def answer_loss_sum(model: Any, batch: dict[str, Any]) -> Any:
     head = base.get_output_embeddings()
     special = any(getattr(base.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
     if decoder is None or head is None or special or decoder is base:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        logits = logits[:, :-1]
         return F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum")
-    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    # no KV cache: training never reads it (and checkpointed layers warn that they cannot fill one)
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    hidden = hidden.last_hidden_state
     logits = head(hidden[:, :-1][mask])  # (n_answer, vocab)
     return F.cross_entropy(logits.float(), targets[mask], reduction="sum")
 
@@ -113,11 +116,15 @@ def enable_checkpointing(model: Any) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def set_checkpointing(model: Any, enabled: bool) -> None:
-    """Switch checkpointing of the layers prepared by enable_checkpointing on or off (per micro-batch)."""
-    for module in model.modules():
-        if hasattr(module, "_gradient_checkpointing_func"):
-            module.gradient_checkpointing = enabled
+def set_checkpointing(model: Any, enabled: bool | float) -> None:
+    """Switch checkpointing of the layers prepared by enable_checkpointing on or off (per micro-batch); a
+    fraction checkpoints that share of the layers, spread evenly (0.5: every other layer), for half the
+    activation memory at half the recompute."""
+    layers = [module for module in model.modules() if hasattr(module, "_gradient_checkpointing_func")]
+    share = float(enabled)
+    chosen = round(share * len(layers))
+    for i, module in enumerate(layers):  # layer i is chosen when the running count of chosen layers steps up
+        module.gradient_checkpointing = (i + 1) * chosen // len(layers) > i * chosen // len(layers)
 
 
 MMAP_THRESHOLD_BYTES = 2 * 1024 * 1024  # see return_freed_memory

@@ -204,7 +204,7 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
     # Auto checkpointing: only micro-batches the token budget could not bound (one long example) pay for it.
     checkpoint_above = (config.micro_batch_tokens or None) if config.gradient_checkpointing is None else None
     if config.gradient_checkpointing is None and checkpoint_above is None:
-        set_checkpointing(model, False)
+        set_checkpointing(model, config.checkpoint_layers)
     model.train()
     ddp = _wrap_ddp(model, ranks, device) if ranks.distributed else None
     threads_before = torch.get_num_threads()
@@ -221,7 +221,8 @@ def _train(train: Sequence[TrainExample], out_dir: Path, partial: Path, base_dir
                 n_answer = sum(_n_answer(items[i]) for batch in steps[step] for i in batch)
                 counts: dict[str, Any] = {"tokens": 0, "answer_tokens": 0, "padded_tokens": 0}
                 loss = _train_step(model, [[items[i] for i in mb] for mb in mine], pad_id, device, use_bf16,
-                                   counts, checkpoint_above=checkpoint_above, ddp=ddp, n_answer=n_answer,
+                                   counts, checkpoint_above=checkpoint_above,
+                                   checkpoint_layers=config.checkpoint_layers, ddp=ddp, n_answer=n_answer,
                                    scale=scale * ranks.world_size)
                 loss, counts["tokens"], counts["padded_tokens"] = _sum_over_ranks(
                     ranks, [loss * scale, counts["tokens"] * scale, counts["padded_tokens"] * scale])
@@ -290,11 +291,12 @@ def _n_answer(item: Any) -> int:
 
 
 def _train_step(model: Any, micro_batches: list[list[Any]], pad_id: int, device: str, bf16: bool,
-                history: dict[str, Any], *, checkpoint_above: int | None = None, ddp: Any = None,
-                n_answer: int | None = None, scale: float = 1.0) -> float:
+                history: dict[str, Any], *, checkpoint_above: int | None = None, checkpoint_layers: float = 0.0,
+                ddp: Any = None, n_answer: int | None = None, scale: float = 1.0) -> float:
     """Forward/backward over the micro-batches of one optimizer step; the loss is the mean over all answer
     tokens of the step (not a mean of micro-batch means, which would over-weight short batches).
-    checkpoint_above: checkpoint exactly the micro-batches of more padded tokens (None: leave the model as set).
+    checkpoint_above: checkpoint exactly the micro-batches of more padded tokens, and checkpoint_layers' share of
+    the layers in the others (None: leave the model as set).
     Under DDP (ddp: the wrapped loss module) n_answer is the step's answer tokens over all ranks, scale the world
     size (DDP averages the ranks' gradients), and gradients are all-reduced once, after the last micro-batch."""
     import contextlib
@@ -307,7 +309,8 @@ def _train_step(model: Any, micro_batches: list[list[Any]], pad_id: int, device:
     for k, mb in enumerate(micro_batches):
         batch = {key: v.to(device) for key, v in collate(mb, pad_id).items()}
         if checkpoint_above is not None:
-            set_checkpointing(model, batch["input_ids"].numel() > checkpoint_above)
+            over = batch["input_ids"].numel() > checkpoint_above
+            set_checkpointing(model, True if over else checkpoint_layers)
         last = k == len(micro_batches) - 1
         sync = ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()
         with sync:

@@ -23,12 +23,12 @@ from ragtune.arms import ARMS
 from ragtune.atomic import place_dir
 from ragtune.config import GenerateConfig
 from ragtune.errors import ConfigError, InputError, RagtuneError
-from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory
+from ragtune.evaluate.efficiency import dir_size_bytes, peak_memory_mb, reset_peak_memory, trim_memory
 from ragtune.evaluate.harness import run_arm
 from ragtune.evaluate.results import RunResults
 from ragtune.evaluate.run_files import dumps_predictions, write_text_atomic
 from ragtune.evaluate.scoring import score_run
-from ragtune.generate import load_generator
+from ragtune.generate import load_generator, release_generators
 from ragtune.graph import follow_index_commits
 from ragtune.index import Index
 from ragtune.ingest import load_documents
@@ -414,11 +414,22 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
 
     total = sum(len(partial.todo(a, g.examples, g.freshness)) for a in config.arms for g in groups)
     t_start = time.perf_counter()
+
+    def arm_config_of(arm: str) -> GenerateConfig:
+        arm_config = arm_generate_config(config, adapters, arm)
+        if arm in (trained or {}):
+            arm_config = arm_config.model_copy(update={"adapter": trained[arm]})
+        return arm_config
+
+    configs = {arm: arm_config_of(arm) for arm in config.arms}
     with progress_task("Answering", total=total) as task:
-        for arm in config.arms:
-            arm_config = arm_generate_config(config, adapters, arm)
-            if arm in (trained or {}):
-                arm_config = arm_config.model_copy(update={"adapter": trained[arm]})
+        for position, arm in enumerate(config.arms):
+            arm_config = configs[arm]
+            # Arms run one after another: only the models this and later arms use stay loaded (the demo's base,
+            # SFT and RAFT models would otherwise all be in memory by the last arm).
+            generator = None
+            if release_generators(keep=[configs[later] for later in config.arms[position:]]):
+                trim_memory()
             generator = load_generator(arm_config)
             chosen = searched.get(arm) or {}
             settings = _describe_settings(arm_config, setup["arms"][arm], chosen)
