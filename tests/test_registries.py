@@ -88,3 +88,11 @@ def test_release_generators_drops_all_but_the_kept_configs(scratch):
     assert load_generator(one) is first  # still cached
     assert load_generator(two) is not second  # dropped: built afresh
     assert release_generators() == 2 and release_generators() == 0
+
+
+def test_uncached_load_builds_without_keeping_but_reuses_a_cached_one(scratch):
+    register_backend("echo", lambda config: _Echo())
+    config = GenerateConfig(model="echo:once")
+    once = load_generator(config, cache=False)
+    assert load_generator(config) is not once  # not kept: the cached load builds its own
+    assert load_generator(config, cache=False) is load_generator(config)  # a cached one is reused

@@ -155,7 +155,7 @@ def test_compare_train_synthesises_questions_by_rules_and_trains_without_lora_dr
     import ragtune.train.trainer as trainer
     from ragtune.workflows import train_arms
 
-    def no_model(config):
+    def no_model(config, **kwargs):
         raise AssertionError("training questions are written by rules: no model may be loaded for them")
 
     monkeypatch.setattr(ragtune.generate, "load_generator", no_model)
@@ -181,8 +181,9 @@ def test_compare_train_synthesises_questions_by_rules_and_trains_without_lora_dr
 
 
 def test_llm_paraphrases_load_the_model_once_and_release_it(town, monkeypatch):
-    """paraphraser 'llm' loads the generator for the paraphrases only, and the cache lets it go after synthesis,
-    before training loads its own copy (issue 15: the demo held both); a paraphraser name it does not know fails."""
+    """paraphraser 'llm' loads the generator for the paraphrases only, and the process-wide cache does not keep
+    it after synthesis, before training loads its own copy (issue 15: the demo held both); a paraphraser name it
+    does not know fails."""
     from ragtune.generate import registry
     from ragtune.workflows import train_arms
 
@@ -190,7 +191,8 @@ def test_llm_paraphrases_load_the_model_once_and_release_it(town, monkeypatch):
     registry.clear_generator_cache()
     loads = []
     real = registry.load_generator
-    monkeypatch.setattr("ragtune.generate.load_generator", lambda config: loads.append(config) or real(config))
+    monkeypatch.setattr("ragtune.generate.load_generator",
+                        lambda config, **kwargs: loads.append(config) or real(config, **kwargs))
     synthesis = {"per_chunk": 1, "paraphrases": 1, "questions": "rules", "paraphraser": "llm"}
     examples = train_arms.training_examples(index, None, model=town["model"], kind="sft", synthesis=synthesis)
     assert len(loads) == 1 and examples and registry._CACHE == {}

@@ -38,12 +38,15 @@ def backend_name(model: str) -> str:
     return scheme if len(scheme) > 1 and scheme in BACKENDS else "hf"
 
 
-def load_generator(config: GenerateConfig | None = None) -> Generator:
+def load_generator(config: GenerateConfig | None = None, *, cache: bool = True) -> Generator:
     """The generator for config.model — 'bundled' | a local HF folder | an http(s):// endpoint.
 
     config.adapter (a peft adapter folder) is applied on top of a local model. Generators are cached per
     process by config, so `ask`, `compare` and `serve` share one loaded model. How prompts are built for it
     (config.prompt_style, config.context_sentences) is `ragtune.pipeline.AnswerSettings.resolve(config)`.
+
+    cache=False is for one-off use (synthesis before training loads its own copy of the model): a cached
+    generator is still returned, but one built here is not kept, so it is freed with the caller's last reference.
 
     >>> gen = load_generator(GenerateConfig(model="bundled"))   # doctest: +SKIP
     >>> gen.generate([[{"role": "user", "content": "Hi"}]], max_new_tokens=8)[0].text  # doctest: +SKIP
@@ -54,7 +57,8 @@ def load_generator(config: GenerateConfig | None = None) -> Generator:
         if cached is not None:
             return cached
         generator = _build(config)
-        _CACHE[config] = generator
+        if cache:
+            _CACHE[config] = generator
         return generator
 
 
@@ -66,8 +70,7 @@ def clear_generator_cache() -> None:
 
 def release_generators(keep: Iterable[GenerateConfig] = ()) -> int:
     """Drop every cached generator whose config is not in `keep`, so its model can be freed once the caller
-    holds no reference (a workflow done with a model: synthesis before training, an arm before the next one's
-    model loads). Returns how many were dropped."""
+    holds no reference (compare: an arm's model once no later arm uses it). Returns how many were dropped."""
     kept = set(keep)
     with _LOCK:
         dropped = [config for config in _CACHE if config not in kept]

@@ -427,7 +427,7 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
             arm_config = configs[arm]
             # Arms run one after another: only the models this and later arms use stay loaded (the demo's base,
             # SFT and RAFT models would otherwise all be in memory by the last arm).
-            generator = None
+            generator = None  # our reference to the previous arm's model goes first, so a released one is freed
             if release_generators(keep=[configs[later] for later in config.arms[position:]]):
                 trim_memory()
             generator = load_generator(arm_config)

@@ -30,8 +30,9 @@ ARMS = ("base", "rag", "ft", "ft_rag", "raft")
 # The demo's training budget, so the first run fits in ~8 minutes on 2 CPU cores (measured: an SFT step of 8
 # short examples takes ~1.3 s, a RAFT step of 8 three-passage prompts ~14 s). `ragtune compare --train` and
 # `ragtune finetune` use the full defaults (10 SFT epochs, 2 RAFT epochs over every example). RAFT checkpoints
-# every other layer so the whole demo stays under 3 GB: measured on its RAFT prompts, 4 steps in a fresh process,
-# peak RSS 2.42 -> 1.98 GB at 14.2 -> 18.6 s a step (all layers: 1.51 GB, ~29 s).
+# every other layer to bring the whole demo to ~3 GB (2.95-3.01 GB measured, bench/bench_demo.py; 3.52 without):
+# on its RAFT prompts, 4 steps in a fresh process, peak RSS 2.42 -> 1.98 GB at 14.2 -> 18.6 s a step (all
+# layers: 1.51 GB, ~29 s).
 DEMO_TRAINING = {
     "sft": {"max_steps": 80},
     "raft": {"epochs": 1, "max_examples": 96, "distractors": 2, "checkpoint_layers": 0.5},
@@ -62,7 +63,10 @@ def _split_questions(src: Path, split: str, dst: Path) -> Path:
 
 
 def build_demo_index(work: Path) -> Any:
-    """Ingest the sample handbook into work/index (idempotent: unchanged documents are not re-embedded)."""
+    """Ingest the sample handbook into work/index (idempotent: unchanged documents are not re-embedded), then
+    hand the memory bulk embedding held back to the OS: the batch encoder's arena and the freed batches (~0.7 GB)
+    would otherwise sit under the model conversion and training that come next (training adds ~1.7 GB)."""
+    from ragtune.evaluate.efficiency import trim_memory
     from ragtune.index import Index
     from ragtune.ingest import load_documents
 
@@ -71,6 +75,8 @@ def build_demo_index(work: Path) -> Any:
     if loaded.skipped:
         logger.warning("sample corpus: %d file(s) skipped: %s", len(loaded.skipped), loaded.skipped[:3])
     index.add_documents(loaded.documents)
+    index.embedder.release_batch_encoder()
+    trim_memory()
     return index
 
 
@@ -136,7 +142,6 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
     """Run the demo comparison; returns the run folder (with report.html). quick: see QUICK_TRAINING. search:
     then search SEARCH_ARMS with up to that many trials each (search_demo), into RUN/search."""
     from ragtune.evaluate.cost import Scenario
-    from ragtune.evaluate.efficiency import trim_memory
     from ragtune.progress import Stages
     from ragtune.workflows.compare import CompareConfig, run_compare
 
@@ -147,12 +152,6 @@ def run_demo(out: str | Path = "runs/demo", *, limit: int | None = None, seed: i
     train_questions = _split_questions(sample / "questions.jsonl", "train", work / "questions_train.jsonl")
     stages.start(DEMO_STAGES[0])
     index = build_demo_index(work)
-    # Before the model conversion and training: the batch encoder's arena and embedding's freed batches (~0.7 GB)
-    # go back to the OS, so the demo stays under 3 GB (training adds ~1.7 GB to what the process holds).
-    release = getattr(getattr(index, "embedder", None), "release_batch_encoder", None)
-    if release is not None:
-        release()
-    trim_memory()
     stages.start(DEMO_STAGES[1])
     adapters = demo_adapters(index, work, train_questions, seed=seed, quick=quick)
     if quick:

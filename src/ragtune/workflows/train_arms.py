@@ -27,8 +27,8 @@ DEFAULT_EPOCHS = {"sft": 10, "raft": 2}
 # SFT (closed-book facts) adds a paraphrase of each question (a fact learnt in one wording only is not recalled in
 # another), written by rules: on the demo (30 held-out questions, same 100 steps) rule questions + rule paraphrases
 # gave ft_rag F1 0.378 and ft 0.122 vs 0.330 and 0.058 with the LLM's questions and paraphrases, and no model is
-# loaded (1:47 of generation less on the demo's first run). RAFT reads its answer from the passages: measured on SQuAD articles 4-6 (bench/bench_raft_mix.py, 100
-# questions, rag F1 0.233), rule-written questions alone, up to 4 per chunk, gave raft F1 0.392 (+0.159, p = 0.001);
+# loaded (1:47 of generation less on the demo's first run). RAFT reads its answer from the passages: measured on
+# SQuAD articles 4-6 (bench/bench_raft_mix.py, 100 questions, rag F1 0.233), rule-written questions alone, up to 4 per chunk, gave raft F1 0.392 (+0.159, p = 0.001);
 # the LLM's questions and paraphrases (the former default: 2 per chunk, 1 paraphrase) had given +0.05 on new
 # articles. Rules need no model: synthesis takes a second instead of minutes.
 SYNTHESIS = {
@@ -80,14 +80,12 @@ def training_examples(
                            or (synthesis["paraphrases"] and paraphraser == "llm")):
         from ragtune.generate import load_generator
 
-        generator = load_generator(GenerateConfig(model=model))
+        generator = load_generator(GenerateConfig(model=model), cache=False)  # training loads its own copy
     result = synthesize_qa(index.chunks(), generator, seed=seed, **synthesis)
-    if generator is not None:  # training loads its own copy of the model: free this one first
+    if generator is not None:  # free it before training starts
         from ragtune.evaluate.efficiency import trim_memory
-        from ragtune.generate import release_generators
 
         del generator
-        release_generators()
         trim_memory()
     if not result.examples:
         raise InputError(f"no training questions could be synthesised from the index (rejected: {result.rejected})")
