@@ -14,10 +14,12 @@ SQuAD's human annotators picked answer spans and wrote questions for the same pa
     .venv/bin/python bench/bench_synth.py --speed --paragraphs 24   # LLM synthesis speed, batch 1 vs batched
 
 --speed times the LLM path of `synthesize_qa` (questions="llm": the bundled model writes a question for every
-answer span, then one paraphrase each) on the same paragraphs twice in one process: one sequence per generate
-call (how synthesis generated before it was batched; the baseline) and `batch_size` sequences per call (sorted
-by length, KV cache, each row stopping at its end: the default). It prints chunks/s of question synthesis and
-questions/s of paraphrasing for both, their ratios, and checks both runs wrote the same questions (greedy).
+answer span, then one paraphrase each) on the same paragraphs three times in one process: one sequence per
+generate call with every prompt computed whole (how synthesis generated before it was batched; the baseline),
+`batch_size` sequences per call (sorted by length, KV cache, each row stopping at its end) still computing every
+prompt whole, and the default: batched with the few-shot turns shared by every prompt computed once per call
+(HFGenerator's shared prefix). It prints chunks/s of question synthesis and questions/s of paraphrasing for each,
+the ratios against the baseline, and checks the runs wrote the same questions (greedy).
 """
 
 from __future__ import annotations
@@ -209,10 +211,12 @@ def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
     set_progress(False)
     chunks = [chunk for chunk, _ in load_paragraphs(paragraphs)]
     generator = load_generator(GenerateConfig(model="bundled", batch_size=batch_size))
-    timed: dict[int, dict[str, float]] = {}
-    questions: dict[int, list[str]] = {}
+    runs = (("batch 1, whole prompts (baseline)", 1, False), (f"batch {batch_size}, whole prompts", batch_size, False),
+            (f"batch {batch_size}, shared prefix (default)", batch_size, True))
+    timed: dict[str, dict[str, float]] = {}
+    questions: dict[str, list[str]] = {}
     original = synth.paraphrase_with_model
-    for size in (1, batch_size):
+    for label, size, share in runs:
         clock = {"paraphrase": 0.0}
 
         def paraphrase_timed(*args, _clock=clock, **kwargs):
@@ -223,6 +227,7 @@ def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
                 _clock["paraphrase"] += time.perf_counter() - t
 
         synth.paraphrase_with_model = paraphrase_timed
+        generator.share_prefix = share
         try:
             t0 = time.perf_counter()
             result = synth.synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=1, seed=seed,
@@ -231,23 +236,25 @@ def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
         finally:
             synth.paraphrase_with_model = original
         kept = sum(1 for e in result.examples if e.metadata["kind"] == "original")
-        timed[size] = {"synth_s": total - clock["paraphrase"], "paraphrase_s": clock["paraphrase"],
-                       "kept": kept, "examples": len(result.examples)}
-        questions[size] = [e.question for e in result.examples]
-    one, many = timed[1], timed[batch_size]
+        timed[label] = {"synth_s": total - clock["paraphrase"], "paraphrase_s": clock["paraphrase"],
+                        "kept": kept, "examples": len(result.examples)}
+        questions[label] = [e.question for e in result.examples]
     print(f"LLM synthesis on {len(chunks)} SQuAD paragraphs (questions='llm', per_chunk={per_chunk}, 1 paraphrase), "
           f"bundled model, {os.cpu_count()} CPU(s)")
-    print(f"{'':22s} {'synth s':>8s} {'chunks/s':>9s} {'paraphrase s':>13s} {'questions/s':>12s} {'examples':>9s}")
-    for size, row in ((1, one), (batch_size, many)):
-        label = "batch 1 (baseline)" if size == 1 else f"batch {size} (default)"
-        print(f"{label:22s} {row['synth_s']:8.1f} {len(chunks) / row['synth_s']:9.2f} {row['paraphrase_s']:13.1f} "
+    print(f"{'':36s} {'synth s':>8s} {'chunks/s':>9s} {'paraphrase s':>13s} {'questions/s':>12s} {'examples':>9s}")
+    for label, row in timed.items():
+        print(f"{label:36s} {row['synth_s']:8.1f} {len(chunks) / row['synth_s']:9.2f} {row['paraphrase_s']:13.1f} "
               f"{row['kept'] / max(row['paraphrase_s'], 1e-9):12.2f} {row['examples']:9d}")
-    print(f"ratio: synthesis {one['synth_s'] / many['synth_s']:.2f}x chunks/s, paraphrasing "
-          f"{one['paraphrase_s'] / max(many['paraphrase_s'], 1e-9):.2f}x, both "
-          f"{(one['synth_s'] + one['paraphrase_s']) / (many['synth_s'] + many['paraphrase_s']):.2f}x")
-    same = sum(a == b for a, b in zip(questions[1], questions[batch_size]))
-    print(f"same questions in both runs: {same}/{max(len(questions[1]), len(questions[batch_size]))} "
-          f"(greedy; padding can change a few near-ties)")
+    base = timed[runs[0][0]]
+    baseline_questions = questions[runs[0][0]]
+    for label, _, _ in runs[1:]:
+        row = timed[label]
+        same = sum(a == b for a, b in zip(baseline_questions, questions[label]))
+        print(f"{label}: synthesis {base['synth_s'] / row['synth_s']:.2f}x chunks/s, paraphrasing "
+              f"{base['paraphrase_s'] / max(row['paraphrase_s'], 1e-9):.2f}x, both "
+              f"{(base['synth_s'] + base['paraphrase_s']) / (row['synth_s'] + row['paraphrase_s']):.2f}x the baseline; "
+              f"same questions {same}/{max(len(baseline_questions), len(questions[label]))} "
+              f"(greedy; padding can change a few near-ties)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 
 

@@ -123,3 +123,54 @@ def test_thread_choice_follows_load(monkeypatch):
     with hf._torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+SHOTS = [{"role": "system", "content": "Answer with the shortest phrase that is correct, then stop."}]
+for shot_q, shot_a in (("Who built the bridge?", "the city"), ("Where is the depot?", "north yard"), ("When?", "1990")):
+    SHOTS += [{"role": "user", "content": f"Question: {shot_q}"}, {"role": "assistant", "content": shot_a}]
+GUIDED = [SHOTS + [{"role": "user", "content": "Question: " + "report " * n}] for n in (4, 1, 8, 2, 6)]
+
+
+def test_shared_prefix_gives_the_whole_prompt_answers(tiny_lm_dir, monkeypatch):
+    shared = HFGenerator(tiny_lm_dir, batch_size=2)
+    whole = HFGenerator(tiny_lm_dir, batch_size=2, share_prefix=False)
+    calls = []
+    original = HFGenerator._prefix_cache
+    monkeypatch.setattr(HFGenerator, "_prefix_cache", lambda self, prefix: calls.append(len(prefix)) or original(self, prefix))
+    mixed = GUIDED + PROMPTS  # two kinds of rows in one call: a shared few-shot head, and none
+    got = shared.generate(mixed, max_new_tokens=8)
+    assert [g.text for g in got] == [g.text for g in whole.generate(mixed, max_new_tokens=8)]
+    assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in whole.generate(mixed, max_new_tokens=8)]
+    head = shared.tokenizer(shared.tokenizer.apply_chat_template(SHOTS, tokenize=False), add_special_tokens=False)
+    assert calls == [len(head["input_ids"])]  # computed once for the call's 5 guided rows (3 sub-batches), not per row
+    alone = [shared.generate([p], max_new_tokens=8)[0].text for p in GUIDED]  # ask/serve: one question at a time
+    assert alone == [g.text for g in got[: len(GUIDED)]]
+    assert len({g.text for g in got}) > 1
+
+
+def test_shared_prefix_first_step_scores_match_whole_prompt(tiny_lm_dir):
+    import torch
+
+    generator = HFGenerator(tiny_lm_dir)
+    encoded = [generator.tokenizer(p, add_special_tokens=False)["input_ids"] for p in generator.render(GUIDED[:3])]
+    prefix = generator._prefix_lengths(GUIDED[:3], encoded)[0]
+    assert prefix >= 16 and all(ids[:prefix] == encoded[0][:prefix] for ids in encoded)
+    seen = []
+
+    class Keep:
+        def __call__(self, input_ids, scores):
+            seen.append(scores.clone())
+            return scores
+
+    from transformers import LogitsProcessorList
+
+    original_generate = generator.model.generate
+    generator.model.generate = lambda **kw: original_generate(**kw, logits_processor=LogitsProcessorList([Keep()]))
+    generator._generate_padded(encoded, 1)
+    generator._generate_padded(encoded, 1, prefix, generator._prefix_cache(encoded[0][:prefix]))
+    assert torch.allclose(seen[0], seen[1], atol=1e-4)
+
+
+def test_short_or_absent_earlier_turns_are_not_shared(tiny_generator):
+    encoded = [tiny_generator.tokenizer(p, add_special_tokens=False)["input_ids"] for p in tiny_generator.render(PROMPTS)]
+    assert tiny_generator._prefix_lengths(PROMPTS, encoded) == [0] * len(PROMPTS)  # no turn before, or "Be short."

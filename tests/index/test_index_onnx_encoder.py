@@ -128,3 +128,34 @@ def test_minilm_document_path_equals_sentence_transformers() -> None:
     again = emb.encode(texts, batch_size=8)
     assert emb._doc_encoder is not None and emb._doc_encoder is not first
     assert np.array_equal(again, got)
+
+
+@pytest.mark.slow
+def test_load_encoder_exports_in_a_child_process(
+    tiny_transformer: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's memory goes back to the OS with the child: this process never runs the exporter, and the
+    graph the child wrote computes what the model does."""
+    from sentence_transformers import SentenceTransformer, models
+
+    from ragtune.index import onnx_encoder
+
+    monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path / "cache"))
+    hf = tmp_path / "hf"
+    tiny_transformer.auto_model.save_pretrained(hf)
+    tiny_transformer.tokenizer.save_pretrained(hf)
+    folder = tmp_path / "st"
+    SentenceTransformer(modules=[models.Transformer(str(hf)), models.Pooling(32, "mean"), models.Normalize()]).save(
+        str(folder)
+    )
+    st = SentenceTransformer(str(folder), device="cpu")
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("exported in the calling process")
+
+    monkeypatch.setattr(onnx_encoder, "export_query_graph", not_here)
+    monkeypatch.setattr(onnx_encoder, "_fuse", not_here)
+    encoder = onnx_encoder.load_encoder(st, folder, 64)
+    assert encoder is not None and onnx_encoder._graph_ready(folder, "fp32")
+    want = st.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(encoder.encode(TEXTS) - want).max() <= 1e-5

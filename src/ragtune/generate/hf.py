@@ -3,11 +3,19 @@
 Prompts are rendered with the tokenizer's chat template and LEFT-padded, so every row's last position is the
 real end of its prompt and generation continues from there. A batch is sorted by prompt length before it is
 split into sub-batches of `batch_size` (less padding, less wasted compute) and the order is restored after.
+
+Shared prefix: every turn before the last (the system prompt and any worked examples) is the same for all the
+questions of a prompt style, and it is most of a guided prompt (231 of ~350 tokens for RAG). Its keys and values
+are computed once per generate call, alone, and every row continues from a copy of them: the layout is
+[prefix][padding][row's own tokens], the padding masked out and the positions counted over real tokens, so a row
+sees exactly the positions and attention it would see unpadded. A question gets the same computation whether it
+is asked alone (ask, serve) or among many (compare).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import threading
@@ -21,6 +29,8 @@ from ragtune.generate.base import Messages
 from ragtune.types import Generation
 
 log = logging.getLogger(__name__)
+
+MIN_SHARED_PREFIX = 16  # tokens; a shorter leading turn is not worth a separate forward pass
 
 
 @contextlib.contextmanager
@@ -50,6 +60,7 @@ class HFGenerator:
         attn_implementation: str = "sdpa",
         num_threads: int | None = None,
         stop_at_answer_line: bool = False,
+        share_prefix: bool = True,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -60,6 +71,7 @@ class HFGenerator:
         self.temperature = temperature
         self.num_threads = num_threads
         self.stop_at_answer_line = stop_at_answer_line
+        self.share_prefix = share_prefix
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -95,7 +107,8 @@ class HFGenerator:
         return prompts
 
     def generate(self, batch: list[Messages], max_new_tokens: int = 64) -> list[Generation]:
-        """One Generation per conversation, same order; sorted by length and split into sub-batches inside."""
+        """One Generation per conversation, same order; grouped by shared prefix, sorted by length and split into
+        sub-batches inside."""
         if not batch:
             return []
         prompts = self.render(batch)
@@ -107,22 +120,77 @@ class HFGenerator:
                     f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's context of "
                     f"{self._max_positions}: retrieve fewer passages (k) or use shorter chunks"
                 )
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        prefixes = self._prefix_lengths(batch, encoded)
+        order = sorted(range(len(encoded)), key=lambda i: (encoded[i][: prefixes[i]], len(encoded[i])))
         results: list[Generation | None] = [None] * len(encoded)
-        with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens)
-                for row, generation in zip(rows, outputs, strict=True):
-                    results[row] = generation
+        with self._lock, _torch_threads(choose_threads(self.num_threads)):
+            start = 0
+            while start < len(order):
+                prefix = encoded[order[start]][: prefixes[order[start]]]
+                group = [i for i in order[start:] if prefixes[i] == len(prefix) and encoded[i][: len(prefix)] == prefix]
+                cache = self._prefix_cache(prefix) if prefix else None
+                for first in range(0, len(group), self.batch_size):
+                    rows = group[first : first + self.batch_size]
+                    outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens, len(prefix), cache)
+                    for row, generation in zip(rows, outputs, strict=True):
+                        results[row] = generation
+                start += len(group)
         return [r for r in results if r is not None]
 
-    def _generate_padded(self, input_ids: list[list[int]], max_new_tokens: int) -> list[Generation]:
+    def _prefix_lengths(self, batch: list[Messages], encoded: list[list[int]]) -> list[int]:
+        """Per row, how many leading tokens are its earlier turns (0 when not shared or too short to pay)."""
+        if not self.share_prefix:
+            return [0] * len(batch)
+        lengths, rendered = [], {}
+        for messages, ids in zip(batch, encoded, strict=True):
+            head = messages[:-1]
+            key = repr(head)
+            if key not in rendered:
+                text = self.tokenizer.apply_chat_template(head, tokenize=False) if head else ""
+                rendered[key] = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            prefix = rendered[key]
+            # the earlier turns must tokenize to a true prefix of the whole prompt and leave a token to continue from
+            shared = MIN_SHARED_PREFIX <= len(prefix) < len(ids) and ids[: len(prefix)] == prefix
+            lengths.append(len(prefix) if shared else 0)
+        return lengths
+
+    def _prefix_cache(self, prefix: list[int]) -> Any:
+        """The model's keys and values for `prefix` (one row), or None when the model's cache cannot be shared."""
+        import torch
+        from transformers import DynamicCache
+
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True, logits_to_keep=1
+            )
+        cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
+        if not isinstance(cache, DynamicCache) or any(cache.is_linear) or cache.get_seq_length() != len(prefix):
+            return None
+        return cache
+
+    def _generate_padded(
+        self, input_ids: list[list[int]], max_new_tokens: int, prefix_length: int = 0, prefix_cache: Any = None
+    ) -> list[Generation]:
         import torch
         from transformers import GenerationConfig
 
+        generate_kwargs: dict[str, Any] = {}
+        if prefix_cache is None:
+            prefix_length = 0
         # the inputs follow the model (CPU here; a caller may have moved `.model` to a GPU)
-        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt").to(self.model.device)
+        padded = self.tokenizer.pad(
+            {"input_ids": [ids[prefix_length:] for ids in input_ids]}, padding=True, return_tensors="pt"
+        ).to(self.model.device)
+        tokens, mask = padded["input_ids"], padded["attention_mask"]
+        if prefix_length:
+            # [prefix][padding][own tokens]: positions come from the mask's running count, so they are unpadded ones
+            head = torch.tensor([input_ids[0][:prefix_length]], device=tokens.device).expand(len(input_ids), -1)
+            tokens = torch.cat([head, tokens], dim=1)
+            mask = torch.cat([torch.ones_like(head), mask], dim=1)
+            with torch.inference_mode():
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(input_ids))
+            generate_kwargs["cache"] = cache
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=self.temperature > 0,
@@ -134,13 +202,13 @@ class HFGenerator:
         if self.stop_at_answer_line:
             from transformers import StoppingCriteriaList
 
-            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, padded["input_ids"].shape[1])])
-        with torch.inference_mode(), _torch_threads(choose_threads(self.num_threads)):
+            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, tokens.shape[1])])
+        with torch.inference_mode():
             out = self.model.generate(
-                input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], generation_config=config,
-                stopping_criteria=stopping,
+                input_ids=tokens, attention_mask=mask, generation_config=config, stopping_criteria=stopping,
+                **generate_kwargs,
             )
-        new_tokens = out[:, padded["input_ids"].shape[1] :]  # (batch, generated) — prompt stripped
+        new_tokens = out[:, tokens.shape[1] :]  # (batch, generated) — prompt stripped
         generations = []
         for prompt, row in zip(input_ids, new_tokens.tolist(), strict=True):
             kept = _until_eos(row, self._eos_ids)

@@ -61,21 +61,48 @@ def default_threads() -> int:
 
 def graph_for(transformer: Any, model_dir: str | Path, precision: str = "fp32") -> Path:
     """The cached ONNX graph of a mean-pooled model at this precision, built on first use (atomically)."""
-    check_precision(precision)
-    raw = export_path(model_dir)
+    raw, fused, quantised = _graph_paths(model_dir, check_precision(precision))
     if not raw.exists():
         logger.info("exporting the encoder to ONNX (once): %s", raw)
         export_query_graph(transformer, raw)
-    fused = raw.with_name("encoder.fp32.onnx")
     if not fused.exists():
         _write_atomic(fused, lambda tmp: _fuse(raw, tmp, getattr(transformer.auto_model, "config", None)))
     if precision == "fp32":
         return fused
-    quantised = raw.with_name("encoder.int8.onnx")
     if not quantised.exists():
         logger.info("quantising the encoder to int8 (once): %s", quantised)
         _write_atomic(quantised, lambda tmp: _quantise(raw, tmp))
     return quantised
+
+
+def _graph_paths(model_dir: str | Path, precision: str) -> tuple[Path, Path, Path]:
+    """The exported, fused and quantised graphs' paths (the third only built for int8)."""
+    raw = export_path(model_dir)
+    return raw, raw.with_name("encoder.fp32.onnx"), raw.with_name("encoder.int8.onnx")
+
+
+def _graph_ready(model_dir: str | Path, precision: str) -> bool:
+    raw, fused, quantised = _graph_paths(model_dir, precision)
+    return raw.exists() and fused.exists() and (precision == "fp32" or quantised.exists())
+
+
+def _graph_in_child(model_dir: str | Path, precision: str) -> None:
+    """Build the graphs in a fresh interpreter that loads the model from its folder. Export and fusion pull in
+    torch.onnx, onnx and ONNX Runtime's optimizer and peak ~0.7 GB above the loaded model (MiniLM); that memory
+    stays in the heap of the process that ingests and then trains (the demo carried ~0.3 GB of it through its
+    training), so it is spent in a child that gives it back when it exits. Errors come back as raised."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch's threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(_graph_child, str(model_dir), precision).result()
+
+
+def _graph_child(model_dir: str, precision: str) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    graph_for(SentenceTransformer(model_dir, device="cpu")[0], model_dir, precision)
 
 
 def _fuse(source: Path, target: Path, config: Any) -> None:
@@ -191,6 +218,11 @@ def load_encoder(
     except ImportError:
         usable = False
     if usable:
+        if not _graph_ready(model_dir, precision) and Path(model_dir).is_dir():
+            try:
+                _graph_in_child(model_dir, precision)
+            except Exception as exc:  # noqa: BLE001 (the export below, in this process, succeeds or reports it)
+                logger.info("ONNX export in a child process failed (%s: %s); exporting here", type(exc).__name__, exc)
         try:
             graph = graph_for(st_model[0], model_dir, precision)
             return OnnxEncoder(st_model[0].tokenizer, graph, max_length, threads or default_threads(), precision)

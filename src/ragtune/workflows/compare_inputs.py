@@ -45,7 +45,9 @@ class CompareConfig(StrictModel):
     model_name: str | None = None  # http(s) --model: the remote model of the untuned arms (else URL #fragment)
     adapter_model_names: dict[str, str] = Field(default_factory=dict)  # http(s) --model: "sft"/"raft" -> remote name
     max_new_tokens: int = Field(32, ge=1)
-    batch_size: int = Field(8, ge=1)
+    # questions per generate call. 16, not 8: the demo's 210 answers took 70 s instead of 79 s (same answers, shared
+    # prefix on; 8 -> 16 measured twice, -8% and -11%), more rows sharing each decode step's pass over the weights
+    batch_size: int = Field(16, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
     freshness: str | None = None

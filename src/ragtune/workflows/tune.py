@@ -84,7 +84,7 @@ class TuneConfig(StrictModel):
     k: int = Field(3, ge=1)  # the defaults the search starts from (compare's)
     mode: RetrieveMode = "hybrid"
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)  # as CompareConfig.batch_size
     runs_db: str | None = None
 
     @property
