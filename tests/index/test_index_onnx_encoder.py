@@ -159,3 +159,18 @@ def test_load_encoder_exports_in_a_child_process(
     assert encoder is not None and onnx_encoder._graph_ready(folder, "fp32")
     want = st.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     assert np.abs(encoder.encode(TEXTS) - want).max() <= 1e-5
+
+
+def test_export_traces_eager_attention_so_the_optimizer_fuses_it(
+    tiny_transformer: SimpleNamespace, model_dir: Path
+) -> None:
+    """SDPA's trace (NaN guards around the softmax) left attention as loose MatMuls; the eager trace fuses into
+    ONNX Runtime's Attention kernel. The model's own attention setting is left as it was."""
+    import onnx
+
+    model = tiny_transformer.auto_model
+    model.set_attn_implementation("sdpa")
+    graph = graph_for(tiny_transformer, model_dir, "fp32")
+    ops = [node.op_type for node in onnx.load(str(graph)).graph.node]
+    assert ops.count("Attention") == model.config.num_hidden_layers and "Softmax" not in ops
+    assert model.config._attn_implementation == "sdpa"
