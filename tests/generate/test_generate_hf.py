@@ -101,6 +101,11 @@ def test_adapter_is_applied(tiny_lm_dir, tmp_path):
     assert a != b
     assert b == c  # merging the LoRA weights does not change greedy outputs
     assert tuned.model_id.endswith("+adapter")
+    # the shared prefix through a PeftModel too (its forward has no logits_to_keep of its own)
+    shots = [[*SHOTS, {"role": "user", "content": f"Question: {q}"}] for q in ("Who?", "Where is it now?")]
+    whole = HFGenerator(tiny_lm_dir, adapter=adapter_dir, merge_adapter=False, share_prefix=False)
+    assert [g.text for g in unmerged.generate(shots, 6)] == [g.text for g in whole.generate(shots, 6)]
+    assert [g.text for g in unmerged.generate(shots, 6)] == [g.text for g in tuned.generate(shots, 6)]
 
 
 def test_prompt_longer_than_context_is_an_input_error(tiny_generator):

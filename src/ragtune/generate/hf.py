@@ -94,6 +94,7 @@ class HFGenerator:
         self.model_id = f"{name}+{self.adapter.name}" if self.adapter else name
         self._eos_ids = _eos_ids(self.tokenizer, model)
         self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        self._cache_keyword = "cache"  # generate's keyword for a prefilled cache (set by _prefix_cache)
         # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
         self._lock = threading.Lock()
 
@@ -156,15 +157,20 @@ class HFGenerator:
 
     def _prefix_cache(self, prefix: list[int]) -> Any:
         """The model's keys and values for `prefix` (one row), or None when the model's cache cannot be shared."""
+        import inspect
+
         import torch
         from transformers import DynamicCache
 
+        # only the last position's logits (not 49k-wide rows for every prefix token) where the model allows it
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
         with torch.inference_mode():
-            output = self.model(
-                input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True, logits_to_keep=1
-            )
-        cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
-        if not isinstance(cache, DynamicCache) or any(cache.is_linear) or cache.get_seq_length() != len(prefix):
+            output = self.model(input_ids=torch.tensor([prefix], device=self.model.device), use_cache=True, **last_only)
+        # transformers 5 names it `cache` (generate's keyword too); 4.x `past_key_values`
+        self._cache_keyword = "cache" if getattr(output, "cache", None) is not None else "past_key_values"
+        cache = getattr(output, self._cache_keyword, None)
+        if (not isinstance(cache, DynamicCache) or any(getattr(cache, "is_linear", ()))
+                or cache.get_seq_length() != len(prefix)):
             return None
         return cache
 
@@ -190,7 +196,7 @@ class HFGenerator:
             with torch.inference_mode():
                 cache = copy.deepcopy(prefix_cache)
                 cache.batch_repeat_interleave(len(input_ids))
-            generate_kwargs["cache"] = cache
+            generate_kwargs[self._cache_keyword] = cache
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=self.temperature > 0,
