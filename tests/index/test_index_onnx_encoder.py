@@ -70,6 +70,10 @@ def test_int8_graph_is_close_but_separate(tiny_transformer: SimpleNamespace, mod
 
     ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
     assert graph.name == "encoder.int8.onnx" and "DynamicQuantizeLinear" in ops  # int8 MatMuls, activations per batch
+    nodes = onnx.load(str(graph)).graph.node
+    integer = [node.name for node in nodes if node.op_type == "MatMulInteger"]
+    layers = tiny_transformer.auto_model.config.num_hidden_layers
+    assert len(integer) == 6 * (layers - 1) and not any("layer.0/" in name for name in integer)  # layer 1 stays fp32
     int8 = OnnxEncoder(tiny_transformer.tokenizer, graph, 64, precision="int8").encode(TEXTS)
     cosine = (int8 * fp32.encode(TEXTS)).sum(1)
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5) and cosine.min() > 0.95

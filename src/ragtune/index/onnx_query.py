@@ -28,7 +28,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMAT_VERSION = 2  # bump when the exported graph changes, so stale caches are not reused (2: eager attention)
+# bump when the exported graph changes, so stale caches are not reused (2: eager attention; 3: int8 keeps layer 1 fp32)
+EXPORT_FORMAT_VERSION = 3
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 BACKEND_ENV = "RAGTUNE_QUERY_BACKEND"  # "auto" (default): ONNX Runtime when installed; "torch": never
 
