@@ -179,3 +179,24 @@ def test_shared_prefix_first_step_scores_match_whole_prompt(tiny_lm_dir):
 def test_short_or_absent_earlier_turns_are_not_shared(tiny_generator):
     encoded = [tiny_generator.tokenizer(p, add_special_tokens=False)["input_ids"] for p in tiny_generator.render(PROMPTS)]
     assert tiny_generator._prefix_lengths(PROMPTS, encoded) == [0] * len(PROMPTS)  # no turn before, or "Be short."
+
+
+def test_rounds_continue_unfinished_rows_with_the_same_tokens(tiny_lm_dir, monkeypatch):
+    """Rows still going after a round continue from prompt + their tokens so far: the same greedy text as one
+    uninterrupted generate, the answer-line stop reading across rounds too."""
+    rounds = HFGenerator(tiny_lm_dir, batch_size=3, round_tokens=4)
+    whole = HFGenerator(tiny_lm_dir, batch_size=3, round_tokens=0)
+    steps = []
+    original = HFGenerator._generate_padded
+    monkeypatch.setattr(HFGenerator, "_generate_padded",
+                        lambda self, ids, n, *a: steps.append((len(ids), n)) or original(self, ids, n, *a))
+    mixed = GUIDED + PROMPTS
+    got = rounds.generate(mixed, max_new_tokens=10)
+    assert [(g.text, g.completion_tokens) for g in got] == [
+        (g.text, g.completion_tokens) for g in whole.generate(mixed, max_new_tokens=10)
+    ]
+    assert (3, 4) in steps and (3, 2) in steps  # rounds of 4, 4 and the last 2 of the 10 tokens
+    stopping = HFGenerator(tiny_lm_dir, batch_size=3, round_tokens=4, stop_at_answer_line=True)
+    stopping_whole = HFGenerator(tiny_lm_dir, batch_size=3, round_tokens=0, stop_at_answer_line=True)
+    assert [g.text for g in stopping.generate(mixed, 10)] == [g.text for g in stopping_whole.generate(mixed, 10)]
+    assert rounds.generate([GUIDED[0]], 10)[0].text == got[0].text  # one row: one go

@@ -31,6 +31,9 @@ from ragtune.types import Generation
 log = logging.getLogger(__name__)
 
 MIN_SHARED_PREFIX = 16  # tokens; a shorter leading turn is not worth a separate forward pass
+# New tokens per round: rows still going after a round are regrouped and continue, so a batch stops waiting for its
+# longest row (see HFGenerator._generate_rows)
+ROUND_TOKENS = 16
 
 
 @contextlib.contextmanager
@@ -61,6 +64,7 @@ class HFGenerator:
         num_threads: int | None = None,
         stop_at_answer_line: bool = False,
         share_prefix: bool = True,
+        round_tokens: int = ROUND_TOKENS,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -72,6 +76,7 @@ class HFGenerator:
         self.num_threads = num_threads
         self.stop_at_answer_line = stop_at_answer_line
         self.share_prefix = share_prefix
+        self.round_tokens = round_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -130,13 +135,53 @@ class HFGenerator:
                 prefix = encoded[order[start]][: prefixes[order[start]]]
                 group = [i for i in order[start:] if prefixes[i] == len(prefix) and encoded[i][: len(prefix)] == prefix]
                 cache = self._prefix_cache(prefix) if prefix else None
-                for first in range(0, len(group), self.batch_size):
-                    rows = group[first : first + self.batch_size]
-                    outputs = self._generate_padded([encoded[i] for i in rows], max_new_tokens, len(prefix), cache)
-                    for row, generation in zip(rows, outputs, strict=True):
-                        results[row] = generation
+                for row, generation in self._generate_rows(group, encoded, max_new_tokens, len(prefix), cache).items():
+                    results[row] = generation
                 start += len(group)
         return [r for r in results if r is not None]
+
+    def _generate_rows(
+        self, rows: list[int], encoded: list[list[int]], max_new_tokens: int, prefix_length: int, cache: Any
+    ) -> dict[int, Generation]:
+        """Generate for `rows` (length-sorted, one shared prefix) in rounds of `round_tokens` new tokens: after a
+        round, rows that ended (end of sequence, a finished answer line, the token limit) are done and the others
+        are sorted again and continue in fresh batches from their prompt plus what they have generated.
+
+        One batch used to decode until its longest row was done: on the demo's base arm most batches ran all 32
+        steps for one rambling row while the others had ended after ~13. A row's continuation recomputes its own
+        tokens (not the shared prefix) once per round. A single row is generated in one go.
+        """
+        generated: dict[int, list[int]] = {row: [] for row in rows}
+        pending = list(rows)
+        while pending:
+            left = max_new_tokens - len(generated[pending[0]])  # every pending row has generated as many tokens
+            step = min(self.round_tokens, left) if self.round_tokens and len(rows) > 1 else left
+            going = []
+            for first in range(0, len(pending), self.batch_size):
+                batch = pending[first : first + self.batch_size]
+                new = self._generate_padded(
+                    [encoded[r] + generated[r] for r in batch], step, prefix_length, cache, [generated[r] for r in batch]
+                )
+                for row, tokens in zip(batch, new, strict=True):
+                    generated[row] += tokens
+                    if not self._row_done(generated[row], max_new_tokens):
+                        going.append(row)
+            pending = sorted(going, key=lambda r: len(encoded[r]) + len(generated[r]))
+        results = {}
+        for row in rows:
+            kept = _until_eos(generated[row], self._eos_ids)
+            text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+            results[row] = Generation(text=text, prompt_tokens=len(encoded[row]), completion_tokens=len(kept))
+        return results
+
+    def _row_done(self, tokens: list[int], max_new_tokens: int) -> bool:
+        if len(tokens) >= max_new_tokens or any(token in self._eos_ids for token in tokens):
+            return True
+        if self.stop_at_answer_line:
+            from ragtune.generate.prompts import answer_line_complete
+
+            return answer_line_complete(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        return False
 
     def _prefix_lengths(self, batch: list[Messages], encoded: list[list[int]]) -> list[int]:
         """Per row, how many leading tokens are its earlier turns (0 when not shared or too short to pay)."""
@@ -175,8 +220,11 @@ class HFGenerator:
         return cache
 
     def _generate_padded(
-        self, input_ids: list[list[int]], max_new_tokens: int, prefix_length: int = 0, prefix_cache: Any = None
-    ) -> list[Generation]:
+        self, input_ids: list[list[int]], max_new_tokens: int, prefix_length: int = 0, prefix_cache: Any = None,
+        generated: list[list[int]] | None = None,
+    ) -> list[list[int]]:
+        """The new tokens of each row (a finished row's tail is padding); `generated`: per row, the tokens of its
+        own reply already at the end of its input (an earlier round's), which the answer-line stop reads too."""
         import torch
         from transformers import GenerationConfig
 
@@ -208,19 +256,13 @@ class HFGenerator:
         if self.stop_at_answer_line:
             from transformers import StoppingCriteriaList
 
-            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, tokens.shape[1])])
+            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, tokens.shape[1], generated)])
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=tokens, attention_mask=mask, generation_config=config, stopping_criteria=stopping,
                 **generate_kwargs,
             )
-        new_tokens = out[:, tokens.shape[1] :]  # (batch, generated) — prompt stripped
-        generations = []
-        for prompt, row in zip(input_ids, new_tokens.tolist(), strict=True):
-            kept = _until_eos(row, self._eos_ids)
-            text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
-            generations.append(Generation(text=text, prompt_tokens=len(prompt), completion_tokens=len(kept)))
-        return generations
+        return out[:, tokens.shape[1] :].tolist()  # (batch, generated) — prompt stripped
 
 
 def choose_threads(requested: int | None = None) -> int:
@@ -262,15 +304,18 @@ class _AnswerLineDone:
     """Per-row stopping: a sequence is done once its answer line is complete (see `answer_line_complete`); the
     rest of a rambling reply would be generated only to be thrown away by `parse_answer`."""
 
-    def __init__(self, tokenizer: Any, prompt_length: int):
-        self.tokenizer, self.prompt_length = tokenizer, prompt_length
+    def __init__(self, tokenizer: Any, prompt_length: int, earlier: list[list[int]] | None = None):
+        self.tokenizer, self.prompt_length, self.earlier = tokenizer, prompt_length, earlier
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
         from ragtune.generate.prompts import answer_line_complete
 
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        rows = input_ids[:, self.prompt_length :].tolist()
+        if self.earlier:  # the reply so far includes what earlier rounds generated
+            rows = [before + row for before, row in zip(self.earlier, rows, strict=True)]
+        texts = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
         return torch.tensor([answer_line_complete(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
