@@ -8,8 +8,13 @@ Shared prefix: every turn before the last (the system prompt and any worked exam
 questions of a prompt style, and it is most of a guided prompt (231 of ~350 tokens for RAG). Its keys and values
 are computed once per generate call, alone, and every row continues from a copy of them: the layout is
 [prefix][padding][row's own tokens], the padding masked out and the positions counted over real tokens, so a row
-sees exactly the positions and attention it would see unpadded. A question gets the same computation whether it
-is asked alone (ask, serve) or among many (compare).
+sees exactly the positions and attention it would see unpadded. The prefix is computed alone the same way whether a
+question is asked alone (ask, serve) or among many (compare).
+
+Rounds: with more than one row, generation runs ROUND_TOKENS new tokens at a time and only the rows still going
+continue (regrouped by length, from their prompt plus their tokens so far), instead of every row of a batch
+decoding until its longest one ends. Greedy replies are the same tokens either way (tests check it); on the
+demo's 210 answers and 51 synthesised questions they were identical.
 """
 
 from __future__ import annotations
