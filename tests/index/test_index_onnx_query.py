@@ -1,4 +1,4 @@
-"""The ONNX Runtime query encoder: same vectors as the PyTorch forward, cached export, safe fallbacks."""
+"""The ONNX export: same vectors as the PyTorch forward, cache keyed by the model files, safe fallbacks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ragtune.index import onnx_query
-from ragtune.index.onnx_query import OnnxQueryEncoder, export_path, export_query_graph, is_mean_pooled
+from ragtune.index import onnx_encoder
+from ragtune.index.onnx_encoder import OnnxEncoder
+from ragtune.index.onnx_query import export_path, export_query_graph, is_mean_pooled
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -20,7 +21,7 @@ def test_exported_graph_matches_torch_on_padded_batches(
 ) -> None:
     graph = export_query_graph(tiny_transformer, tmp_path / "q.onnx")
     assert graph.exists() and not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
-    encoder = OnnxQueryEncoder(tiny_transformer.tokenizer, graph, max_length=64)
+    encoder = OnnxEncoder(tiny_transformer.tokenizer, graph, max_length=64)  # the raw, unfused export
     for texts in (["how many paid leave days"], ["vpn", "connect to the vpn first then open the intranet portal"]):
         got = encoder.encode(texts)
         want = torch_reference(tiny_transformer, texts)
@@ -65,15 +66,16 @@ def test_loader_falls_back_when_switched_off_or_export_fails(
     model = tmp_path / "model"
     model.mkdir()
     pipeline = [tiny_transformer, Pooling("mean"), Normalize()]
+    monkeypatch.setattr(onnx_encoder, "_graph_in_child", lambda *_: None)  # no sentence-transformers folder here
     monkeypatch.setenv("RAGTUNE_QUERY_BACKEND", "torch")
-    assert onnx_query.load_query_encoder(pipeline, model, 64) is None
+    assert onnx_encoder.load_encoder(pipeline, model, 64) is None
     monkeypatch.setenv("RAGTUNE_QUERY_BACKEND", "auto")
-    encoder = onnx_query.load_query_encoder(pipeline, model, 64)
-    assert encoder is not None and encoder.graph == export_path(model) and encoder.graph.exists()
+    encoder = onnx_encoder.load_encoder(pipeline, model, 64, threads=1)
+    assert encoder is not None and encoder.graph == export_path(model).with_name("encoder.fp32.onnx")
 
     def broken(*_args: object) -> Path:
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(onnx_query, "export_query_graph", broken)
+    monkeypatch.setattr(onnx_encoder, "export_query_graph", broken)
     (model / "changed").write_text("x")  # new key: the loader must export again, and that fails
-    assert onnx_query.load_query_encoder(pipeline, model, 64) is None
+    assert onnx_encoder.load_encoder(pipeline, model, 64) is None

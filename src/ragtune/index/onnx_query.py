@@ -1,9 +1,9 @@
-"""Query embedding through ONNX Runtime: the same MiniLM weights, ~2.3x faster per query on CPU.
+"""The ONNX export of a sentence-transformers model, for ragtune.index.onnx_encoder (queries and documents).
 
-A single short query spends ~11 ms in PyTorch's eager transformer forward on one core here, almost all of it
-per-operator overhead; ONNX Runtime runs the exported graph (with its fused attention / layer-norm kernels) in
-~5 ms, tokenizer included, with the same vectors (cosine >= 0.99999 to sentence-transformers; tests check it).
-That is what brings dense and hybrid query latency at 100k chunks under 10 ms (bench/bench_latency.py).
+A single short query spent ~11 ms in PyTorch's eager transformer forward on one core here, almost all of it
+per-operator overhead; ONNX Runtime runs the exported graph (with its fused attention / layer-norm kernels) in a
+few ms, tokenizer included, with the same vectors (to 1e-5; tests check it). That is what brings dense and hybrid
+query latency at 100k chunks under 10 ms (bench/bench_latency.py).
 
 The graph is exported once per model folder (transformer + mean pooling + L2 normalisation in one graph) into
 ragtune's cache dir, written atomically, and reused by every later process. Only models whose
@@ -18,13 +18,10 @@ import contextlib
 import hashlib
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -131,59 +128,3 @@ def _input(features: Any, name: str) -> Any:
     if name in features:
         return features[name]
     return torch.zeros_like(features["input_ids"])  # token_type_ids for tokenizers that do not emit them
-
-
-class OnnxQueryEncoder:
-    """Embeds a few texts at a time with ONNX Runtime on one intra-op thread (the query path)."""
-
-    def __init__(self, tokenizer: Any, graph: Path, max_length: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        # One thread: a short query is too small to split, and a second spinning thread costs more than it
-        # gains on a busy 2-core machine (the same reasoning as the torch direct path in ragtune.index.embed).
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = tokenizer
-        self._max_length = max_length
-        self._lock = threading.Lock()
-        self.graph = graph
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) float32, L2-normalised."""
-        features = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self._max_length, return_tensors="np"
-        )
-        feed = {}
-        for name in INPUT_NAMES:
-            values = features.get(name)
-            feed[name] = (
-                np.zeros_like(features["input_ids"], dtype=np.int64) if values is None else values.astype(np.int64)
-            )
-        with self._lock:
-            (vectors,) = self._session.run(None, feed)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def load_query_encoder(st_model: Any, model_dir: str | Path, max_length: int) -> OnnxQueryEncoder | None:
-    """The ONNX query encoder for a sentence-transformers model, exporting it on first use; None when the
-    path is switched off, onnxruntime/onnx are missing, the pipeline is not mean-pooled, or export fails."""
-    if not backend_wanted() or not is_mean_pooled(st_model):
-        return None
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        logger.info("onnxruntime not installed: queries are embedded with PyTorch")
-        return None
-    transformer = st_model[0]
-    target = export_path(model_dir)
-    try:
-        if not target.exists():
-            logger.info("exporting the query encoder to ONNX (once): %s", target)
-            export_query_graph(transformer, target)
-        return OnnxQueryEncoder(transformer.tokenizer, target, max_length)
-    except Exception as exc:  # noqa: BLE001 (any export/runtime failure falls back to the torch path)
-        logger.warning("ONNX query encoder unavailable (%s: %s); using PyTorch", type(exc).__name__, exc)
-        return None
