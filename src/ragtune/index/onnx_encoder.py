@@ -62,7 +62,8 @@ def default_threads() -> int:
 
 def graph_for(transformer: Any, model_dir: str | Path, precision: str = "fp32") -> Path:
     """The cached ONNX graph of a mean-pooled model at this precision, built on first use (atomically)."""
-    raw, fused, quantised = _graph_paths(model_dir, check_precision(precision))
+    check_precision(precision)
+    raw, fused, quantised = _graph_paths(model_dir)
     if not raw.exists():
         logger.info("exporting the encoder to ONNX (once): %s", raw)
         export_query_graph(transformer, raw)
@@ -77,14 +78,14 @@ def graph_for(transformer: Any, model_dir: str | Path, precision: str = "fp32") 
     return quantised
 
 
-def _graph_paths(model_dir: str | Path, precision: str) -> tuple[Path, Path, Path]:
+def _graph_paths(model_dir: str | Path) -> tuple[Path, Path, Path]:
     """The exported, fused and quantised graphs' paths (the third only built for int8)."""
     raw = export_path(model_dir)
     return raw, raw.with_name("encoder.fp32.onnx"), raw.with_name("encoder.int8.onnx")
 
 
 def _graph_ready(model_dir: str | Path, precision: str) -> bool:
-    raw, fused, quantised = _graph_paths(model_dir, precision)
+    raw, fused, quantised = _graph_paths(model_dir)
     return raw.exists() and fused.exists() and (precision == "fp32" or quantised.exists())
 
 
@@ -140,10 +141,10 @@ def _quantise(source: Path, target: Path, layers: int = 0) -> None:
     graph = onnx.load(str(source), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
     matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and any(i in weights for i in node.input)]
-    keep = matmuls[: len(matmuls) // layers] if layers and len(matmuls) % layers == 0 else []
+    first_layer = matmuls[: len(matmuls) // layers] if layers and len(matmuls) % layers == 0 else []
     quantize_dynamic(
         str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=keep,
+        nodes_to_exclude=first_layer,
     )
 
 
