@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "errors": 1,
     "atomic": 1,
+    "fresh_process": 1,  # one call in a spawned child (model conversion, ONNX export)
     "paths": 1,
     "progress": 1,
     "models": 1,  # resolving the bundled/offline models

@@ -87,14 +87,10 @@ def _convert_in_child(gguf: Path, target: Path) -> Path:
     """convert_gguf in a fresh interpreter: its ~1.6 GB peak (the GGUF parsed and dequantised) goes back to the
     OS when the child exits, instead of staying in the heap of the process that trains or answers next (the
     demo converted in-process and carried ~1 GB more through its training). Errors come back as raised."""
-    import concurrent.futures
-    import multiprocessing
-
+    from ragtune.fresh_process import call_in_fresh_process
     from ragtune.progress import progress_enabled
 
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch's threads
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_convert_child, str(gguf), str(target), progress_enabled()).result()
+    return call_in_fresh_process(_convert_child, str(gguf), str(target), progress_enabled())
 
 
 def _convert_child(gguf: str, target: str, progress: bool) -> Path:

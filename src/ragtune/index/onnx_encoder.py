@@ -94,12 +94,9 @@ def _graph_in_child(model_dir: str | Path, precision: str) -> None:
     torch.onnx, onnx and ONNX Runtime's optimizer and peak ~0.7 GB above the loaded model (MiniLM); that memory
     stays in the heap of the process that ingests and then trains (the demo carried ~0.3 GB of it through its
     training), so it is spent in a child that gives it back when it exits. Errors come back as raised."""
-    import concurrent.futures
-    import multiprocessing
+    from ragtune.fresh_process import call_in_fresh_process
 
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch's threads
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        pool.submit(_graph_child, str(model_dir), precision).result()
+    call_in_fresh_process(_graph_child, str(model_dir), precision)
 
 
 def _graph_child(model_dir: str, precision: str) -> None:

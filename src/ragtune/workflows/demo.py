@@ -30,7 +30,7 @@ ARMS = ("base", "rag", "ft", "ft_rag", "raft")
 # The demo's training budget, so the first run fits in ~8 minutes on 2 CPU cores (measured: an SFT step of 8
 # short examples takes ~1.3 s, a RAFT step of 8 three-passage prompts ~14 s). `ragtune compare --train` and
 # `ragtune finetune` use the full defaults (10 SFT epochs, 2 RAFT epochs over every example). RAFT checkpoints
-# every other layer to bring the whole demo to ~3 GB (2.95-3.01 GB measured, bench/bench_demo.py; 3.52 without):
+# every other layer to keep the whole demo under 3 GB (2.82-2.89 GB measured, bench/bench_demo.py; 3.52 without):
 # on its RAFT prompts, 4 steps in a fresh process, peak RSS 2.42 -> 1.98 GB at 14.2 -> 18.6 s a step (all
 # layers: 1.51 GB, ~29 s).
 DEMO_TRAINING = {

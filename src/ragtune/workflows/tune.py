@@ -38,7 +38,7 @@ from ragtune.generate import load_generator
 from ragtune.pipeline import AnswerSettings
 from ragtune.types import Example
 from ragtune.workflows.chunk_indexes import ChunkIndexes
-from ragtune.workflows.compare_inputs import CompareConfig, arm_generate_config, check_inputs
+from ragtune.workflows.compare_inputs import COMPARE_BATCH_SIZE, CompareConfig, arm_generate_config, check_inputs
 from ragtune.workflows.answer_trials import AnswerTrials, TrialSpec
 from ragtune.workflows.search import SearchResult, Trial, TrialMetrics, require_optuna, search_arm
 from ragtune.workflows.search_space import default_params, space_for
@@ -84,7 +84,7 @@ class TuneConfig(StrictModel):
     k: int = Field(3, ge=1)  # the defaults the search starts from (compare's)
     mode: RetrieveMode = "hybrid"
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)  # as CompareConfig.batch_size
+    batch_size: int = Field(COMPARE_BATCH_SIZE, ge=1)
     runs_db: str | None = None
 
     @property
