@@ -82,12 +82,13 @@ def test_int8_graph_is_close_but_separate(tiny_transformer: SimpleNamespace, mod
 
 
 class Int8Hash(HashEmbedder):
-    """The hashing fake posing as a quantised embedder: what the index sees of precision."""
+    """The hashing fake posing as a quantised embedder: what the index sees of precision and quantised graph."""
 
-    def __init__(self) -> None:
+    def __init__(self, int8_graph: int = 3) -> None:
         super().__init__(64)
         self.model_id = "hash:64"
         self.precision = "int8"
+        self.int8_graph = int8_graph
 
 
 def test_quantised_index_records_precision_and_refuses_fp32(tmp_path: Path) -> None:
@@ -103,6 +104,42 @@ def test_quantised_index_records_precision_and_refuses_fp32(tmp_path: Path) -> N
     assert mf.read_manifest(tmp_path / "ix").generation == 1 and len(Index.open(tmp_path / "ix", Int8Hash())) == 1
     with pytest.raises(ConfigError, match="no int8 variant"):
         get_embedder("hash:64", "int8")
+
+
+def test_int8_vectors_of_another_quantised_graph_are_never_added(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = IndexConfig(embed=EmbedConfig(model="hash:64", precision="int8"))
+    Index.create(tmp_path / "ix", config, embedder=Int8Hash(2)).add_documents([Document(doc_id="a", text="paid leave")])
+    assert mf.read_manifest(tmp_path / "ix").int8_graph == 2
+    with caplog.at_level("WARNING", logger="ragtune.index.store"):
+        newer = Index.open(tmp_path / "ix", embedder=Int8Hash(3))  # still searchable, with a warning
+    assert "int8 vectors of the quantised graph format 2" in caplog.text and "reindex" in caplog.text
+    assert len(newer) == 1 and newer.state.vectors.shape == (1, 64)
+    with pytest.raises(ConfigError, match="int8 vectors of the quantised graph format 2; this ragtune's int8 encoder"):
+        newer.add_documents([Document(doc_id="b", text="vpn portal")])
+    assert mf.read_manifest(tmp_path / "ix").generation == 1  # nothing written
+    # a manifest from before the format was recorded reads as 0: not the same graph as any recorded one
+    path = tmp_path / "ix" / mf.MANIFEST
+    import json
+
+    data = json.loads(path.read_text())
+    del data["int8_graph"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="older quantised graph \\(format not recorded\\)"):
+        Index.open(tmp_path / "ix", embedder=Int8Hash(3)).add_documents([Document(doc_id="b", text="vpn portal")])
+    Index.open(tmp_path / "ix", embedder=Int8Hash(0)).add_documents([Document(doc_id="b", text="vpn portal")])
+    assert len(Index.open(tmp_path / "ix", embedder=Int8Hash(0))) == 2
+
+
+def test_embedding_cache_keeps_int8_and_fp32_vectors_apart() -> None:
+    from ragtune.index.embed import vectors_id_of
+    from ragtune.index.rechunk import EmbeddingCache
+
+    cache, fp32, int8 = EmbeddingCache(), HashEmbedder(64), Int8Hash(3)
+    cache.add(vectors_id_of(int8), ["vpn"], np.full((1, 64), 0.125, dtype=np.float32))
+    assert vectors_id_of(int8) == "hash:64@int8:3" and vectors_id_of(fp32) == "hash:64"
+    assert np.allclose(cache.encode(int8, ["vpn"]), 0.125) and cache.embedded == 0
+    assert np.allclose(cache.encode(fp32, ["vpn"]), fp32.encode(["vpn"])) and cache.embedded == 1
+    assert cache.encode(Int8Hash(2), ["vpn"]).shape == (1, 64) and cache.embedded == 2  # another graph: embedded anew
 
 
 def test_old_manifest_without_precision_reads_as_fp32(tmp_path: Path) -> None:

@@ -43,6 +43,20 @@ def test_reembed_keeps_chunks_and_documents_with_new_vectors(source: Path, tmp_p
     assert not list(tmp_path.glob(".*"))  # no temp folder left
 
 
+def test_reembed_records_the_int8_graph_so_the_copy_takes_that_graph_only(source: Path, tmp_path: Path) -> None:
+    class QuantisedHash(HashEmbedder):
+        def __init__(self, int8_graph: int) -> None:
+            super().__init__(64)
+            self.precision, self.int8_graph = "int8", int8_graph
+
+    stats = reembed_index(source, tmp_path / "q", "hash:64", "int8", embedder=QuantisedHash(3))
+    manifest = mf.read_manifest(tmp_path / "q")
+    assert (stats.precision, manifest.precision, manifest.int8_graph) == ("int8", "int8", 3)
+    Index.open(tmp_path / "q", embedder=QuantisedHash(3)).add_documents([Document(doc_id="n", text="new text")])
+    with pytest.raises(ConfigError, match="quantised graph format 3"):
+        Index.open(tmp_path / "q", embedder=QuantisedHash(4)).add_documents([Document(doc_id="m", text="other")])
+
+
 def test_reembed_refuses_a_used_target_and_leaves_nothing_on_failure(source: Path, tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("keep")

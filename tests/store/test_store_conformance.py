@@ -123,6 +123,25 @@ def test_another_embedder_is_refused(location: str) -> None:
         other.add_documents([Document("new.md", "Something new entirely.")])
 
 
+class QuantisedHash(HashEmbedder):
+    """The hashing fake posing as an int8 embedder of one quantised graph format."""
+
+    def __init__(self, int8_graph: int) -> None:
+        super().__init__(64)
+        self.precision, self.int8_graph = "int8", int8_graph
+
+
+def test_int8_vectors_of_another_quantised_graph_are_refused(location: str) -> None:
+    config = CONFIG.model_copy(update={"embed": EmbedConfig(model="hash:64", precision="int8")})
+    Index.open_or_create(location, config, embedder=QuantisedHash(2)).add_documents(corpus())
+    with pytest.raises(ConfigError, match="int8"):
+        Index.open(location, embedder=QuantisedHash(3)).add_documents([Document("new.md", "Something new entirely.")])
+    again = Index.open(location, embedder=QuantisedHash(2))
+    assert sorted(d.doc_id for d in again.documents()) == ["boats.md", "cats.md", "eng.md", "hr.md"]
+    again.add_documents([Document("new.md", "Something new entirely.")])  # the same graph's vectors: added
+    assert len(Index.open(location, embedder=QuantisedHash(2)).documents()) == 5
+
+
 # ---- the VectorStore protocol on server backends ----------------------------------------------------------
 def _chunks(doc: StoredDocument, texts: list[str], groups: list[str] | None = None) -> list[Chunk]:
     meta = dict(doc.metadata)

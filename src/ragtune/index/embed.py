@@ -61,6 +61,7 @@ class Embedder:
 
         self.model_id = model_id
         self.precision = check_precision(precision)
+        self.int8_graph = int8_graph_of(self.precision)
         self.model_path = model_path
         self._st = SentenceTransformer(model_path, device="cpu")
         self._st.eval()
@@ -178,6 +179,31 @@ class HashEmbedder:
             else:
                 out[row] /= norm
         return out
+
+
+def int8_graph_of(precision: str) -> int:
+    """The export format of the graph this ragtune quantises int8 vectors with (0 for fp32, whose vectors equal
+    PyTorch's whatever the export)."""
+    if precision == "fp32":
+        return 0
+    from ragtune.index.onnx_query import EXPORT_FORMAT_VERSION
+
+    return EXPORT_FORMAT_VERSION
+
+
+def vectors_id(model_id: str, precision: str = "fp32", int8_graph: int = 0) -> str:
+    """Which vectors an embedder makes: its model id, and for int8 the quantised graph's format. Vectors of one
+    vectors_id are interchangeable; of two, never mixed in one index or cache.
+
+    >>> vectors_id("m"), vectors_id("m", "int8", 3)
+    ('m', 'm@int8:3')
+    """
+    return model_id if precision == "fp32" else f"{model_id}@{precision}:{int8_graph}"
+
+
+def vectors_id_of(embedder: Any) -> str:
+    """vectors_id of an embedder object (its model_id, precision and int8_graph; fp32 when it has none)."""
+    return vectors_id(embedder.model_id, getattr(embedder, "precision", "fp32"), getattr(embedder, "int8_graph", 0))
 
 
 EmbedderFactory = Callable[[str], Any]  # the name's argument ('' for a bare name) -> an embedder with .encode

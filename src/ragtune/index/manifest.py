@@ -64,6 +64,10 @@ class Manifest:
     embedder_id: str = ""
     dim: int = 0
     precision: str = "fp32"  # of the stored vectors' embedder: "fp32", or "int8" (quantised ONNX graph)
+    # int8 vectors only: the export format (ragtune.index.onnx_query.EXPORT_FORMAT_VERSION) of the quantised graph
+    # that made them; 0 when not recorded (int8 indexes built before 2026-11-29). Another format's int8 vectors
+    # differ (cosine ~0.99), so they are never added to these.
+    int8_graph: int = 0
     generation: int = 0
     segments: dict[str, int] = field(default_factory=dict)  # name -> rows, in commit order
     documents: dict[str, DocEntry] = field(default_factory=dict)
@@ -89,6 +93,7 @@ class Manifest:
                 embedder_id=data.get("embedder_id", ""),
                 dim=int(data.get("dim", 0)),
                 precision=str(data.get("precision", "fp32")),
+                int8_graph=int(data.get("int8_graph", 0)),
                 generation=int(data.get("generation", 0)),
                 segments={str(k): int(v) for k, v in data.get("segments", {}).items()},
                 documents=docs,

@@ -7,8 +7,8 @@ beside it:
   arithmetic in fewer kernels, so fp32 vectors still equal PyTorch's to 1e-5 (tests check it);
 - optionally int8 dynamic quantisation of the MatMul weights, per output channel (per-tensor scales lost too
   much: cosine to fp32 fell to 0.90 on SciFact abstracts; per channel keeps it >= 0.99), the first layer kept
-  in fp32 (`_quantise`). An int8 index records
-  `precision: int8` in its manifest and is never mixed with fp32 vectors (ragtune.index.store).
+  in fp32 (`_quantise`). An int8 index records `precision: int8` and the graph's export format (`int8_graph`) in
+  its manifest and is never mixed with fp32 vectors or another graph's int8 ones (ragtune.index.store).
 Texts are tokenised once without padding, sorted by token count and cut into batches under a token budget, so
 a batch pads to its own longest text, not to the longest of the whole call.
 """

@@ -32,7 +32,7 @@ import numpy as np
 from ragtune.config import ChunkConfig
 from ragtune.errors import InputError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import chunk_embed_text
+from ragtune.index.embed import chunk_embed_text, vectors_id, vectors_id_of
 from ragtune.types import Document
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class CannotRechunk(InputError):
 
 
 class EmbeddingCache:
-    """Vectors by (embedder id, embedded text), seeded from indexes already built; counts what it embedded."""
+    """Vectors by (vectors id, embedded text), seeded from indexes already built; counts what it embedded. The
+    vectors id (ragtune.index.embed.vectors_id) is the embedder's model id, with precision and quantised graph for
+    int8, so int8 and fp32 vectors of one model never stand in for each other."""
 
     def __init__(self) -> None:
         self._vectors: dict[tuple[str, str], np.ndarray] = {}
@@ -56,11 +58,11 @@ class EmbeddingCache:
     def add_index(self, index: Any) -> None:
         """Remember every live chunk's vector of `index` (a folder Index) under its embedder id."""
         state = index.state
-        embedder_id = state.manifest.embedder_id
-        if not embedder_id:
+        manifest = state.manifest
+        if not manifest.embedder_id:
             return
         texts = [chunk_embed_text(c.title, c.text) for c in state.chunks]
-        self.add(embedder_id, texts, state.vectors)
+        self.add(vectors_id(manifest.embedder_id, manifest.precision, manifest.int8_graph), texts, state.vectors)
 
     def add(self, embedder_id: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         for text, vector in zip(texts, vectors, strict=True):
@@ -68,14 +70,15 @@ class EmbeddingCache:
 
     def encode(self, embedder: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """(len(texts), dim) vectors: cached ones as they are, the others embedded by `embedder` in one call."""
-        missing = list(dict.fromkeys(t for t in texts if (embedder.model_id, t) not in self._vectors))
+        key = vectors_id_of(embedder)
+        missing = list(dict.fromkeys(t for t in texts if (key, t) not in self._vectors))
         if missing:
-            self.add(embedder.model_id, missing, embedder.encode(missing, batch_size=batch_size))
+            self.add(key, missing, embedder.encode(missing, batch_size=batch_size))
             self.embedded += len(missing)
         self.hits += len(texts) - len(missing)
         if not texts:
             return np.zeros((0, embedder.dim), dtype=np.float32)
-        return np.stack([self._vectors[(embedder.model_id, t)] for t in texts]).astype(np.float32, copy=False)
+        return np.stack([self._vectors[(key, t)] for t in texts]).astype(np.float32, copy=False)
 
 
 class CachedEmbedder:
@@ -85,6 +88,7 @@ class CachedEmbedder:
         self.inner, self.cache = embedder, cache
         self.model_id, self.dim = embedder.model_id, embedder.dim
         self.precision = getattr(embedder, "precision", "fp32")
+        self.int8_graph = getattr(embedder, "int8_graph", 0)
 
     def encode(self, texts: list[str], batch_size: int = 64, **_: Any) -> np.ndarray:
         return self.cache.encode(self.inner, list(texts), batch_size)

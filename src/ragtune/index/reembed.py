@@ -73,7 +73,8 @@ def reembed_index(
 
         new = mf.Manifest(
             config=config.model_dump(), embedder_id=embedder.model_id, dim=int(embedder.dim),
-            precision=getattr(embedder, "precision", "fp32"), generation=1, segments={name: len(state.chunks)},
+            precision=getattr(embedder, "precision", "fp32"), int8_graph=int(getattr(embedder, "int8_graph", 0)),
+            generation=1, segments={name: len(state.chunks)},
             documents=documents, ragtune_version=__version__,
         )
         (tmp / mf.CONFIG).write_text(json.dumps(config.model_dump(), indent=2) + "\n", encoding="utf-8")

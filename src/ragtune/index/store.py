@@ -20,7 +20,7 @@ import numpy as np
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder
+from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder, int8_graph_of
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.index.plan import Plan, latest_documents, make_plan
@@ -83,6 +83,12 @@ class Index:
         precision = getattr(embedder, "precision", config.embed.precision)
         if manifest.live_rows() and manifest.precision != precision:  # queries must match the stored vectors
             raise ConfigError(f"index {path} holds {manifest.precision} vectors; the embedder given is {precision}")
+        graph = getattr(embedder, "int8_graph", None) if embedder is not None else int8_graph_of(precision)
+        if manifest.live_rows() and precision == "int8" and graph is not None and manifest.int8_graph != graph:
+            # searchable (cosine ~0.99 to this ragtune's int8 vectors), but adding to it is refused (_check_embedder)
+            logger.warning("index %s holds int8 vectors of %s; queries are embedded by this ragtune's int8 graph "
+                           "(format %s): re-embed it with `ragtune reindex %s --precision int8 --out NEW`",
+                           path, _int8_graph_name(manifest.int8_graph), graph, path)
         index = cls(path, config, embedder)
         index._state = load_state(path, manifest)
         return index
@@ -322,9 +328,17 @@ class Index:
                 f"index {self.path} holds {manifest.precision} vectors; this embedder produces {precision} ones "
                 f"(re-embed with `ragtune reindex {self.path} --precision {precision} --out NEW`)"
             )
+        graph = getattr(embedder, "int8_graph", 0) if precision == "int8" else 0
+        if manifest.live_rows() and precision == "int8" and manifest.int8_graph != graph:  # int8 of another graph
+            raise ConfigError(
+                f"index {self.path} holds int8 vectors of {_int8_graph_name(manifest.int8_graph)}; this ragtune's "
+                f"int8 encoder (format {graph}) makes other ones (re-embed with `ragtune reindex {self.path} "
+                f"--precision int8 --out NEW`)"
+            )
         manifest.embedder_id = embedder.model_id
         manifest.dim = embedder.dim
         manifest.precision = precision
+        manifest.int8_graph = graph
 
     def _commit(self, manifest: mf.Manifest, generation: int) -> None:
         """Compact if tombstones dominate, write the manifest atomically, then collect garbage. Caller holds the lock."""
@@ -372,6 +386,10 @@ INDEX_BACKENDS: Registry[IndexBackend] = Registry("index URI scheme", providers=
 def _store_uri(location: Any) -> str | None:
     """The URI `location` names (an --index value), or None for a folder path."""
     return index_uri(location, INDEX_BACKENDS.names())
+
+
+def _int8_graph_name(graph: int) -> str:
+    return f"the quantised graph format {graph}" if graph else "an older quantised graph (format not recorded)"
 
 
 def _open_backend(uri: str, how: str, config: IndexConfig | None, embedder: TextEmbedder | None) -> Any:

@@ -55,7 +55,9 @@ class StoredDocument:
 class StoreConfig:
     """The index config a store keeps in the engine, checked on every open and write."""
 
-    embedder_id: str  # e.g. "sentence-transformers/all-MiniLM-L6-v2" or "hash-64"
+    # the vectors' id (ragtune.index.embed.vectors_id): the embedder's model id, e.g.
+    # "sentence-transformers/all-MiniLM-L6-v2" or "hash:64", with "@int8:FORMAT" for quantised vectors
+    embedder_id: str
     dim: int
     index_config: dict[str, Any] = field(default_factory=dict)  # ragtune.config.IndexConfig.model_dump()
 

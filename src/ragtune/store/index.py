@@ -225,16 +225,21 @@ class StoreIndex:
 
     def _check_embedder(self) -> None:
         """Create the collection for this embedder, or check it is the one the collection was built with."""
+        from ragtune.index.embed import vectors_id_of
+
         embedder = self.embedder
-        self.store.write_config(StoreConfig(embedder.model_id, embedder.dim, self.config.model_dump()))
+        self.store.write_config(StoreConfig(vectors_id_of(embedder), embedder.dim, self.config.model_dump()))
 
     def check_query_embedder(self) -> None:
         """ConfigError when this index's embedder is not the one its collection was built with."""
         stored = self.store.read_config()
         embedder = self.embedder
-        if stored is not None and (stored.embedder_id, stored.dim) != (embedder.model_id, embedder.dim):
+        from ragtune.index.embed import vectors_id_of
+
+        wanted = vectors_id_of(embedder)
+        if stored is not None and (stored.embedder_id, stored.dim) != (wanted, embedder.dim):
             raise ConfigError(f"index {self.uri} was built with embedder {stored.embedder_id!r} "
-                              f"(dimension {stored.dim}), not {embedder.model_id!r} (dimension {embedder.dim})")
+                              f"(dimension {stored.dim}), not {wanted!r} (dimension {embedder.dim})")
 
     def _flush(self) -> None:
         """Backends that buffer writes (Milvus) seal them once per add/delete; optional in the protocol."""

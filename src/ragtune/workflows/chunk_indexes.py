@@ -110,7 +110,7 @@ class ChunkIndexes:
         own = self.index.state.manifest
         theirs = kept.state.manifest
         return (kept.config == self.index.config.model_copy(update={"chunk": chunk_config(chunk_tokens, self.own)})
-                and theirs.embedder_id == own.embedder_id
+                and (theirs.embedder_id, theirs.int8_graph) == (own.embedder_id, own.int8_graph)
                 and {d: e.hash for d, e in theirs.documents.items()} == {d: e.hash for d, e in own.documents.items()})
 
     def _build(self, chunk_tokens: int) -> Any:
