@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -67,3 +68,39 @@ def test_a_ray_data_run_starts_no_usage_poller_in_the_driver(ray_local):
     rows = ray_local.data.range(8).map_batches(lambda batch: batch).take_all()
     assert len(rows) == 8
     assert [t.name for t in threading.enumerate() if "usage" in t.name] == []
+
+
+@pytest.mark.parametrize(("address", "want"), [
+    ("ray://10.0.0.5:10001", ("10.0.0.5", 10001)), ("head.example:6379", ("head.example", 6379)),
+    ("[::1]:6379", ("::1", 6379)), ("auto", (None, 0)), ("local", (None, 0)),
+])
+def test_host_and_port_of_an_address(address, want):
+    from ragtune.distributed.ray_cluster import _host_port
+
+    assert _host_port(address) == want
+
+
+def test_an_address_nobody_answers_is_refused_before_ray_init(monkeypatch):
+    import socket
+
+    from ragtune.distributed import ray_cluster
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        called = []
+        monkeypatch.setattr(ray_cluster, "import_ray", lambda: SimpleNamespace(
+            is_initialized=lambda: False, init=lambda **kw: called.append(kw), shutdown=lambda: None))
+        with pytest.raises(ConfigError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+            with ray_cluster.ray_session(f"127.0.0.1:{port}"):
+                pass
+    assert called == []
+
+
+def test_ray_client_is_refused_for_ray_data_before_connecting(monkeypatch):
+    from ragtune.distributed import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda: pytest.fail("connected"))
+    with pytest.raises(ConfigError, match="does not work through Ray Client"):
+        with ray_cluster.ray_session("ray://127.0.0.1:10001", ray_data=True):
+            pass

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             from ragtune.ingest import discover
 
             files, links = discover(paths, follow_links)  # listed here (a missing path fails before Ray starts), read on Ray
-            with ray_session(ray):
+            with ray_session(ray, ray_data=True):
                 result = load_on_ray(files, links, workers=ray_workers)
                 stats = ray_add_documents(index, result.documents, workers=ray_workers, dedupe_content=True)
         else:

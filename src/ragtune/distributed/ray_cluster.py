@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,14 +60,20 @@ def worker_env() -> dict[str, str]:
 
 
 @contextmanager
-def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_session(address: str = LOCAL, num_cpus: int | None = None, *, ray_data: bool = False) -> Iterator[Any]:
     """Ray connected for the duration of the block; yields the ray module.
 
     'local' starts an instance on 127.0.0.1 (num_cpus logical CPUs, default the machine's), anything else joins
     that cluster (its nodes need ragtune installed and the index, adapters, models and files to ingest at the same
-    paths).
+    paths). `ray_data`: the block runs Ray Data, which does not run through Ray Client, so a 'ray://' address is
+    refused before anything connects (measured with Ray 2.60: "'Worker' object has no attribute 'core_worker'").
     """
     address = check_address(address)
+    if ray_data and address.startswith("ray://"):
+        raise ConfigError(
+            f"--ray {address}: ingestion runs on Ray Data, which does not work through Ray Client (ray://); give the "
+            "cluster's own address (HOST:6379) from a machine in its network, or run ragtune on the cluster "
+            "(`ray job submit -- ragtune ingest ... --ray auto`)")
     ray = import_ray()
     if ray.is_initialized():  # someone else's instance: use it, leave it running
         yield ray
@@ -76,12 +82,104 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None) -> Iterator[A
         if address == LOCAL:
             _init_local(ray, num_cpus)
         else:
-            logger.info("joining the Ray cluster at %s", address)
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+            _join(ray, address)
         try:
             yield ray
         finally:
             ray.shutdown()  # a local instance started here stops with it; a joined cluster is only left
+
+
+def _join(ray: Any, address: str) -> None:
+    """ray.init(address) with what a cluster on this machine needs, and one clear line when it cannot be joined.
+
+    - A HOST:PORT that answers no TCP connection within JOIN_CHECK_S is refused at once (ray.init retries an
+      unreachable address for minutes before it gives up).
+    - A cluster on loopback (`ray start --head --node-ip-address=127.0.0.1`) is joined as the local instance is
+      started: with the node address 127.0.0.1 and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0. Without them the driver
+      rewrites the address to eth0's and waits on it (measured: 13 minutes, then "Failed to connect").
+    - Token authentication (Ray >= 2.52 `ray start` enables it): Ray sends a token found on this machine only to a
+      cluster it finds itself ('auto'); ragtune does the same for a loopback address (the token is this machine's
+      own). For another address the user sets RAY_AUTH_MODE=token, and a cluster that refuses gets that line.
+    """
+    if address == "auto":  # the cluster Ray would find (RAY_ADDRESS, else the newest started on this machine)
+        address = _found_cluster() or address
+    host, port = _host_port(address)
+    if host is not None:
+        _check_reachable(address, host, port)
+    loopback = host in _LOOPBACK_HOSTS
+    logger.info("joining the Ray cluster at %s", address)
+    try:
+        if loopback and not address.startswith("ray://"):
+            _enable_local_token(ray)
+            with _environment(_LOCAL_ENV):
+                _with_cluster_flag_off(ray, lambda: ray.init(
+                    address=address, _node_ip_address="127.0.0.1", log_to_driver=False,
+                    runtime_env={"env_vars": worker_env()}))
+        else:
+            if loopback:
+                _enable_local_token(ray)
+            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+    except Exception as exc:  # noqa: BLE001  (ray raises ConnectionError, RuntimeError, AuthenticationError...)
+        chain, cause = [], exc
+        while cause is not None and len(chain) < 8:
+            chain.append(f"{type(cause).__name__}: {cause}")
+            cause = cause.__cause__ or cause.__context__
+        if any("Authentication" in text or "auth token" in text.lower() for text in chain):
+            raise ConfigError(
+                f"the Ray cluster at {address} refused this driver's authentication: set RAY_AUTH_MODE=token with "
+                f"the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token") from None
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())[:300]}") from None
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+JOIN_CHECK_S = 5.0  # seconds a HOST:PORT has to accept a TCP connection before --ray gives up on it
+
+
+def _host_port(address: str) -> tuple[str | None, int]:
+    """(host, port) of 'HOST:PORT' or 'ray://HOST:PORT' ('[::1]:6379' gives '::1'); (None, 0) for 'auto'.
+
+    >>> _host_port("ray://10.0.0.5:10001"), _host_port("[::1]:6379"), _host_port("auto")
+    (('10.0.0.5', 10001), ('::1', 6379), (None, 0))
+    """
+    rest = address.removeprefix("ray://")
+    if address in (LOCAL, "auto") or ":" not in rest:
+        return None, 0
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _found_cluster() -> str | None:
+    """The HOST:PORT `--ray auto` means, as Ray resolves it before rewriting a loopback host; None when Ray cannot
+    say (no cluster found: ray.init('auto') then fails with its own message)."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        found = get_ray_address_from_environment("auto", None)
+    except Exception:  # noqa: BLE001  (a private helper: absent or failing in other Ray versions)
+        return None
+    return found if isinstance(found, str) and _HOST_PORT.match(found) else None
+
+
+def _check_reachable(address: str, host: str, port: int) -> None:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=JOIN_CHECK_S).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` "
+                          f"or use --ray local") from None
+
+
+def _enable_local_token(ray: Any) -> None:
+    """Ray's own rule for a cluster it finds itself: RAY_AUTH_MODE unset and a token on this machine -> token mode."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 @contextmanager
@@ -106,17 +204,22 @@ def _init_local(ray: Any, num_cpus: int | None) -> None:
 
 
 def _init_loopback(ray: Any, num_cpus: int | None) -> None:
-    # The driver reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when ray is imported: set late, it is ignored and
-    # gcs_server/raylet/workers listen on every interface (measured with ss). So the flag it became is set too.
+    _with_cluster_flag_off(ray, lambda: ray.init(
+        _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus or os.cpu_count() or 1,
+        object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
+    ))
+
+
+def _with_cluster_flag_off(ray: Any, init: Callable[[], Any]) -> None:
+    """Run `init` with Ray's cluster flag off. The driver reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when ray is
+    imported: set late, it is ignored and gcs_server/raylet/workers listen on every interface (measured with ss),
+    and a loopback cluster is looked for at eth0's address. So the flag it became is set too."""
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     saved_flag = getattr(constants, "ENABLE_RAY_CLUSTER", None)
     if saved_flag is not None:
         constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(
-            _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus or os.cpu_count() or 1,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
-        )
+        init()
     finally:
         if saved_flag is not None:
             constants.ENABLE_RAY_CLUSTER = saved_flag
