@@ -179,7 +179,15 @@ def _enable_local_token(ray: Any) -> None:
         )
     except ImportError:  # a Ray without token authentication
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    # Its warning says token authentication "is enabled for this Ray cluster": true of a cluster it starts, not of
+    # one it joins, so it is held back here.
+    setup_logger = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = setup_logger.level
+    setup_logger.setLevel(logging.ERROR)
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        setup_logger.setLevel(level)
 
 
 @contextmanager
