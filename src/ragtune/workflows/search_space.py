@@ -73,9 +73,7 @@ RETRIEVAL = (
     # The index's own chunk size joins these as the default (SearchSpace.including).
     Param("chunk_tokens", (128, 320), "tokens per chunk: another size than the index's re-chunks its documents"),
     Param("mode", ("hybrid", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
-    # k 1: one whole passage suits a small reader. On the SQuAD bench's 140 test questions (bundled model, 2026-11-29)
-    # k 1 with whole passages gave F1 0.214 against the defaults' (k 3, 3 sentences) 0.185; k 2: 0.165-0.192, k 4: 0.145.
-    Param("k", (1, 3, 5), "passages retrieved per question"),
+    Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
 )
 ANSWER = (
