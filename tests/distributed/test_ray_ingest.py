@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
-from ragtune.errors import InputError
+from ragtune.errors import ConfigError, InputError
 from ragtune.index import Index
 from ragtune.types import Document
 
@@ -96,15 +96,27 @@ def test_precomputed_vectors_of_the_wrong_shape_are_refused(tmp_path):
 
 
 @SLOW
-def test_bundled_embedder_vectors_equal_the_single_process_ones(ray_local, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_bundled_embedder_vectors_equal_the_single_process_ones(ray_local, tmp_path, precision):
     from ragtune.distributed.ray_ingest import ray_add_documents
+    from ragtune.index import manifest as mf
 
     docs = _docs(6)
-    plain = Index.create(tmp_path / "plain", _config("bundled"))
+    config = _config("bundled").model_copy(update={"embed": EmbedConfig(model="bundled", precision=precision)})
+    plain = Index.create(tmp_path / "plain", config)
     plain.add_documents(docs)
-    distributed = Index.create(tmp_path / "ray", _config("bundled"))
+    distributed = Index.create(tmp_path / "ray", config)
     ray_add_documents(distributed, docs, workers=2)
-    _assert_same_index(distributed, plain)
+    _assert_same_index(distributed, plain)  # int8 too: the workers embed at the index's precision
+    manifest = mf.read_manifest(tmp_path / "ray")
+    assert (manifest.precision, manifest.int8_graph > 0) == (precision, precision == "int8")
+
+
+def test_vectors_a_worker_made_with_another_embedder_are_refused(ray_local, tmp_path):
+    from ragtune.distributed.ray_ingest import embed_on_ray
+
+    with pytest.raises(ConfigError, match="a Ray worker embedded with 'hash:64', not this index's 'hash:64@int8:3'"):
+        embed_on_ray(_docs(2), _config(), vectors_id="hash:64@int8:3")
 
 
 @SLOW

@@ -78,7 +78,7 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, *, ray_data: 
     if ray.is_initialized():  # someone else's instance: use it, leave it running
         yield ray
         return
-    with _environment(_SESSION_ENV):
+    with _environment(_session_env()), _quiet_ray_logs():
         if address == LOCAL:
             _init_local(ray, num_cpus)
         else:
@@ -114,11 +114,14 @@ def _join(ray: Any, address: str) -> None:
             with _environment(_LOCAL_ENV):
                 _with_cluster_flag_off(ray, lambda: ray.init(
                     address=address, _node_ip_address="127.0.0.1", log_to_driver=False,
-                    runtime_env={"env_vars": worker_env()}))
+                    logging_level=_init_logging_level(), runtime_env={"env_vars": worker_env()}))
         else:
             if loopback:
                 _enable_local_token(ray)
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+            # Ray Client passes ray.init's arguments on to a server it starts, which fails on `logging_level`
+            # ("Starting Ray client server failed"), so that one is set only for a direct join.
+            level = {} if address.startswith("ray://") else {"logging_level": _init_logging_level()}
+            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()}, **level)
     except Exception as exc:  # noqa: BLE001  (ray raises ConnectionError, RuntimeError, AuthenticationError...)
         chain, cause = [], exc
         while cause is not None and len(chain) < 8:
@@ -190,6 +193,47 @@ def _enable_local_token(ray: Any) -> None:
         setup_logger.setLevel(level)
 
 
+# Ray's own log lines on the driver's stderr, kept for --verbose: connection and Ray Data execution notes (INFO), its
+# token warning for the loopback instance ragtune starts and stops, and Ray Data's "progress bars disabled" (ragtune
+# draws its own). Failures still reach the user: as exceptions, which ragtune reports in one line. Ray Data sets its
+# logger's level from RAY_DATA_LOG_LEVEL whenever it configures logging (on import and per dataset).
+# Ray Client (ray://) resets the "ray" logger to INFO in ray.init, so its builder's note ("Passing the following
+# kwargs to ray.init() on the server") is held back by its own logger.
+_QUIET_LOGGERS = {"ray": logging.WARNING, "ray.data": logging.ERROR, "ray.client_builder": logging.WARNING,
+                  "ray._private.authentication.authentication_token_setup": logging.ERROR}
+_QUIET_ENV = {"RAY_DATA_LOG_LEVEL": "ERROR"}
+
+
+def _init_logging_level() -> int:
+    """ray.init's `logging_level` (it sets the "ray" logger's level; Ray's default is INFO)."""
+    return logging.DEBUG if _verbose() else logging.WARNING
+
+
+def _verbose() -> bool:
+    return logging.getLogger().isEnabledFor(logging.DEBUG)  # `ragtune --verbose`
+
+
+def _session_env() -> dict[str, str]:
+    quiet = {k: v for k, v in _QUIET_ENV.items() if k not in os.environ} if not _verbose() else {}
+    return {**_SESSION_ENV, **quiet}
+
+
+@contextmanager
+def _quiet_ray_logs() -> Iterator[None]:
+    """Ray's Python loggers at _QUIET_LOGGERS' levels for the block (unless --verbose), restored after it."""
+    if _verbose():
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    for name, level in _QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """os.environ with `values` set for the block, restored after it."""
@@ -214,7 +258,7 @@ def _init_local(ray: Any, num_cpus: int | None) -> None:
 def _init_loopback(ray: Any, num_cpus: int | None) -> None:
     _with_cluster_flag_off(ray, lambda: ray.init(
         _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus or os.cpu_count() or 1,
-        object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
+        object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False, logging_level=_init_logging_level(),
     ))
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.distributed.ray_cluster import import_ray, worker_env
-from ragtune.errors import InputError
+from ragtune.errors import ConfigError, InputError
 from ragtune.index import Index, IngestStats
 from ragtune.ingest import LoadResult, Skipped, load_file, merge_loaded
 from ragtune.ingest.decoding import printable_name
@@ -110,16 +110,21 @@ def _item_from_json(item: dict[str, Any]) -> Document | Skipped:
 
 
 class ChunkEmbedWorker:
-    """Ray Data callable class: a batch of documents (JSON) -> their chunks (JSON) and vectors, (n, dim) float32."""
+    """Ray Data callable class: a batch of documents (JSON) -> their chunks (JSON), vectors, (n, dim) float32, and
+    the id of the vectors it made (ragtune.index.embed.vectors_id: model, precision, int8 graph), which the driver
+    checks against its own embedder's so a node with another embedder or ragtune never mixes vectors into an index.
+    (Ray's core worker logs one "E" line per run for this actor pool, ray-project/ray#53727: Ray Data itself keeps the
+    actors' constructor arguments in the object store.)"""
 
     def __init__(self, config_json: str):
-        from ragtune.index.embed import get_embedder
+        from ragtune.index.embed import get_embedder, vectors_id_of
         from ragtune.ingest import load_tokenizer
 
         self.config = IndexConfig.model_validate_json(config_json)
         model = self.config.embed.model
         self.tokenizer = load_tokenizer(BUNDLED if model.startswith("hash") else model)  # as Index._prepare does
-        self.embedder = get_embedder(model)
+        self.embedder = get_embedder(model, self.config.embed.precision)
+        self.vectors_id = vectors_id_of(self.embedder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         from ragtune.index.embed import chunk_embed_text, encode_in_steps
@@ -130,14 +135,18 @@ class ChunkEmbedWorker:
         texts = [chunk_embed_text(c.title, c.text) for c in chunks]
         vectors = encode_in_steps(self.embedder, texts, self.config.embed.batch_size, lambda n: None)
         return {"chunk": np.array([json.dumps(dataclasses.asdict(c)) for c in chunks], dtype=object),
-                "vector": vectors}  # (n_chunks, dim)
+                "vector": vectors,  # (n_chunks, dim)
+                "vectors_id": np.array([self.vectors_id] * len(chunks), dtype=object)}
 
 
 def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1,
-                 docs_per_batch: int = DOCS_PER_BATCH) -> dict[str, tuple[list[Chunk], np.ndarray]]:
+                 docs_per_batch: int = DOCS_PER_BATCH, vectors_id: str | None = None,
+                 ) -> dict[str, tuple[list[Chunk], np.ndarray]]:
     """Chunk and embed docs with `workers` Ray actors (Ray must be connected: see ray_session).
 
     Returns doc id -> (its chunks in order, their vectors), the form `Index.add_documents(precomputed=...)` takes.
+    `vectors_id`: the driver's embedder's (ragtune.index.embed.vectors_id); ConfigError when a worker's vectors
+    have another (another model, precision or int8 graph on that node).
     """
     if not docs:
         return {}
@@ -153,13 +162,19 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
         runtime_env={"env_vars": worker_env()},
     )
     by_doc: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
-    with progress_task("Embedding (Ray)", total=None) as task:
+    with progress_task("Embedding (Ray)", total=len(docs)) as task:  # documents: a batch holds whole documents
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+            made = {str(v) for v in batch["vectors_id"]}
+            if vectors_id is not None and made - {vectors_id}:
+                raise ConfigError(f"a Ray worker embedded with {sorted(made - {vectors_id})[0]!r}, not this index's "
+                                  f"{vectors_id!r}: every node needs the same ragtune, embedder and precision")
             vectors = np.asarray(batch["vector"], dtype=np.float32)
+            seen = set()
             for text, vector in zip(batch["chunk"], vectors):
                 chunk = Chunk(**json.loads(text))
                 by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
-            task.advance(len(vectors))
+                seen.add(chunk.doc_id)
+            task.advance(len(seen))
     out: dict[str, tuple[list[Chunk], np.ndarray]] = {}
     for doc_id, pairs in by_doc.items():
         pairs.sort(key=lambda p: p[0].position)
@@ -176,7 +191,10 @@ def _quiet_data(ray: Any) -> None:
 def ray_add_documents(index: Index, docs: Sequence[Document], *, workers: int = 1, dedupe_content: bool = False,
                       lock_timeout_s: float | None = None) -> IngestStats:
     """`index.add_documents(docs, dedupe_content)` with chunking and embedding done on Ray (connected already)."""
-    precomputed = embed_on_ray(_needing_embedding(index, docs, dedupe_content), index.config, workers)
+    from ragtune.index.embed import vectors_id_of
+
+    todo = _needing_embedding(index, docs, dedupe_content)
+    precomputed = embed_on_ray(todo, index.config, workers, vectors_id=vectors_id_of(index.embedder) if todo else None)
     logger.info("ray: %d document(s) chunked and embedded by %d worker(s)", len(precomputed), workers)
     return index.add_documents(docs, dedupe_content, lock_timeout_s, precomputed=precomputed)
 
