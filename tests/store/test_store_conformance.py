@@ -131,6 +131,13 @@ class QuantisedHash(HashEmbedder):
         self.precision, self.int8_graph = "int8", int8_graph
 
 
+def test_the_index_embeds_at_its_configured_precision(location: str) -> None:
+    pytest.importorskip("onnxruntime")
+    config = CONFIG.model_copy(update={"embed": EmbedConfig(model="bundled", precision="int8")})
+    embedder = Index.open_or_create(location, config).embedder  # no embedder given: the config's, at its precision
+    assert (embedder.precision, embedder.int8_graph > 0) == ("int8", True)
+
+
 def test_int8_vectors_of_another_quantised_graph_are_refused(location: str) -> None:
     config = CONFIG.model_copy(update={"embed": EmbedConfig(model="hash:64", precision="int8")})
     Index.open_or_create(location, config, embedder=QuantisedHash(2)).add_documents(corpus())

@@ -118,7 +118,7 @@ class StoreIndex:
         if self._embedder is None:
             from ragtune.index.embed import get_embedder
 
-            self._embedder = get_embedder(self.config.embed.model)
+            self._embedder = get_embedder(self.config.embed.model, self.config.embed.precision)
         return self._embedder
 
     def _documents(self) -> list[StoredDocument]:
