@@ -184,3 +184,22 @@ def test_train_trains_the_embedder_into_the_run_and_prices_it(setup, monkeypatch
     assert setup_json["arms"]["rag_tr"]["embedder"] == str(run / "adapters" / "embedder")
     assert setup_json["arms"]["rag_tr"]["train_s"] == 12.5
     assert (run / "adapters" / "embedder" / embedder_tuning.MANIFEST).is_file()
+
+
+def test_the_tuned_index_keeps_the_source_index_precision(tmp_path):
+    from ragtune.config import EmbedConfig, IndexConfig
+    from ragtune.errors import ConfigError
+    from ragtune.index import HashEmbedder, Index
+    from ragtune.types import Document
+    from ragtune.workflows.compare import _reembedded
+
+    class QuantisedHash(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__(64)
+            self.precision, self.int8_graph = "int8", 3
+
+    config = IndexConfig(embed=EmbedConfig(model="hash:64", precision="int8"))
+    Index.create(tmp_path / "src", config, embedder=QuantisedHash()).add_documents([Document("a", "paid leave")])
+    with pytest.raises(ConfigError, match="no int8 variant"):  # asked for at int8, which the hash embedder lacks
+        _reembedded(tmp_path / "src", tmp_path / "tr", "hash:32")
+    assert not (tmp_path / "tr").exists()

@@ -304,20 +304,21 @@ def _tuned_retriever_index(config: CompareConfig, index: Any, partial_dir: Path,
 
 
 def _reembedded(source: Path, target: Path, embedder: str) -> tuple[Any, float]:
-    """`target` re-embedded from `source` with `embedder` (ragtune reindex's path, atomic), or kept as it is when
-    a resumed run already wrote it with that embedder; with the seconds the re-embedding took (0: kept)."""
+    """`target` re-embedded from `source` with `embedder` at the source's precision (ragtune reindex's path, atomic),
+    or kept as it is when a resumed run already wrote it so; with the seconds the re-embedding took (0: kept)."""
     from ragtune.index.reembed import reembed_index
 
+    precision = Index.open(source).config.embed.precision  # rag_tr differs from rag by its embedder only
     if target.is_dir():
         try:
             kept = Index.open(target)
-            if kept.config.embed.model == embedder:
+            if (kept.config.embed.model, kept.config.embed.precision) == (embedder, precision):
                 return kept, 0.0
         except RagtuneError:
             pass
         shutil.rmtree(target)
     t0 = time.perf_counter()
-    reembed_index(source, target, embedder)
+    reembed_index(source, target, embedder, precision)
     return Index.open(target), round(time.perf_counter() - t0, 2)
 
 
