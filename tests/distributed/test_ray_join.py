@@ -70,8 +70,9 @@ def ray_head() -> Iterator[SimpleNamespace]:
         pytest.skip("the ray and ragtune commands are not beside this interpreter")
     port, client = _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="rt-ray-", dir="/tmp")  # short: Ray's socket paths live under it
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_AUTH_MODE", None)  # Ray's default: token authentication on
+    # not this session's Ray settings (the ray_local instance's ray.init left RAY_CLIENT_MODE and RAY_AUTH_MODE in
+    # os.environ; inherited, the head's Ray Client server failed to start): Ray's defaults, token authentication on
+    env = {**_without_ray_settings(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     log = open(Path(temp) / "head.log", "wb")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
@@ -93,9 +94,13 @@ def ray_head() -> Iterator[SimpleNamespace]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _without_ray_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+
+
 def _ragtune(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
-    return subprocess.run([str(RAGTUNE), "-q", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([str(RAGTUNE), "-q", *args], capture_output=True, text=True, timeout=timeout,
+                          env=_without_ray_settings())
 
 
 def test_ingest_on_a_joined_cluster_equals_the_single_process_index(ray_head, tmp_path: Path) -> None:

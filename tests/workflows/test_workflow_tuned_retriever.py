@@ -199,7 +199,8 @@ def test_the_tuned_index_keeps_the_source_index_precision(tmp_path):
             self.precision, self.int8_graph = "int8", 3
 
     config = IndexConfig(embed=EmbedConfig(model="hash:64", precision="int8"))
-    Index.create(tmp_path / "src", config, embedder=QuantisedHash()).add_documents([Document("a", "paid leave")])
+    source = Index.create(tmp_path / "src", config, embedder=QuantisedHash())
+    source.add_documents([Document("a", "paid leave")])
     with pytest.raises(ConfigError, match="no int8 variant"):  # asked for at int8, which the hash embedder lacks
-        _reembedded(tmp_path / "src", tmp_path / "tr", "hash:32")
+        _reembedded(source, tmp_path / "tr", "hash:32")
     assert not (tmp_path / "tr").exists()

@@ -108,20 +108,18 @@ def _join(ray: Any, address: str) -> None:
         _check_reachable(address, host, port)
     loopback = host in _LOOPBACK_HOSTS
     logger.info("joining the Ray cluster at %s", address)
+    direct = not address.startswith("ray://")
+    kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "runtime_env": {"env_vars": worker_env()}}
+    if direct:  # Ray Client passes it on to a server it starts, which then fails ("Starting Ray client server failed")
+        kwargs["logging_level"] = _init_logging_level()
     try:
-        if loopback and not address.startswith("ray://"):
+        if loopback:
             _enable_local_token(ray)
+        if loopback and direct:
             with _environment(_LOCAL_ENV):
-                _with_cluster_flag_off(ray, lambda: ray.init(
-                    address=address, _node_ip_address="127.0.0.1", log_to_driver=False,
-                    logging_level=_init_logging_level(), runtime_env={"env_vars": worker_env()}))
+                _with_cluster_flag_off(ray, lambda: ray.init(_node_ip_address="127.0.0.1", **kwargs))
         else:
-            if loopback:
-                _enable_local_token(ray)
-            # Ray Client passes ray.init's arguments on to a server it starts, which fails on `logging_level`
-            # ("Starting Ray client server failed"), so that one is set only for a direct join.
-            level = {} if address.startswith("ray://") else {"logging_level": _init_logging_level()}
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": worker_env()}, **level)
+            ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001  (ray raises ConnectionError, RuntimeError, AuthenticationError...)
         chain, cause = [], exc
         while cause is not None and len(chain) < 8:

@@ -117,13 +117,13 @@ class ChunkEmbedWorker:
     actors' constructor arguments in the object store.)"""
 
     def __init__(self, config_json: str):
-        from ragtune.index.embed import get_embedder, vectors_id_of
+        from ragtune.index.embed import embedder_for, vectors_id_of
         from ragtune.ingest import load_tokenizer
 
         self.config = IndexConfig.model_validate_json(config_json)
         model = self.config.embed.model
         self.tokenizer = load_tokenizer(BUNDLED if model.startswith("hash") else model)  # as Index._prepare does
-        self.embedder = get_embedder(model, self.config.embed.precision)
+        self.embedder = embedder_for(self.config.embed)
         self.vectors_id = vectors_id_of(self.embedder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ragtune.config import BUNDLED
+from ragtune.config import BUNDLED, EmbedConfig
 from ragtune.errors import ConfigError
 from ragtune.registry import Registry
 from ragtune.types import Embedder as EmbedderProtocol
@@ -251,6 +251,12 @@ def get_embedder(name: str = BUNDLED, precision: str = "fp32") -> Embedder | Has
             embedder = Embedder(str(path), model_id, precision)
         _CACHE[key] = embedder
         return embedder
+
+
+def embedder_for(embed: EmbedConfig) -> Embedder | HashEmbedder:
+    """The embedder an index's EmbedConfig names, at its precision: what every index and its Ray workers embed
+    with (get_embedder's precision defaults to fp32, which an int8 index must never get)."""
+    return get_embedder(embed.model, embed.precision)
 
 
 def encode_in_steps(

@@ -20,7 +20,7 @@ import numpy as np
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import TextEmbedder, chunk_embed_text, encode_in_steps, get_embedder, int8_graph_of
+from ragtune.index.embed import TextEmbedder, chunk_embed_text, embedder_for, encode_in_steps, int8_graph_of
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.index.plan import Plan, latest_documents, make_plan
@@ -127,7 +127,7 @@ class Index:
     def embedder(self) -> TextEmbedder:
         """The embedder of this index (injected, or loaded by name from the config, once per process)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.config.embed.model, self.config.embed.precision)
+            self._embedder = embedder_for(self.config.embed)
         return self._embedder
 
     @property

@@ -116,9 +116,9 @@ class StoreIndex:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from ragtune.index.embed import get_embedder
+            from ragtune.index.embed import embedder_for
 
-            self._embedder = get_embedder(self.config.embed.model, self.config.embed.precision)
+            self._embedder = embedder_for(self.config.embed)
         return self._embedder
 
     def _documents(self) -> list[StoredDocument]:

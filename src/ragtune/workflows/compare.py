@@ -185,8 +185,7 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
         fresh_tuned = None
         if tuned_index is not None:  # the updated copy re-embedded: the same chunks, the tuned embedder's vectors
-            fresh_tuned, _ = _reembedded(Path(fresh_index.path), partial.dir / FRESH_TUNED_INDEX,
-                                         tuned_index.config.embed.model)
+            fresh_tuned, _ = _reembedded(fresh_index, partial.dir / FRESH_TUNED_INDEX, tuned_index.config.embed.model)
         groups.append(_Group.over(fresh_examples, fresh_index, fresh_tuned, config.mode, freshness=True))
     if executor is None:
         searched = {arm: search.params(arm) for arm in config.arms} if search else {}
@@ -298,17 +297,18 @@ def _tuned_retriever_index(config: CompareConfig, index: Any, partial_dir: Path,
         setup.setdefault("training", {})["embedder"] = {
             "path": embedder, "train_s": info["train_s"], "examples": (manifest.get("pairs") or {}).get("train"),
             "epochs": manifest.get("epochs_run"), "metrics": manifest.get("validation")}
-    tuned, info["reembed_s"] = _reembedded(Path(config.index), partial_dir / TUNED_INDEX, embedder)
+    tuned, info["reembed_s"] = _reembedded(index, partial_dir / TUNED_INDEX, embedder)
     setup["tuned_retriever"] = info
     return tuned
 
 
-def _reembedded(source: Path, target: Path, embedder: str) -> tuple[Any, float]:
-    """`target` re-embedded from `source` with `embedder` at the source's precision (ragtune reindex's path, atomic),
-    or kept as it is when a resumed run already wrote it so; with the seconds the re-embedding took (0: kept)."""
+def _reembedded(source: Any, target: Path, embedder: str) -> tuple[Any, float]:
+    """`target` re-embedded from the folder index `source` with `embedder` at the source's precision (ragtune
+    reindex's path, atomic), or kept as it is when a resumed run already wrote it so; with the seconds the
+    re-embedding took (0: kept)."""
     from ragtune.index.reembed import reembed_index
 
-    precision = Index.open(source).config.embed.precision  # rag_tr differs from rag by its embedder only
+    precision = source.config.embed.precision  # rag_tr differs from rag by its embedder only
     if target.is_dir():
         try:
             kept = Index.open(target)
@@ -318,7 +318,7 @@ def _reembedded(source: Path, target: Path, embedder: str) -> tuple[Any, float]:
             pass
         shutil.rmtree(target)
     t0 = time.perf_counter()
-    reembed_index(source, target, embedder, precision)
+    reembed_index(source.path, target, embedder, precision)
     return Index.open(target), round(time.perf_counter() - t0, 2)
 
 
