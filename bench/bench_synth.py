@@ -14,12 +14,16 @@ SQuAD's human annotators picked answer spans and wrote questions for the same pa
     .venv/bin/python bench/bench_synth.py --speed --paragraphs 24   # LLM synthesis speed, batch 1 vs batched
 
 --speed times the LLM path of `synthesize_qa` (questions="llm": the bundled model writes a question for every
-answer span, then one paraphrase each) on the same paragraphs three times in one process: one sequence per
-generate call with every prompt computed whole (how synthesis generated before it was batched; the baseline),
-`batch_size` sequences per call (sorted by length, KV cache, each row stopping at its end) still computing every
-prompt whole, and the default: batched with the few-shot turns shared by every prompt computed once per call
-(HFGenerator's shared prefix). It prints chunks/s of question synthesis and questions/s of paraphrasing for each,
-the ratios against the baseline, and checks the runs wrote the same questions (greedy).
+answer span, then one paraphrase each) on the same paragraphs three times in one process:
+  1. the baseline, how synthesis generated before it was batched: one sequence per generate call, every prompt
+     computed whole, each reply generated to its end of sequence or token limit, and every candidate question a
+     chunk may need (2 per missing question) written up front;
+  2. the current code with every prompt computed whole: a chunk's later candidates written only when earlier ones
+     were rejected, each round's rows in one call (sorted by length, KV cache, `batch_size` per sub-batch,
+     regrouped as rows finish), each row stopping once its question is complete (`question_complete`);
+  3. the default: (2) with the few-shot turns shared by every prompt computed once per call (shared prefix).
+It prints chunks/s of question synthesis and questions/s of paraphrasing for each, the ratios against the
+baseline, and checks the runs wrote the same questions (greedy).
 """
 
 from __future__ import annotations
@@ -199,8 +203,31 @@ def main() -> int:
 
 
 
+class _OneAtATime:
+    """The baseline's generator: one conversation per generate call, each generated to its own end (no `done`)."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id = inner, inner.model_id
+
+    def generate(self, batch, max_new_tokens=64):
+        return [g for messages in batch for g in self.inner.generate([messages], max_new_tokens=max_new_tokens)]
+
+
+def _every_candidate(generator, queue, kept_by_chunk, per_chunk, rejected, seen):
+    """How synthesis asked the model before its candidates were lazy: every candidate of every chunk, in order."""
+    from ragtune.train import synth
+
+    for i, candidates in queue:
+        replies = generator.generate([synth.question_messages(synth._sentence(c), c.span.text) for c in candidates],
+                                     max_new_tokens=synth.QUESTION_TOKENS)
+        for candidate, reply in zip(candidates, replies, strict=True):
+            candidate.question, candidate.method = synth.clean_question(reply.text), "llm"
+            if len(kept_by_chunk[i]) < per_chunk and synth._accept(candidate, rejected, seen):
+                kept_by_chunk[i].append(candidate)
+
+
 def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
-    """LLM question synthesis + one paraphrase each, one sequence per call vs batch_size per call (module doc)."""
+    """LLM question synthesis + one paraphrase each: the baseline vs the current code (module doc)."""
     import resource
 
     from ragtune.config import GenerateConfig
@@ -211,39 +238,42 @@ def speed(paragraphs: int, per_chunk: int, batch_size: int, seed: int) -> None:
     set_progress(False)
     chunks = [chunk for chunk, _ in load_paragraphs(paragraphs)]
     generator = load_generator(GenerateConfig(model="bundled", batch_size=batch_size))
-    runs = (("batch 1, whole prompts (baseline)", 1, False), (f"batch {batch_size}, whole prompts", batch_size, False),
-            (f"batch {batch_size}, shared prefix (default)", batch_size, True))
+    runs = (("one at a time, every candidate (baseline)", True, False),
+            (f"batch {batch_size}, whole prompts", False, False), (f"batch {batch_size}, shared prefix (default)", False, True))
     timed: dict[str, dict[str, float]] = {}
     questions: dict[str, list[str]] = {}
-    original = synth.paraphrase_with_model
-    for label, size, share in runs:
+    original_paraphrase, original_questions = synth.paraphrase_with_model, synth._llm_questions
+    for label, baseline, share in runs:
         clock = {"paraphrase": 0.0}
 
         def paraphrase_timed(*args, _clock=clock, **kwargs):
             t = time.perf_counter()
             try:
-                return original(*args, **kwargs)
+                return original_paraphrase(*args, **kwargs)
             finally:
                 _clock["paraphrase"] += time.perf_counter() - t
 
         synth.paraphrase_with_model = paraphrase_timed
+        if baseline:
+            synth._llm_questions = _every_candidate
         generator.share_prefix = share
         try:
             t0 = time.perf_counter()
-            result = synth.synthesize_qa(chunks, generator, per_chunk=per_chunk, paraphrases=1, seed=seed,
-                                         questions="llm", batch_size=size)
+            result = synth.synthesize_qa(chunks, _OneAtATime(generator) if baseline else generator, per_chunk=per_chunk,
+                                         paraphrases=1, seed=seed, questions="llm",
+                                         batch_size=1 if baseline else batch_size)
             total = time.perf_counter() - t0
         finally:
-            synth.paraphrase_with_model = original
+            synth.paraphrase_with_model, synth._llm_questions = original_paraphrase, original_questions
         kept = sum(1 for e in result.examples if e.metadata["kind"] == "original")
         timed[label] = {"synth_s": total - clock["paraphrase"], "paraphrase_s": clock["paraphrase"],
                         "kept": kept, "examples": len(result.examples)}
         questions[label] = [e.question for e in result.examples]
     print(f"LLM synthesis on {len(chunks)} SQuAD paragraphs (questions='llm', per_chunk={per_chunk}, 1 paraphrase), "
           f"bundled model, {os.cpu_count()} CPU(s)")
-    print(f"{'':36s} {'synth s':>8s} {'chunks/s':>9s} {'paraphrase s':>13s} {'questions/s':>12s} {'examples':>9s}")
+    print(f"{'':42s} {'synth s':>8s} {'chunks/s':>9s} {'paraphrase s':>13s} {'questions/s':>12s} {'examples':>9s}")
     for label, row in timed.items():
-        print(f"{label:36s} {row['synth_s']:8.1f} {len(chunks) / row['synth_s']:9.2f} {row['paraphrase_s']:13.1f} "
+        print(f"{label:42s} {row['synth_s']:8.1f} {len(chunks) / row['synth_s']:9.2f} {row['paraphrase_s']:13.1f} "
               f"{row['kept'] / max(row['paraphrase_s'], 1e-9):12.2f} {row['examples']:9d}")
     base = timed[runs[0][0]]
     baseline_questions = questions[runs[0][0]]

@@ -200,3 +200,39 @@ def test_rounds_continue_unfinished_rows_with_the_same_tokens(tiny_lm_dir, monke
     stopping_whole = HFGenerator(tiny_lm_dir, batch_size=3, round_tokens=0, stop_at_answer_line=True)
     assert [g.text for g in stopping.generate(mixed, 10)] == [g.text for g in stopping_whole.generate(mixed, 10)]
     assert rounds.generate([GUIDED[0]], 10)[0].text == got[0].text  # one row: one go
+
+
+def test_done_ends_each_row_at_the_first_point_it_holds(tiny_lm_dir):
+    """generate(done=) stops a row once done(reply so far), across rounds and sub-batches: its tokens are the shortest
+    prefix of the uninterrupted reply that done accepts (the whole reply where none does)."""
+    generator = HFGenerator(tiny_lm_dir, batch_size=2, round_tokens=3)
+    mixed = GUIDED + PROMPTS
+    full = HFGenerator(tiny_lm_dir, batch_size=2, round_tokens=0).generate(mixed, max_new_tokens=10)
+
+    def done(text):
+        return len(text.strip()) >= 12
+
+    got = generator.generate(mixed, max_new_tokens=10, done=done)
+    for whole, short, messages in zip(full, got, mixed, strict=True):
+        assert whole.text.startswith(short.text) and short.completion_tokens <= whole.completion_tokens
+        if short.completion_tokens < whole.completion_tokens:  # stopped by done, not by its end: at the first point
+            assert done(short.text)
+            assert not done(generator.generate([messages], max_new_tokens=short.completion_tokens - 1)[0].text)
+        else:
+            assert short.text == whole.text
+    assert any(s.completion_tokens < w.completion_tokens for s, w in zip(got, full))
+
+
+def test_generate_until_uses_done_only_where_the_generator_takes_it(tiny_generator):
+    from ragtune.generate.base import generate_until
+    from ragtune.types import Generation
+
+    class Plain:
+        model_id = "plain"
+
+        def generate(self, batch, max_new_tokens=64):
+            return [Generation(text="one two three") for _ in batch]
+
+    assert [g.text for g in generate_until(Plain(), PROMPTS[:2], 8, lambda t: True)] == ["one two three"] * 2
+    stopped = generate_until(tiny_generator, PROMPTS[:2], 8, lambda t: bool(t))
+    assert all(g.completion_tokens <= 2 for g in stopped)  # the first token that decodes to text ends the row

@@ -175,6 +175,39 @@ def test_llm_questions_are_filtered_by_reason():
     assert result.rejected.get("duplicate", 0) >= 1
 
 
+def test_llm_candidates_are_written_only_when_earlier_ones_were_rejected():
+    """Each round asks every chunk still short for just the questions it needs, all chunks in one call; a chunk's
+    next candidate only after its earlier one was rejected."""
+    words = iter(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"])
+    accepted = lambda answer: f"Which detail {next(words)} does the passage state?"
+    gen = ScriptedGenerator(question_reply=accepted)
+    result = synthesize_qa(HANDBOOK, gen, per_chunk=1, seed=0, questions="llm")
+    assert gen.calls == [3] and len(result.examples) == 3  # one row per chunk, one call: no spare candidates
+
+    asked = []
+
+    def reject_first(answer):  # the first round's questions name their answer (rejected), later ones are fine
+        asked.append(answer)
+        return f"Is {answer} what the passage states here?" if len(asked) <= 3 else accepted(answer)
+
+    words = iter(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"])
+    gen = ScriptedGenerator(question_reply=reject_first)
+    result = synthesize_qa(HANDBOOK, gen, per_chunk=1, seed=0, questions="llm")
+    assert gen.calls == [3, 3] and len(result.examples) == 3
+    assert result.rejected["answer_in_question"] == 3
+
+
+def test_question_complete_marks_where_more_text_changes_nothing():
+    from ragtune.train.paraphrase import clean_question, question_complete
+
+    reply = 'Question: "Who runs the lab?" It is Ada.\nWho else?'
+    points = [n for n in range(len(reply) + 1) if question_complete(reply[:n])]
+    assert points and clean_question(reply[: points[0]]) == clean_question(reply) == "Who runs the lab?"
+    assert not question_complete("") and not question_complete("  \n") and not question_complete("Who runs the")
+    assert question_complete("Who runs the lab\n")  # the first line ended: the rest is never read
+    assert question_complete(" ".join(["word"] * 40))  # too long to be kept whatever follows
+
+
 def test_llm_paraphrases_and_round_trip():
     def answer(question, sources):
         return "Answer: Hettie Brannagh [1]" if "ombudsperson" in question else "Answer: no idea [1]"

@@ -123,8 +123,9 @@ def test_paraphrase_progress_has_a_total():
             return [Generation(text="Which one is it?") for _ in batch]
 
     seen = []
-    paraphrase_with_model(Echo(), ["Who?", "What?", "When?"], 2, batch_size=2, on_batch=seen.append)
-    assert seen == [2, 1, 2, 1] and sum(seen) == 2 * 3  # the bar's total: n * len(questions)
+    questions = [f"Who is number {i}?" for i in range(10)]
+    paraphrase_with_model(Echo(), questions, 2, batch_size=2, on_batch=seen.append)
+    assert seen == [8, 2, 8, 2] and sum(seen) == 2 * 10  # the bar's total: n * len(questions); 4 batches a call
 
 
 def test_auto_checkpointing_recomputes_only_the_micro_batches_over_the_budget(train_lm_dir):

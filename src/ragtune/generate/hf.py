@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,9 @@ class HFGenerator:
         name = model_id or _model_name(model_dir)
         self.model_id = f"{name}+{self.adapter.name}" if self.adapter else name
         self._eos_ids = _eos_ids(self.tokenizer, model)
+        # a row's reply ends at its end of sequence, or at the padding generate puts after a row a stop ended
+        pad = self.tokenizer.pad_token_id
+        self._end_ids = self._eos_ids if pad in self._eos_ids else [*self._eos_ids, pad]
         self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         self._cache_keyword = "cache"  # generate's keyword for a prefilled cache (set by _prefix_cache)
         # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
@@ -117,11 +120,18 @@ class HFGenerator:
             prompts.append(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
         return prompts
 
-    def generate(self, batch: list[Messages], max_new_tokens: int = 64) -> list[Generation]:
+    def generate(
+        self, batch: list[Messages], max_new_tokens: int = 64, *, done: Callable[[str], bool] | None = None
+    ) -> list[Generation]:
         """One Generation per conversation, same order; grouped by shared prefix, sorted by length and split into
-        sub-batches inside."""
+        sub-batches inside. `done(reply so far)` True ends a row early (what follows would be thrown away by its
+        caller); by default a finished answer line when the generator stops at answer lines, else nothing."""
         if not batch:
             return []
+        if done is None and self.stop_at_answer_line:
+            from ragtune.generate.prompts import answer_line_complete
+
+            done = answer_line_complete
         prompts = self.render(batch)
         # The chat template already holds the special tokens (BOS/im_start): don't add them twice.
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -140,16 +150,18 @@ class HFGenerator:
                 prefix = encoded[order[start]][: prefixes[order[start]]]
                 group = [i for i in order[start:] if prefixes[i] == len(prefix) and encoded[i][: len(prefix)] == prefix]
                 cache = self._prefix_cache(prefix) if prefix else None
-                for row, generation in self._generate_rows(group, encoded, max_new_tokens, len(prefix), cache).items():
+                rows = self._generate_rows(group, encoded, max_new_tokens, len(prefix), cache, done)
+                for row, generation in rows.items():
                     results[row] = generation
                 start += len(group)
         return [r for r in results if r is not None]
 
     def _generate_rows(
-        self, rows: list[int], encoded: list[list[int]], max_new_tokens: int, prefix_length: int, cache: Any
+        self, rows: list[int], encoded: list[list[int]], max_new_tokens: int, prefix_length: int, cache: Any,
+        done: Callable[[str], bool] | None = None,
     ) -> dict[int, Generation]:
         """Generate for `rows` (length-sorted, one shared prefix) in rounds of `round_tokens` new tokens: after a
-        round, rows that ended (end of sequence, a finished answer line, the token limit) are done and the others
+        round, rows that ended (end of sequence, `done`, the token limit) are done and the others
         are sorted again and continue in fresh batches from their prompt plus what they have generated.
 
         One batch used to decode until its longest row was done: on the demo's base arm most batches ran all 32
@@ -165,28 +177,25 @@ class HFGenerator:
             for first in range(0, len(pending), self.batch_size):
                 batch = pending[first : first + self.batch_size]
                 new = self._generate_padded(
-                    [encoded[r] + generated[r] for r in batch], step, prefix_length, cache, [generated[r] for r in batch]
+                    [encoded[r] + generated[r] for r in batch], step, prefix_length, cache, [generated[r] for r in batch],
+                    done,
                 )
                 for row, tokens in zip(batch, new, strict=True):
                     generated[row] += tokens
-                    if not self._row_done(generated[row], max_new_tokens):
+                    if not self._row_done(generated[row], max_new_tokens, done):
                         going.append(row)
             pending = sorted(going, key=lambda r: len(encoded[r]) + len(generated[r]))
         results = {}
         for row in rows:
-            kept = _until_eos(generated[row], self._eos_ids)
+            kept = _until_eos(generated[row], self._end_ids)
             text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
             results[row] = Generation(text=text, prompt_tokens=len(encoded[row]), completion_tokens=len(kept))
         return results
 
-    def _row_done(self, tokens: list[int], max_new_tokens: int) -> bool:
-        if len(tokens) >= max_new_tokens or any(token in self._eos_ids for token in tokens):
+    def _row_done(self, tokens: list[int], max_new_tokens: int, done: Callable[[str], bool] | None) -> bool:
+        if len(tokens) >= max_new_tokens or any(token in self._end_ids for token in tokens):
             return True
-        if self.stop_at_answer_line:
-            from ragtune.generate.prompts import answer_line_complete
-
-            return answer_line_complete(self.tokenizer.decode(tokens, skip_special_tokens=True))
-        return False
+        return done is not None and done(self.tokenizer.decode(tokens, skip_special_tokens=True))
 
     def _prefix_lengths(self, batch: list[Messages], encoded: list[list[int]]) -> list[int]:
         """Per row, how many leading tokens are its earlier turns (0 when not shared or too short to pay)."""
@@ -226,10 +235,10 @@ class HFGenerator:
 
     def _generate_padded(
         self, input_ids: list[list[int]], max_new_tokens: int, prefix_length: int = 0, prefix_cache: Any = None,
-        generated: list[list[int]] | None = None,
+        generated: list[list[int]] | None = None, done: Callable[[str], bool] | None = None,
     ) -> list[list[int]]:
         """The new tokens of each row (a finished row's tail is padding); `generated`: per row, the tokens of its
-        own reply already at the end of its input (an earlier round's), which the answer-line stop reads too."""
+        own reply already at the end of its input (an earlier round's), which `done` reads too."""
         import torch
         from transformers import GenerationConfig
 
@@ -258,10 +267,10 @@ class HFGenerator:
             **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
         )
         stopping = None
-        if self.stop_at_answer_line:
+        if done is not None:
             from transformers import StoppingCriteriaList
 
-            stopping = StoppingCriteriaList([_AnswerLineDone(self.tokenizer, tokens.shape[1], generated)])
+            stopping = StoppingCriteriaList([_ReplyDone(self.tokenizer, tokens.shape[1], done, generated)])
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=tokens, attention_mask=mask, generation_config=config, stopping_criteria=stopping,
@@ -305,23 +314,22 @@ def _torch_threads(count: int) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-class _AnswerLineDone:
-    """Per-row stopping: a sequence is done once its answer line is complete (see `answer_line_complete`); the
-    rest of a rambling reply would be generated only to be thrown away by `parse_answer`."""
+class _ReplyDone:
+    """Per-row stopping: a sequence is done once `done(its reply so far)` (a complete answer line, see
+    `answer_line_complete`; a complete question): the rest of a rambling reply would only be thrown away."""
 
-    def __init__(self, tokenizer: Any, prompt_length: int, earlier: list[list[int]] | None = None):
-        self.tokenizer, self.prompt_length, self.earlier = tokenizer, prompt_length, earlier
+    def __init__(self, tokenizer: Any, prompt_length: int, done: Callable[[str], bool],
+                 earlier: list[list[int]] | None = None):
+        self.tokenizer, self.prompt_length, self.done, self.earlier = tokenizer, prompt_length, done, earlier
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
-
-        from ragtune.generate.prompts import answer_line_complete
 
         rows = input_ids[:, self.prompt_length :].tolist()
         if self.earlier:  # the reply so far includes what earlier rounds generated
             rows = [before + row for before, row in zip(self.earlier, rows, strict=True)]
         texts = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
-        return torch.tensor([answer_line_complete(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+        return torch.tensor([self.done(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 def _until_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:

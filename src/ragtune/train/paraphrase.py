@@ -11,7 +11,14 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from ragtune.generate.base import Generator, Messages
+from ragtune.generate.base import Generator, Messages, generate_until
+
+MIN_QUESTION_WORDS = 4
+MAX_QUESTION_WORDS = 30
+QUESTION_TOKENS = 40  # new tokens a question reply may take
+# Rows per generate call, in batches (paraphrasing; synthesis groups its chunks to fill about as many): the generator
+# regroups its rows as they finish, so bigger calls waste fewer batch slots; the progress bars move once per call.
+ROWS_PER_CALL_BATCHES = 4
 
 SYSTEM_PARAPHRASE = (
     "You rewrite questions. Reply with one question that asks exactly the same thing in different words. "
@@ -65,6 +72,13 @@ _STOP = {"what", "who", "whom", "which", "when", "where", "why", "how", "is", "a
          "or", "that", "this", "it", "its", "be", "been", "from", "as", "name", "exactly", "one", "there"}
 
 
+def question_complete(text: str) -> bool:
+    """Whether more of a model reply cannot change what `clean_question` makes of it, or whether it is kept: its first
+    line has ended or holds a '?', or is already too long for a question. Generation of that row stops there."""
+    first, newline, _ = text.lstrip().partition("\n")
+    return bool(first) and (bool(newline) or "?" in first or len(first.split()) > MAX_QUESTION_WORDS + 3)
+
+
 def _content_words(text: str) -> set[str]:
     return {w.lower().rstrip("s") for w in re.findall(r"[\w'’-]+", text) if w.lower() not in _STOP and len(w) > 1}
 
@@ -92,14 +106,15 @@ def paraphrase_with_model(generator: Generator, questions: Sequence[str], n: int
                           on_batch: Callable[[int], None] | None = None) -> list[list[str]]:
     """Up to n rewordings per question; the k-th asks the model to reword the (k-1)-th, so they differ.
 
-    on_batch(k) is called after each generated batch of k questions (n * len(questions) in all: progress)."""
+    on_batch(k) is called after each generate call of k questions (n * len(questions) in all: progress)."""
     results: list[list[str]] = [[] for _ in questions]
     current = list(questions)
+    per_call = batch_size * ROWS_PER_CALL_BATCHES
     for _ in range(n):
         replies: list[str] = []
-        for start in range(0, len(current), batch_size):
-            batch = [paraphrase_messages(q) for q in current[start : start + batch_size]]
-            replies.extend(g.text for g in generator.generate(batch, max_new_tokens=40))
+        for start in range(0, len(current), per_call):
+            batch = [paraphrase_messages(q) for q in current[start : start + per_call]]
+            replies.extend(g.text for g in generate_until(generator, batch, QUESTION_TOKENS, question_complete))
             if on_batch is not None:
                 on_batch(len(batch))
         for i, reply in enumerate(replies):
