@@ -115,13 +115,14 @@ def main() -> int:
         print(f"SciFact data not found at {DATA}; nothing to measure.")
         return 0
 
+    from ragtune.config import EmbedConfig, IndexConfig
     from ragtune.evaluate.retrieval import build_beir_index
     from ragtune.train.embedder_tuning import EmbedderTuneConfig
 
     modes = args.modes.split(",")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-tune-emb-"))  # --work: finished rows are reused
     work.mkdir(parents=True, exist_ok=True)
-    index = build_beir_index(DATA)
+    index = build_beir_index(DATA, config=IndexConfig(embed=EmbedConfig(precision="fp32")))  # every row fp32 but --int8's
     print(f"index: {len(index)} chunks at {index.path}; work folder {work}", flush=True)
     rows = {"bundled": {"metrics": evaluate(index, modes)}}
     if args.int8:

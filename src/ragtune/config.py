@@ -47,8 +47,11 @@ class EmbedConfig(StrictModel):
 
     model: str = BUNDLED
     batch_size: int = Field(64, ge=1)
-    # int8: ONNX Runtime with dynamically quantised weights (ragtune.index.onnx_encoder); an index is one or the other
-    precision: Literal["fp32", "int8"] = "fp32"
+    # int8: ONNX Runtime with dynamically quantised weights (ragtune.index.onnx_encoder); an index is one or the other.
+    # None: the model's default, fixed when an index is made (ragtune.index.embed.with_precision): int8 for a
+    # sentence-transformers model (bundled, a folder), fp32 for a registered embedder ('hash'). A stored config
+    # without one holds fp32 vectors (made before int8 existed): ragtune.index.embed.stored_config.
+    precision: Literal["fp32", "int8"] | None = None
 
 
 class BM25Config(StrictModel):

@@ -18,6 +18,7 @@ from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import Index
 from ragtune.index import manifest as mf
+from ragtune.index.embed import with_precision
 from ragtune.types import Document
 
 CONFIG = IndexConfig(embed=EmbedConfig(model="hash:64"), chunk=ChunkConfig(chunk_tokens=32, overlap_tokens=4))
@@ -88,7 +89,7 @@ def test_reopen_round_trip_and_get_chunks(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "ix", CONFIG)
     index.add_documents(_docs())
     reopened = Index.open(tmp_path / "ix")
-    assert reopened.config == CONFIG
+    assert reopened.config == with_precision(CONFIG) and reopened.config.embed.precision == "fp32"  # hash: no int8
     assert reopened.chunks() == index.chunks()
     assert np.allclose(reopened.state.vectors, index.state.vectors)
     chunk = reopened.get_chunks(["fish#0"])[0]
@@ -102,7 +103,7 @@ def test_create_open_errors(tmp_path: Path) -> None:
     with pytest.raises(NotBuiltError):
         Index.open(tmp_path / "missing")
     Index.create(tmp_path / "ix", CONFIG)
-    assert Index.create(tmp_path / "ix", CONFIG).config == CONFIG  # same config: just opens
+    assert Index.create(tmp_path / "ix", CONFIG).config == with_precision(CONFIG)  # same config: just opens
     with pytest.raises(ConfigError, match="another config"):
         Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:32")))
     (tmp_path / "junk").mkdir()
@@ -217,3 +218,36 @@ def test_second_process_waits_for_a_committing_writer_then_completes(
     assert any("waiting for another writer on" in r.getMessage() for r in caplog.records)
     assert child.wait(timeout=60) == 0
     assert sorted(d.doc_id for d in Index.open(path).documents()) == ["cats", "dogs", "fish", "new", "owls.txt"]
+
+
+def test_a_new_index_embeds_at_int8_unless_its_embedder_has_none(tmp_path: Path) -> None:
+    """The default precision is fixed when an index is made: int8 for a sentence-transformers model (bundled or a
+    folder), fp32 for a registered embedder ('hash'); an explicit one is kept. No model is loaded to decide."""
+    assert Index.open_or_create(tmp_path / "a").config.embed.precision == "int8"
+    folder = IndexConfig(embed=EmbedConfig(model=str(tmp_path / "my-st-model")))
+    assert Index.open_or_create(tmp_path / "b", folder).config.embed.precision == "int8"
+    assert Index.open_or_create(tmp_path / "c", CONFIG).config.embed.precision == "fp32"
+    fp32 = IndexConfig(embed=EmbedConfig(precision="fp32"))
+    created = Index.create(tmp_path / "d", fp32)
+    assert created.config.embed.precision == "fp32"
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["config"]["embed"]["precision"] == "fp32"
+
+
+def test_an_index_made_before_precision_existed_stays_fp32(tmp_path: Path) -> None:
+    """A stored config without a precision holds fp32 vectors: opened, re-created with the defaults and added to
+    as fp32 — never read as the new int8 default."""
+    index = Index.create(tmp_path / "ix", CONFIG)
+    index.add_documents(_docs())
+    manifest_path = tmp_path / "ix" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["embed"]["precision"]  # as ragtune wrote it before precision existed
+    manifest_path.write_text(json.dumps(manifest))
+    bundled_before = IndexConfig(embed=EmbedConfig(), chunk=CONFIG.chunk)
+    assert with_precision(bundled_before).embed.precision == "int8"
+    assert Index.open(tmp_path / "ix").config.embed.precision == "fp32"
+    assert Index.create(tmp_path / "ix", CONFIG).config.embed.precision == "fp32"  # no "another config"
+    again = Index.open_or_create(tmp_path / "ix", CONFIG)
+    again.add_documents([Document(doc_id="owls", text="Owls hunt at night in the old barn.")])
+    assert len(Index.open(tmp_path / "ix").documents()) == 4
+    with pytest.raises(ConfigError, match="another config"):  # asking for int8 explicitly is another config
+        Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:64", precision="int8"), chunk=CONFIG.chunk))

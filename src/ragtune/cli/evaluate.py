@@ -18,7 +18,7 @@ def retrieval(
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk of the cached index (default 200; BM25 alone does best at 256-300 on SciFact)."),
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks of the cached index (default 32)."),
     embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder) for the cached index."),
-    precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8 embeddings for the cached index."),
+    precision: str = typer.Option(None, "--precision", help="int8 (the default for a sentence-transformers model) or fp32 embeddings for the cached index."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
@@ -33,7 +33,7 @@ def retrieval(
                           "an existing --index keeps its own chunking and embedder")
     from ragtune.index.onnx_encoder import check_precision
 
-    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision or "fp32"))
+    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision) if precision else None)
     try:
         index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision else None
     except ValueError as exc:

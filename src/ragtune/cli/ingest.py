@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk (new index only; default 200)."),
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
-        precision: str = typer.Option(None, "--precision", help="fp32 (default) or int8: quantised ONNX Runtime encoder (new index only)."),
+        precision: str = typer.Option(None, "--precision", help="int8 (quantised ONNX Runtime encoder; the default for a sentence-transformers model) or fp32 (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Read, chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray]). On a cluster every node must see the files at the same paths."),
         ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Loading tasks and embedding actors with --ray."),
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if overrides or embedder or precision:
             from ragtune.index.onnx_encoder import check_precision
 
-            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision or "fp32"))
+            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision) if precision else None)
             try:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:

@@ -13,12 +13,12 @@ def register(app: typer.Typer) -> None:
         index_dir: Path = typer.Argument(..., help="The index to re-embed (left unchanged)."),
         embedder: str = typer.Option(..., "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder)."),
         out: Path = typer.Option(..., "--out", help="New index folder (must not exist or be empty)."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32, or int8 (quantised ONNX Runtime encoder)."),
+        precision: str = typer.Option(None, "--precision", help="int8 (quantised ONNX Runtime encoder; the default for a sentence-transformers model) or fp32."),
     ) -> None:
         """Re-embed an index's chunks with another embedder into a new folder (no re-parsing; atomic)."""
         from ragtune.index.onnx_encoder import check_precision
         from ragtune.index.reembed import reembed_index
 
-        stats = reembed_index(index_dir, out, embedder, check_precision(precision))
+        stats = reembed_index(index_dir, out, embedder, check_precision(precision) if precision else None)
         typer.echo(f"re-embedded {stats.documents} documents, {stats.chunks} chunks with {stats.embedder_id} "
                    f"({stats.dim} dims, {stats.precision}) into {out}")

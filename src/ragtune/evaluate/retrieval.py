@@ -159,9 +159,10 @@ def beir_index_dir(root: str | Path, config: IndexConfig) -> Path:
 def build_beir_index(root: str | Path, index_dir: str | Path | None = None, config: IndexConfig | None = None, embedder: Any = None) -> Any:
     """Open (or build) the index of a BEIR corpus; re-running adds nothing (content hashes)."""
     from ragtune.index import Index
+    from ragtune.index.embed import with_precision
     from ragtune.ingest import load_documents
 
-    config = config or IndexConfig()
+    config = with_precision(config or IndexConfig())  # the cache folder is named by the precision it holds
     path = Path(index_dir) if index_dir else beir_index_dir(root, config)
     index = Index.open_or_create(path, config if index_dir is None else None, embedder=embedder)
     if len(index) == 0 or index_dir is None:

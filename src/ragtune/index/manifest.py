@@ -28,6 +28,7 @@ import numpy as np
 from ragtune.atomic import atomic_path, fsync_dir, write_bytes_atomic, write_lines_atomic  # noqa: F401  (re-exported)
 from ragtune.config import IndexConfig
 from ragtune.errors import ConfigError, IndexCorruptError, NotBuiltError
+from ragtune.index.embed import stored_config
 from ragtune.types import Chunk
 
 FORMAT_VERSION = 1
@@ -266,7 +267,7 @@ def create_folder(path: Path, config: IndexConfig) -> None:
             if not (path / MANIFEST).is_file():
                 raise ConfigError(f"cannot create index folder {path}: {exc.strerror or exc}") from None
             theirs = read_manifest(path).config  # another writer won the race
-            if IndexConfig.model_validate(theirs) != config:
+            if stored_config(theirs) != config:
                 raise ConfigError(f"index {path} was just created with another config: {theirs}") from None
         else:
             fsync_dir(path.parent)

@@ -15,10 +15,11 @@ a batch pads to its own longest text, not to the longest of the whole call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +140,32 @@ def _quantise(source: Path, target: Path, layers: int = 0) -> None:
     weights = {init.name for init in graph.initializer}
     matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and any(i in weights for i in node.input)]
     first_layer = matmuls[: len(matmuls) // layers] if layers and len(matmuls) % layers == 0 else []
-    quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=first_layer,
-    )
+    with _without_preprocess_hint():
+        quantize_dynamic(
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=first_layer,
+        )
+
+
+@contextlib.contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    """quantize_dynamic logs "Please consider to run pre-processing before quantization" on the root logger (a
+    shape-inference step for image models; MiniLM's graph is already fused): nothing a user can act on. Held back;
+    its other warnings still print, and a root without handlers gets one only meanwhile (logging.warning would
+    otherwise call basicConfig, which then prints every later root record of the process)."""
+    root = logging.getLogger()
+    hint = logging.Filter()
+    hint.filter = lambda record: "pre-processing before quantization" not in record.getMessage()  # type: ignore[method-assign]
+    placeholder = logging.StreamHandler() if not root.handlers else None
+    root.addFilter(hint)
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeFilter(hint)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ragtune.errors import ConfigError, NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import chunk_embed_text, get_embedder
+from ragtune.index.embed import chunk_embed_text, embedder_for, stored_config, with_precision
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,12 @@ class ReembedStats:
 
 
 def reembed_index(
-    source: str | os.PathLike, target: str | os.PathLike, embedder_name: str, precision: str = "fp32",
+    source: str | os.PathLike, target: str | os.PathLike, embedder_name: str, precision: str | None = None,
     embedder: Any = None,
 ) -> ReembedStats:
-    """Write `target`: the chunks and documents of `source`, embedded by `embedder_name` at `precision`."""
-    from ragtune.config import EmbedConfig, IndexConfig
+    """Write `target`: the chunks and documents of `source`, embedded by `embedder_name` at `precision` (None: the
+    embedder's default, int8 for a sentence-transformers model; ragtune.index.embed.default_precision)."""
+    from ragtune.config import EmbedConfig
     from ragtune.index.state import IndexState, docs_in_state_order
     from ragtune.index.store import Index
 
@@ -49,12 +50,12 @@ def reembed_index(
         raise NotBuiltError(f"no index at {source}; build it with `ragtune ingest PATH --index {source}`")
     manifest = mf.read_manifest(source)
     try:
-        old = IndexConfig.model_validate(manifest.config)
+        old = stored_config(manifest.config)
     except ValueError as exc:
         raise mf.corrupt(source, f"{mf.MANIFEST} config", str(exc)) from None
     embed = EmbedConfig(model=embedder_name, batch_size=old.embed.batch_size, precision=precision)
-    config = old.model_copy(update={"embed": embed})
-    embedder = embedder or get_embedder(embedder_name, precision)
+    config = with_precision(old.model_copy(update={"embed": embed}))
+    embedder = embedder or embedder_for(config.embed)
     state = IndexState(source, manifest)
     texts = [chunk_embed_text(c.title, c.text) for c in state.chunks]
 

@@ -20,7 +20,15 @@ import numpy as np
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import TextEmbedder, chunk_embed_text, embedder_for, encode_in_steps, int8_graph_of
+from ragtune.index.embed import (
+    TextEmbedder,
+    chunk_embed_text,
+    embedder_for,
+    encode_in_steps,
+    int8_graph_of,
+    stored_config,
+    with_precision,
+)
 from ragtune.index.hooks import run_commit_hooks
 from ragtune.index.lock import writer_lock
 from ragtune.index.plan import Plan, latest_documents, make_plan
@@ -42,7 +50,7 @@ class Index:
 
     def __init__(self, path: Path, config: IndexConfig, embedder: TextEmbedder | None = None):
         self.path = Path(path)
-        self.config = config
+        self.config = with_precision(config)
         self._embedder = embedder
         self._state: IndexState | None = None
         self._state_lock = threading.Lock()
@@ -57,11 +65,13 @@ class Index:
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             existing = cls.open(path, embedder=embedder)
+            config = with_precision(config, like=existing.config)
             if existing.config != config:
                 raise ConfigError(
                     f"index {path} exists with another config: {existing.config.model_dump()} != {config.model_dump()}"
                 )
             return existing
+        config = with_precision(config)
         mf.check_creatable(path)
         mf.create_folder(path, config)
         return cls(path, config, embedder)
@@ -77,7 +87,7 @@ class Index:
             raise NotBuiltError(f"no index at {path}; build it with `ragtune ingest PATH --index {path}`")
         manifest = mf.read_manifest(path)
         try:
-            config = IndexConfig.model_validate(manifest.config)
+            config = stored_config(manifest.config)
         except ValueError as exc:
             raise mf.corrupt(path, f"{mf.MANIFEST} config", str(exc)) from None
         precision = getattr(embedder, "precision", config.embed.precision)
@@ -105,7 +115,7 @@ class Index:
         path = Path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
-            if config is not None and index.config != config:
+            if config is not None and index.config != with_precision(config, like=index.config):
                 raise ConfigError(
                     f"index {path} exists with another config: {index.config.model_dump()} != {config.model_dump()}"
                 )

@@ -23,6 +23,7 @@ import numpy as np
 
 from ragtune.config import BUNDLED, IndexConfig
 from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.index.embed import embedder_for, stored_config, with_precision
 from ragtune.store.base import StoreConfig, StoredDocument, VectorStore
 from ragtune.store.registry import open_store
 from ragtune.types import Chunk, Document
@@ -67,7 +68,7 @@ class StoreIndex:
     def __init__(self, store: VectorStore, uri: str, config: IndexConfig, embedder: Any = None):
         self.store = store
         self.uri = redact_uri(uri)
-        self.config = config
+        self.config = with_precision(config)
         self._embedder = embedder
         self._docs: list[StoredDocument] | None = None
         self._snapshot: StoreSnapshot | None = None
@@ -92,7 +93,7 @@ class StoreIndex:
         if stored is None:
             return cls(store, uri, config or IndexConfig(), embedder)
         existing = _index_config(uri, stored)
-        if config is not None and existing != config:
+        if config is not None and existing != with_precision(config, like=existing):
             store.close()
             raise ConfigError(f"index {redact_uri(uri)} exists with another config: "
                               f"{existing.model_dump()} != {config.model_dump()}")
@@ -116,8 +117,6 @@ class StoreIndex:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from ragtune.index.embed import embedder_for
-
             self._embedder = embedder_for(self.config.embed)
         return self._embedder
 
@@ -265,7 +264,7 @@ class StoreIndex:
 
 def _index_config(uri: str, stored: StoreConfig) -> IndexConfig:
     try:
-        return IndexConfig.model_validate(stored.index_config)
+        return stored_config(stored.index_config)
     except ValueError as exc:
         raise ConfigError(f"index {redact_uri(uri)}: stored config is not a ragtune IndexConfig: {exc}") from None
 
