@@ -144,7 +144,7 @@ def searched_results(results: dict) -> dict:
     ]
     rag = {"arm": "rag", "params": {"k": 5, "mode": "hybrid"}, "validation": {"f1": 0.55}, "trial": 1,
            "default_params": {"k": 3, "mode": "hybrid"}, "default_validation": {"f1": 0.40},
-           "space": {"k": [3, 5], "mode": ["hybrid", "dense", "bm25"]}, "sampler": "tpe", "max_p95_ms": 250.0,
+           "space": {"k": [3, 5], "mode": ["hybrid", "dense", "bm25"]}, "sampler": "coordinate+tpe", "max_p95_ms": 250.0,
            "max_cost_per_1k": None, "trials": 4, "feasible_trials": 3, "search_s": 1.0,
            "test": {"f1": 0.48}, "default_test": {"f1": 0.41}, "gain_f1": 0.07, "default_trial": 0,
            "trial_results": points}

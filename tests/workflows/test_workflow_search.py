@@ -295,11 +295,20 @@ def test_no_feasible_configuration_is_a_clear_error_and_keeps_the_trials(tmp_pat
     assert len(read_trials(tmp_path / "trials.jsonl")) == 6
 
 
-def test_tpe_starts_from_the_defaults_and_tries_distinct_configurations(tmp_path: Path):
+def test_the_search_starts_from_the_defaults_one_setting_at_a_time_then_tpe(tmp_path: Path):
     runner = FakeRunner(TABLE)
-    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=4, seed=3)
-    assert result.sampler == "tpe"
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=3)
+    assert result.sampler == "coordinate+tpe"
     assert runner.calls[0] == DEFAULTS  # the baseline the search must beat
+    # then each setting changed alone, every setting's first other value before a second one
+    assert runner.calls[1:4] == [{"mode": "dense", "k": 3}, {"mode": "hybrid", "k": 5}, {"mode": "bm25", "k": 3}]
+    assert runner.calls[4] not in runner.calls[:4]  # TPE's, after the sweep
+    assert len(runner.calls) == 5
+    small = FakeRunner(TABLE)
+    search_arm("rag", SPACE, DEFAULTS, small, tmp_path / "small", budget=3, seed=3)
+    assert small.calls == runner.calls[:3]  # a budget below the sweep still varies every setting once
+    runner = FakeRunner(TABLE)
+    search_arm("rag", SPACE, DEFAULTS, runner, tmp_path / "tpe", budget=4, seed=3)
     assert len(runner.calls) == 4 and len({json.dumps(c, sort_keys=True) for c in runner.calls}) == 4
     assert all(c["mode"] in ("hybrid", "dense", "bm25") and c["k"] in (3, 5) for c in runner.calls)
     again = FakeRunner(TABLE)

@@ -131,7 +131,7 @@ def prune_after_the_defaults(monkeypatch):
 def test_tpe_prunes_trials_below_the_median_and_never_chooses_them(tmp_path: Path, prune_after_the_defaults):
     runner = ReportingRunner()
     result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=0, prune=True)
-    assert result.sampler == "tpe" and result.pruner == "median"
+    assert result.sampler == "coordinate+tpe" and result.pruner == "median"
     pruned = [t for t in result.trials if t.pruned]
     assert pruned and all(t.metrics.n == 8 and not t.feasible for t in pruned)  # stopped after the first batch
     assert {(t.params["mode"], t.params["k"]) for t in pruned} <= set(SPACE_KEYS) - {("hybrid", 3), ("bm25", 5)}

@@ -85,7 +85,7 @@ def test_a_failed_trial_is_recorded_never_chosen_and_run_again_on_resume(tmp_pat
 def test_tpe_with_trials_at_once_runs_each_configuration_once_and_never_prunes(tmp_path: Path):
     executor = OutOfOrder(width=3)
     result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=0, prune=True, executor=executor)
-    assert result.sampler == "tpe" and result.pruner is None and not any(t.pruned for t in result.trials)
+    assert result.sampler == "coordinate+tpe" and result.pruner is None and not any(t.pruned for t in result.trials)
     configurations = [json.dumps(p, sort_keys=True) for _, p in executor.started]
     assert len(configurations) == len(set(configurations)) == 5  # a configuration asked again was not run again
     assert executor.started[0][1] == DEFAULTS  # the defaults first, as serially
