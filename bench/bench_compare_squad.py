@@ -135,8 +135,11 @@ def main() -> int:
 
         print(f"\nsettings search ({args.search} trials per arm, {time.perf_counter() - t0:.0f}s in all)")
         for found in search_gains(run_dir):
+            versus = found["test_versus"]
+            paired = f", paired p={versus['p_value']:.3f}, 95% CI {versus['ci95'][0]:+.3f} to {versus['ci95'][1]:+.3f}" \
+                if versus else ""
             print(f"{found['arm']}: test F1 searched {found['searched_f1']:.3f} vs defaults {found['default_f1']:.3f} "
-                  f"({found['gain_f1']:+.3f}) on {found['test_questions']} test questions "
+                  f"({found['gain_f1']:+.3f}{paired}) on {found['test_questions']} test questions "
                   f"({found['validation_questions']} validation); chosen {found['params']}; "
                   f"{found['trials']} trials in {found['search_s']:.0f}s")
     results = json.loads((run_dir / "results.json").read_text())

@@ -180,8 +180,15 @@ def test_report_search_section_says_whether_the_winner_beat_the_defaults(fake_ru
     kept = search_sections(results)[0]["versus"]
     assert kept.startswith("The defaults were kept: the best trial (1) led by +0.150 F1") and "p=0.250" in kept
     assert "The defaults were kept" in render_html(results, read_predictions(fake_run_dir))
+    info["versus_defaults"] = {**info["versus_defaults"], "p_value": 0.016, "alpha": 0.01, "family_alpha": 0.05,
+                               "compared": 5}
+    assert search_sections(results)[0]["versus"].endswith(
+        "p=0.016, not below 0.01 (0.05 over the 5 trials it was the best of) — too little evidence to change settings.")
     info.pop("versus_defaults")
     assert search_sections(results)[0]["versus"] == ""
+    info["test_versus_defaults"] = {"delta_f1": -0.024, "ci95": [-0.07, 0.02], "p_value": 0.31, "n": 140}
+    assert search_sections(results)[0]["gain"].endswith(
+        " (95% CI -0.070 to +0.020, paired p=0.310 on 140 test questions)")
 
 
 def test_report_search_section_names_the_chosen_training_and_the_pruned_trials(fake_run_dir):

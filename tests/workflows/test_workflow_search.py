@@ -425,3 +425,21 @@ def test_a_winner_that_beats_the_defaults_question_by_question_replaces_them(tmp
     assert result.versus_defaults["switched"] is True and result.versus_defaults["p_value"] < 0.05
     recorded = read_trials(tmp_path / "trials.jsonl")  # per-question scores are recorded for a resumed search
     assert any(t.metrics.f1_scores == tuple(default) for t in recorded.values())
+
+
+def test_the_switch_is_judged_against_how_many_trials_the_winner_was_picked_from(tmp_path: Path):
+    """Bonferroni: a lead with p = 0.016 is evidence when it is the only alternative tried (0.05), not when it is
+    the best of 5 (0.05 / 5 = 0.01: the best of several noisy comparisons clears 0.05 by luck far more often)."""
+    default = [0.0, 0.2, 0.1, 0.0, 0.3, 0.0, 0.1, 0.2, 0.0, 0.1]
+    better = [x + 0.5 if i < 7 else x for i, x in enumerate(default)]  # 7 questions better, 3 equal: p = 2/128
+    runner = ScoredRunner(_scored_table(default=default, better=better))
+    many = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path / "many", budget=6)
+    assert many.best.params == DEFAULTS
+    versus = many.versus_defaults
+    assert versus["compared"] == 5 and versus["alpha"] == 0.01 and versus["family_alpha"] == 0.05
+    assert 0.01 <= versus["p_value"] < 0.05 and versus["switched"] is False
+    one = SearchSpace((Param("mode", ("hybrid", "bm25"), ""), Param("k", (3,), "")))
+    table = {("hybrid", 3): default, ("bm25", 3): better}
+    alone = search_arm("rag", one, DEFAULTS, ScoredRunner(table), tmp_path / "one", budget=2)
+    assert alone.best.params == {"mode": "bm25", "k": 3}
+    assert alone.versus_defaults["compared"] == 1 and alone.versus_defaults["switched"] is True

@@ -165,6 +165,11 @@ def test_compare_search_reports_only_the_test_split(setup):
         assert info["params"] == best["params"] and info["trials"] == 2
         assert info["test"]["f1"] == pytest.approx(results["arms"][arm]["metrics"]["f1"])  # the winner's test figure
         assert info["gain_f1"] == pytest.approx(info["test"]["f1"] - info["default_test"]["f1"])
+        versus = info["test_versus_defaults"]  # the winner vs the defaults on the test questions, paired
+        if info["params"] == info["default_params"]:
+            assert versus is None
+        else:
+            assert versus["n"] == len(test_ids) and versus["delta_f1"] == pytest.approx(info["gain_f1"], abs=1e-4)
         assert results["setup"]["arms"][arm]["searched"] == best["params"]
         points = info["trial_results"]  # what the report plots: every trial's validation F1 and p95
         assert [(p["trial"], p["params"], p["f1"]) for p in points] == [
@@ -362,3 +367,24 @@ def test_answer_trials_report_the_running_figures_after_each_batch(setup):
     assert [m.n for m in running] == [3, 6] and full.n == len(QUESTIONS)
     assert running[1].f1_scores == full.f1_scores[:6]
     assert running[1].f1 == pytest.approx(sum(full.f1_scores[:6]) / 6)
+
+
+def test_the_search_summary_compares_winner_and_defaults_on_test_question_by_question():
+    from types import SimpleNamespace
+
+    from ragtune.types import Example
+    from ragtune.workflows.search import TrialMetrics
+    from ragtune.workflows.tune import ComparisonSearch
+
+    test = [Example(question=f"q{i}?", answer="a", qid=f"q{i}") for i in range(8)]
+    default = TrialMetrics(f1=0.1, exact_match=0.0, latency_ms_p50=1, latency_ms_p95=1, n=8, latency_ms_mean=1,
+                           f1_scores=(0.0, 0.2, 0.0, 0.0, 0.4, 0.0, 0.2, 0.0))
+    found = ComparisonSearch(SimpleNamespace(test=test), {"rag": SimpleNamespace(default_test=default)})
+    per_question = {"rag": {f"q{i}": {"f1": s + 0.5} for i, s in enumerate(default.f1_scores)}}
+    versus = found._test_versus("rag", per_question, seed=0)
+    assert versus["delta_f1"] == 0.5 and versus["n"] == 8 and versus["p_value"] < 0.05
+    assert versus["ci95"][0] == pytest.approx(0.5) and versus["ci95"][1] == pytest.approx(0.5)
+    del per_question["rag"]["q3"]
+    assert found._test_versus("rag", per_question, seed=0) is None  # a missing score: no comparison
+    assert ComparisonSearch(SimpleNamespace(test=test), {"rag": SimpleNamespace(default_test=None)})._test_versus(
+        "rag", per_question, seed=0) is None  # the defaults won: nothing to compare

@@ -219,7 +219,7 @@ def search_sections(results: dict) -> list[dict[str, Any]]:
             "test_f1": format_value(test_f1, "score"),
             "overfit": "–" if validation_f1 is None or test_f1 is None else f"{validation_f1 - test_f1:+.3f}",
             "default_test_f1": format_value((info.get("default_test") or {}).get("f1"), "score"),
-            "gain": "–" if gain is None else f"{gain:+.3f}",
+            "gain": "–" if gain is None else f"{gain:+.3f}" + _on_test(info.get("test_versus_defaults")),
             "trials": info.get("trials"), "feasible": info.get("feasible_trials"), "sampler": info.get("sampler"),
             "max_p95_ms": info.get("max_p95_ms"), "max_cost_per_1k": info.get("max_cost_per_1k"),
             "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
@@ -253,15 +253,26 @@ def _rechunked_note(index: dict | None) -> str:
             f"{index['index']} in the search folder; its test questions are judged by gold document.")
 
 
+def _on_test(versus: dict | None) -> str:
+    """The winner vs the defaults on the test questions, paired (workflows.tune: test_versus_defaults)."""
+    if not versus:
+        return ""
+    low, high = versus["ci95"]
+    return f" (95% CI {low:+.3f} to {high:+.3f}, paired p={versus['p_value']:.3f} on {versus['n']} test questions)"
+
+
 def _versus_defaults(versus: dict | None) -> str:
     """How the search's best trial fared against the defaults on validation (workflows.search._confirmed)."""
     if not versus:
         return ""
     figures = f"{versus['delta_f1']:+.3f} F1 on {versus['n']} validation questions, paired p={versus['p_value']:.3f}"
+    alpha = f"{versus['alpha']:.3g}"
+    if versus.get("compared", 1) > 1:  # Bonferroni over the trials the best was picked from (workflows.search)
+        alpha += f" ({versus['family_alpha']:g} over the {versus['compared']} trials it was the best of)"
     if versus["switched"]:
-        return f"Trial {versus['trial']} replaced the defaults: {figures} < {versus['alpha']:g}."
+        return f"Trial {versus['trial']} replaced the defaults: {figures} < {alpha}."
     return (f"The defaults were kept: the best trial ({versus['trial']}) led by {figures}, "
-            f"not below {versus['alpha']:g} — too little evidence to change settings.")
+            f"not below {alpha} — too little evidence to change settings.")
 
 
 def _payback_rows(results: dict) -> list[dict[str, str]]:

@@ -207,7 +207,8 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
     results = score_run(rows, setup=setup, scenario=config.scenario, cost_model=config.cost, seed=config.seed,
                         k=config.k)
     if search:  # a top-level key RunResults keeps as-is; unsearched runs keep the results.json they had
-        summary = search.summary({arm: m.metrics for arm, m in results.arms.items()})
+        summary = search.summary({arm: m.metrics for arm, m in results.arms.items()}, results.per_question,
+                                 seed=config.seed)
         results = replace(results, extra={**results.extra, "search": summary})
     return _publish(config, partial, rows, with_recommendation(results, config.scenario))
 

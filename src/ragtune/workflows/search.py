@@ -12,9 +12,12 @@ validation latency as `compare` prices an arm) are constraints: a trial over eit
 and never chosen, however good its F1.
 
 The best feasible trial replaces the defaults only when it beats them on the same validation questions by a
-paired test (sign-flip p < SWITCH_ALPHA, ragtune.evaluate.stats): on a few questions the top of many trials is
-mostly luck, and a search must not leave an arm worse than its defaults. best.json holds the chosen settings and
-that comparison.
+paired test (sign-flip, ragtune.evaluate.stats) at SWITCH_ALPHA divided by the number of trials it was picked
+from (Bonferroni: the best of m noisy comparisons clears 0.05 by luck far more often than one does): on a few
+questions the top of many trials is mostly luck, and a search must not leave an arm worse than its defaults. On
+SQuAD a k=5 that beat the defaults on 60 validation questions by +0.057, p=0.011 (best of 6 alternatives) lost
+on the 140 test questions by -0.024; at 0.05/6 the defaults would have stayed. best.json holds the chosen settings
+and that comparison.
 
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
 not answered again. A configuration that cannot be run (a chunk size whose index cannot be rebuilt, an adapter
@@ -259,19 +262,23 @@ def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits:
 
 def _confirmed(best: Trial, trials: list[Trial], defaults: Mapping[str, Choice],
                seed: int) -> tuple[Trial, dict[str, Any] | None]:
-    """`best`, or the defaults' trial when `best` does not beat it on validation by a paired test (p <
-    SWITCH_ALPHA, higher mean F1) — and that test. Without per-question scores for both, `best` stands."""
+    """`best`, or the defaults' trial when `best` does not beat it on validation by a paired test (p below
+    SWITCH_ALPHA over the number of feasible trials it was the best of, higher mean F1) — and that test. Without
+    per-question scores for both, `best` stands."""
     default = next((t for t in trials if t.params == dict(defaults) and t.feasible), None)
     if default is None or default is best or not best.metrics.f1_scores \
             or len(best.metrics.f1_scores) != len(default.metrics.f1_scores):
         return best, None
+    compared = max(1, sum(t.feasible and t is not default for t in trials))  # the alternatives `best` was picked from
+    alpha = SWITCH_ALPHA / compared
     test = paired_test(best.metrics.f1_scores, default.metrics.f1_scores, seed=seed)
-    switched = test.delta > 0 and test.p_value < SWITCH_ALPHA
+    switched = test.delta > 0 and test.p_value < alpha
     versus = {"trial": best.number, "delta_f1": round(test.delta, 4), "p_value": round(test.p_value, 4),
-              "n": test.n, "alpha": SWITCH_ALPHA, "switched": switched}
+              "n": test.n, "alpha": round(alpha, 6), "family_alpha": SWITCH_ALPHA, "compared": compared,
+              "switched": switched}
     if not switched:
-        logger.info("trial %d beat the defaults by %+.3f F1 on validation, p=%.3f ≥ %g: the defaults stay",
-                    best.number, test.delta, test.p_value, SWITCH_ALPHA)
+        logger.info("trial %d beat the defaults by %+.3f F1 on validation, p=%.3f ≥ %g (%g over %d trials): the "
+                    "defaults stay", best.number, test.delta, test.p_value, alpha, SWITCH_ALPHA, compared)
     return (best if switched else default), versus
 
 

@@ -278,8 +278,12 @@ class ComparisonSearch:
             return None
         return found.chunks.get(int(size))
 
-    def summary(self, test_metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """results.json's "search" section; `test_metrics` is results.json's arms[arm]["metrics"]."""
+    def summary(self, test_metrics: dict[str, dict[str, Any]],
+                per_question: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+                seed: int = 0) -> dict[str, Any]:
+        """results.json's "search" section; `test_metrics` is results.json's arms[arm]["metrics"], `per_question`
+        its per_question (arm -> qid -> metrics): with both, each searched arm's test F1 is compared with its
+        defaults' question by question (`test_versus_defaults`: delta, bootstrap 95% CI, sign-flip p)."""
         arms = {}
         for arm, found in self.arms.items():
             search = found.search
@@ -291,12 +295,31 @@ class ComparisonSearch:
                                                        "latency_ms_p95": test.get("latency_ms_p95"),
                                                        "cost_per_1k": test.get("cost_per_1k_queries")},
                          "default_test": {"f1": default_test["f1"], "exact_match": default_test["exact_match"]},
-                         "gain_f1": gain, "default_trial": search.default_trial.number if search.default_trial else None,
+                         "gain_f1": gain, "test_versus_defaults": self._test_versus(arm, per_question, seed),
+                         "default_trial": search.default_trial.number if search.default_trial else None,
                          "trial_results": [_trial_point(t) for t in search.trials
                                            if not (t.skipped or t.pruned)]}
         return {"validation_questions": len(self.split.validation), "test_questions": len(self.split.test),
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
+
+
+    def _test_versus(self, arm: str, per_question: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
+                     seed: int) -> dict[str, Any] | None:
+        """The winner vs the defaults on the test questions (paired; None when the defaults won or a score is
+        missing): whether the search left the arm better or worse than its defaults beyond noise."""
+        from ragtune.evaluate.stats import paired_test
+
+        default = self.arms[arm].default_test
+        scores = (per_question or {}).get(arm) or {}
+        if default is None or len(default.f1_scores) != len(self.split.test):
+            return None
+        winner = [(scores.get(str(e.qid)) or {}).get("f1") for e in self.split.test]
+        if any(f1 is None for f1 in winner):
+            return None
+        test = paired_test(winner, default.f1_scores, seed=seed)
+        return {"delta_f1": round(test.delta, 4), "ci95": [round(test.ci[0], 4), round(test.ci[1], 4)],
+                "p_value": round(test.p_value, 4), "n": test.n}
 
 
 def _trial_point(trial: Trial) -> dict[str, Any]:
