@@ -37,6 +37,8 @@ def test_quick_demo_runs_every_arm_and_the_freshness_test(tmp_path, monkeypatch)
     # A second run resolves its adapters exactly as run_demo does (same index, questions, settings): the cached
     # ones come back untouched. (Not a whole second demo: answering again would only repeat the first run.)
     work = tmp_path / "cache" / "demo"
-    again = demo_adapters(build_demo_index(work), work, work / "questions_train.jsonl", quick=True)
+    index = build_demo_index(work)
+    assert index.config.embed.precision == "fp32"  # the reference table's index (build_demo_index), not int8
+    again = demo_adapters(index, work, work / "questions_train.jsonl", quick=True)
     assert again == {kind: str(adapters[0] / kind) for kind in ("sft", "raft")}
     assert (adapters[0] / "raft" / "ragtune_adapter.json").stat().st_mtime == stamp
