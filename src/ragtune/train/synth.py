@@ -274,7 +274,8 @@ def _llm_questions(
     Each round asks, for every chunk still short of per_chunk, only as many of its next candidates as it still
     needs, all chunks in one generate call (the generator sorts, batches and regroups its rows). A chunk's later
     candidates are written only when earlier ones were rejected: the kept questions are the ones writing all of
-    them in order would keep, with about a quarter fewer rows generated (bench/bench_synth.py --speed).
+    them in order would keep (only a duplicate across chunks may be settled in another order), with about a
+    quarter fewer rows generated (bench/bench_synth.py --speed: the same questions in every run).
     """
     position = {i: 0 for i, _ in queue}
     while True:
