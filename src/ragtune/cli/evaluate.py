@@ -33,7 +33,7 @@ def retrieval(
                           "an existing --index keeps its own chunking and embedder")
     from ragtune.index.onnx_encoder import check_precision
 
-    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision) if precision else None)
+    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision))
     try:
         index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision else None
     except ValueError as exc:

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if overrides or embedder or precision:
             from ragtune.index.onnx_encoder import check_precision
 
-            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision) if precision else None)
+            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision))
             try:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:

@@ -19,6 +19,6 @@ def register(app: typer.Typer) -> None:
         from ragtune.index.onnx_encoder import check_precision
         from ragtune.index.reembed import reembed_index
 
-        stats = reembed_index(index_dir, out, embedder, check_precision(precision) if precision else None)
+        stats = reembed_index(index_dir, out, embedder, check_precision(precision))
         typer.echo(f"re-embedded {stats.documents} documents, {stats.chunks} chunks with {stats.embedder_id} "
                    f"({stats.dim} dims, {stats.precision}) into {out}")

@@ -271,17 +271,18 @@ def with_precision(config: IndexConfig, like: IndexConfig | None = None) -> Inde
     (the existing index a config is checked against: an fp32 index stays fp32) or the model's default_precision."""
     if config.embed.precision is not None:
         return config
-    precision = like.embed.precision if like is not None else None
-    embed = config.embed.model_copy(update={"precision": precision or default_precision(config.embed.model)})
-    return config.model_copy(update={"embed": embed})
+    return _at_precision(config, (like.embed.precision if like is not None else None)
+                         or default_precision(config.embed.model))
 
 
 def stored_config(data: Any) -> IndexConfig:
     """An index's stored config: one written before precision existed (none recorded) holds fp32 vectors."""
     config = IndexConfig.model_validate(data)
-    if config.embed.precision is not None:
-        return config
-    return config.model_copy(update={"embed": config.embed.model_copy(update={"precision": "fp32"})})
+    return config if config.embed.precision is not None else _at_precision(config, "fp32")
+
+
+def _at_precision(config: IndexConfig, precision: str) -> IndexConfig:
+    return config.model_copy(update={"embed": config.embed.model_copy(update={"precision": precision})})
 
 
 def encode_in_steps(

@@ -40,8 +40,9 @@ THREADS_ENV = "RAGTUNE_ENCODER_THREADS"  # intra-op threads for document batches
 TOKEN_BUDGET = 8 * 256
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
+def check_precision(precision: str | None) -> str | None:
+    """`precision` when ragtune knows it; None (a user who gave none: the embedder's default) passes through."""
+    if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"unknown embedding precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     return precision
 
@@ -147,6 +148,10 @@ def _quantise(source: Path, target: Path, layers: int = 0) -> None:
         )
 
 
+def _no_preprocess_hint(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def _without_preprocess_hint() -> Iterator[None]:
     """quantize_dynamic logs "Please consider to run pre-processing before quantization" on the root logger (a
@@ -154,16 +159,14 @@ def _without_preprocess_hint() -> Iterator[None]:
     its other warnings still print, and a root without handlers gets one only meanwhile (logging.warning would
     otherwise call basicConfig, which then prints every later root record of the process)."""
     root = logging.getLogger()
-    hint = logging.Filter()
-    hint.filter = lambda record: "pre-processing before quantization" not in record.getMessage()  # type: ignore[method-assign]
     placeholder = logging.StreamHandler() if not root.handlers else None
-    root.addFilter(hint)
+    root.addFilter(_no_preprocess_hint)
     if placeholder is not None:
         root.addHandler(placeholder)
     try:
         yield
     finally:
-        root.removeFilter(hint)
+        root.removeFilter(_no_preprocess_hint)
         if placeholder is not None:
             root.removeHandler(placeholder)
 

@@ -76,7 +76,8 @@ def question_complete(text: str) -> bool:
     """Whether more of a model reply cannot change what `clean_question` makes of it, or whether it is kept: its first
     line has ended or holds a '?', or is already too long for a question. Generation of that row stops there."""
     first, newline, _ = text.lstrip().partition("\n")
-    return bool(first) and (bool(newline) or "?" in first or len(first.split()) > MAX_QUESTION_WORDS + 3)
+    too_long = len(first.split()) > MAX_QUESTION_WORDS + 3  # + a label such as "Paraphrased question:", cut off
+    return bool(first) and (bool(newline) or "?" in first or too_long)
 
 
 def _content_words(text: str) -> set[str]:

@@ -201,7 +201,8 @@ def search_gains(run_dir: Path) -> list[dict[str, Any]]:
     results = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
     search = results["search"]
     return [{"arm": arm, "searched_f1": found["test"]["f1"], "default_f1": found["default_test"]["f1"],
-             "gain_f1": found["gain_f1"], "test_versus": found.get("test_versus_defaults"), "params": found["params"], "default_params": found["default_params"],
+             "gain_f1": found["gain_f1"], "test_versus": found.get("test_versus_defaults"), "params": found["params"],
+             "default_params": found["default_params"],
              "trials": found["trials"], "search_s": found["search_s"], "test_questions": search["test_questions"],
              "validation_questions": search["validation_questions"]}
             for arm, found in search["arms"].items()]

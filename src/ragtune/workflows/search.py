@@ -220,7 +220,8 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     trials = sorted(seen.values(), key=lambda t: t.number)
     best, versus = _confirmed(_best(arm, trials, defaults, limits), trials, defaults, seed)
     result = SearchResult(arm=arm, space=space, defaults=defaults, trials=trials, best=best,
-                          sampler="grid" if grid else "coordinate+tpe", limits=limits, seconds=time.perf_counter() - started,
+                          sampler="grid" if grid else "coordinate+tpe", limits=limits,
+                          seconds=time.perf_counter() - started,
                           versus_defaults=versus, index=describe_index(best.params) if describe_index else None,
                           pruner="median" if pruning else None, training=training)
     write_text_atomic(out_dir / BEST_FILE, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -303,7 +303,6 @@ class ComparisonSearch:
                 "validation_share": self.split.validation_share, "seed": self.split.seed, "by": "document",
                 "validation_source": self.split.source, "arms": arms}
 
-
     def _test_versus(self, arm: str, per_question: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
                      seed: int) -> dict[str, Any] | None:
         """The winner vs the defaults on the test questions (paired; None when the defaults won or a score is
