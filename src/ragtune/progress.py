@@ -20,6 +20,13 @@ def set_progress(enabled: bool) -> None:
     _set_library_bars(enabled)
 
 
+def hide_library_bars() -> None:
+    """Keep the model libraries' own tqdm bars off (transformers' "Loading weights" on every model load,
+    huggingface_hub's downloads) while ragtune's bars stay as set_progress left them: the CLI's choice, so that
+    a command shows one kind of bar and a log holds no half-drawn tqdm lines."""
+    _set_library_bars(False)
+
+
 _HUB_SWITCH = "HF_HUB_DISABLE_PROGRESS_BARS"
 _set_hub_switch = False  # whether the environment switch is ours to take back
 

@@ -64,6 +64,17 @@ def test_quiet_turns_off_the_model_libraries_bars_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (Path.home() / ".cache" / "ragtune").is_dir(), reason="bundled models not converted")
+def test_without_quiet_only_ragtunes_bars_show(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Employees get thirty days of paid leave per year.\n")
+    done = ragtune("ingest", str(docs), "--index", str(tmp_path / "ix"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr and "it/s]" not in done.stderr, done.stderr  # no tqdm bar
+    assert "1 added" in done.stdout
+
+
+@pytest.mark.skipif(not (Path.home() / ".cache" / "ragtune").is_dir(), reason="bundled models not converted")
 def test_quiet_ingest_with_the_bundled_embedder_prints_no_bar(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -61,9 +61,10 @@ def build_app() -> typer.Typer:
         handler = logging.StreamHandler()
         handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
-        if quiet:
-            from ragtune.progress import set_progress
+        from ragtune.progress import hide_library_bars, set_progress
 
+        hide_library_bars()  # ragtune's own bars only (no tqdm "Loading weights" beside them)
+        if quiet:
             set_progress(False)
 
     for name in COMMAND_MODULES:
