@@ -1,11 +1,11 @@
-"""SciFact retrieval quality and latency: ragtune bm25 / dense / hybrid vs the LlamaIndex peer's figures.
+"""SciFact retrieval quality and latency: ragtune bm25 / dense / hybrid / hybrid-convex vs LlamaIndex's figures.
 
     .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
 
 Builds (or reuses) the index of ../shared/data/scifact under the ragtune cache, runs the split's queries one at
 a time (after a warm-up) and prints nDCG@10, Recall@10/100, MRR@10 and p50/p95 latency per mode, beside the
-peer's figures measured on this machine (LlamaIndex 0.14, same models). With --tune, also scans hybrid RRF
-weights on the TRAIN split (never on test) and prints the grid.
+peer's figures measured on this machine (LlamaIndex 0.14, same models; its hybrid is RRF). With --tune, also
+scans hybrid RRF weights and hybrid-convex's dense weight on the TRAIN split (never on test) and prints the grids.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def main() -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--chunk-tokens", type=int, default=None)
     ap.add_argument("--overlap", type=int, default=None)
-    ap.add_argument("--modes", default="bm25,dense,hybrid")
+    ap.add_argument("--modes", default="bm25,dense,hybrid,hybrid-convex")
     ap.add_argument("--embedder", default="bundled", help="'hash' gives a BM25-only run without the embedding cost")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    ap.add_argument("--tune", action="store_true", help="grid over hybrid weights / rrf_k on the train split")
+    ap.add_argument("--tune", action="store_true",
+                    help="grid over hybrid weights / rrf_k and the hybrid-convex dense weight on the train split")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"SciFact data not found at {DATA}; nothing to measure.")
@@ -71,15 +72,17 @@ def main() -> int:
         print(f"  {mode}: ndcg@10 {m['ndcg@10']:.4f}  p50 {result.latency_ms['p50']:.1f} ms", flush=True)
 
     print(f"\nSciFact {args.split} ({len(data.qrels)} queries), doc score = max over chunks, BEIR definitions")
-    header = f"{'mode':8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7} | {'peer nDCG':>9} {'peer p50':>8} {'Δ nDCG':>7} {'speedup':>7}"
+    header = f"{'mode':13} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7} | {'peer nDCG':>9} {'peer p50':>8} {'Δ nDCG':>7} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
         m, lat = r.metrics, r.latency_ms
-        peer_ndcg, peer_p50 = PEER.get(r.mode, (float("nan"), float("nan")))
-        print(f"{r.mode:8} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
-              f"{lat['p50']:7.2f} {lat['p95']:7.2f} | {peer_ndcg:9.3f} {peer_p50:8.1f} {m['ndcg@10'] - peer_ndcg:+7.3f} "
-              f"{peer_p50 / lat['p50']:6.1f}x")
+        peer = ""
+        if r.mode in PEER:
+            peer_ndcg, peer_p50 = PEER[r.mode]
+            peer = f"{peer_ndcg:9.3f} {peer_p50:8.1f} {m['ndcg@10'] - peer_ndcg:+7.3f} {peer_p50 / lat['p50']:6.1f}x"
+        print(f"{r.mode:13} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
+              f"{lat['p50']:7.2f} {lat['p95']:7.2f} | {peer or '(no peer figure)'}")
 
     if args.tune:
         tune_hybrid(index)
@@ -87,18 +90,19 @@ def main() -> int:
 
 
 def tune_hybrid(index) -> None:
-    """Grid over RRF k and the dense weight on the TRAIN split: both rankings are computed once, fused per cell."""
+    """Grid over RRF k and the dense weight, and over hybrid-convex's dense weight, on the TRAIN split: both
+    rankings are computed once, fused per cell."""
     from ragtune.evaluate.retrieval import hits_to_doc_scores, load_beir, retrieval_metrics
     from ragtune.retrieve.bm25 import BM25Retriever
     from ragtune.retrieve.dense import DenseRetriever
-    from ragtune.retrieve.hybrid import rrf_fuse
+    from ragtune.retrieve.hybrid import convex_fuse, rrf_fuse
     from ragtune.types import Hit
 
     train = load_beir(DATA, "train")
     qids = list(train.queries)
     texts = [train.queries[q] for q in qids]
-    state, dense = DenseRetriever(index).search_rows(texts, 100)
-    _, bm25 = BM25Retriever(index).search_rows(texts, 100)
+    state, dense = DenseRetriever(index).search_rows(texts, 200)  # the depth evaluate_retrieval's hybrid fuses
+    _, bm25 = BM25Retriever(index).search_rows(texts, 200)
     print(f"\nhybrid grid on TRAIN ({len(qids)} queries), nDCG@10 (bm25 weight 1.0):")
     for rrf_k in (10, 30, 60, 100):
         cells = []
@@ -109,6 +113,15 @@ def tune_hybrid(index) -> None:
                 run[qid] = hits_to_doc_scores([Hit(state.chunks[r], s) for r, s in fused])
             cells.append(f"w={dense_w}: {retrieval_metrics(run, train.qrels)['ndcg@10']:.4f}")
         print(f"  rrf_k={rrf_k:3d}  " + "  ".join(cells), flush=True)
+    cells = []
+    for dense_w in (0.3, 0.4, 0.5, 0.6, 0.7):
+        run = {}
+        for qid, (d_rows, d_scores), (b_rows, b_scores) in zip(qids, dense, bm25):
+            fused = convex_fuse([(d_rows.tolist(), d_scores), (b_rows.tolist(), b_scores)],
+                                [dense_w, 1 - dense_w])[:200]
+            run[qid] = hits_to_doc_scores([Hit(state.chunks[r], s) for r, s in fused])
+        cells.append(f"w={dense_w}: {retrieval_metrics(run, train.qrels)['ndcg@10']:.4f}")
+    print("  hybrid-convex (dense weight w, bm25 1 - w)  " + "  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,9 @@ class IndexConfig(StrictModel):
     bm25: BM25Config = BM25Config()
 
 
-# A registered retrieval mode: dense | bm25 | hybrid | graph-local | graph-global | graph-hybrid, or one an extension
-# added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the retriever is built.
+# A registered retrieval mode: dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid,
+# or one an extension added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the
+# retriever is built.
 RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 
 

@@ -13,11 +13,12 @@ from ragtune.index import Index
 from ragtune.index.dense import DenseIndex, top_k_rows
 from ragtune.index.metadata import MetadataIndex
 from ragtune.retrieve import Retriever, build_retriever, open_retriever, rrf_fuse
+from ragtune.retrieve.hybrid import convex_fuse
 from ragtune.retrieve.filters import parse_filter_args
 from ragtune.types import Chunk, Document
 
 CONFIG = IndexConfig(embed=EmbedConfig(model="hash:128"), chunk=ChunkConfig(chunk_tokens=64, overlap_tokens=8))
-MODES = ["dense", "bm25", "hybrid"]
+MODES = ["dense", "bm25", "hybrid", "hybrid-convex"]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,24 @@ def test_rrf_fusion_math() -> None:
         rrf_fuse([[1]], [1.0, 1.0])
 
 
-def test_hybrid_weights_change_the_order(index: Index) -> None:
-    bm25_only = build_retriever(index, RetrieveConfig(mode="hybrid", dense_weight=0.0, bm25_weight=1.0))
+def test_convex_fusion_math() -> None:
+    # min-max per list: [0.9, 0.8, 0.1] -> [1, 0.875, 0]; [12, 2] -> [1, 0]; weights 3:1 -> 0.75, 0.25
+    fused = dict(convex_fuse([([1, 2, 3], [0.9, 0.8, 0.1]), ([3, 1], [12.0, 2.0])], [3.0, 1.0]))
+    assert fused == pytest.approx({1: 0.75, 2: 0.75 * 0.875, 3: 0.25})
+    # the score gap counts, not only the order: RRF ranks 3 first (two good ranks), convex ranks 1 first
+    lists = [([1, 3, 2, 4], [0.95, 0.30, 0.29, 0.28]), ([3, 2, 1, 4], [9.0, 8.9, 8.8, 0.5])]
+    assert [i for i, _ in rrf_fuse([ids for ids, _ in lists], [1.0, 1.0])][0] == 3
+    assert [i for i, _ in convex_fuse(lists, [1.0, 1.0])][0] == 1
+    # one list, all scores equal: each gets 1; a weight of 0 drops its list's candidates; ties by best rank, id
+    assert convex_fuse([([4, 5], [2.0, 2.0]), ([6], [1.0])], [1.0, 0.0]) == [(4, 1.0), (5, 1.0)]
+    assert convex_fuse([([], []), ([7], [0.3])], [1.0, 1.0]) == [(7, 0.5)]
+    with pytest.raises(ValueError):
+        convex_fuse([([1], [1.0])], [1.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "hybrid-convex"])
+def test_hybrid_weights_change_the_order(index: Index, mode: str) -> None:
+    bm25_only = build_retriever(index, RetrieveConfig(mode=mode, dense_weight=0.0, bm25_weight=1.0))
     pure_bm25 = open_retriever(index, "bm25")
     query = ["paid leave for employees"]
     assert [h.chunk.chunk_id for h in bm25_only.retrieve(query, k=3)[0]] == [

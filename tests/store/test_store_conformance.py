@@ -16,7 +16,7 @@ from ragtune.store import ACCESS_FIELD, StoreConfig, StoredDocument, open_store
 from ragtune.types import Chunk, Document
 
 CONFIG = IndexConfig(embed=EmbedConfig(model="hash:64"), chunk=ChunkConfig(chunk_tokens=32, overlap_tokens=4))
-MODES = ["dense", "bm25", "hybrid"]
+MODES = ["dense", "bm25", "hybrid", "hybrid-convex"]
 
 
 def open_index(location: str) -> Index:

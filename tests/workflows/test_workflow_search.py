@@ -57,7 +57,7 @@ def test_every_arm_has_a_space_and_closed_book_arms_search_only_answering():
             assert names == ("chunk_tokens", "mode", "k", "context_sentences", "prompt_style", "max_new_tokens")
         else:  # a closed-book arm retrieves nothing: no chunk size, mode or k to search
             assert names == ("prompt_style", "max_new_tokens")
-    assert space_for("rag").size == 2 * 3 * 2 * 2 * 2 * 2 and space_for("base").size == 4
+    assert space_for("rag").size == 2 * 4 * 2 * 2 * 2 * 2 and space_for("base").size == 4
     assert space_for("rag").grid()["chunk_tokens"] == [128, 320]
 
 
@@ -69,7 +69,7 @@ def test_the_defaults_join_the_space_when_they_are_not_in_it():
     widened = space_for("rag").including(defaults)
     assert widened.grid()["k"] == [4, 3, 5] and widened.grid()["max_new_tokens"] == [7, 32, 64]
     assert widened.grid()["chunk_tokens"] == [200, 128, 320]  # the index's own size is the default
-    assert widened.grid()["mode"] == ["hybrid", "dense", "bm25"]  # already there: unchanged
+    assert widened.grid()["mode"] == ["hybrid", "hybrid-convex", "dense", "bm25"]  # already there: unchanged
     with pytest.raises(ConfigError, match="lack"):
         space_for("rag").including({"mode": "bm25"})
 

@@ -65,7 +65,7 @@ def test_tune_writes_split_trials_and_best(setup):
     best = json.loads((out / "best.json").read_text())
     assert best["params"] in [t["params"] for t in trials]
     assert best["validation"]["f1"] == max(t["validation"]["f1"] for t in trials)
-    assert best["space"]["mode"] == ["hybrid", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
+    assert best["space"]["mode"] == ["hybrid", "hybrid-convex", "dense", "bm25"] and best["space"]["k"] == [2, 3, 5]
     assert json.loads((out / "config.json").read_text())["trials"] == 3
 
 

@@ -1,4 +1,5 @@
-"""Building a retriever by mode name, from a registry: dense, bm25, hybrid, the graph-local/-global/-hybrid modes
+"""Building a retriever by mode name, from a registry: dense, bm25, hybrid (rank fusion), hybrid-convex (score
+fusion, ragtune.retrieve.hybrid), the graph-local/-global/-hybrid modes
 that ragtune.graph provides (registered on their first use, see ragtune.registry.RETRIEVAL_MODE_PROVIDERS: this
 module never imports the graph), and whatever an extension adds with `register_retrieval_mode`."""
 
@@ -12,7 +13,8 @@ from ragtune.errors import ConfigError
 from ragtune.registry import RETRIEVAL_MODE_PROVIDERS, Registry
 from ragtune.retrieve.base import Retriever, SearchableIndex
 
-MODES = ("dense", "bm25", "hybrid", "graph-local", "graph-global", "graph-hybrid")  # the built-in modes
+# the built-in modes
+MODES = ("dense", "bm25", "hybrid", "hybrid-convex", "graph-local", "graph-global", "graph-hybrid")
 
 RetrieverFactory = Callable[[SearchableIndex, RetrieveConfig], Retriever]  # (index, config) -> Retriever
 RETRIEVAL_MODES: Registry[RetrieverFactory] = Registry("retrieval mode", providers=RETRIEVAL_MODE_PROVIDERS)
@@ -57,23 +59,31 @@ def _bm25(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
 
 
 def _hybrid(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
+    return _fused(index, config, "rrf")
+
+
+def _hybrid_convex(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
+    return _fused(index, config, "convex")
+
+
+def _fused(index: SearchableIndex, config: RetrieveConfig, fusion: str) -> Retriever:
     if getattr(index, "is_store", False):
         from ragtune.retrieve.store import StoreHybridRetriever
 
-        return StoreHybridRetriever(index, config)
+        return StoreHybridRetriever(index, config, fusion)
     from ragtune.retrieve.hybrid import HybridRetriever
 
-    return HybridRetriever(index, config)
+    return HybridRetriever(index, config, fusion)
 
 
-for _name, _factory in [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid)]:
+for _name, _factory in [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid), ("hybrid-convex", _hybrid_convex)]:
     register_retrieval_mode(_name, _factory)
 del _name, _factory
 
 
 def open_retriever(index: SearchableIndex, mode: str = "hybrid", **settings: Any) -> Retriever:
-    """A Retriever over index for mode 'dense', 'bm25', 'hybrid' or 'graph-local'/'graph-global'/'graph-hybrid';
-    settings are RetrieveConfig fields.
+    """A Retriever over index for mode 'dense', 'bm25', 'hybrid', 'hybrid-convex' or 'graph-local'/'graph-global'/
+    'graph-hybrid'; settings are RetrieveConfig fields.
 
     >>> open_retriever(index, "hybrid").retrieve(["how many days of leave?"], k=3)  # doctest: +SKIP
     """

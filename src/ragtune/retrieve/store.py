@@ -1,7 +1,8 @@
 """Retrieval over a store-backed index (ragtune.store.index.StoreIndex): the engine ranks and filters.
 
 dense: the query embedding against the engine's vector index; bm25: the engine's full-text ranking (Milvus:
-BM25; Postgres: ts_rank_cd); hybrid: both fused by RRF inside the engine where it can. Filters go to the
+BM25; Postgres: ts_rank_cd); hybrid: both fused by RRF inside the engine where it can; hybrid-convex: both
+rankings fetched, fused here by their normalised scores (ragtune.retrieve.hybrid.convex_fuse). Filters go to the
 engine with the query, so they apply before the top-k.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ragtune.config import RetrieveConfig
 from ragtune.retrieve.base import Filters
+from ragtune.retrieve.hybrid import FUSIONS, convex_fuse
 from ragtune.types import Hit
 
 
@@ -46,17 +48,34 @@ class StoreKeywordRetriever:
 
 
 class StoreHybridRetriever:
-    """Dense + full-text, each `candidates` deep, fused by weighted RRF (the score is the fused score)."""
+    """Dense + full-text, each `candidates` deep, fused by weighted RRF in the engine, or (fusion "convex") here by
+    the convex combination of their normalised scores; the score is the fused score."""
 
-    def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig()):
+    def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig(), fusion: str = "rrf"):
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.index = index
         self.config = config
+        self.fusion = fusion
 
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
         if not queries:
             return []
         c = self.config
+        depth, weights = max(c.candidates, k), (c.dense_weight, c.bm25_weight)
+        if self.fusion == "convex":  # a ranking of weight 0 is not fetched (it adds no candidates)
+            store, none = self.index.store, [[] for _ in queries]
+            dense = store.dense_search(_embed(self.index, queries), depth, filters) if weights[0] > 0 else none
+            keyword = store.keyword_search(list(queries), depth, filters) if weights[1] > 0 else none
+            return [convex_merge(d, kw, k, weights) for d, kw in zip(dense, keyword, strict=True)]
         return self.index.store.hybrid_search(
-            list(queries), _embed(self.index, queries), k, filters,
-            candidates=max(c.candidates, k), rrf_k=c.rrf_k, weights=(c.dense_weight, c.bm25_weight),
+            list(queries), _embed(self.index, queries), k, filters, candidates=depth, rrf_k=c.rrf_k, weights=weights,
         )
+
+
+def convex_merge(dense: list[Hit], keyword: list[Hit], k: int, weights: tuple[float, float]) -> list[Hit]:
+    """Two hit lists (best first) fused by chunk id with convex_fuse: the top k, scored by the fused score."""
+    chunks = {hit.chunk.chunk_id: hit.chunk for hits in (dense, keyword) for hit in hits}
+    fused = convex_fuse([([h.chunk.chunk_id for h in hits], [h.score for h in hits]) for hits in (dense, keyword)],
+                        weights)[:k]
+    return [Hit(chunk=chunks[cid], score=score, rank=i) for i, (cid, score) in enumerate(fused)]

@@ -72,7 +72,7 @@ class SearchSpace:
 RETRIEVAL = (
     # The index's own chunk size joins these as the default (SearchSpace.including).
     Param("chunk_tokens", (128, 320), "tokens per chunk: another size than the index's re-chunks its documents"),
-    Param("mode", ("hybrid", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
+    Param("mode", ("hybrid", "hybrid-convex", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
     Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
 )
