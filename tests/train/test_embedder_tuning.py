@@ -96,6 +96,38 @@ def test_tune_writes_a_loadable_folder_with_manifest(tiny_st: Path, tmp_path: Pa
     assert not list(tmp_path.glob(".*"))
 
 
+def test_the_cached_loss_gives_the_whole_batch_gradients() -> None:
+    """mini_batch_size (GradCache) bounds memory only: the loss and gradients equal the whole batch's (bundled
+    MiniLM; a random tiny model's gradients are too small to compare)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
+
+    from ragtune.models import resolve_embedder
+
+    columns = [[f"who founded project {i}" for i in range(6)], [d.text for d in _docs(6)],
+               [d.text for d in _docs(12)[6:]]]
+    grads = []
+    for make in (MultipleNegativesRankingLoss, lambda m: CachedMultipleNegativesRankingLoss(m, mini_batch_size=2)):
+        model = SentenceTransformer(str(resolve_embedder("bundled")), device="cpu").eval()  # no dropout
+        loss = make(model)([model.preprocess(c) for c in columns], torch.zeros(6))
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (whole, whole_grads), (cached, cached_grads) = grads
+    assert cached == pytest.approx(whole, rel=1e-5) and len(whole_grads) == len(cached_grads) > 0
+    scale = max(g.abs().max().item() for g in whole_grads)  # (a gradient that is 0 in theory, as the key bias's,
+    assert max((a - b).abs().max().item() for a, b in zip(whole_grads, cached_grads)) <= 1e-4 * scale  # is noise)
+
+
+def test_tune_with_the_cached_loss(tiny_st: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path, 30)
+    config = EmbedderTuneConfig(per_chunk=2, epochs=1, batch_size=4, mini_batch_size=2, val_fraction=0.2)
+    result = tune_embedder(index, tmp_path / "emb", config, base=str(tiny_st))
+    assert result.epochs_run == 1 and json.loads((tmp_path / "emb" / MANIFEST).read_text())["config"]["mini_batch_size"] == 2
+    with pytest.raises(ConfigError, match="mini_batch_size >= 0"):
+        tune_embedder(index, tmp_path / "emb2", EmbedderTuneConfig(mini_batch_size=-1), base=str(tiny_st))
+
+
 def test_bad_input_is_one_clear_error_and_writes_nothing(tiny_st: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="has 3 chunks; embedder tuning needs at least 20"):
         tune_embedder(_index(tmp_path / "small", 3), tmp_path / "emb", base=str(tiny_st))

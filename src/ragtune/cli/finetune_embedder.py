@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of sampling, split and training."),
         max_chunks: int = typer.Option(2000, "--max-chunks", min=1, help="Chunks sampled for query synthesis."),
         batch_size: int = typer.Option(32, "--batch-size", min=2, help="Queries per step (in-batch negatives)."),
+        mini_batch_size: int = typer.Option(8, "--mini-batch-size", min=0, help="Texts embedded with gradients at once (the cached loss: memory bounded, same gradients; 0: the whole batch)."),
         qa: Path = typer.Option(None, "--qa", help="QA JSONL with 'question' and gold 'chunk_id' instead of synthesis."),
         base: str = typer.Option(None, "--base", help="Embedder to start from (default: the index's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted training (same --out and settings) from its last finished epoch."),
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.train.embedder_tuning import EmbedderTuneConfig, tune_embedder
 
         config = EmbedderTuneConfig(per_chunk=per_chunk, sentence_queries=sentence_queries, epochs=epochs, seed=seed,
-                                    max_chunks=max_chunks, batch_size=batch_size)
+                                    max_chunks=max_chunks, batch_size=batch_size, mini_batch_size=mini_batch_size)
         result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base, resume=resume)
         typer.echo(f"tuned on {result.pairs} queries ({result.val_pairs} held out) in {result.seconds:.0f}s, "
                    f"{result.epochs_run} epoch(s): validation recall@10 {result.val_recall_before:.3f} -> "

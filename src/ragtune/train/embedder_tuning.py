@@ -6,7 +6,8 @@ Steps: queries per chunk (ragtune.train.synth rules, optionally sentences of the
 cloze task —, or a QA file whose records name gold chunk ids), one BM25 hard negative per query (the best-scoring
 chunk of another document that is not a near-duplicate of the positive), a validation split BY DOCUMENT (no
 document's chunks on both sides), then in-batch-negative training with sentence-transformers'
-MultipleNegativesRankingLoss (query, positive, hard negative). Validation recall@10 (among the validation queries'
+MultipleNegativesRankingLoss (query, positive, hard negative), in its cached form (GradCache) by default: the
+batch's texts are embedded `mini_batch_size` at a time, which bounds memory without changing the loss. Validation recall@10 (among the validation queries'
 gold chunks and a seeded sample of the others, `val_candidates` in all, so that an epoch's check costs the same on
 10k or 1M chunks; sentence queries alone rank their chunk without them, see validation_set) is measured before
 training and after every epoch; training stops when it stops rising and the
@@ -51,6 +52,9 @@ class EmbedderTuneConfig:
     epochs: int = 1
     seed: int = 0
     batch_size: int = 32  # in-batch negatives: each query sees the other 31 positives and 32 hard negatives
+    # texts embedded with gradients at once (GradCache: sentence-transformers' CachedMultipleNegativesRankingLoss,
+    # the same loss and gradients as batch_size at once, so memory no longer grows with batch_size); 0: whole batch
+    mini_batch_size: int = 8
     learning_rate: float = 2e-5
     max_chunks: int = 2000  # chunks sampled for query synthesis (training time grows with it)
     val_fraction: float = 0.1  # of documents
@@ -296,7 +300,7 @@ def tune_embedder(
     beside `out`; `resume` continues from it when it was written for the same data, settings and base embedder."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
     from ragtune.models import resolve_embedder
 
@@ -304,9 +308,9 @@ def tune_embedder(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the tuned embedder")
     if config.epochs < 1 or config.per_chunk < 0 or config.sentence_queries < 0 or config.batch_size < 2 \
-            or config.per_chunk + config.sentence_queries < 1:
-        raise ConfigError("epochs >= 1, per_chunk and sentence_queries >= 0 (not both 0) and batch_size >= 2 "
-                          f"are needed, got {config}")
+            or config.per_chunk + config.sentence_queries < 1 or config.mini_batch_size < 0:
+        raise ConfigError("epochs >= 1, per_chunk and sentence_queries >= 0 (not both 0), batch_size >= 2 and "
+                          f"mini_batch_size >= 0 are needed, got {config}")
     chunks = index.chunks()
     base_name = check_tunable(index, base, len(chunks))
     base_dir = resolve_embedder(base_name)
@@ -327,7 +331,10 @@ def tune_embedder(
     model.max_seq_length = min(model.max_seq_length or config.max_seq_length, config.max_seq_length)
     texts = _texts(chunks)
     text_of = {c.chunk_id: t for c, t in zip(chunks, texts)}
-    loss_fn = MultipleNegativesRankingLoss(model)
+    if 0 < config.mini_batch_size < config.batch_size:
+        loss_fn = CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+    else:
+        loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
 
     val_queries, val_gold, candidate_texts = validation_set(chunks, val, text_of, config.val_candidates, config.seed)
