@@ -161,6 +161,17 @@ def test_a_late_bloomer_is_pruned_and_its_partial_figures_kept(tmp_path: Path, p
     assert result.best.params == DEFAULTS and result.best.metrics.f1 == 0.5
 
 
+def test_knowing_the_questions_the_pruner_waits_for_half_of_them(tmp_path: Path, prune_after_the_defaults):
+    """The same late bloomers with `questions` given: no trial is judged on its first batch (8 of 24) but at 16
+    (0.5, level with the defaults), so each answers every question."""
+    bloomer = [0.0] * 8 + [1.0] * 16
+    runner = ReportingRunner({("hybrid", 3): [0.5] * QUESTIONS}, others=bloomer)
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=3, seed=1, prune=True, questions=QUESTIONS)
+    assert search_module.prune_warmup(QUESTIONS) == 12
+    assert not any(t.pruned for t in result.trials) and all(t.metrics.n == QUESTIONS for t in result.trials)
+    assert runner.answered == 3 * QUESTIONS
+
+
 def test_an_exhaustive_grid_is_never_pruned(tmp_path: Path, prune_after_the_defaults):
     runner = ReportingRunner()
     result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=6, prune=True)

@@ -186,7 +186,8 @@ def _search_with(config: CompareConfig, arm: str, runner: AnswerTrials, chunks: 
                       max_cost_per_1k=config.max_cost_per_1k, cost_model=config.cost,
                       resume=config.resume, runs_db=config.runs_db, describe_index=runner.describe_index,
                       prune=True, describe_training=runner.describe_training if trains else None,
-                      training=_training_note(config, arm, training), executor=executor)
+                      training=_training_note(config, arm, training), executor=executor,
+                      questions=len(runner.examples))
 
 
 def _trains(config: CompareConfig, arm: str, training: SearchTraining | None) -> bool:
