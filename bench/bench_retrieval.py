@@ -103,24 +103,21 @@ def tune_hybrid(index) -> None:
     texts = [train.queries[q] for q in qids]
     state, dense = DenseRetriever(index).search_rows(texts, 200)  # the depth evaluate_retrieval's hybrid fuses
     _, bm25 = BM25Retriever(index).search_rows(texts, 200)
+
+    def ndcg(fuse) -> str:
+        """nDCG@10 on TRAIN of fuse(dense (rows, scores), bm25 (rows, scores)) -> [(row, score)] per query."""
+        run = {qid: hits_to_doc_scores([Hit(state.chunks[r], s) for r, s in fuse(d, b)[:200]])
+               for qid, d, b in zip(qids, dense, bm25)}
+        return f"{retrieval_metrics(run, train.qrels)['ndcg@10']:.4f}"
+
     print(f"\nhybrid grid on TRAIN ({len(qids)} queries), nDCG@10 (bm25 weight 1.0):")
     for rrf_k in (10, 30, 60, 100):
-        cells = []
-        for dense_w in (0.5, 0.75, 1.0, 1.25, 1.5):
-            run = {}
-            for qid, (d_rows, _), (b_rows, _) in zip(qids, dense, bm25):
-                fused = rrf_fuse([d_rows.tolist(), b_rows.tolist()], [dense_w, 1.0], rrf_k)[:200]
-                run[qid] = hits_to_doc_scores([Hit(state.chunks[r], s) for r, s in fused])
-            cells.append(f"w={dense_w}: {retrieval_metrics(run, train.qrels)['ndcg@10']:.4f}")
+        cells = [f"w={w}: " + ndcg(lambda d, b: rrf_fuse([d[0].tolist(), b[0].tolist()], [w, 1.0], rrf_k))
+                 for w in (0.5, 0.75, 1.0, 1.25, 1.5)]
         print(f"  rrf_k={rrf_k:3d}  " + "  ".join(cells), flush=True)
-    cells = []
-    for dense_w in (0.3, 0.4, 0.5, 0.6, 0.7):
-        run = {}
-        for qid, (d_rows, d_scores), (b_rows, b_scores) in zip(qids, dense, bm25):
-            fused = convex_fuse([(d_rows.tolist(), d_scores), (b_rows.tolist(), b_scores)],
-                                [dense_w, 1 - dense_w])[:200]
-            run[qid] = hits_to_doc_scores([Hit(state.chunks[r], s) for r, s in fused])
-        cells.append(f"w={dense_w}: {retrieval_metrics(run, train.qrels)['ndcg@10']:.4f}")
+    cells = [f"w={w}: " + ndcg(lambda d, b: convex_fuse([(d[0].tolist(), d[1]), (b[0].tolist(), b[1])],
+                                                        [w, 1 - w]))
+             for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
     print("  hybrid-convex (dense weight w, bm25 1 - w)  " + "  ".join(cells), flush=True)
 
 

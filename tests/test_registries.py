@@ -96,3 +96,11 @@ def test_uncached_load_builds_without_keeping_but_reuses_a_cached_one(scratch):
     once = load_generator(config, cache=False)
     assert load_generator(config) is not once  # not kept: the cached load builds its own
     assert load_generator(config, cache=False) is load_generator(config)  # a cached one is reused
+
+
+def test_the_cli_mode_help_names_every_built_in_retrieval_mode():
+    from ragtune.cli.common import MODES_HELP
+    from ragtune.retrieve import MODES, retrieval_modes
+
+    assert MODES_HELP == " | ".join(MODES)
+    assert set(MODES) <= set(retrieval_modes())  # each one registered (the graph modes by their provider)

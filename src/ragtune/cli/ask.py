@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ragtune.cli.common import MODES_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("ask")
@@ -14,7 +16,7 @@ def register(app: typer.Typer) -> None:
         question: Optional[str] = typer.Argument(None, help="The question (or use --questions FILE)."),
         index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (ragtune ingest)."),
         k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved and shown to the model."),
-        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
         filters: list[str] = typer.Option([], "--filter", help="key=value metadata filter (repeatable)."),
         questions_file: Optional[Path] = typer.Option(None, "--questions", help="File of questions: one per line or JSONL."),
         closed_book: bool = typer.Option(False, "--closed-book", help="Answer without retrieval (the base arm)."),

@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
+# --mode's help: the built-in retrieval modes (ragtune.retrieve.MODES, which this light module must not import;
+# a test keeps the two equal)
+MODES_HELP = "dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"
+
+
 def print_json(obj: Any) -> None:
     """Write obj as pretty JSON to stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")

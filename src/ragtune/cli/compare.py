@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ragtune.cli.common import MODES_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N questions."),
         seed: int = typer.Option(0, "--seed"),
         k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
-        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name of the untuned arms for an http(s) --model."),
         adapter_model_names: list[str] = typer.Option([], "--adapter-model-name", help="KIND=NAME (repeatable; KIND sft or raft): the model an http(s) --model serves that adapter as, e.g. a vLLM --lora-modules name."),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ragtune.cli.common import MODES_HELP
+
 eval_app = typer.Typer(help="Evaluate retrieval (BEIR) and more.", no_args_is_help=True)
 
 
@@ -13,7 +15,7 @@ eval_app = typer.Typer(help="Evaluate retrieval (BEIR) and more.", no_args_is_he
 def retrieval(
     beir_dir: Path = typer.Argument(..., help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/)."),
     split: str = typer.Option("test", "--split", help="qrels split: qrels/<split>.tsv"),
-    modes: list[str] = typer.Option(["hybrid"], "--mode", help="dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid (repeatable)."),
+    modes: list[str] = typer.Option(["hybrid"], "--mode", help=f"{MODES_HELP} (repeatable)."),
     index_dir: Path = typer.Option(None, "--index", help="Use this index (default: a cached one per corpus and chunking)."),
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Tokens per chunk of the cached index (default 200; BM25 alone does best at 256-300 on SciFact)."),
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks of the cached index (default 32)."),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ragtune.cli.common import MODES_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("search")
@@ -13,7 +15,7 @@ def register(app: typer.Typer) -> None:
         query: str = typer.Argument(..., help="The search query."),
         index_dir: Path = typer.Option(..., "--index", help="Index folder."),
         k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of hits."),
-        mode: str = typer.Option("hybrid", "--mode", help="dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
         filters: list[str] = typer.Option([], "--filter", help="key=value metadata filter (repeatable)."),
         as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
     ) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ragtune.cli.common import MODES_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
@@ -21,7 +23,7 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs API keys."),
         port: int = typer.Option(8000, "--port", min=0, max=65535),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="File of 'KEY=group1,group2' lines."),
-        mode: str = typer.Option("hybrid", "--mode", help="Retrieval: dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"),
+        mode: str = typer.Option("hybrid", "--mode", help=f"Retrieval: {MODES_HELP}"),
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),

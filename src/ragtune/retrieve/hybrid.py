@@ -75,6 +75,12 @@ def convex_fuse(
 FUSIONS = ("rrf", "convex")  # how HybridRetriever fuses: mode "hybrid" and mode "hybrid-convex"
 
 
+def check_fusion(fusion: str) -> str:
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    return fusion
+
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -94,11 +100,9 @@ class HybridRetriever:
     convex combination of their normalised scores."""
 
     def __init__(self, index: SearchableIndex, config: RetrieveConfig = RetrieveConfig(), fusion: str = "rrf"):
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.index = index
         self.config = config
-        self.fusion = fusion
+        self.fusion = check_fusion(fusion)
         self.dense = DenseRetriever(index)
         self.bm25 = BM25Retriever(index)
 
@@ -115,9 +119,8 @@ class HybridRetriever:
         weights = (self.config.dense_weight, self.config.bm25_weight)
         out = []
         for (d_rows, d_scores), (b_rows, b_scores) in zip(dense_rows, bm25_rows):
-            if self.fusion == "convex":
-                fused = convex_fuse([(d_rows.tolist(), d_scores), (b_rows.tolist(), b_scores)], weights)[:k]
-            else:
-                fused = rrf_fuse([d_rows.tolist(), b_rows.tolist()], weights, self.config.rrf_k)[:k]
+            ranked = [(d_rows.tolist(), d_scores), (b_rows.tolist(), b_scores)]
+            fused = (convex_fuse(ranked, weights) if self.fusion == "convex"
+                     else rrf_fuse([rows for rows, _ in ranked], weights, self.config.rrf_k))[:k]
             out.append([Hit(chunk=state.chunks[row], score=score, rank=i) for i, (row, score) in enumerate(fused)])
         return out

@@ -14,7 +14,7 @@ import numpy as np
 
 from ragtune.config import RetrieveConfig
 from ragtune.retrieve.base import Filters
-from ragtune.retrieve.hybrid import FUSIONS, convex_fuse
+from ragtune.retrieve.hybrid import check_fusion, convex_fuse
 from ragtune.types import Hit
 
 
@@ -52,11 +52,9 @@ class StoreHybridRetriever:
     the convex combination of their normalised scores; the score is the fused score."""
 
     def __init__(self, index: Any, config: RetrieveConfig = RetrieveConfig(), fusion: str = "rrf"):
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.index = index
         self.config = config
-        self.fusion = fusion
+        self.fusion = check_fusion(fusion)
 
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
         if not queries:

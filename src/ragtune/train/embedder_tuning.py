@@ -7,12 +7,13 @@ cloze task —, or a QA file whose records name gold chunk ids), one BM25 hard n
 chunk of another document that is not a near-duplicate of the positive), a validation split BY DOCUMENT (no
 document's chunks on both sides), then in-batch-negative training with sentence-transformers'
 MultipleNegativesRankingLoss (query, positive, hard negative), in its cached form (GradCache) by default: the
-batch's texts are embedded `mini_batch_size` at a time, which bounds memory without changing the loss. Validation recall@10 (among the validation queries'
-gold chunks and a seeded sample of the others, `val_candidates` in all, so that an epoch's check costs the same on
-10k or 1M chunks; sentence queries alone rank their chunk without them, see validation_set) is measured before
-training and after every epoch; training stops when it stops rising and the
-best weights are written. The output is a sentence-transformers folder, written to a temp folder and
-renamed into place, with `ragtune_embedder.json` (base id and hash, data hash, config, validation figures).
+batch's texts are embedded `mini_batch_size` at a time, which bounds memory without changing the loss.
+Validation recall@10 (among the validation queries' gold chunks and a seeded sample of the others,
+`val_candidates` in all, so that an epoch's check costs the same on 10k or 1M chunks; sentence queries alone rank
+their chunk without them, see validation_set) is measured before training and after every epoch; training stops
+when it stops rising and the best weights are written. The output is a sentence-transformers folder, written to
+a temp folder and renamed into place, with `ragtune_embedder.json` (base id and hash, data hash, config,
+validation figures).
 
 The loop is a plain PyTorch loop around the library's loss: sentence-transformers' SentenceTransformerTrainer
 needs the `datasets` package, which ragtune does not depend on.
