@@ -10,6 +10,7 @@ from the same paragraphs by `ragtune.train.synth` — never on the SQuAD questio
     .venv/bin/python bench/bench_compare_squad.py --arms rag,rag_tr        # the tuned retriever's effect (issue #16)
     .venv/bin/python bench/bench_compare_squad.py --arms rag --search 12   # searched vs default settings (issue #17)
     .venv/bin/python bench/bench_compare_squad.py --arms rag --mode hybrid-convex  # score fusion instead of RRF
+    .venv/bin/python bench/bench_compare_squad.py --arms rag --answer-form span    # answers copied from the passages
 
 (the rules write 314 questions from the 245 paragraphs at --per-chunk 4; training them for 2 epochs takes ~30 min
 here, the comparison ~10 min; --raft-adapter DIR skips the training.)
@@ -81,6 +82,8 @@ def main() -> int:
     parser.add_argument("--arms", default="base,rag,raft")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mode", default="hybrid", help="retrieval mode of the arms that retrieve (compare --mode)")
+    parser.add_argument("--answer-form", default="free", choices=("free", "span"),
+                        help="compare --answer-form: span copies each answer from the passages shown")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/squad-bench-work")
     parser.add_argument("--out", default="runs/squad-bench")
@@ -127,6 +130,7 @@ def main() -> int:
     tuned = any(ARMS[a].tuned_retriever for a in arms)
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
                            raft_adapter=raft, k=args.k, mode=args.mode, seed=args.seed, overwrite=True,
+                           answer_form=args.answer_form,
                            tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None,
                            search=args.search)
     t0 = time.perf_counter()

@@ -231,3 +231,35 @@ def test_auto_prompt_style(config, style):
 )
 def test_auto_context_sentences(config, keep):
     assert AnswerSettings.resolve(config).context_sentences == keep
+
+
+def test_span_answers_are_snapped_for_a_generator_that_cannot_constrain_and_cite_their_passage():
+    """answer_form "span" with a generator without `constrains_spans` (an endpoint): its free reply is snapped to
+    the closest span of the passages shown, and the passage holding the span is the citation."""
+    script = {"France": "It is Paris, the capital city [2]", "Germany": "Germany's capital is Berlin",
+              "tower": "Nineteen eighty-nine"}
+    settings = AnswerSettings(answer_form="span")
+    preds = answer(QUESTIONS, ScriptedGenerator(script), FakeRetriever(), settings, k=2)
+    assert [p.answer for p in preds] == ["Paris is the capital", "Berlin is the capital",
+                                         "Nineteen eighty-nine"]  # no shared word: left as written
+    assert preds[0].cited == (1,) and preds[1].cited == (1,)  # the passage the span came from, not the reply's [2]
+    free = answer(QUESTIONS, ScriptedGenerator(script), FakeRetriever(), AnswerSettings(), k=2)
+    assert free[0].answer == "It is Paris, the capital city" and free[0].cited == (2,)
+    closed = answer(QUESTIONS[:1], ScriptedGenerator(script), None, settings)
+    assert closed[0].answer == "It is Paris, the capital city" and closed[0].cited == ()  # no passages: free
+
+
+def test_span_answers_with_a_local_model_are_spans_of_the_passages_shown(tiny_lm_dir):
+    from ragtune.generate.hf import HFGenerator
+
+    generator = HFGenerator(tiny_lm_dir, batch_size=2)
+    settings = AnswerSettings(answer_form="span", context_sentences=1, max_new_tokens=8)
+    preds = answer(QUESTIONS, generator, FakeRetriever(), settings, k=2)
+    for pred in preds:
+        assert pred.answer and len(pred.cited) == 1
+        shown = pred.hits[pred.cited[0] - 1].chunk.text
+        assert pred.answer in shown, (pred.answer, shown)
+    assert AnswerSettings.resolve(GenerateConfig(answer_form="span")).answer_form == "span"
+    assert AnswerSettings(answer_form="span").describe()["answer_form"] == "span"
+    with pytest.raises(InputError, match="answer_form"):
+        AnswerSettings(answer_form="quote")

@@ -106,3 +106,6 @@ class GenerateConfig(StrictModel):
     # Retrieved passages are cut to this many sentences, the closest to the question (ragtune.generate.compress);
     # 0 = whole passages; None = auto: 3 for local models (what they read best), whole passages for endpoints.
     context_sentences: int | None = Field(None, ge=0)
+    # "free": the model writes its answer. "span": the answer is a span copied from the passages shown (local
+    # models constrain decoding to them; endpoints' replies are snapped to the closest span): ragtune.generate.extract.
+    answer_form: Literal["free", "span"] = "free"

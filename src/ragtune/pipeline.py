@@ -15,8 +15,9 @@ from typing import Literal
 
 from ragtune.config import GenerateConfig
 from ragtune.errors import BackendError, InputError
-from ragtune.generate.base import Generator
+from ragtune.generate.base import Generator, generate_spans
 from ragtune.generate.citations import choose_sources, valid_citations
+from ragtune.generate.extract import ANSWER_FORMS, snap_to_sources, source_of, span_text
 from ragtune.generate.prompts import build_messages, condense_answer, parse_answer
 from ragtune.generate.registry import backend_name
 from ragtune.progress import progress_task
@@ -34,9 +35,10 @@ class AnswerSettings:
 
     prompt_style: 'guided' (worked examples before the question) | 'plain'. context_sentences: passages cut
     to that many sentences closest to the question (ragtune.generate.compress; 0 = whole passages), scored
-    with `embedder` (the index's embedder) or by word overlap when it is None. batch_size: questions per
-    generate call (None: the generator's own, else 8). Build it with `AnswerSettings.resolve`, as ask,
-    compare and serve do, so that "auto" means the same everywhere.
+    with `embedder` (the index's embedder) or by word overlap when it is None. answer_form: 'free' (the model's
+    words) | 'span' (a span of the passages shown, ragtune.generate.extract; questions without passages answer
+    freely). batch_size: questions per generate call (None: the generator's own, else 8). Build it with
+    `AnswerSettings.resolve`, as ask, compare and serve do, so that "auto" means the same everywhere.
 
     >>> AnswerSettings.resolve(GenerateConfig(model="bundled")).prompt_style
     'guided'
@@ -47,10 +49,13 @@ class AnswerSettings:
     max_new_tokens: int = 64
     batch_size: int | None = None
     embedder: Embedder | None = None
+    answer_form: Literal["free", "span"] = "free"
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("guided", "plain"):
             raise InputError(f"prompt_style must be 'guided' or 'plain', got {self.prompt_style!r}")
+        if self.answer_form not in ANSWER_FORMS:
+            raise InputError(f"answer_form must be one of {', '.join(ANSWER_FORMS)}, got {self.answer_form!r}")
         if self.context_sentences < 0:
             raise InputError(f"context_sentences must be at least 0, got {self.context_sentences}")
         if self.max_new_tokens < 1:
@@ -76,12 +81,13 @@ class AnswerSettings:
         keep = config.context_sentences
         if keep is None:
             keep = DEFAULT_CONTEXT_SENTENCES if local else 0
-        return cls(prompt_style=style, context_sentences=keep, max_new_tokens=config.max_new_tokens, embedder=embedder)
+        return cls(prompt_style=style, context_sentences=keep, max_new_tokens=config.max_new_tokens, embedder=embedder,
+                   answer_form=config.answer_form)
 
     def describe(self) -> dict[str, object]:
-        """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens."""
+        """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens, answer form."""
         return {"prompt_style": self.prompt_style, "context_sentences": self.context_sentences,
-                "max_new_tokens": self.max_new_tokens}
+                "max_new_tokens": self.max_new_tokens, "answer_form": self.answer_form}
 
 
 def retrieve(
@@ -176,13 +182,20 @@ def answer_from_hits(
         for start_index in range(0, len(questions), step):
             chunk = messages[start_index : start_index + step]
             start = time.perf_counter()
-            generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
+            passages = None
+            if settings.answer_form == "span":
+                passages = [None if h is None else [hit.chunk.text for hit in h]
+                            for h in shown[start_index : start_index + step]]
+                generations, constrained = generate_spans(generator, chunk, settings.max_new_tokens, passages)
+                if constrained:
+                    passages = [None if p is None else [] for p in passages]  # already spans: nothing to snap
+            else:
+                generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
             generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             if len(generations) != len(chunk):
                 raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(chunk)} prompts")
-            predictions.extend(
-                _prediction(questions, hits, generations, start_index, retrieve_ms, generate_ms, arm, qids)
-            )
+            predictions.extend(_prediction(questions, hits, shown, generations, start_index, retrieve_ms, generate_ms,
+                                           arm, qids, passages))
             task.advance(len(chunk))
     log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
@@ -199,22 +212,34 @@ def _check_questions(questions: Sequence[str]) -> None:
 def _prediction(
     questions: Sequence[str],
     hits_per_question: list[list[Hit] | None],
+    shown_per_question: list[list[Hit] | None],
     generations: list[Generation],
     start_index: int,
     retrieve_ms: float,
     generate_ms: float,
     arm: str,
     qids: Sequence[str] | None,
+    passages: list[list[str] | None] | None = None,
 ) -> Iterator[Prediction]:
+    """`passages` (span answers), per question of the chunk: None when it was answered freely, [] when its reply is
+    a constrained span already, else the passages its free reply is snapped to."""
     for offset, generation in enumerate(generations):
         i = start_index + offset
         hits = hits_per_question[i] or []
         parsed = parse_answer(generation.text)
+        text = condense_answer(parsed.answer, questions[i])
+        cited = valid_citations(parsed.cited, len(hits))
+        span = None if passages is None else passages[offset]
+        if span is not None:
+            text = span_text(generation.text) if not span else snap_to_sources(text, span)
+            # the source a span comes from is its citation (the best-ranked of those holding it)
+            number = source_of(text, [hit.chunk.text for hit in shown_per_question[i] or []])
+            cited = (number,) if number else cited
         yield Prediction(
             question=questions[i],
-            answer=condense_answer(parsed.answer, questions[i]),
+            answer=text,
             hits=tuple(hits),
-            cited=valid_citations(parsed.cited, len(hits)),
+            cited=cited,
             retrieve_ms=retrieve_ms,
             generate_ms=generate_ms,
             prompt_tokens=generation.prompt_tokens,

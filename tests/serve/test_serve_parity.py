@@ -46,23 +46,25 @@ def parity_index(tmp_path: Path, monkeypatch) -> Path:
     return _make_index(tmp_path / "index", "hash:64")
 
 
-def _ask(index: Path, model: str, question: str = QUESTION) -> dict:
+def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free") -> dict:
     from ragtune.cli import build_app
 
     result = CliRunner().invoke(build_app(), ["ask", question, "--index", str(index), "--model", model, "-k", str(K),
-                                              "--mode", "hybrid", "--max-new-tokens", str(MAX_TOKENS), "--json"])
+                                              "--mode", "hybrid", "--max-new-tokens", str(MAX_TOKENS), "--json",
+                                              "--answer-form", form])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
-def _serve(index: Path, model: str, question: str = QUESTION) -> dict:
+def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free") -> dict:
     from fastapi.testclient import TestClient
 
     from ragtune.serve.app import create_app
     from ragtune.serve.auth import KeyStore, parse_key_entries
     from ragtune.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode="hybrid"),
+    app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode="hybrid",
+                                   answer_form=form),
                      keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
     with TestClient(app) as client:
         reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),
@@ -73,14 +75,14 @@ def _serve(index: Path, model: str, question: str = QUESTION) -> dict:
 
 
 def _compare(index: Path, model: str, tmp_path: Path, question: str = QUESTION,
-             gold: tuple[str, str] = ("Anwen Lark", "kitchen")) -> dict:
+             gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free") -> dict:
     from ragtune.workflows.compare import CompareConfig, run_compare
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "q", "question": question, "answer": gold[0], "doc_id": gold[1]}) + "\n")
     run = run_compare(CompareConfig(index=str(index), questions=str(questions), out=str(tmp_path / "run"),
                                     arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode="hybrid",
-                                    runs_db=str(tmp_path / "runs.db")))
+                                    runs_db=str(tmp_path / "runs.db"), answer_form=form))
     (row,) = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     return row
 
@@ -118,6 +120,20 @@ def test_ask_serve_and_compare_give_the_same_answer(backend, parity_index, tiny_
     assert served["ragtune"]["sources"] == asked["sources"]
     assert compared["answer"] == asked["answer"]
     assert compared["citations"] == asked["citations"]
+
+
+def test_span_answers_are_the_same_through_ask_serve_and_compare(parity_index, tiny_lm_dir, tmp_path):
+    """--answer-form span on the real (random) local model: one constrained answer path, a span of the passage it
+    cites, whichever way it is asked."""
+    model = str(tiny_lm_dir)
+    asked = _ask(parity_index, model, form="span")
+    served = _serve(parity_index, model, form="span")
+    compared = _compare(parity_index, model, tmp_path, form="span")
+    assert asked["answer"] and asked["answer"] != _ask(parity_index, model)["answer"]
+    (cited,) = [c for c in asked["citations"] if c["cited"]]
+    assert asked["answer"] in " ".join(cited["text"].split())
+    assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
+    assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
 
 
 @pytest.mark.slow

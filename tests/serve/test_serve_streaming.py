@@ -59,3 +59,18 @@ def test_streaming_generator_matches_plain_generation(tiny_generator):
     assert streamed == plain
     assert len(pieces) >= 2 and "".join(pieces).strip() == plain[0].text
     assert "generate" not in vars(tiny_generator.model)  # the model's own generate is back
+
+
+def test_streaming_generator_passes_span_answers_on(tiny_generator):
+    """A streamed span answer is the same constrained reply as an unstreamed one (answer_form "span")."""
+    from ragtune.serve.streaming import StreamingGenerator
+
+    messages = [[{"role": "user", "content": "Sources:\n[1] Paris is the capital of France.\n\nQuestion: Capital?"}]]
+    spans_of = [["Paris is the capital of France."]]
+    pieces: list[str] = []
+    streaming = StreamingGenerator(tiny_generator, pieces.append)
+    assert streaming.constrains_spans
+    streamed = streaming.generate(messages, max_new_tokens=10, spans_of=spans_of)
+    assert streamed == tiny_generator.generate(messages, max_new_tokens=10, spans_of=spans_of)
+    assert streamed != tiny_generator.generate(messages, max_new_tokens=10)
+    assert "".join(pieces).strip() == streamed[0].text

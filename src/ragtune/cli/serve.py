@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import MODES_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),
+        answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
         screening: str = typer.Option("neutralise", "--screening", help="Injection screening: neutralise | drop | off"),
         max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
         batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more questions."),
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
             adapter_model_names=parse_adapter_model_names(adapter_model_names),
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
-            prompt_style=prompt_style, context_sentences=context_sentences,
+            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
             screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
             rate_limit_per_minute=rate_limit,
             rate_limit_burst=rate_burst, request_timeout_s=request_timeout,

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class HFGenerator:
 
     `.model` and `.tokenizer` are public so training can reuse a loaded model.
     """
+
+    constrains_spans = True  # generate(..., spans_of=) decodes span answers (ragtune.generate.base.generate_spans)
 
     def __init__(
         self,
@@ -107,6 +109,8 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self._end_ids = self._eos_ids if pad in self._eos_ids else [*self._eos_ids, pad]
         self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        self.num_beams = 1
+        self._vocab: Any = None  # token texts for span answers (ragtune.generate.extract), made on first use
         self._cache_keyword = "cache"  # generate's keyword for a prefilled cache (set by _prefix_cache)
         # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
         self._lock = threading.Lock()
@@ -121,13 +125,18 @@ class HFGenerator:
         return prompts
 
     def generate(
-        self, batch: list[Messages], max_new_tokens: int = 64, *, done: Callable[[str], bool] | None = None
+        self, batch: list[Messages], max_new_tokens: int = 64, *, done: Callable[[str], bool] | None = None,
+        spans_of: Sequence[Sequence[str] | None] | None = None,
     ) -> list[Generation]:
         """One Generation per conversation, same order; grouped by shared prefix, sorted by length and split into
         sub-batches inside. `done(reply so far)` True ends a row early (what follows would be thrown away by its
-        caller); by default a finished answer line when the generator stops at answer lines, else nothing."""
+        caller); by default a finished answer line when the generator stops at answer lines, else nothing.
+        `spans_of`: per conversation, the passages its reply must be a span of (ragtune.generate.extract), the
+        span ended by a citation bracket or a newline; None for one without passages (it answers freely)."""
         if not batch:
             return []
+        if spans_of is not None and len(spans_of) != len(batch):
+            raise InputError(f"spans_of has {len(spans_of)} entries for {len(batch)} conversations")
         if done is None and self.stop_at_answer_line:
             from ragtune.generate.prompts import answer_line_complete
 
@@ -141,6 +150,14 @@ class HFGenerator:
                     f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's context of "
                     f"{self._max_positions}: retrieve fewer passages (k) or use shorter chunks"
                 )
+        constraints = None
+        if spans_of is not None:
+            from ragtune.generate.extract import SpanConstraint, TokenVocab
+
+            if self._vocab is None:
+                self._vocab = TokenVocab(self.tokenizer)
+            constraints = [None if texts is None else SpanConstraint(self._vocab, texts, self._vocab.end, self._end_ids)
+                           for texts in spans_of]
         prefixes = self._prefix_lengths(batch, encoded)
         order = sorted(range(len(encoded)), key=lambda i: (encoded[i][: prefixes[i]], len(encoded[i])))
         results: list[Generation | None] = [None] * len(encoded)
@@ -150,7 +167,7 @@ class HFGenerator:
                 prefix = encoded[order[start]][: prefixes[order[start]]]
                 group = [i for i in order[start:] if prefixes[i] == len(prefix) and encoded[i][: len(prefix)] == prefix]
                 cache = self._prefix_cache(prefix) if prefix else None
-                rows = self._generate_rows(group, encoded, max_new_tokens, len(prefix), cache, done)
+                rows = self._generate_rows(group, encoded, max_new_tokens, len(prefix), cache, done, constraints)
                 for row, generation in rows.items():
                     results[row] = generation
                 start += len(group)
@@ -158,7 +175,7 @@ class HFGenerator:
 
     def _generate_rows(
         self, rows: list[int], encoded: list[list[int]], max_new_tokens: int, prefix_length: int, cache: Any,
-        done: Callable[[str], bool] | None = None,
+        done: Callable[[str], bool] | None = None, constraints: list[Any] | None = None,
     ) -> dict[int, Generation]:
         """Generate for `rows` (length-sorted, one shared prefix) in rounds of `round_tokens` new tokens: after a
         round, rows that ended (end of sequence, `done`, the token limit) are done and the others
@@ -178,7 +195,7 @@ class HFGenerator:
                 batch = pending[first : first + self.batch_size]
                 new = self._generate_padded(
                     [encoded[r] + generated[r] for r in batch], step, prefix_length, cache, [generated[r] for r in batch],
-                    done,
+                    done, None if constraints is None else [constraints[r] for r in batch],
                 )
                 for row, tokens in zip(batch, new, strict=True):
                     generated[row] += tokens
@@ -236,9 +253,11 @@ class HFGenerator:
     def _generate_padded(
         self, input_ids: list[list[int]], max_new_tokens: int, prefix_length: int = 0, prefix_cache: Any = None,
         generated: list[list[int]] | None = None, done: Callable[[str], bool] | None = None,
+        constraints: list[Any] | None = None,
     ) -> list[list[int]]:
         """The new tokens of each row (a finished row's tail is padding); `generated`: per row, the tokens of its
-        own reply already at the end of its input (an earlier round's), which `done` reads too."""
+        own reply already at the end of its input (an earlier round's), which `done` and `constraints` (per row, a
+        SpanConstraint) read too."""
         import torch
         from transformers import GenerationConfig
 
@@ -264,6 +283,7 @@ class HFGenerator:
             do_sample=self.temperature > 0,
             eos_token_id=self._eos_ids,
             pad_token_id=self.tokenizer.pad_token_id,
+            **({"num_beams": self.num_beams} if self.num_beams > 1 else {}),
             **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
         )
         stopping = None
@@ -271,6 +291,12 @@ class HFGenerator:
             from transformers import StoppingCriteriaList
 
             stopping = StoppingCriteriaList([_ReplyDone(self.tokenizer, tokens.shape[1], done, generated)])
+        if constraints is not None:
+            from transformers import LogitsProcessorList
+
+            generate_kwargs["logits_processor"] = LogitsProcessorList(
+                [_Constrained(constraints, tokens.shape[1], generated)]
+            )
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=tokens, attention_mask=mask, generation_config=config, stopping_criteria=stopping,
@@ -330,6 +356,30 @@ class _ReplyDone:
             rows = [before + row for before, row in zip(self.earlier, rows, strict=True)]
         texts = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
         return torch.tensor([self.done(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+
+
+class _Constrained:
+    """A logits processor: each row's next token restricted to what its SpanConstraint allows after its reply (all
+    of a row's beams, which generate keeps adjacent, by the row's)."""
+
+    def __init__(self, constraints: list[Any], prompt_length: int, earlier: list[list[int]] | None = None):
+        self.constraints, self.prompt_length, self.earlier = constraints, prompt_length, earlier
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        rows = input_ids[:, self.prompt_length :].tolist()
+        mask = torch.full_like(scores, float("-inf"))
+        beams = len(rows) // len(self.constraints)  # beam search: each row's beams are adjacent
+        if self.earlier:
+            rows = [self.earlier[r // beams] + row for r, row in enumerate(rows)]
+        for r, reply in enumerate(rows):
+            constraint = self.constraints[r // beams]
+            if constraint is None:  # a row without passages answers freely
+                mask[r] = 0.0
+            else:
+                mask[r, sorted(constraint.allowed(reply))] = 0.0
+        return scores + mask
 
 
 def _until_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:

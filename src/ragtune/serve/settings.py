@@ -43,6 +43,7 @@ class ServeSettings(StrictModel):
     k: int = Field(3, ge=1, le=20)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, as ask/compare
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, as ask/compare
+    answer_form: Literal["free", "span"] = "free"  # GenerateConfig.answer_form, as ask/compare
 
     api_keys_file: str | None = None
     api_keys_env: str = "RAGTUNE_API_KEYS"
@@ -83,7 +84,7 @@ class ServeSettings(StrictModel):
         return GenerateConfig(model=self.model, adapter=adapter, model_name=model_name,
                               max_new_tokens=self.default_max_tokens,
                               batch_size=self.max_batch, stop_at_answer_line=True, prompt_style=self.prompt_style,
-                              context_sentences=self.context_sentences)
+                              context_sentences=self.context_sentences, answer_form=self.answer_form)
 
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:

@@ -44,15 +44,18 @@ class StreamingGenerator:
         self.on_text = on_text
         self.model_id = inner.model_id
         self.batch_size = 1
+        self.constrains_spans = getattr(inner, "constrains_spans", False)
 
-    def generate(self, batch: list[Any], max_new_tokens: int = 64) -> list[Generation]:
-        """Same as the inner generator; streams when it is a local HF model and the batch holds one conversation."""
+    def generate(self, batch: list[Any], max_new_tokens: int = 64, *, spans_of: Any = None) -> list[Generation]:
+        """Same as the inner generator; streams when it is a local HF model and the batch holds one conversation.
+        `spans_of` (span answers) goes on to an inner generator that constrains spans."""
+        options = {"spans_of": spans_of} if spans_of is not None and self.constrains_spans else {}
         if len(batch) != 1 or not can_stream(self.inner):
-            return self.inner.generate(batch, max_new_tokens=max_new_tokens)
+            return self.inner.generate(batch, max_new_tokens=max_new_tokens, **options)
         model = self.inner.model
         streamer = _streamer(self.inner.tokenizer, self.on_text)
         model.generate = functools.partial(type(model).generate, model, streamer=streamer)
         try:
-            return self.inner.generate(batch, max_new_tokens=max_new_tokens)
+            return self.inner.generate(batch, max_new_tokens=max_new_tokens, **options)
         finally:
             del model.generate  # back to the class's method

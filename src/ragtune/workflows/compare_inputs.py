@@ -54,6 +54,7 @@ class CompareConfig(StrictModel):
     batch_size: int = Field(COMPARE_BATCH_SIZE, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
+    answer_form: Literal["free", "span"] = "free"  # GenerateConfig.answer_form, for every arm
     freshness: str | None = None
     resume: bool = False
     overwrite: bool = False
@@ -239,7 +240,7 @@ def arm_generate_config(config: CompareConfig, adapters: dict[str, str | None], 
                           model_name=remote_model(config, arm) if is_endpoint(config.model) else None,
                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                           stop_at_answer_line=True, prompt_style=config.prompt_style,
-                          context_sentences=config.context_sentences)
+                          context_sentences=config.context_sentences, answer_form=config.answer_form)
 
 
 def remote_model(config: CompareConfig, arm: str) -> str | None:

@@ -75,6 +75,7 @@ RETRIEVAL = (
     Param("mode", ("hybrid", "hybrid-convex", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
     Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
+    Param("answer_form", ("free", "span"), "span: the answer is a span copied from the passages shown"),
 )
 ANSWER = (
     Param("prompt_style", ("guided", "plain"), "guided: worked examples before the question"),
@@ -109,7 +110,7 @@ def space_for(arm: str, *, train: bool = False) -> SearchSpace:
 
 
 def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_sentences: int,
-                   max_new_tokens: int, chunk_tokens: int = ChunkConfig().chunk_tokens,
+                   max_new_tokens: int, answer_form: str = "free", chunk_tokens: int = ChunkConfig().chunk_tokens,
                    training: Mapping[str, Choice] | None = None) -> dict[str, Choice]:
     """The settings `arm` runs with when nothing is searched, restricted to its space's names (`chunk_tokens`:
     the index's own chunk size; `training`: {"epochs", "lr"} its adapter is trained with when the search trains it).
@@ -121,7 +122,8 @@ def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_se
     {'prompt_style': 'plain', 'max_new_tokens': 32, 'epochs': 10, 'lr': 0.001}
     """
     every = {"chunk_tokens": chunk_tokens, "mode": mode, "k": k, "context_sentences": context_sentences,
-             "prompt_style": prompt_style, "max_new_tokens": max_new_tokens, **(training or {})}
+             "prompt_style": prompt_style, "max_new_tokens": max_new_tokens, "answer_form": answer_form,
+             **(training or {})}
     return {name: every[name] for name in space_for(arm, train=training is not None).names}
 
 
@@ -145,7 +147,7 @@ def chunk_config(chunk_tokens: int, own: ChunkConfig) -> ChunkConfig:
     return ChunkConfig(chunk_tokens=chunk_tokens, overlap_tokens=min(overlap, chunk_tokens - 1))
 
 
-ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens")  # the AnswerSettings fields searched
+ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens", "answer_form")  # the AnswerSettings fields searched
 
 
 def with_params(settings: AnswerSettings, params: Mapping[str, Any]) -> AnswerSettings:
