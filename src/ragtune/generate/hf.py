@@ -109,7 +109,6 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self._end_ids = self._eos_ids if pad in self._eos_ids else [*self._eos_ids, pad]
         self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-        self.num_beams = 1
         self._vocab: Any = None  # token texts for span answers (ragtune.generate.extract), made on first use
         self._cache_keyword = "cache"  # generate's keyword for a prefilled cache (set by _prefix_cache)
         # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
@@ -283,7 +282,6 @@ class HFGenerator:
             do_sample=self.temperature > 0,
             eos_token_id=self._eos_ids,
             pad_token_id=self.tokenizer.pad_token_id,
-            **({"num_beams": self.num_beams} if self.num_beams > 1 else {}),
             **({"temperature": self.temperature, "top_p": 1.0} if self.temperature > 0 else {}),
         )
         stopping = None
@@ -359,8 +357,9 @@ class _ReplyDone:
 
 
 class _Constrained:
-    """A logits processor: each row's next token restricted to what its SpanConstraint allows after its reply (all
-    of a row's beams, which generate keeps adjacent, by the row's)."""
+    """A logits processor: each row's next token restricted to what its SpanConstraint allows after its reply.
+    (Greedy only: on 200 SQuAD questions, beam search over the allowed spans (4 beams) fell to F1 0.138 from
+    greedy's 0.248, preferring short likely spans such as "he", at 10x the time.)"""
 
     def __init__(self, constraints: list[Any], prompt_length: int, earlier: list[list[int]] | None = None):
         self.constraints, self.prompt_length, self.earlier = constraints, prompt_length, earlier
@@ -369,12 +368,10 @@ class _Constrained:
         import torch
 
         rows = input_ids[:, self.prompt_length :].tolist()
+        if self.earlier:  # the reply so far includes what earlier rounds generated
+            rows = [before + row for before, row in zip(self.earlier, rows, strict=True)]
         mask = torch.full_like(scores, float("-inf"))
-        beams = len(rows) // len(self.constraints)  # beam search: each row's beams are adjacent
-        if self.earlier:
-            rows = [self.earlier[r // beams] + row for r, row in enumerate(rows)]
-        for r, reply in enumerate(rows):
-            constraint = self.constraints[r // beams]
+        for r, (constraint, reply) in enumerate(zip(self.constraints, rows, strict=True)):
             if constraint is None:  # a row without passages answers freely
                 mask[r] = 0.0
             else:
