@@ -182,20 +182,18 @@ def answer_from_hits(
         for start_index in range(0, len(questions), step):
             chunk = messages[start_index : start_index + step]
             start = time.perf_counter()
-            passages = None
+            passages, constrained = None, False
             if settings.answer_form == "span":
                 passages = [None if h is None else [hit.chunk.text for hit in h]
                             for h in shown[start_index : start_index + step]]
                 generations, constrained = generate_spans(generator, chunk, settings.max_new_tokens, passages)
-                if constrained:
-                    passages = [None if p is None else [] for p in passages]  # already spans: nothing to snap
             else:
                 generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
             generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             if len(generations) != len(chunk):
                 raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(chunk)} prompts")
-            predictions.extend(_prediction(questions, hits, shown, generations, start_index, retrieve_ms, generate_ms,
-                                           arm, qids, passages))
+            predictions.extend(_prediction(questions, hits, generations, start_index, retrieve_ms, generate_ms, arm,
+                                           qids, passages, constrained))
             task.advance(len(chunk))
     log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
@@ -212,7 +210,6 @@ def _check_questions(questions: Sequence[str]) -> None:
 def _prediction(
     questions: Sequence[str],
     hits_per_question: list[list[Hit] | None],
-    shown_per_question: list[list[Hit] | None],
     generations: list[Generation],
     start_index: int,
     retrieve_ms: float,
@@ -220,20 +217,21 @@ def _prediction(
     arm: str,
     qids: Sequence[str] | None,
     passages: list[list[str] | None] | None = None,
+    constrained: bool = False,
 ) -> Iterator[Prediction]:
-    """`passages` (span answers), per question of the chunk: None when it was answered freely, [] when its reply is
-    a constrained span already, else the passages its free reply is snapped to."""
+    """`passages` (span answers), per question of the chunk: the passages its reply is a span of (None: answered
+    freely); `constrained`: the replies were decoded as spans, else each free reply is snapped to its passages."""
     for offset, generation in enumerate(generations):
         i = start_index + offset
         hits = hits_per_question[i] or []
         parsed = parse_answer(generation.text)
         text = condense_answer(parsed.answer, questions[i])
         cited = valid_citations(parsed.cited, len(hits))
-        span = None if passages is None else passages[offset]
-        if span is not None:
-            text = span_text(generation.text) if not span else snap_to_sources(text, span)
+        shown = None if passages is None else passages[offset]
+        if shown is not None:
+            text = span_text(generation.text) if constrained else snap_to_sources(text, shown)
             # the source a span comes from is its citation (the best-ranked of those holding it)
-            number = source_of(text, [hit.chunk.text for hit in shown_per_question[i] or []])
+            number = source_of(text, shown)
             cited = (number,) if number else cited
         yield Prediction(
             question=questions[i],
