@@ -82,8 +82,8 @@ def main() -> int:
     parser.add_argument("--arms", default="base,rag,raft")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mode", default="hybrid", help="retrieval mode of the arms that retrieve (compare --mode)")
-    parser.add_argument("--answer-form", default="free", choices=("free", "span"),
-                        help="compare --answer-form: span copies each answer from the passages shown")
+    parser.add_argument("--answer-form", default="free", choices=("free", "snap", "span"),
+                        help="compare --answer-form: snap / span answer with a span of the passages shown")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/squad-bench-work")
     parser.add_argument("--out", default="runs/squad-bench")

@@ -245,6 +245,8 @@ def test_span_answers_are_snapped_for_a_generator_that_cannot_constrain_and_cite
     assert preds[0].cited == (1,) and preds[1].cited == (1,)  # the passage the span came from, not the reply's [2]
     free = answer(QUESTIONS, ScriptedGenerator(script), FakeRetriever(), AnswerSettings(), k=2)
     assert free[0].answer == "It is Paris, the capital city" and free[0].cited == (2,)
+    snapped = answer(QUESTIONS, ScriptedGenerator(script), FakeRetriever(), AnswerSettings(answer_form="snap"), k=2)
+    assert [(p.answer, p.cited) for p in snapped] == [(p.answer, p.cited) for p in preds]  # the same, for any model
     closed = answer(QUESTIONS[:1], ScriptedGenerator(script), None, settings)
     assert closed[0].answer == "It is Paris, the capital city" and closed[0].cited == ()  # no passages: free
 
@@ -253,6 +255,12 @@ def test_span_answers_with_a_local_model_are_spans_of_the_passages_shown(tiny_lm
     from ragtune.generate.hf import HFGenerator
 
     generator = HFGenerator(tiny_lm_dir, batch_size=2)
+    free = answer(QUESTIONS, generator, FakeRetriever(), AnswerSettings(context_sentences=1, max_new_tokens=8), k=2)
+    snapped = answer(QUESTIONS, generator, FakeRetriever(),
+                     AnswerSettings(answer_form="snap", context_sentences=1, max_new_tokens=8), k=2)
+    for before, after in zip(free, snapped, strict=True):  # the free answer, or the closest span of the passages
+        shown = [h.chunk.text for h in before.hits]
+        assert after.answer == before.answer or any(after.answer in text for text in shown)
     settings = AnswerSettings(answer_form="span", context_sentences=1, max_new_tokens=8)
     preds = answer(QUESTIONS, generator, FakeRetriever(), settings, k=2)
     for pred in preds:

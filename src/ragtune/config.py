@@ -106,6 +106,7 @@ class GenerateConfig(StrictModel):
     # Retrieved passages are cut to this many sentences, the closest to the question (ragtune.generate.compress);
     # 0 = whole passages; None = auto: 3 for local models (what they read best), whole passages for endpoints.
     context_sentences: int | None = Field(None, ge=0)
-    # "free": the model writes its answer. "span": the answer is a span copied from the passages shown (local
-    # models constrain decoding to them; endpoints' replies are snapped to the closest span): ragtune.generate.extract.
-    answer_form: Literal["free", "span"] = "free"
+    # "free": the model writes its answer. "snap": its answer is replaced by the closest span of the passages shown.
+    # "span": the answer is decoded as a span of them (local models; endpoints' replies are snapped instead).
+    # ragtune.generate.extract.
+    answer_form: Literal["free", "snap", "span"] = "free"

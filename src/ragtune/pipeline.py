@@ -36,8 +36,8 @@ class AnswerSettings:
     prompt_style: 'guided' (worked examples before the question) | 'plain'. context_sentences: passages cut
     to that many sentences closest to the question (ragtune.generate.compress; 0 = whole passages), scored
     with `embedder` (the index's embedder) or by word overlap when it is None. answer_form: 'free' (the model's
-    words) | 'span' (a span of the passages shown, ragtune.generate.extract; questions without passages answer
-    freely). batch_size: questions per generate call (None: the generator's own, else 8). Build it with
+    words) | 'snap' (the model's answer replaced by the closest span of the passages shown) | 'span' (decoded
+    as a span of them); ragtune.generate.extract; questions without passages answer freely. batch_size: questions per generate call (None: the generator's own, else 8). Build it with
     `AnswerSettings.resolve`, as ask, compare and serve do, so that "auto" means the same everywhere.
 
     >>> AnswerSettings.resolve(GenerateConfig(model="bundled")).prompt_style
@@ -49,7 +49,7 @@ class AnswerSettings:
     max_new_tokens: int = 64
     batch_size: int | None = None
     embedder: Embedder | None = None
-    answer_form: Literal["free", "span"] = "free"
+    answer_form: Literal["free", "snap", "span"] = "free"
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("guided", "plain"):
@@ -183,11 +183,12 @@ def answer_from_hits(
             chunk = messages[start_index : start_index + step]
             start = time.perf_counter()
             passages, constrained = None, False
-            if settings.answer_form == "span":
+            if settings.answer_form != "free":
                 passages = [None if h is None else [hit.chunk.text for hit in h]
                             for h in shown[start_index : start_index + step]]
+            if settings.answer_form == "span":
                 generations, constrained = generate_spans(generator, chunk, settings.max_new_tokens, passages)
-            else:
+            else:  # free, or snap: generated freely, then snapped to the passages
                 generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
             generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             if len(generations) != len(chunk):

@@ -12,8 +12,9 @@ from typing import Any
 
 # --mode's help: the built-in retrieval modes (ragtune.retrieve.MODES, which this light module must not import;
 # a test keeps the two equal)
-ANSWER_FORM_HELP = ("free | span: span copies the answer from the passages shown (a local model is held to them as it "
-                    "decodes; an endpoint's reply is snapped to the closest span) and cites the passage it came from.")
+ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
+                    "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
+                    "snapped). Both cite the passage the span came from.")
 MODES_HELP = "dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"
 
 

@@ -1,6 +1,10 @@
 """Extractive answers: the reply is a span copied from the sources shown, never words of the model's own.
 
-Answer form "span" (AnswerSettings.answer_form) constrains decoding: at each step a local model may only pick a
+Answer form "snap" (AnswerSettings.answer_form): the model answers freely and its answer is replaced by the span of
+the passages (at most MAX_SNAP_WORDS words) that overlaps it best (`snap_to_sources`); an answer that shares no
+word with them stays as written. Any generator, the same way.
+
+Answer form "span" constrains decoding: at each step a local model may only pick a
 token that continues a word-aligned span of one of the passages in its prompt, or end the span. The model still
 chooses which span (greedily, by its own scores), so it reads as before; it can no longer paraphrase, pad the
 answer with a restated question or invent a name that is not in the sources. A generator that cannot constrain its
@@ -20,7 +24,7 @@ from typing import Any
 
 from ragtune.text import normalize_answer
 
-ANSWER_FORMS = ("free", "span")
+ANSWER_FORMS = ("free", "snap", "span")
 # A span does not begin with an article: left free, a small model opens with "the" and is then held to whatever
 # follows "the" in the passages (on 200 SQuAD questions the first answers it wrote were "the English throne" for
 # "1072" and "The" alone). Scorers drop articles anyway.

@@ -54,7 +54,7 @@ class CompareConfig(StrictModel):
     batch_size: int = Field(COMPARE_BATCH_SIZE, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
-    answer_form: Literal["free", "span"] = "free"  # GenerateConfig.answer_form, for every arm
+    answer_form: Literal["free", "snap", "span"] = "free"  # GenerateConfig.answer_form, for every arm
     freshness: str | None = None
     resume: bool = False
     overwrite: bool = False

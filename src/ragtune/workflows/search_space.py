@@ -75,7 +75,8 @@ RETRIEVAL = (
     Param("mode", ("hybrid", "hybrid-convex", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
     Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
-    Param("answer_form", ("free", "span"), "span: the answer is a span copied from the passages shown"),
+    Param("answer_form", ("free", "snap", "span"),
+          "snap: the answer replaced by the closest span of the passages shown; span: decoded as one"),
 )
 ANSWER = (
     Param("prompt_style", ("guided", "plain"), "guided: worked examples before the question"),
