@@ -146,10 +146,11 @@ def token_f1(prediction: str, gold: str) -> float:
     >>> round(token_f1("the Eiffel tower", "Eiffel Tower in Paris"), 3)
     0.667
     """
-    return _bag_f1(normalize_answer(prediction).split(), normalize_answer(gold).split())
+    return bag_f1(normalize_answer(prediction).split(), normalize_answer(gold).split())
 
 
-def _bag_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
+def bag_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
+    """Token-bag F1 between two token lists (already normalised)."""
     common = Counter(prediction_tokens) & Counter(gold_tokens)
     num_same = sum(common.values())
     if num_same == 0:  # also covers an empty prediction or gold, as the official script does

@@ -76,7 +76,7 @@ def test_constraint_starts_on_words_and_never_cuts_a_number(tiny_generator):
     tokenizer = tiny_generator.tokenizer
     vocab = TokenVocab(tokenizer)
     eos = [tokenizer.eos_token_id]
-    constraint = SpanConstraint(vocab, ["The tower was built in 1889 by Gustave Eiffel."], vocab.end, eos)
+    constraint = SpanConstraint(vocab, ["The tower was built in 1889 by Gustave Eiffel."], eos)
     ids = constraint.sequences[0]
     texts = [tokenizer.decode([t]) for t in ids]
     first = constraint.allowed([])
@@ -121,7 +121,7 @@ def test_a_reply_may_open_with_the_spaceless_form_of_a_word():
     tokenizer = WordTokenizer(["It", "was", "published", "in", "Paris", "."])
     vocab = TokenVocab(tokenizer)
     assert vocab.end == [1, 2, 3]
-    constraint = SpanConstraint(vocab, ["It was published in Paris ."], vocab.end, [0])
+    constraint = SpanConstraint(vocab, ["It was published in Paris ."], [0])
     spaced, bare = tokenizer.vocab.index(" Paris"), tokenizer.vocab.index("Paris")
     assert {spaced, bare} <= constraint.allowed([])
     assert constraint.allowed([bare]) == {tokenizer.vocab.index(" ."), 0, 1, 2, 3}  # continue, or end the span

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ragtune.text import normalize_answer
+from ragtune.text import bag_f1, normalize_answer
 
 ANSWER_FORMS = ("free", "snap", "span")
 # A span does not begin with an article: left free, a small model opens with "the" and is then held to whatever
@@ -37,14 +37,14 @@ _WORD = re.compile(r"\S+")
 class SpanConstraint:
     """The tokens a reply may continue with so that it stays a word-aligned span of one of `sources`.
 
-    `allowed(reply)` is the set of next tokens for the reply's tokens so far; `end` tokens (a citation bracket, a
-    newline) and `stop` tokens (end of sequence) are allowed wherever the reply ends on a word boundary, and
+    `allowed(reply)` is the set of next tokens for the reply's tokens so far; end tokens (`vocab.end`: a citation
+    bracket, a newline) and `stop` tokens (end of sequence) are allowed wherever the reply ends on a word boundary, and
     after an end token only `stop` tokens. A span begins on a word's first token (not an article) and ends before a
     word boundary: digits, which the tokenizer splits one per token, are never cut inside a number.
     """
 
-    def __init__(self, vocab: TokenVocab, sources: Sequence[str], end: Sequence[int], stop: Sequence[int]):
-        self.end, self.stop = frozenset(end), frozenset(stop)
+    def __init__(self, vocab: TokenVocab, sources: Sequence[str], stop: Sequence[int]):
+        self.end, self.stop = frozenset(vocab.end), frozenset(stop)
         self.sequences = [vocab.tokenizer(" " + " ".join(text.split()), add_special_tokens=False)["input_ids"]
                           for text in sources if text.strip()]
         # per source, per position: does a word begin there (a span may end just before it), and may a span begin
@@ -169,17 +169,8 @@ def snap_to_sources(answer: str, sources: Sequence[str], max_words: int = MAX_SN
             for j in range(i + 1, min(len(words), i + max_words) + 1):
                 if not normal[j - 1] or normal[j - 1] not in wanted:
                     continue  # and end on one
-                score = _f1([w for w in normal[i:j] if w], wanted)
+                score = bag_f1([w for w in normal[i:j] if w], wanted)
                 if score > best_score:
                     best, best_score = " ".join(words[i:j]).strip(".,;:!?\"'()"), score
     return best
 
-
-def _f1(span: list[str], wanted: list[str]) -> float:
-    from collections import Counter
-
-    common = sum((Counter(span) & Counter(wanted)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(span), common / len(wanted)
-    return 2 * precision * recall / (precision + recall)

@@ -155,7 +155,7 @@ class HFGenerator:
 
             if self._vocab is None:
                 self._vocab = TokenVocab(self.tokenizer)
-            constraints = [None if texts is None else SpanConstraint(self._vocab, texts, self._vocab.end, self._end_ids)
+            constraints = [None if texts is None else SpanConstraint(self._vocab, texts, self._end_ids)
                            for texts in spans_of]
         prefixes = self._prefix_lengths(batch, encoded)
         order = sorted(range(len(encoded)), key=lambda i: (encoded[i][: prefixes[i]], len(encoded[i])))
