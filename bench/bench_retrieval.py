@@ -1,11 +1,15 @@
 """SciFact retrieval quality and latency: ragtune bm25 / dense / hybrid / hybrid-convex vs LlamaIndex's figures.
 
     .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
+    .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex,hybrid-convex+rerank [--rerank-weight W]
+    .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex --tune-rerank 300
 
 Builds (or reuses) the index of ../shared/data/scifact under the ragtune cache, runs the split's queries one at
 a time (after a warm-up) and prints nDCG@10, Recall@10/100, MRR@10 and p50/p95 latency per mode, beside the
 peer's figures measured on this machine (LlamaIndex 0.14, same models; its hybrid is RRF). With --tune, also
 scans hybrid RRF weights and hybrid-convex's dense weight on the TRAIN split (never on test) and prints the grids.
+With --tune-rerank N, scores the first N TRAIN queries' hybrid-convex top 20 with the LLM once (the "+rerank"
+modes, ragtune.retrieve.rerank) and prints nDCG@10 per rerank weight.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--tune", action="store_true",
                     help="grid over hybrid weights / rrf_k and the hybrid-convex dense weight on the train split")
+    ap.add_argument("--tune-rerank", type=int, default=0, metavar="N",
+                    help="grid over the +rerank weight on the first N train queries (hybrid-convex's top 20)")
+    ap.add_argument("--rerank-weight", type=float, default=None, help="the +rerank modes' weight (default: ragtune's)")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"SciFact data not found at {DATA}; nothing to measure.")
@@ -64,15 +71,16 @@ def main() -> int:
 
     data = load_beir(DATA, args.split)
     rows = []
-    for mode in args.modes.split(","):
-        retriever = build_retriever(index, RetrieveConfig(mode=mode))
+    settings = {} if args.rerank_weight is None else {"rerank_weight": args.rerank_weight}
+    for mode in filter(None, args.modes.split(",")):
+        retriever = build_retriever(index, RetrieveConfig(mode=mode, **settings))
         result = evaluate_retrieval(retriever, data.queries, data.qrels, mode=mode, timed=True)
         rows.append(result)
         m = result.metrics
         print(f"  {mode}: ndcg@10 {m['ndcg@10']:.4f}  p50 {result.latency_ms['p50']:.1f} ms", flush=True)
 
     print(f"\nSciFact {args.split} ({len(data.qrels)} queries), doc score = max over chunks, BEIR definitions")
-    header = f"{'mode':13} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7} | {'peer nDCG':>9} {'peer p50':>8} {'Δ nDCG':>7} {'speedup':>7}"
+    header = f"{'mode':20} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7} | {'peer nDCG':>9} {'peer p50':>8} {'Δ nDCG':>7} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -81,12 +89,49 @@ def main() -> int:
         if r.mode in PEER:
             peer_ndcg, peer_p50 = PEER[r.mode]
             peer = f"{peer_ndcg:9.3f} {peer_p50:8.1f} {m['ndcg@10'] - peer_ndcg:+7.3f} {peer_p50 / lat['p50']:6.1f}x"
-        print(f"{r.mode:13} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
+        print(f"{r.mode:20} {m['ndcg@10']:8.4f} {m['recall@10']:7.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
               f"{lat['p50']:7.2f} {lat['p95']:7.2f} | {peer or '(no peer figure)'}")
 
     if args.tune:
         tune_hybrid(index)
+    if args.tune_rerank:
+        tune_rerank(index, args.tune_rerank)
     return 0
+
+
+def tune_rerank(index, n: int) -> None:
+    """nDCG@10 on the first n TRAIN queries of hybrid-convex+rerank per weight; each query's top 20 is scored by
+    the LLM once (a caching scorer), so the grid costs one rerank pass."""
+    from ragtune.config import RetrieveConfig
+    from ragtune.evaluate.retrieval import evaluate_retrieval, load_beir
+    from ragtune.retrieve import build_retriever
+    from ragtune.retrieve.rerank import RerankingRetriever, load_scorer
+
+    train = load_beir(DATA, "train")
+    qids = sorted(train.qrels)[:n]
+    queries, qrels = {q: train.queries[q] for q in qids}, {q: train.qrels[q] for q in qids}
+    scorer, cache = load_scorer(RetrieveConfig().rerank_model), {}
+
+    class Cached:
+        def score(self, query, passages):
+            key = (query, tuple(passages))
+            if key not in cache:
+                cache[key] = scorer.score(query, passages)
+            return cache[key]
+
+    base = build_retriever(index, RetrieveConfig(mode="hybrid-convex"))
+    t0 = time.perf_counter()
+    cells = []
+    for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+        retriever = RerankingRetriever(base, RetrieveConfig(rerank_weight=weight), scorer=Cached())
+        result = evaluate_retrieval(retriever, queries, qrels, mode=f"rerank w={weight}")
+        cells.append(f"w={weight}: {result.metrics['ndcg@10']:.4f}")
+        if weight == 0.0:
+            t0 = time.perf_counter()
+        else:
+            print(f"  {cells[-1]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"\nhybrid-convex+rerank on TRAIN ({len(qids)} queries, depth {RetrieveConfig().rerank_depth}), nDCG@10 "
+          "per rerank weight (w=0.0: hybrid-convex):\n  " + "  ".join(cells), flush=True)
 
 
 def tune_hybrid(index) -> None:

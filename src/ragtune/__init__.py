@@ -4,7 +4,8 @@ The public Python API, in the order a script uses it:
 
 - `load_documents(paths)`: read files and folders into Documents (`.documents`, `.skipped`);
 - `Index`: the index folder (`Index.create(folder)`, `.add_documents(docs)`);
-- `open_retriever(index, mode)`: a retriever over an index (dense | bm25 | hybrid | graph-*);
+- `open_retriever(index, mode)`: a retriever over an index (dense | bm25 | hybrid | hybrid-convex | graph-*; the
+  first four also with "+rerank": reordered by the LLM);
 - `answer(questions, generator, retriever)`: the answer path `ask`, `compare` and `serve` share;
 - `compare(config)`: run every arm on the same questions and write a run folder (report.html, results.json);
 - `create_app(settings)`: the OpenAI-compatible FastAPI app of `ragtune serve` (needs `ragtune[serve]`).

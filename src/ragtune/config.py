@@ -73,7 +73,7 @@ class IndexConfig(StrictModel):
 # A registered retrieval mode: dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid,
 # or one an extension added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the
 # retriever is built.
-RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]*$")]
 
 
 class RetrieveConfig(StrictModel):
@@ -83,6 +83,11 @@ class RetrieveConfig(StrictModel):
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     candidates: int = Field(100, ge=1)  # per-retriever depth fused by hybrid
+    # the "<mode>+rerank" modes (ragtune.retrieve.rerank): how many of the mode's hits are reranked, the weight of
+    # the LLM's query likelihood in the fusion with their own scores, and the local causal LM that reads them
+    rerank_depth: int = Field(20, ge=2, le=200)
+    rerank_weight: float = Field(0.7, ge=0, le=1)  # chosen on SciFact TRAIN (bench/bench_retrieval.py --tune-rerank)
+    rerank_model: str = BUNDLED
 
 
 class GenerateConfig(StrictModel):

@@ -46,24 +46,24 @@ def parity_index(tmp_path: Path, monkeypatch) -> Path:
     return _make_index(tmp_path / "index", "hash:64")
 
 
-def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free") -> dict:
+def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid") -> dict:
     from ragtune.cli import build_app
 
     result = CliRunner().invoke(build_app(), ["ask", question, "--index", str(index), "--model", model, "-k", str(K),
-                                              "--mode", "hybrid", "--max-new-tokens", str(MAX_TOKENS), "--json",
+                                              "--mode", mode, "--max-new-tokens", str(MAX_TOKENS), "--json",
                                               "--answer-form", form])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
-def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free") -> dict:
+def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid") -> dict:
     from fastapi.testclient import TestClient
 
     from ragtune.serve.app import create_app
     from ragtune.serve.auth import KeyStore, parse_key_entries
     from ragtune.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode="hybrid",
+    app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode=mode,
                                    answer_form=form),
                      keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
     with TestClient(app) as client:
@@ -75,13 +75,13 @@ def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free"
 
 
 def _compare(index: Path, model: str, tmp_path: Path, question: str = QUESTION,
-             gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free") -> dict:
+             gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free", mode: str = "hybrid") -> dict:
     from ragtune.workflows.compare import CompareConfig, run_compare
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "q", "question": question, "answer": gold[0], "doc_id": gold[1]}) + "\n")
     run = run_compare(CompareConfig(index=str(index), questions=str(questions), out=str(tmp_path / "run"),
-                                    arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode="hybrid",
+                                    arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode=mode,
                                     runs_db=str(tmp_path / "runs.db"), answer_form=form))
     (row,) = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     return row
@@ -148,6 +148,20 @@ def test_bundled_models_answer_alike_through_ask_serve_and_compare(tmp_path, que
     asked = _ask(index, "bundled", question)
     served = _serve(index, "bundled", question)
     compared = _compare(index, "bundled", tmp_path, question, gold)
+    assert asked["answer"]
+    assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
+    assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
+
+
+@pytest.mark.slow
+def test_reranked_retrieval_answers_alike_through_ask_serve_and_compare(tmp_path):
+    """--mode hybrid-convex+rerank (the bundled LLM reranks, ragtune.retrieve.rerank) is the same retriever behind
+    ask, serve and compare: the same answer and the same cited passages in the same order."""
+    index = _make_index(tmp_path / "index", "bundled")
+    question, mode = "Who runs the library?", "hybrid-convex+rerank"
+    asked = _ask(index, "bundled", question, mode=mode)
+    served = _serve(index, "bundled", question, mode=mode)
+    compared = _compare(index, "bundled", tmp_path, question, ("Tomas Brede", "library"), mode=mode)
     assert asked["answer"]
     assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])

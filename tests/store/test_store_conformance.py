@@ -107,6 +107,19 @@ def test_filters_apply_before_the_top_k(location: str, mode: str) -> None:
     assert retriever.retrieve([query], k=3, filters={"topic": "nope"})[0] == []
 
 
+def test_rerank_reorders_the_filtered_ranking(location: str, tiny_lm_dir) -> None:
+    """hybrid-convex+rerank on every backend: the same hits as hybrid-convex, reordered; filters still apply first."""
+    index = open_index(location)
+    index.add_documents(corpus())
+    settings = {"rerank_model": str(tiny_lm_dir), "rerank_weight": 1.0}
+    query = ["sailing boats harbour cats"]
+    base = open_retriever(index, "hybrid-convex").retrieve(query, k=4)[0]
+    hits = open_retriever(index, "hybrid-convex+rerank", **settings).retrieve(query, k=4)[0]
+    assert sorted(doc_ids(hits)) == sorted(doc_ids(base)) and [h.rank for h in hits] == list(range(len(hits)))
+    filtered = open_retriever(index, "hybrid-convex+rerank", **settings).retrieve(query, k=1, filters={"topic": "pets"})
+    assert doc_ids(filtered[0]) == ["cats.md"]
+
+
 def test_reopen_sees_the_same_documents(location: str) -> None:
     open_index(location).add_documents(corpus())
     again = Index.open(location, embedder=HashEmbedder(64))

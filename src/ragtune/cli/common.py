@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-# --mode's help: the built-in retrieval modes (ragtune.retrieve.MODES, which this light module must not import;
-# a test keeps the two equal)
+# --mode's help: the built-in retrieval modes (ragtune.retrieve.MODES and RERANKED_MODES, which this light module
+# must not import; a test keeps them equal)
 ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
                     "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
                     "snapped). Both cite the passage the span came from.")
-MODES_HELP = "dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid"
+MODES_HELP = ("dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid | dense+rerank | "
+              "bm25+rerank | hybrid+rerank | hybrid-convex+rerank (+rerank: the mode's top 20 reranked by the LLM's "
+              "likelihood of the query; seconds a query on a CPU)")
 
 
 def print_json(obj: Any) -> None:

@@ -1,5 +1,6 @@
 """Building a retriever by mode name, from a registry: dense, bm25, hybrid (rank fusion), hybrid-convex (score
-fusion, ragtune.retrieve.hybrid), the graph-local/-global/-hybrid modes
+fusion, ragtune.retrieve.hybrid), each of those four with "+rerank" (its hits reranked by the LLM's query
+likelihood, ragtune.retrieve.rerank), the graph-local/-global/-hybrid modes
 that ragtune.graph provides (registered on their first use, see ragtune.registry.RETRIEVAL_MODE_PROVIDERS: this
 module never imports the graph), and whatever an extension adds with `register_retrieval_mode`."""
 
@@ -15,6 +16,9 @@ from ragtune.retrieve.base import Retriever, SearchableIndex
 
 # the built-in modes
 MODES = ("dense", "bm25", "hybrid", "hybrid-convex", "graph-local", "graph-global", "graph-hybrid")
+# and those that rerank a built-in mode's hits with the LLM (ragtune.retrieve.rerank)
+RERANK_SUFFIX = "+rerank"
+RERANKED_MODES = ("dense+rerank", "bm25+rerank", "hybrid+rerank", "hybrid-convex+rerank")
 
 RetrieverFactory = Callable[[SearchableIndex, RetrieveConfig], Retriever]  # (index, config) -> Retriever
 RETRIEVAL_MODES: Registry[RetrieverFactory] = Registry("retrieval mode", providers=RETRIEVAL_MODE_PROVIDERS)
@@ -76,8 +80,20 @@ def _fused(index: SearchableIndex, config: RetrieveConfig, fusion: str) -> Retri
     return HybridRetriever(index, config, fusion)
 
 
-for _name, _factory in [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid), ("hybrid-convex", _hybrid_convex)]:
+def _reranked(base: RetrieverFactory) -> RetrieverFactory:
+    def factory(index: SearchableIndex, config: RetrieveConfig) -> Retriever:
+        from ragtune.retrieve.rerank import RerankingRetriever
+
+        return RerankingRetriever(base(index, config), config)
+
+    return factory
+
+
+_BUILT_IN = [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid), ("hybrid-convex", _hybrid_convex)]
+for _name, _factory in _BUILT_IN:
     register_retrieval_mode(_name, _factory)
+for _name, _factory in _BUILT_IN:
+    register_retrieval_mode(_name + RERANK_SUFFIX, _reranked(_factory))
 del _name, _factory
 
 
