@@ -167,7 +167,8 @@ def test_an_unknown_retrieval_mode_is_one_clean_line_exit_2(tmp_path: Path, mode
     line = _one_error_line(err)
     assert code == 2 and "\\n" not in line and "pydantic" not in line
     assert line == f"error: unknown retrieval mode {mode!r}: choose one of dense, bm25, hybrid, hybrid-convex, " \
-                   "graph-local, graph-global, graph-hybrid"
+                   "dense+rerank, bm25+rerank, hybrid+rerank, hybrid-convex+rerank, graph-local, graph-global, " \
+                   "graph-hybrid"
 
 
 def test_an_invalid_setting_is_one_clean_line_exit_2(tmp_path: Path, capsys) -> None:
