@@ -93,4 +93,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from ragtune.progress import hide_library_bars
+
+    hide_library_bars()  # ragtune's bars only: no "Loading weights" from transformers
     sys.exit(main())

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
     .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex,hybrid-convex+rerank [--rerank-weight W]
+        [--rerank-depth N]
     .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex --tune-rerank 300
 
 Builds (or reuses) the index of ../shared/data/scifact under the ragtune cache, runs the split's queries one at
@@ -42,6 +43,7 @@ def main() -> int:
     ap.add_argument("--tune-rerank", type=int, default=0, metavar="N",
                     help="grid over the +rerank weight on the first N train queries (hybrid-convex's top 20)")
     ap.add_argument("--rerank-weight", type=float, default=None, help="the +rerank modes' weight (default: ragtune's)")
+    ap.add_argument("--rerank-depth", type=int, default=None, help="hits the +rerank modes rerank (default: ragtune's)")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"SciFact data not found at {DATA}; nothing to measure.")
@@ -71,7 +73,8 @@ def main() -> int:
 
     data = load_beir(DATA, args.split)
     rows = []
-    settings = {} if args.rerank_weight is None else {"rerank_weight": args.rerank_weight}
+    settings = {name: value for name, value in (("rerank_weight", args.rerank_weight),
+                                                ("rerank_depth", args.rerank_depth)) if value is not None}
     for mode in filter(None, args.modes.split(",")):
         retriever = build_retriever(index, RetrieveConfig(mode=mode, **settings))
         result = evaluate_retrieval(retriever, data.queries, data.qrels, mode=mode, timed=True)
@@ -167,4 +170,7 @@ def tune_hybrid(index) -> None:
 
 
 if __name__ == "__main__":
+    from ragtune.progress import hide_library_bars
+
+    hide_library_bars()  # ragtune's bars only: no "Loading weights" from transformers
     sys.exit(main())

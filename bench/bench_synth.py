@@ -341,4 +341,7 @@ def downstream(train_paragraphs: int, eval_questions: int, epochs: int, seed: in
 
 
 if __name__ == "__main__":
+    from ragtune.progress import hide_library_bars
+
+    hide_library_bars()  # ragtune's bars only: no "Loading weights" from transformers
     sys.exit(main())

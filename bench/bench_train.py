@@ -203,4 +203,7 @@ def _print_nproc(args, results: dict) -> None:
 
 
 if __name__ == "__main__":
+    from ragtune.progress import hide_library_bars
+
+    hide_library_bars()  # ragtune's bars only: no "Loading weights" from transformers
     main()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -74,6 +74,7 @@ class IndexConfig(StrictModel):
 # or one an extension added (ragtune.retrieve.register_retrieval_mode); an unknown name is refused when the
 # retriever is built.
 RetrieveMode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]*$")]
+RERANK_SUFFIX = "+rerank"  # "<mode>+rerank": the mode's hits reranked by the LLM (ragtune.retrieve.rerank)
 
 
 class RetrieveConfig(StrictModel):
@@ -88,6 +89,26 @@ class RetrieveConfig(StrictModel):
     rerank_depth: int = Field(20, ge=2, le=200)
     rerank_weight: float = Field(0.7, ge=0, le=1)  # chosen on SciFact TRAIN (bench/bench_retrieval.py --tune-rerank)
     rerank_model: str = BUNDLED
+
+
+class RerankOptions(StrictModel):
+    """The "<mode>+rerank" settings a run or a server carries beside its mode name (`--rerank-depth`,
+    `--rerank-weight`; None: RetrieveConfig's default), so that compare, ask and serve rerank alike."""
+
+    rerank_depth: int | None = Field(None, ge=2, le=200)
+    rerank_weight: float | None = Field(None, ge=0, le=1)
+
+    def retrieve_options(self) -> dict[str, Any]:
+        """The RetrieveConfig fields set here, for `open_retriever(index, mode, **options)`."""
+        return {name: value for name in RerankOptions.model_fields if (value := getattr(self, name)) is not None}
+
+    def check_mode(self, mode: str) -> None:
+        """ValueError when a setting is given for a mode that does not rerank (it would be silently unused)."""
+        given = sorted(self.retrieve_options())
+        if given and not mode.endswith(RERANK_SUFFIX):
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{' and '.join(given)} {verb} to a {RERANK_SUFFIX} mode only (got mode {mode!r}, "
+                             f"e.g. use 'hybrid-convex{RERANK_SUFFIX}')")
 
 
 class GenerateConfig(StrictModel):

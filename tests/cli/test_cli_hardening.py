@@ -190,3 +190,41 @@ def test_validation_message_is_one_line_per_error():
     assert message.startswith("mode: String should match pattern") and "(got 'bo gus')" in message
     assert "rrf_k: Input should be greater than or equal to 1 (got 0)" in message
     assert message.endswith("nope: Extra inputs are not permitted (got 1)")
+
+
+@pytest.mark.parametrize("command", [["search", "x", "--index", "IX"], ["ask", "x", "--index", "IX"],
+                                     ["compare", "--index", "IX", "--questions", "Q", "--out", "OUT"],
+                                     ["serve", "--index", "IX"], ["eval", "retrieval", "IX"]])
+def test_rerank_settings_without_a_rerank_mode_are_one_line_exit_2(tmp_path: Path, command, capsys) -> None:
+    """--rerank-depth / --rerank-weight with a mode that does not rerank would do nothing: refused up front, before
+    any index, question file or output folder is looked at (none of these exist)."""
+    argv = [str(tmp_path / a) if a in ("IX", "Q", "OUT") else a for a in command]
+    code, _out, err = run_main([*argv, "--mode", "hybrid", "--rerank-depth", "5"], capsys)
+    assert code == 2
+    assert _one_error_line(err) == ("error: --rerank-depth applies to a +rerank mode only (got --mode hybrid; "
+                                    "e.g. --mode hybrid-convex+rerank)")
+    code, _out, err = run_main([*argv, "--rerank-depth", "5", "--rerank-weight", "0.5"], capsys)
+    assert code == 2 and "--rerank-depth and --rerank-weight apply to a +rerank mode only" in _one_error_line(err)
+    assert not (tmp_path / "OUT").exists() and not (tmp_path / "OUT.partial").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--rerank-depth", "1"), ("--rerank-depth", "201"),
+                                             ("--rerank-weight", "1.5"), ("--rerank-weight", "-0.1")])
+def test_rerank_settings_out_of_range_are_one_line_exit_2(tmp_path: Path, flag, value, capsys) -> None:
+    code, _out, err = run_main(["search", "x", "--index", str(tmp_path), "--mode", "bm25+rerank", flag, value], capsys)
+    assert code == 2 and f"Invalid value for '{flag}'" in _one_error_line(err)
+
+
+def test_rerank_settings_in_a_config_need_a_rerank_mode() -> None:
+    from pydantic import ValidationError
+
+    from ragtune.serve.settings import ServeSettings
+    from ragtune.workflows.compare import CompareConfig
+
+    with pytest.raises(ValidationError, match="rerank_weight applies to a \\+rerank mode only"):
+        ServeSettings(retrieve_mode="dense", rerank_weight=0.5)
+    with pytest.raises(ValidationError, match="rerank_depth applies to a \\+rerank mode only"):
+        CompareConfig(index="i", questions="q", out="o", rerank_depth=4)
+    config = CompareConfig(index="i", questions="q", out="o", mode="bm25+rerank", rerank_depth=4)
+    assert config.retrieve_options() == {"rerank_depth": 4}
+    assert ServeSettings(retrieve_mode="hybrid").retrieve_options() == {}

@@ -135,3 +135,26 @@ def test_an_endpoint_cannot_rerank_and_bad_settings_are_refused(index: Index):
         open_retriever(index, "hybrid+rerank", rerank_weight=2.0)
     with pytest.raises(ConfigError, match="unknown retrieval mode"):
         open_retriever(index, "hybrid+rrank")
+
+
+@pytest.mark.parametrize(("flags", "reread"), [([], 7), (["--rerank-depth", "2"], 2)])
+def test_search_takes_the_rerank_settings(index: Index, monkeypatch, flags, reread: int):
+    """`ragtune search --rerank-depth/--rerank-weight` reach the reranker: the scorer reads that many passages
+    (by default 20, here all 7), and at weight 1 they come in its order."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ragtune.cli import build_app
+
+    query = "animal on the farm that eats grass"
+    hits = open_retriever(index, "dense").retrieve([query], k=7)[0]
+    base = [h.chunk.doc_id for h in hits]
+    scorer = Likes([h.chunk.text for h in reversed(hits)])  # real chunk texts: the base ranking's last first
+    monkeypatch.setattr("ragtune.retrieve.rerank.load_scorer", lambda model: scorer)
+    result = CliRunner().invoke(build_app(), ["search", query, "--index", str(index.path), "-k", "5", "--json",
+                                              "--mode", "dense+rerank", "--rerank-weight", "1", *flags])
+    assert result.exit_code == 0, result.output
+    shown = [hit["doc_id"] for hit in json.loads(result.stdout)]
+    assert [len(seen) for seen in scorer.seen] == [reread]
+    assert shown == (list(reversed(base[:reread])) + base[reread:])[:5]

@@ -46,17 +46,20 @@ def parity_index(tmp_path: Path, monkeypatch) -> Path:
     return _make_index(tmp_path / "index", "hash:64")
 
 
-def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid") -> dict:
+def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid",
+         rerank: dict | None = None) -> dict:
     from ragtune.cli import build_app
 
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in (rerank or {}).items()]
     result = CliRunner().invoke(build_app(), ["ask", question, "--index", str(index), "--model", model, "-k", str(K),
                                               "--mode", mode, "--max-new-tokens", str(MAX_TOKENS), "--json",
-                                              "--answer-form", form])
+                                              "--answer-form", form, *flags])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
-def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid") -> dict:
+def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid",
+           rerank: dict | None = None) -> dict:
     from fastapi.testclient import TestClient
 
     from ragtune.serve.app import create_app
@@ -64,7 +67,7 @@ def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free"
     from ragtune.serve.settings import ServeSettings
 
     app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode=mode,
-                                   answer_form=form),
+                                   answer_form=form, **(rerank or {})),
                      keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
     with TestClient(app) as client:
         reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),
@@ -75,14 +78,15 @@ def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free"
 
 
 def _compare(index: Path, model: str, tmp_path: Path, question: str = QUESTION,
-             gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free", mode: str = "hybrid") -> dict:
+             gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free", mode: str = "hybrid",
+             rerank: dict | None = None) -> dict:
     from ragtune.workflows.compare import CompareConfig, run_compare
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "q", "question": question, "answer": gold[0], "doc_id": gold[1]}) + "\n")
     run = run_compare(CompareConfig(index=str(index), questions=str(questions), out=str(tmp_path / "run"),
                                     arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode=mode,
-                                    runs_db=str(tmp_path / "runs.db"), answer_form=form))
+                                    runs_db=str(tmp_path / "runs.db"), answer_form=form, **(rerank or {})))
     (row,) = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     return row
 
@@ -163,6 +167,45 @@ def test_reranked_retrieval_answers_alike_through_ask_serve_and_compare(tmp_path
     served = _serve(index, "bundled", question, mode=mode)
     compared = _compare(index, "bundled", tmp_path, question, ("Tomas Brede", "library"), mode=mode)
     assert asked["answer"]
+    assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
+    assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
+
+
+class _Prefers:
+    """A reranking scorer (ragtune.retrieve.rerank) that likes the passages of `order` best first."""
+
+    def __init__(self, order: list[str]):
+        self.order = order
+
+    def score(self, query, passages):
+        return [-float(next(i for i, doc in enumerate(self.order) if doc.lower() in p.lower()[:12]))
+                for p in passages]
+
+
+def test_rerank_settings_reach_ask_serve_and_compare_alike(parity_index, tiny_lm_dir, tmp_path, monkeypatch):
+    """--rerank-depth / --rerank-weight (ServeSettings, CompareConfig) are applied by all three: the sources come
+    in the order the settings give, which differs from the defaults' (depth 20, weight 0.7)."""
+    from ragtune.index import Index
+
+    generator, model = ScriptedGenerator(), str(tiny_lm_dir)
+    for where in ("ragtune.workflows.compare.load_generator", "ragtune.generate.load_generator"):
+        monkeypatch.setattr(where, lambda config=None: generator)
+    index = Index.open(parity_index)
+    base = [h.chunk.doc_id for h in open_retriever(index, "dense").retrieve([QUESTION], k=K)[0]]
+    liked = list(reversed(base))  # the scorer prefers the base ranking's last hit, then the others upwards
+    monkeypatch.setattr("ragtune.retrieve.rerank.load_scorer", lambda model: _Prefers(liked))
+    mode, rerank = "dense+rerank", {"rerank_depth": 2, "rerank_weight": 1.0}
+    expected = [base[1], base[0], *base[2:]]  # only the first two are reread, and by the scorer alone
+    assert expected != liked  # so the depth shows
+    sources = lambda reply: [s["doc_id"] for s in reply["sources"]]  # noqa: E731
+    asked = _ask(parity_index, model, mode=mode, rerank=rerank)
+    assert sources(asked) == expected
+    reranked = lambda **settings: [h.chunk.doc_id for h in open_retriever(index, mode, **settings).retrieve(  # noqa: E731
+        [QUESTION], k=K)[0]]
+    assert reranked() == liked and reranked(rerank_weight=0.0) == base  # the defaults reread all three
+    served = _serve(parity_index, model, mode=mode, rerank=rerank)
+    compared = _compare(parity_index, model, tmp_path, mode=mode, rerank=rerank)
+    assert sources(served["ragtune"]) == [r["doc_id"] for r in compared["retrieved"]] == expected
     assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (ragtune ingest)."),
         k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved and shown to the model."),
         mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
+        rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=2, max=200, help=RERANK_DEPTH_HELP),
+        rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", min=0, max=1, help=RERANK_WEIGHT_HELP),
         filters: list[str] = typer.Option([], "--filter", help="key=value metadata filter (repeatable)."),
         questions_file: Optional[Path] = typer.Option(None, "--questions", help="File of questions: one per line or JSONL."),
         closed_book: bool = typer.Option(False, "--closed-book", help="Answer without retrieval (the base arm)."),
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
-        from ragtune.cli.common import check_adapter_folder, check_text, print_json
+        from ragtune.cli.common import check_adapter_folder, check_text, print_json, rerank_options
         from ragtune.config import GenerateConfig
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
@@ -39,6 +41,7 @@ def register(app: typer.Typer) -> None:
 
         check_adapter_folder(adapter, "--adapter")
         check_text(question, "the question")
+        options = rerank_options(mode, rerank_depth, rerank_weight)
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
         if questions_file and question:
             raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")
@@ -53,7 +56,7 @@ def register(app: typer.Typer) -> None:
             from ragtune.retrieve.filters import parse_filter_args
 
             index = Index.open(index_dir)
-            retriever = open_retriever(index, mode)
+            retriever = open_retriever(index, mode, **options)
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,

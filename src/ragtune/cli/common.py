@@ -15,9 +15,26 @@ from typing import Any
 ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
                     "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
                     "snapped). Both cite the passage the span came from.")
+RERANK_DEPTH_HELP = "With a +rerank --mode: how many of the mode's hits the LLM reranks (default 20; fewer is faster)."
+RERANK_WEIGHT_HELP = ("With a +rerank --mode: the weight of the LLM's score against the mode's own, 0 to 1 "
+                      "(default 0.7).")
 MODES_HELP = ("dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid | dense+rerank | "
               "bm25+rerank | hybrid+rerank | hybrid-convex+rerank (+rerank: the mode's top 20 reranked by the LLM's "
               "likelihood of the query; seconds a query on a CPU)")
+
+
+def rerank_options(mode: str, depth: int | None, weight: float | None) -> dict[str, Any]:
+    """--rerank-depth / --rerank-weight as RetrieveConfig fields ({} when neither is given); InputError when given
+    with a --mode that does not rerank, where they would do nothing."""
+    from ragtune.config import RERANK_SUFFIX
+    from ragtune.errors import InputError
+
+    given = [flag for flag, value in (("--rerank-depth", depth), ("--rerank-weight", weight)) if value is not None]
+    if given and not mode.endswith(RERANK_SUFFIX):
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"{' and '.join(given)} {verb} to a {RERANK_SUFFIX} mode only (got --mode {one_line(mode)}; "
+                         f"e.g. --mode hybrid-convex{RERANK_SUFFIX})")
+    return {name: value for name, value in (("rerank_depth", depth), ("rerank_weight", weight)) if value is not None}
 
 
 def print_json(obj: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         k: int = typer.Option(3, "-k", "--k", help="Passages retrieved per question."),
         mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
+        rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=2, max=200, help=RERANK_DEPTH_HELP),
+        rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", min=0, max=1, help=RERANK_WEIGHT_HELP),
         model: str = typer.Option("bundled", "--model", help="'bundled', a local HF model folder or an OpenAI-compatible URL."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Remote model name of the untuned arms for an http(s) --model."),
         adapter_model_names: list[str] = typer.Option([], "--adapter-model-name", help="KIND=NAME (repeatable; KIND sft or raft): the model an http(s) --model serves that adapter as, e.g. a vLLM --lora-modules name."),
@@ -58,10 +60,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every arm on the same questions; write results.json, predictions.jsonl and report.html."""
         from ragtune.arms import parse_adapter_model_names, parse_arms
-        from ragtune.cli.common import check_adapter_folder, check_output_folder
+        from ragtune.cli.common import check_adapter_folder, check_output_folder, rerank_options
         from ragtune.workflows.compare import CompareConfig, run_compare
         from ragtune.evaluate.cost import CostModel
 
+        options = rerank_options(mode, rerank_depth, rerank_weight)
         check_output_folder(out, "--out")
         check_adapter_folder(adapter, "--adapter")
         check_adapter_folder(raft_adapter, "--raft-adapter")
@@ -80,7 +83,7 @@ def register(app: typer.Typer) -> None:
             cost=CostModel(cpu_hour_usd=cpu_hour_usd, gpu_hour_usd=gpu_hour_usd),
             search=search, validation_share=validation_share, max_p95_ms=max_p95_ms, max_cost_per_1k=max_cost_per_1k,
             validation=validation, validation_questions=validation_questions,
-            search_train_minutes=search_train_minutes, search_train_usd=search_train_usd,
+            search_train_minutes=search_train_minutes, search_train_usd=search_train_usd, **options,
         )
         executor = trials_on = None
         if ray and search:  # the search's trials on Ray; the test run answers here, with each arm's winner

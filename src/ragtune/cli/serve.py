@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=0, max=65535),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="File of 'KEY=group1,group2' lines."),
         mode: str = typer.Option("hybrid", "--mode", help=f"Retrieval: {MODES_HELP}"),
+        rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=2, max=200, help=RERANK_DEPTH_HELP),
+        rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", min=0, max=1, help=RERANK_WEIGHT_HELP),
         k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),
@@ -40,11 +42,12 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from ragtune.arms import parse_adapter_model_names
-        from ragtune.cli.common import check_adapter_folder
+        from ragtune.cli.common import check_adapter_folder, rerank_options
         from ragtune.progress import set_progress
         from ragtune.serve.app import create_app
         from ragtune.serve.settings import ServeSettings
 
+        options = rerank_options(mode, rerank_depth, rerank_weight)
         check_port_free(host, port)  # before loading anything: a busy port is not worth a minute of model loading
         check_adapter_folder(adapter, "--adapter")
         check_adapter_folder(raft_adapter, "--raft-adapter")
@@ -54,6 +57,7 @@ def register(app: typer.Typer) -> None:
             adapter_model_names=parse_adapter_model_names(adapter_model_names),
             adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
             host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
+            **options,
             prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
             screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
             rate_limit_per_minute=rate_limit,

@@ -59,8 +59,10 @@ def make_shards(jobs: list[AnswerJob], batch_size: int, batches_per_shard: int =
 class AnswerWorker:
     """A Ray actor: answers shards with the arm's generator (loaded once per config) over the shard's index."""
 
-    def __init__(self, mode: str, k: int, batch_size: int, before_shard: Callable[[Shard], None] | None = None):
+    def __init__(self, mode: str, k: int, batch_size: int, before_shard: Callable[[Shard], None] | None = None,
+                 retrieve_options: dict[str, Any] | None = None):
         self.mode, self.k, self.batch_size = mode, k, batch_size
+        self.retrieve_options = dict(retrieve_options or {})  # the mode's +rerank settings (CompareConfig)
         self.before_shard = before_shard  # a test seam: raise or exit here to fail a shard
         self._retrievers: dict[str, tuple[Any, Any]] = {}
 
@@ -90,7 +92,7 @@ class AnswerWorker:
             from ragtune.retrieve import open_retriever
 
             index = Index.open(index_path)
-            self._retrievers[index_path] = (index, open_retriever(index, self.mode))
+            self._retrievers[index_path] = (index, open_retriever(index, self.mode, **self.retrieve_options))
         return self._retrievers[index_path]
 
 
@@ -117,7 +119,8 @@ class RayAnswerExecutor:
                 num_cpus=1, max_restarts=self.max_attempts, max_task_retries=0,  # retries: ours, on another worker
                 runtime_env={"env_vars": worker_env()},
             )
-            actors = [worker_class.remote(config.mode, config.k, config.batch_size, self.before_shard)
+            actors = [worker_class.remote(config.mode, config.k, config.batch_size, self.before_shard,
+                                                config.retrieve_options())
                       for _ in range(min(self.workers, len(shards)))]
             try:
                 return self._run(ray, actors, shards, on_rows, advance)

@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ragtune.config import RetrieveConfig, validation_message
+from ragtune.config import RERANK_SUFFIX, RetrieveConfig, validation_message
 from ragtune.errors import ConfigError
 from ragtune.registry import RETRIEVAL_MODE_PROVIDERS, Registry
 from ragtune.retrieve.base import Retriever, SearchableIndex
 
 # the built-in modes
 MODES = ("dense", "bm25", "hybrid", "hybrid-convex", "graph-local", "graph-global", "graph-hybrid")
-# and those that rerank a built-in mode's hits with the LLM (ragtune.retrieve.rerank)
-RERANK_SUFFIX = "+rerank"
-RERANKED_MODES = ("dense+rerank", "bm25+rerank", "hybrid+rerank", "hybrid-convex+rerank")
+# and those that rerank a built-in mode's hits with the LLM (ragtune.retrieve.rerank): RERANKED_MODES, below, each
+# a built-in name + RERANK_SUFFIX
 
 RetrieverFactory = Callable[[SearchableIndex, RetrieveConfig], Retriever]  # (index, config) -> Retriever
 RETRIEVAL_MODES: Registry[RetrieverFactory] = Registry("retrieval mode", providers=RETRIEVAL_MODE_PROVIDERS)
@@ -89,10 +88,11 @@ def _reranked(base: RetrieverFactory) -> RetrieverFactory:
     return factory
 
 
-_BUILT_IN = [("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid), ("hybrid-convex", _hybrid_convex)]
+_BUILT_IN = (("dense", _dense), ("bm25", _bm25), ("hybrid", _hybrid), ("hybrid-convex", _hybrid_convex))
+RERANKED_MODES = tuple(name + RERANK_SUFFIX for name, _ in _BUILT_IN)
 for _name, _factory in _BUILT_IN:
     register_retrieval_mode(_name, _factory)
-for _name, _factory in _BUILT_IN:
+for _name, _factory in _BUILT_IN:  # after all four, so that the error line lists the plain modes first
     register_retrieval_mode(_name + RERANK_SUFFIX, _reranked(_factory))
 del _name, _factory
 

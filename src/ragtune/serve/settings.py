@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
+from ragtune.config import BUNDLED, GenerateConfig, RerankOptions, RetrieveMode
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -22,7 +22,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ServeSettings(StrictModel):
+class ServeSettings(RerankOptions):
     """Everything `create_app` needs. Arms follow the compare harness: base, rag, ft, ft_rag, raft.
 
     API keys come from `api_keys_file` and/or the env var named by `api_keys_env` (see ragtune.serve.auth);
@@ -39,7 +39,7 @@ class ServeSettings(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
-    retrieve_mode: RetrieveMode = "hybrid"
+    retrieve_mode: RetrieveMode = "hybrid"  # with rerank_depth / rerank_weight (RerankOptions) for a +rerank mode
     k: int = Field(3, ge=1, le=20)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, as ask/compare
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, as ask/compare
@@ -107,6 +107,7 @@ class ServeSettings(StrictModel):
             raise ValueError(f"model_name / adapter_model_names name models on an http(s) endpoint; {self.model!r} is local")
         if set(self.adapter_model_names) - {"sft", "raft"}:
             raise ValueError(f"adapter_model_names keys are sft and raft, got {sorted(self.adapter_model_names)}")
+        self.check_mode(self.retrieve_mode)
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,15 @@ class AnswerTrials:
     """
 
     def __init__(self, arm: str, examples: list[Example], generator: Any, index: Any, base: AnswerSettings, *,
-                 k: int, mode: str, batch_size: int = 8, chunks: ChunkIndexes | None = None,
+                 k: int, mode: str, retrieve_options: Mapping[str, Any] | None = None, batch_size: int = 8,
+                 chunks: ChunkIndexes | None = None,
                  adapters: TrainedAdapters | None = None, load: Callable[[str], Any] | None = None,
                  defaults: tuple[int, float] | None = None):
         if not examples:
             raise InputError(f"arm {arm!r}: no questions to search on")
         self.arm, self.examples, self.generator, self.index = arm, examples, generator, index
         self.base, self.k, self.mode, self.batch_size = base, k, mode, batch_size
+        self.retrieve_options = dict(retrieve_options or {})  # the +rerank settings of every mode it tries
         self.chunks = chunks
         self.adapters, self.load, self.defaults = adapters, load, defaults
         self._retrievers: dict[tuple[int, str], Any] = {}
@@ -133,7 +135,7 @@ class AnswerTrials:
         if key not in self._retrievers:
             from ragtune.retrieve import open_retriever
 
-            self._retrievers[key] = open_retriever(index, mode)
+            self._retrievers[key] = open_retriever(index, mode, **self.retrieve_options)
         return self._retrievers[key]
 
 
@@ -150,6 +152,7 @@ class TrialSpec:
     k: int
     mode: str
     batch_size: int
+    retrieve_options: dict[str, Any] = field(default_factory=dict)  # CompareConfig.retrieve_options()
 
     def runner(self, chunks: ChunkIndexes | None = None, *, load_model: bool = True) -> AnswerTrials:
         """The runner (`chunks`: the driver's own ChunkIndexes, else opened from the folders); without
@@ -162,7 +165,8 @@ class TrialSpec:
             chunks = ChunkIndexes(Index.open(self.index_path), Path(self.chunks_root))
         generator = load_generator(self.generate) if load_model else None
         return AnswerTrials(self.arm, self.examples, generator, chunks.index, AnswerSettings.resolve(self.generate),
-                            k=self.k, mode=self.mode, batch_size=self.batch_size, chunks=chunks)
+                            k=self.k, mode=self.mode, retrieve_options=self.retrieve_options,
+                            batch_size=self.batch_size, chunks=chunks)
 
 
 def _metrics(rows: list[dict[str, Any]]) -> TrialMetrics:

@@ -180,13 +180,13 @@ def run_compare(config: CompareConfig, executor: AnswerExecutor | None = None, *
         search = search_for_compare(config, inputs.index, examples, arm_configs, partial.dir / "search",
                                     arm_indexes=arm_indexes, training=training, trials_on=trials_on)
         examples = search.split.test
-    groups = [_Group.over(examples, inputs.index, tuned_index, config.mode, freshness=False)]
+    groups = [_Group.over(examples, inputs.index, tuned_index, config, freshness=False)]
     if config.freshness:
         fresh_index, fresh_examples = _freshness_index(Path(config.index), Path(config.freshness), partial.dir)
         fresh_tuned = None
         if tuned_index is not None:  # the updated copy re-embedded: the same chunks, the tuned embedder's vectors
             fresh_tuned, _ = _reembedded(fresh_index, partial.dir / FRESH_TUNED_INDEX, tuned_index.config.embed.model)
-        groups.append(_Group.over(fresh_examples, fresh_index, fresh_tuned, config.mode, freshness=True))
+        groups.append(_Group.over(fresh_examples, fresh_index, fresh_tuned, config, freshness=True))
     if executor is None:
         searched = {arm: search.params(arm) for arm in config.arms} if search else {}
         rechunked = {arm: search.index(arm) for arm in config.arms} if search else {}
@@ -226,9 +226,11 @@ class _Group:
     tuned_retriever: Any = None
 
     @classmethod
-    def over(cls, examples: list[Example], index: Any, tuned_index: Any, mode: str, freshness: bool) -> _Group:
-        tuned_retriever = open_retriever(tuned_index, mode) if tuned_index is not None else None
-        return cls(examples, index, open_retriever(index, mode), freshness, tuned_index, tuned_retriever)
+    def over(cls, examples: list[Example], index: Any, tuned_index: Any, config: CompareConfig,
+             freshness: bool) -> _Group:
+        options = config.retrieve_options()
+        tuned = open_retriever(tuned_index, config.mode, **options) if tuned_index is not None else None
+        return cls(examples, index, open_retriever(index, config.mode, **options), freshness, tuned_index, tuned)
 
     def source(self, arm: str) -> tuple[Any, Any]:
         """(index, retriever) the arm retrieves from."""
@@ -447,7 +449,7 @@ def _answer(config: CompareConfig, adapters: dict[str, str | None], groups: list
                         index, retriever, todo = rechunked[arm], None, doc_level_gold(todo)
                     embedder = index.embedder if ARMS[arm].retrieval else None
                     if retriever is None or mode != config.mode:
-                        retriever = open_retriever(index, mode)
+                        retriever = open_retriever(index, mode, **config.retrieve_options())
                     run_arm(arm, todo, generator, retriever, dataclasses.replace(settings, embedder=embedder),
                             k=k, batch_size=config.batch_size, freshness=group.freshness,
                             on_rows=partial.append, progress=task)

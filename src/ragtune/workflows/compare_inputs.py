@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ragtune.adapters import check_adapter
 from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
-from ragtune.config import BUNDLED, GenerateConfig, RetrieveMode, StrictModel
+from ragtune.config import BUNDLED, GenerateConfig, RerankOptions, RetrieveMode
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.harness import gold_doc_ids
@@ -29,8 +29,9 @@ from ragtune.types import Example
 COMPARE_BATCH_SIZE = 16
 
 
-class CompareConfig(StrictModel):
-    """Everything a comparison run depends on; saved as config.json in the run folder."""
+class CompareConfig(RerankOptions):
+    """Everything a comparison run depends on; saved as config.json in the run folder. The retrieval mode's
+    +rerank settings (RerankOptions) apply wherever the arms retrieve with it."""
 
     index: str
     questions: str
@@ -69,6 +70,11 @@ class CompareConfig(StrictModel):
     search_train_usd: float | None = Field(None, gt=0)  # the same in USD (the cost model's training price)
     scenario: Scenario = Field(default_factory=Scenario)
     cost: CostModel = CostModel()
+
+    @model_validator(mode="after")
+    def _check(self) -> CompareConfig:
+        self.check_mode(self.mode)
+        return self
 
 
 def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:

@@ -218,7 +218,7 @@ def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks:
     # resolved as with the adapter the defaults train (an adapter answers plain prompts), before it is trained
     base = AnswerSettings.resolve(arm_config.model_copy(update={"adapter": str(adapters.path_of(*defaults))}))
     return AnswerTrials(arm, examples, None, chunks.index, base, k=config.k, mode=config.mode,
-                        batch_size=config.batch_size, chunks=chunks, adapters=adapters,
+                        retrieve_options=config.retrieve_options(), batch_size=config.batch_size, chunks=chunks, adapters=adapters,
                         load=lambda path: load_generator(arm_config.model_copy(update={"adapter": path})),
                         defaults=defaults)
 
@@ -229,7 +229,7 @@ def _spec(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: C
     if "://" not in index_path:  # absolute: a worker process need not share this one's working directory
         index_path = str(Path(index_path).resolve())
     return TrialSpec(arm, examples, arm_config, index_path, str(chunks.root.resolve()), k=config.k,
-                     mode=config.mode, batch_size=config.batch_size)
+                     mode=config.mode, batch_size=config.batch_size, retrieve_options=config.retrieve_options())
 
 
 def _defaults(config: CompareConfig, arm: str, runner: AnswerTrials, index: Any) -> dict[str, Any]:
