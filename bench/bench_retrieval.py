@@ -3,14 +3,14 @@
     .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
     .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex,hybrid-convex+rerank [--rerank-weight W]
         [--rerank-depth N]
-    .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex --tune-rerank 300
+    .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex --tune-rerank 300 [--tune-rerank-depths 5,10,20]
 
 Builds (or reuses) the index of ../shared/data/scifact under the ragtune cache, runs the split's queries one at
 a time (after a warm-up) and prints nDCG@10, Recall@10/100, MRR@10 and p50/p95 latency per mode, beside the
 peer's figures measured on this machine (LlamaIndex 0.14, same models; its hybrid is RRF). With --tune, also
 scans hybrid RRF weights and hybrid-convex's dense weight on the TRAIN split (never on test) and prints the grids.
-With --tune-rerank N, scores the first N TRAIN queries' hybrid-convex top 20 with the LLM once (the "+rerank"
-modes, ragtune.retrieve.rerank) and prints nDCG@10 per rerank weight.
+With --tune-rerank N, scores the first N TRAIN queries' hybrid-convex top 20 (the largest of --tune-rerank-depths)
+with the LLM once (the "+rerank" modes, ragtune.retrieve.rerank) and prints nDCG@10 per depth and rerank weight.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> int:
     ap.add_argument("--tune-rerank", type=int, default=0, metavar="N",
                     help="grid over the +rerank weight on the first N train queries (hybrid-convex's top 20)")
     ap.add_argument("--rerank-weight", type=float, default=None, help="the +rerank modes' weight (default: ragtune's)")
+    ap.add_argument("--tune-rerank-depths", default="20", help="with --tune-rerank: the depths tried, e.g. 5,10,20")
     ap.add_argument("--rerank-depth", type=int, default=None, help="hits the +rerank modes rerank (default: ragtune's)")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -98,13 +99,13 @@ def main() -> int:
     if args.tune:
         tune_hybrid(index)
     if args.tune_rerank:
-        tune_rerank(index, args.tune_rerank)
+        tune_rerank(index, args.tune_rerank, tuple(int(d) for d in args.tune_rerank_depths.split(",")))
     return 0
 
 
-def tune_rerank(index, n: int) -> None:
-    """nDCG@10 on the first n TRAIN queries of hybrid-convex+rerank per weight; each query's top 20 is scored by
-    the LLM once (a caching scorer), so the grid costs one rerank pass."""
+def tune_rerank(index, n: int, depths: tuple[int, ...] = (20,)) -> None:
+    """nDCG@10 on the first n TRAIN queries of hybrid-convex+rerank per depth and weight; each passage is scored
+    by the LLM once per query (a caching scorer), so the grid costs one rerank pass at the largest depth."""
     from ragtune.config import RetrieveConfig
     from ragtune.evaluate.retrieval import evaluate_retrieval, load_beir
     from ragtune.retrieve import build_retriever
@@ -117,24 +118,26 @@ def tune_rerank(index, n: int) -> None:
 
     class Cached:
         def score(self, query, passages):
-            key = (query, tuple(passages))
-            if key not in cache:
-                cache[key] = scorer.score(query, passages)
-            return cache[key]
+            missing = [p for p in dict.fromkeys(passages) if (query, p) not in cache]
+            if missing:
+                cache.update(((query, p), s) for p, s in zip(missing, scorer.score(query, missing)))
+            return [cache[query, p] for p in passages]
 
     base = build_retriever(index, RetrieveConfig(mode="hybrid-convex"))
-    t0 = time.perf_counter()
-    cells = []
-    for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
-        retriever = RerankingRetriever(base, RetrieveConfig(rerank_weight=weight), scorer=Cached())
-        result = evaluate_retrieval(retriever, queries, qrels, mode=f"rerank w={weight}")
-        cells.append(f"w={weight}: {result.metrics['ndcg@10']:.4f}")
-        if weight == 0.0:
-            t0 = time.perf_counter()
-        else:
-            print(f"  {cells[-1]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"\nhybrid-convex+rerank on TRAIN ({len(qids)} queries, depth {RetrieveConfig().rerank_depth}), nDCG@10 "
-          "per rerank weight (w=0.0: hybrid-convex):\n  " + "  ".join(cells), flush=True)
+    for depth in sorted(depths, reverse=True):  # the deepest first: it scores every passage the others need
+        t0 = time.perf_counter()
+        cells = []
+        for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+            retriever = RerankingRetriever(base, RetrieveConfig(rerank_weight=weight, rerank_depth=depth),
+                                           scorer=Cached())
+            result = evaluate_retrieval(retriever, queries, qrels, mode=f"rerank w={weight}")
+            cells.append(f"w={weight}: {result.metrics['ndcg@10']:.4f}")
+            if weight == 0.0:
+                t0 = time.perf_counter()
+            else:
+                print(f"  depth {depth} {cells[-1]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"\nhybrid-convex+rerank on TRAIN ({len(qids)} queries, depth {depth}), nDCG@10 "
+              "per rerank weight (w=0.0: hybrid-convex):\n  " + "  ".join(cells), flush=True)
 
 
 def tune_hybrid(index) -> None:

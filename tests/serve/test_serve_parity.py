@@ -191,18 +191,22 @@ def test_rerank_settings_reach_ask_serve_and_compare_alike(parity_index, tiny_lm
     for where in ("ragtune.workflows.compare.load_generator", "ragtune.generate.load_generator"):
         monkeypatch.setattr(where, lambda config=None: generator)
     index = Index.open(parity_index)
-    base = [h.chunk.doc_id for h in open_retriever(index, "dense").retrieve([QUESTION], k=K)[0]]
+
+    def ranked(mode: str, **settings) -> list[str]:
+        return [h.chunk.doc_id for h in open_retriever(index, mode, **settings).retrieve([QUESTION], k=K)[0]]
+
+    def sources(reply: dict) -> list[str]:
+        return [s["doc_id"] for s in reply["sources"]]
+
+    base = ranked("dense")
     liked = list(reversed(base))  # the scorer prefers the base ranking's last hit, then the others upwards
     monkeypatch.setattr("ragtune.retrieve.rerank.load_scorer", lambda model: _Prefers(liked))
     mode, rerank = "dense+rerank", {"rerank_depth": 2, "rerank_weight": 1.0}
     expected = [base[1], base[0], *base[2:]]  # only the first two are reread, and by the scorer alone
     assert expected != liked  # so the depth shows
-    sources = lambda reply: [s["doc_id"] for s in reply["sources"]]  # noqa: E731
+    assert ranked(mode) == liked and ranked(mode, rerank_weight=0.0) == base  # the defaults reread all three
     asked = _ask(parity_index, model, mode=mode, rerank=rerank)
     assert sources(asked) == expected
-    reranked = lambda **settings: [h.chunk.doc_id for h in open_retriever(index, mode, **settings).retrieve(  # noqa: E731
-        [QUESTION], k=K)[0]]
-    assert reranked() == liked and reranked(rerank_weight=0.0) == base  # the defaults reread all three
     served = _serve(parity_index, model, mode=mode, rerank=rerank)
     compared = _compare(parity_index, model, tmp_path, mode=mode, rerank=rerank)
     assert sources(served["ragtune"]) == [r["doc_id"] for r in compared["retrieved"]] == expected

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         check_text(query, "the query")
         options = rerank_options(mode, rerank_depth, rerank_weight)
         index = Index.open(index_dir)
-        hits = open_retriever(index, mode, **options).retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
+        retriever = open_retriever(index, mode, **options)
+        hits = retriever.retrieve([query], k=k, filters=parse_filter_args(filters) or None)[0]
         if as_json:
             print_json([
                 {"rank": h.rank + 1, "score": h.score, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id,

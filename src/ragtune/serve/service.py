@@ -60,7 +60,8 @@ class ServeService:
             raise ConfigError(f"no generator for arm(s) {missing}")
         if index is None and any(spec.retrieval for spec in self.arm_specs.values()):
             raise ConfigError(f"arms {list(settings.arms)} retrieve, but no --index was given")
-        self._retriever = open_retriever(index, settings.retrieve_mode, **settings.retrieve_options()) if index is not None else None
+        self._retriever = None if index is None else open_retriever(index, settings.retrieve_mode,
+                                                                    **settings.retrieve_options())
         follow_index_commits()  # document uploads and deletes update an existing entity graph in the same commit
         # How each arm answers: the same AnswerSettings as `ask`/`compare` (passages cut with the index's embedder)
         self.answer_settings = {

@@ -218,7 +218,8 @@ def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks:
     # resolved as with the adapter the defaults train (an adapter answers plain prompts), before it is trained
     base = AnswerSettings.resolve(arm_config.model_copy(update={"adapter": str(adapters.path_of(*defaults))}))
     return AnswerTrials(arm, examples, None, chunks.index, base, k=config.k, mode=config.mode,
-                        retrieve_options=config.retrieve_options(), batch_size=config.batch_size, chunks=chunks, adapters=adapters,
+                        retrieve_options=config.retrieve_options(), batch_size=config.batch_size, chunks=chunks,
+                        adapters=adapters,
                         load=lambda path: load_generator(arm_config.model_copy(update={"adapter": path})),
                         defaults=defaults)
 
