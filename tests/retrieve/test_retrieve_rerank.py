@@ -158,3 +158,19 @@ def test_search_takes_the_rerank_settings(index: Index, monkeypatch, flags, rere
     shown = [hit["doc_id"] for hit in json.loads(result.stdout)]
     assert [len(seen) for seen in scorer.seen] == [reread]
     assert shown == (list(reversed(base[:reread])) + base[reread:])[:5]
+
+
+def test_ray_workers_and_search_trials_rerank_with_the_runs_settings(index: Index):
+    """The other places a comparison opens retrievers: Ray answer workers and the settings search's trials."""
+    from ragtune.distributed.ray_compare import AnswerWorker
+    from ragtune.pipeline import AnswerSettings
+    from ragtune.types import Example
+    from ragtune.workflows.answer_trials import AnswerTrials
+
+    options = {"rerank_depth": 3, "rerank_weight": 0.25}
+    _index, worker_retriever = AnswerWorker("hybrid+rerank", 3, 4, retrieve_options=options)._open(str(index.path))
+    trials = AnswerTrials("rag", [Example("q", "a")], None, index, AnswerSettings(), k=3, mode="bm25+rerank",
+                          retrieve_options=options)
+    for retriever in (worker_retriever, trials._retriever(index, "bm25+rerank")):
+        assert isinstance(retriever, RerankingRetriever) and (retriever.depth, retriever.weight) == (3, 0.25)
+    assert not isinstance(trials._retriever(index, "bm25"), RerankingRetriever)  # a searched mode without it

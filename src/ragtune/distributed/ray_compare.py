@@ -120,7 +120,7 @@ class RayAnswerExecutor:
                 runtime_env={"env_vars": worker_env()},
             )
             actors = [worker_class.remote(config.mode, config.k, config.batch_size, self.before_shard,
-                                                config.retrieve_options())
+                                          retrieve_options=config.retrieve_options())
                       for _ in range(min(self.workers, len(shards)))]
             try:
                 return self._run(ray, actors, shards, on_rows, advance)
