@@ -214,6 +214,21 @@ def test_rerank_settings_reach_ask_serve_and_compare_alike(parity_index, tiny_lm
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
 
 
+def test_the_server_loads_the_reranker_before_its_first_request(parity_index, monkeypatch):
+    """create_app runs one retrieval (ServeService.warm_up): a +rerank mode's LLM is loaded at start, not by the
+    first caller."""
+    from ragtune.serve.app import create_app
+    from ragtune.serve.auth import KeyStore, parse_key_entries
+    from ragtune.serve.settings import ServeSettings
+
+    loaded: list[str] = []
+    monkeypatch.setattr("ragtune.retrieve.rerank.load_scorer",
+                        lambda model: loaded.append(model) or _Prefers(["kitchen", "harbour", "library"]))
+    create_app(ServeSettings(index=str(parity_index), retrieve_mode="hybrid+rerank", rerank_depth=3),
+               generators={"rag": ScriptedGenerator()}, keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
+    assert loaded == ["bundled"]
+
+
 def test_served_arms_resolve_their_settings_like_ask(parity_index, tmp_path):
     """Each served arm answers with AnswerSettings.resolve(its GenerateConfig, index embedder)."""
     from ragtune.index import Index

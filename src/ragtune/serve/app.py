@@ -163,6 +163,7 @@ def create_app(
     holder: dict[str, Any] = {}
     metrics = server_metrics(lambda: holder["service"].worker.depth() if "service" in holder else 0)
     service = ServeService(settings, index, generators, metrics)
+    service.warm_up()
     holder["service"] = service
 
     @contextlib.asynccontextmanager

@@ -100,6 +100,12 @@ class ServeService:
             return None
         return {ACCESS_FIELD: sorted(caller.groups)}
 
+    def warm_up(self) -> None:
+        """Load what the first question would (the query encoder, the BM25 state, a +rerank mode's LLM) before the
+        server takes requests: one retrieval, its hits dropped, so the first caller does not pay for the loading."""
+        if self._retriever is not None:
+            self._retriever.retrieve(["warm up"], k=1)
+
     def retrieve(self, caller: Caller, queries: list[str], k: int, filters: Mapping[str, Any] | None = None) -> list[Retrieved]:
         """Access-filtered (before ranking), access-checked (after) and screened hits for each query."""
         start = time.perf_counter()
