@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true",
                     help="grid over hybrid weights / rrf_k and the hybrid-convex dense weight on the train split")
     ap.add_argument("--tune-rerank", type=int, default=0, metavar="N",
-                    help="grid over the +rerank weight on the first N train queries (hybrid-convex's top 20)")
+                    help="grid over the +rerank weight on the first N train queries (hybrid-convex's top hits)")
     ap.add_argument("--rerank-weight", type=float, default=None, help="the +rerank modes' weight (default: ragtune's)")
     ap.add_argument("--tune-rerank-depths", default="20", help="with --tune-rerank: the depths tried, e.g. 5,10,20")
     ap.add_argument("--rerank-depth", type=int, default=None, help="hits the +rerank modes rerank (default: ragtune's)")

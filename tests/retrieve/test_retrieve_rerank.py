@@ -140,7 +140,7 @@ def test_an_endpoint_cannot_rerank_and_bad_settings_are_refused(index: Index):
 @pytest.mark.parametrize(("flags", "reread"), [([], 7), (["--rerank-depth", "2"], 2)])
 def test_search_takes_the_rerank_settings(index: Index, monkeypatch, flags, reread: int):
     """`ragtune search --rerank-depth/--rerank-weight` reach the reranker: the scorer reads that many passages
-    (by default 20, here all 7), and at weight 1 they come in its order."""
+    (by default 10, here all 7), and at weight 1 they come in its order."""
     import json
 
     from typer.testing import CliRunner

@@ -184,7 +184,7 @@ class _Prefers:
 
 def test_rerank_settings_reach_ask_serve_and_compare_alike(parity_index, tiny_lm_dir, tmp_path, monkeypatch):
     """--rerank-depth / --rerank-weight (ServeSettings, CompareConfig) are applied by all three: the sources come
-    in the order the settings give, which differs from the defaults' (depth 20, weight 0.7)."""
+    in the order the settings give, which differs from the defaults' (depth 10, weight 0.7)."""
     from ragtune.index import Index
 
     generator, model = ScriptedGenerator(), str(tiny_lm_dir)

@@ -15,11 +15,11 @@ from typing import Any
 ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
                     "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
                     "snapped). Both cite the passage the span came from.")
-RERANK_DEPTH_HELP = "With a +rerank --mode: how many of the mode's hits the LLM reranks (default 20; fewer is faster)."
+RERANK_DEPTH_HELP = "With a +rerank --mode: how many of the mode's hits the LLM reranks (default 10; fewer is faster)."
 RERANK_WEIGHT_HELP = ("With a +rerank --mode: the weight of the LLM's score against the mode's own, 0 to 1 "
                       "(default 0.7).")
 MODES_HELP = ("dense | bm25 | hybrid | hybrid-convex | graph-local | graph-global | graph-hybrid | dense+rerank | "
-              "bm25+rerank | hybrid+rerank | hybrid-convex+rerank (+rerank: the mode's top 20 reranked by the LLM's "
+              "bm25+rerank | hybrid+rerank | hybrid-convex+rerank (+rerank: the mode's top 10 reranked by the LLM's "
               "likelihood of the query; seconds a query on a CPU)")
 
 

@@ -10,8 +10,8 @@ bundled LLM (or any local HF causal LM, RetrieveConfig.rerank_model), so it work
 
 Modes "dense+rerank", "bm25+rerank", "hybrid+rerank" and "hybrid-convex+rerank" (ragtune.retrieve.factory) wrap
 the mode before the "+". It costs one forward pass over passage and query per hit reranked (no generation) —
-~0.2 s a passage for the bundled 135M model on 2 CPU cores, so ~4 s per query at depth 20: a choice for quality,
-not for latency (bench/bench_retrieval.py measures both).
+~0.2 s a passage for the bundled 135M model on 2 CPU cores, so ~2 s per query at the default depth 10 (~4.5 s at
+20): a choice for quality, not for latency (bench/bench_retrieval.py measures both).
 """
 
 from __future__ import annotations
