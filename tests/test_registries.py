@@ -99,8 +99,11 @@ def test_uncached_load_builds_without_keeping_but_reuses_a_cached_one(scratch):
 
 
 def test_the_cli_mode_help_names_every_built_in_retrieval_mode():
-    from ragtune.cli.common import MODES_HELP
+    from ragtune.cli.common import MODES_HELP, RERANK_DEPTH_HELP
+    from ragtune.config import RetrieveConfig
     from ragtune.retrieve import MODES, RERANKED_MODES, retrieval_modes
 
     assert MODES_HELP.split(" (")[0] == " | ".join(MODES + RERANKED_MODES)
+    depth = RetrieveConfig().rerank_depth  # the help texts name the default depth
+    assert f"default {depth};" in RERANK_DEPTH_HELP and f"the mode's top {depth} reranked" in MODES_HELP
     assert set(MODES + RERANKED_MODES) <= set(retrieval_modes())  # each one registered (graph: by its provider)

@@ -104,10 +104,14 @@ class RerankOptions(StrictModel):
         """The RetrieveConfig fields set here, for `open_retriever(index, mode, **options)`."""
         return {name: value for name in RerankOptions.model_fields if (value := getattr(self, name)) is not None}
 
+    def unused_with(self, mode: str) -> list[str]:
+        """The settings given here that `mode` would silently ignore: all of them when it does not rerank."""
+        return [] if mode.endswith(RERANK_SUFFIX) else sorted(self.retrieve_options())
+
     def check_mode(self, mode: str) -> None:
         """ValueError when a setting is given for a mode that does not rerank (it would be silently unused)."""
-        given = sorted(self.retrieve_options())
-        if given and not mode.endswith(RERANK_SUFFIX):
+        given = self.unused_with(mode)
+        if given:
             verb = "applies" if len(given) == 1 else "apply"
             raise ValueError(f"{' and '.join(given)} {verb} to a {RERANK_SUFFIX} mode only (got mode {mode!r}, "
                              f"e.g. use 'hybrid-convex{RERANK_SUFFIX}')")

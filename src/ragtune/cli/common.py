@@ -26,15 +26,16 @@ MODES_HELP = ("dense | bm25 | hybrid | hybrid-convex | graph-local | graph-globa
 def rerank_options(mode: str, depth: int | None, weight: float | None) -> dict[str, Any]:
     """--rerank-depth / --rerank-weight as RetrieveConfig fields ({} when neither is given); InputError when given
     with a --mode that does not rerank, where they would do nothing."""
-    from ragtune.config import RERANK_SUFFIX
+    from ragtune.config import RERANK_SUFFIX, RerankOptions
     from ragtune.errors import InputError
 
-    given = [flag for flag, value in (("--rerank-depth", depth), ("--rerank-weight", weight)) if value is not None]
-    if given and not mode.endswith(RERANK_SUFFIX):
-        verb = "applies" if len(given) == 1 else "apply"
-        raise InputError(f"{' and '.join(given)} {verb} to a {RERANK_SUFFIX} mode only (got --mode {one_line(mode)}; "
+    options = RerankOptions(rerank_depth=depth, rerank_weight=weight)
+    unused = ["--" + name.replace("_", "-") for name in options.unused_with(mode)]
+    if unused:
+        verb = "applies" if len(unused) == 1 else "apply"
+        raise InputError(f"{' and '.join(unused)} {verb} to a {RERANK_SUFFIX} mode only (got --mode {one_line(mode)}; "
                          f"e.g. --mode hybrid-convex{RERANK_SUFFIX})")
-    return {name: value for name, value in (("rerank_depth", depth), ("rerank_weight", weight)) if value is not None}
+    return options.retrieve_options()
 
 
 def print_json(obj: Any) -> None:
