@@ -69,6 +69,36 @@ def test_raft_trains_on_k_passages_from_the_runs_retrieval_mode(town, monkeypatc
     assert modes == ["bm25"]
 
 
+class _Neutral:
+    """A reranking scorer (ragtune.retrieve.rerank) with no preference: no LLM is loaded."""
+
+    def score(self, query, passages):
+        return [0.0] * len(passages)
+
+
+def test_raft_distractors_come_from_the_runs_rerank_settings(town, monkeypatch):
+    """With a +rerank --mode, RAFT's distractors are retrieved with the run's --rerank-depth / --rerank-weight too
+    (before: at the default depth), and the search's training uses the same layout; without them the layout (and so
+    the search's adapter cache keys) is as before."""
+    import ragtune.train.builders as builders
+    from ragtune.workflows.train_arms import raft_layout
+    from ragtune.workflows.trained_adapters import SearchTraining
+
+    monkeypatch.setattr("ragtune.retrieve.rerank.load_scorer", lambda model: _Neutral())
+    opened = []
+    real = builders.open_retriever
+    monkeypatch.setattr(builders, "open_retriever",
+                        lambda index, mode, **kw: opened.append((mode, kw)) or real(index, mode, **kw))
+    config = _train_run(town, k=2, mode="bm25+rerank", rerank_depth=3, rerank_weight=0.5)
+    run_compare(config)
+    assert opened == [("bm25+rerank", {"rerank_depth": 3, "rerank_weight": 0.5})]
+    layout = {"distractors": 1, "retrieve_mode": "bm25+rerank",
+              "retrieve_options": {"rerank_depth": 3, "rerank_weight": 0.5}}
+    assert raft_layout(config) == layout
+    assert SearchTraining(config, None, town["tmp"])._settings("raft") == layout
+    assert raft_layout(_train_run(town, k=3, mode="bm25")) == {"distractors": 2, "retrieve_mode": "bm25"}
+
+
 def _inference_messages(question: str, hits: list[Hit], settings: AnswerSettings) -> list[dict[str, str]]:
     seen = []
 

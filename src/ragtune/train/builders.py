@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -112,11 +112,14 @@ def build_raft_examples(
     p_oracle: float = 0.8,
     seed: int = 0,
     retrieve_mode: str = "hybrid",
+    retrieve_options: Mapping[str, Any] | None = None,
     quote: bool = False,
     context_sentences: int = 0,
 ) -> list[TrainExample]:
     """RAFT examples from an index: oracle chunk + `distractors` hard negatives, shuffled; the oracle is kept in
     round(p_oracle * n) examples (chosen with `seed`) and replaced by one more distractor in the others.
+    Distractors are retrieved with `retrieve_mode` and `retrieve_options` (RetrieveConfig fields, e.g. a +rerank
+    mode's rerank_depth), as the arm that answers with the adapter retrieves.
 
     Targets are 'Quote: [n] "sentence"\\nAnswer: X [n]' with the oracle, 'Answer: X' without (with quote=False:
     the direct 'X [n]', or 'X' without the oracle). Distractors are
@@ -143,7 +146,8 @@ def build_raft_examples(
         raise InputError("no RAFT examples: none of the examples' gold passages (chunk_id / doc_id) is in the index")
     rng = random.Random(seed)
     keep = set(rng.sample(range(len(found)), round(p_oracle * len(found))))
-    retrieved = open_retriever(index, retrieve_mode).retrieve([e.question for e, _ in found], distractors + 8)
+    retriever = open_retriever(index, retrieve_mode, **(retrieve_options or {}))
+    retrieved = retriever.retrieve([e.question for e, _ in found], distractors + 8)
     all_chunks = lookup.all_chunks
     layouts = []
     for i, ((example, oracle), hits) in enumerate(zip(found, retrieved)):
@@ -205,9 +209,11 @@ def build_training_set(
     quote: bool = False,
     context_sentences: int = 0,
     retrieve_mode: str = "hybrid",
+    retrieve_options: Mapping[str, Any] | None = None,
 ) -> list[TrainExample]:
     """Dispatch by mode: 'sft' (closed-book), 'sft-context' (gold passage; index optional), 'raft' (index
-    required; distractors retrieved with `retrieve_mode`). `index` may be an opened Index or its folder."""
+    required; distractors retrieved with `retrieve_mode` and `retrieve_options`). `index` may be an opened Index or
+    its folder."""
     mode = mode.replace("_", "-")
     if mode not in TRAINING_MODES:
         raise ConfigError(f"unknown training mode {mode!r}: use one of {', '.join(TRAINING_MODES)}")
@@ -219,7 +225,8 @@ def build_training_set(
         index = Index.open(index)  # NotBuiltError when missing
     if mode == "raft":
         return build_raft_examples(examples, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
-                                   quote=quote, context_sentences=context_sentences, retrieve_mode=retrieve_mode)
+                                   quote=quote, context_sentences=context_sentences, retrieve_mode=retrieve_mode,
+                                   retrieve_options=retrieve_options)
     return build_sft_examples(examples, with_context=mode == "sft-context", index=index,
                               context_sentences=context_sentences)
 

@@ -50,7 +50,7 @@ from ragtune.workflows.compare_inputs import (  # noqa: F401  (CompareConfig, lo
     remote_model,
     tuned_retriever_arms,
 )
-from ragtune.workflows.train_arms import train_adapters
+from ragtune.workflows.train_arms import raft_layout, train_adapters
 
 logger = logging.getLogger(__name__)
 
@@ -258,13 +258,13 @@ def _train_missing_adapters(config: CompareConfig, inputs: CompareInputs, out_di
     out_dir (recorded in setup["training"]), on `examples(kind)` when given (the ones the search trains on).
 
     RAFT trains on the layout the raft arm answers with: k passages (the oracle and k-1 distractors, or k
-    distractors) whose distractors come from the run's retrieval mode."""
+    distractors) whose distractors come from the run's retrieval mode and +rerank settings (raft_layout)."""
     adapters = dict(inputs.adapters)
     needed = {ARMS[a].adapter for a in config.arms} - {None}
     missing = sorted(kind for kind in needed if adapters[kind] is None)
     if not (config.train and missing):
         return adapters
-    settings = {"raft": {"distractors": config.k - 1, "retrieve_mode": config.mode}}
+    settings = {"raft": raft_layout(config)}
     chosen = {kind: examples(kind) for kind in missing} if examples else None
     trained = train_adapters(inputs.index, kinds=missing, out_dir=out_dir, model=config.model,
                              train_data=config.train_data, examples=chosen, epochs=config.train_epochs,

@@ -35,7 +35,16 @@ SYNTHESIS = {
     "sft": {"per_chunk": 4, "paraphrases": 1, "questions": "rules", "paraphraser": "rules"},
     "raft": {"per_chunk": 4, "paraphrases": 0, "questions": "rules"},
 }
-_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences", "retrieve_mode")
+_DATA_OPTIONS = ("max_examples", "distractors", "p_oracle", "quote", "context_sentences", "retrieve_mode",
+                 "retrieve_options")
+
+
+def raft_layout(config: Any) -> dict[str, Any]:
+    """The RAFT data options a comparison trains with (`compare --train` and its search): the layout its raft arm
+    answers with — k passages, the distractors retrieved by the run's mode with its +rerank settings."""
+    options = config.retrieve_options()
+    layout = {"distractors": config.k - 1, "retrieve_mode": config.mode}
+    return {**layout, "retrieve_options": options} if options else layout  # no options: the adapter cache keys stay
 
 
 def training_examples(
@@ -110,7 +119,8 @@ def train_adapters(
     """Train one adapter per kind ('sft', 'raft') into out_dir/<kind>; returns {kind: {path, train_s, ...}}.
 
     `settings` tunes a kind: FinetuneConfig fields (e.g. {"sft": {"max_steps": 100}}) plus, for the data,
-    "max_examples" (a seeded sample) and, for RAFT, "distractors", "p_oracle" and "retrieve_mode" (distractors').
+    "max_examples" (a seeded sample) and, for RAFT, "distractors", "p_oracle", "retrieve_mode" and "retrieve_options"
+    (the distractors' retrieval).
     `train_minutes`: each kind's examples and epochs are cut to fit that many minutes on this machine
     (ragtune.train.budget; the plan is given to `on_plan(kind, plan)` before training and recorded as "plan").
     `examples`: the QA examples of every kind, or {kind: examples}; None: `train_data`, else each kind's own
@@ -142,7 +152,8 @@ def train_adapters(
         train = build_training_set(chosen, kind, index, seed=seed, distractors=data_options.get("distractors", 3),
                                    p_oracle=data_options.get("p_oracle", 0.8), quote=data_options.get("quote", False),
                                    context_sentences=data_options.get("context_sentences", 0),
-                                   retrieve_mode=data_options.get("retrieve_mode", "hybrid"))
+                                   retrieve_mode=data_options.get("retrieve_mode", "hybrid"),
+                                   retrieve_options=data_options.get("retrieve_options"))
         export_jsonl(train, out_dir / f"{kind}_train.jsonl")
         options.setdefault("epochs", int(epochs or DEFAULT_EPOCHS[kind]))
         config = FinetuneConfig(base_model=model, seed=seed, **options)

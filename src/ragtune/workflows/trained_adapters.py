@@ -251,4 +251,6 @@ class SearchTraining:
 
     def _settings(self, kind: str) -> dict[str, Any]:
         """The data options compare --train trains `kind` with (RAFT: the layout the raft arm answers with)."""
-        return {"distractors": self.config.k - 1, "retrieve_mode": self.config.mode} if kind == "raft" else {}
+        from ragtune.workflows.train_arms import raft_layout
+
+        return raft_layout(self.config) if kind == "raft" else {}
