@@ -109,6 +109,13 @@ def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp
     assert first.startswith("  1.") and "leave\\npolicy.txt" in first and "thirty days" in snippet
 
 
+@pytest.mark.parametrize("query", ["", "  \t"])
+def test_search_with_a_blank_query_is_one_line_exit_2(tmp_path: Path, query: str, capsys) -> None:
+    """As the server's /v1/search answers 400: before, a blank query listed hits ranked by nothing."""
+    code, _out, err = run_main(["search", query, "--index", str(tmp_path / "no-index")], capsys)
+    assert code == 2 and _one_error_line(err) == "error: no query: pass the text to search for"
+
+
 def test_runs_with_a_db_that_is_not_one_is_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "notes.txt").write_text("not sqlite, just text that is long enough to have a header" * 4)
     code, _out, err = run_main(["runs", "--db", str(tmp_path / "notes.txt")], capsys)
