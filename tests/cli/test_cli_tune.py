@@ -32,7 +32,8 @@ def index_and_questions(tmp_path: Path) -> tuple[str, str]:
     (["--validation", "synth"], "cannot synthesise validation questions: every one of the index's 1 document"),
     (["--validation", "nope"], "validation"),
     (["--max-cost-per-1k", "0"], "--max-cost-per-1k"),
-    (["--search-train-minutes", "5"], "--search-train-minutes budgets the training the settings search does"),
+    (["--search-train-minutes", "5"], "--search-train-minutes budgets the training the settings search does: add "
+                                      "--train, or drop it"),  # tune always searches: only --train is missing
 ])
 def test_tune_usage_errors_are_one_line(index_and_questions, tmp_path, capsys, extra, message):
     index, questions = index_and_questions
@@ -66,7 +67,9 @@ def test_compare_search_synth_without_a_free_document_is_one_line(index_and_ques
      "--max-p95-ms, --max-cost-per-1k apply to the settings search"),
     (["--search", "2", "--validation-questions", "5"], "--validation-questions sizes synthesised validation"),
     (["--search", "2", "--search-train-minutes", "5"], "--search-train-minutes budgets the training the settings "
-                                                       "search does: add --search TRIALS and --train"),
+                                                       "search does: add --train, or drop it"),
+    (["--search-train-minutes", "5"], "--search-train-minutes budgets the training the settings search does: add "
+                                      "--search TRIALS and --train"),
     (["--search-train-usd", "0.5", "--train"], "--search-train-usd budgets the training"),
 ])
 def test_compare_search_options_without_their_search_are_one_line(index_and_questions, tmp_path, capsys, extra,

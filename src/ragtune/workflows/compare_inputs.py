@@ -220,8 +220,9 @@ def _check_search_options(config: CompareConfig) -> None:
     budget = [flag for flag, value in (("--search-train-minutes", config.search_train_minutes),
                                        ("--search-train-usd", config.search_train_usd)) if value is not None]
     if budget and not (config.search and config.train):
-        raise ConfigError(f"{', '.join(budget)} budgets the training the settings search does: add --search TRIALS "
-                          "and --train, or drop it")
+        missing = "--train" if config.search else "--search TRIALS and --train"  # `tune` always searches
+        raise ConfigError(f"{', '.join(budget)} budgets the training the settings search does: add {missing}, or "
+                          "drop it")
     if config.validation_questions is not None and config.validation != "synth":
         raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 
