@@ -78,3 +78,19 @@ def test_reindex_cli(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "precision 'int4'" in err
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("config_json", [None, "{not json"])
+def test_reindex_with_a_folder_that_is_no_model_is_one_line(source: Path, tmp_path: Path, config_json,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """Before: transformers' ValueError as a traceback (a folder without config.json, exit 1)."""
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    if config_json is not None:
+        (folder / "config.json").write_text(config_json)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reindex", str(source), "--embedder", str(folder), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: embedding model folder '{folder}' could not be loaded (")
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o*"))

@@ -248,7 +248,12 @@ def get_embedder(name: str = BUNDLED, precision: str = "fp32") -> Embedder | Has
             path = resolve_embedder(name)
             model_id = BUNDLED_EMBEDDER_ID if name == BUNDLED else str(path.resolve())
             logger.debug("loading embedder %s (%s) from %s", model_id, precision, path)
-            embedder = Embedder(str(path), model_id, precision)
+            try:
+                embedder = Embedder(str(path), model_id, precision)
+            except (OSError, ValueError, KeyError) as exc:  # not a model folder: transformers' own error, one line
+                detail = " ".join(str(exc).split())[:300]
+                raise ConfigError(f"embedding model folder {str(path)!r} could not be loaded ({detail}); give a "
+                                  "sentence-transformers or Hugging Face model folder, or 'bundled'") from None
         _CACHE[key] = embedder
         return embedder
 
