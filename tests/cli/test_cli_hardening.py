@@ -38,6 +38,21 @@ def test_compare_out_under_a_file_is_one_line_exit_2(tmp_path: Path, questions: 
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ('{"question": "Who?"}\nnot json\n', "2 malformed question(s): "),
+    ("", "no questions in "),
+])
+def test_compare_questions_file_errors_speak_of_questions(tmp_path: Path, text: str, said: str, capsys) -> None:
+    """Before: "no valid training examples in ...", the training loader's words, for compare's evaluation questions."""
+    path = tmp_path / "q.jsonl"
+    path.write_text(text)
+    code, _out, err = run_main(["compare", "--index", str(tmp_path / "no-index"), "--questions", str(path),
+                                "--out", str(tmp_path / "run"), "--arms", "base"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and said in line and "training" not in line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
 def test_compare_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path, questions: Path, capsys) -> None:
     (tmp_path / "run").write_text("x")
     code, _out, err = run_main(["compare", "--index", str(tmp_path), "--questions", str(questions),

@@ -84,11 +84,13 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
         raise InputError(f"questions file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
-    loaded = load_examples(path)
+    loaded = load_examples(path, allow_empty=True)  # the errors are reported below, as questions (not training)
     if loaded.errors:
         shown = "; ".join(loaded.errors[:3])
         more = f" (and {len(loaded.errors) - 3} more)" if len(loaded.errors) > 3 else ""
         raise InputError(f"{path}: {len(loaded.errors)} malformed question(s): {shown}{more}")
+    if not loaded.examples:
+        raise InputError(f"no questions in {str(path)!r}: the file is empty")
     examples = [e if e.qid else _with_qid(e, i) for i, e in enumerate(loaded.examples)]
     if len({e.qid for e in examples}) != len(examples):
         raise InputError(f"{path}: question ids are not unique")
