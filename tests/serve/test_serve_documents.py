@@ -76,6 +76,32 @@ def test_list_documents_respects_groups(served):
     assert ids(ADMIN_KEY) == ["boat.md", "deploy.md", "leave.md", "salaries.md"]
 
 
+def test_list_documents_pages_by_id_within_the_callers_groups(served):
+    """GET /v1/documents pages (?limit, ?after=last_id, has_more) in id order; a page is cut after the access
+    filter, and a cursor whose document was deleted meanwhile still pages on."""
+    client, _, _ = served
+
+    def page(key: str, **params) -> dict:
+        response = client.get("/v1/documents", headers=auth(key), params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    first = page(ADMIN_KEY, limit=2)
+    assert [d["id"] for d in first["data"]] == ["boat.md", "deploy.md"]
+    assert (first["first_id"], first["last_id"], first["has_more"]) == ("boat.md", "deploy.md", True)
+    second = page(ADMIN_KEY, limit=2, after=first["last_id"])
+    assert [d["id"] for d in second["data"]] == ["leave.md", "salaries.md"] and second["has_more"] is False
+    assert [d["id"] for d in page(HR_KEY, limit=2, after="boat.md")["data"]] == ["leave.md", "salaries.md"]
+    assert [d["id"] for d in page(PLAIN_KEY, limit=1, after="boat.md")["data"]] == ["leave.md"]
+    assert client.delete("/v1/documents/deploy.md", headers=auth(ADMIN_KEY)).status_code == 200
+    assert [d["id"] for d in page(ADMIN_KEY, limit=5, after="deploy.md")["data"]] == ["leave.md", "salaries.md"]
+    empty = page(ADMIN_KEY, after="zzz")
+    assert (empty["data"], empty["first_id"], empty["last_id"], empty["has_more"]) == ([], None, None, False)
+    for bad in ({"limit": 0}, {"limit": 1001}, {"limit": "many"}):
+        response = client.get("/v1/documents", headers=auth(ADMIN_KEY), params=bad)
+        assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+
+
 def test_file_upload_with_groups_and_metadata(served):
     client, _, _ = served
     response = client.post(

@@ -1,5 +1,8 @@
 """Live document updates: POST/GET /v1/documents, PUT/DELETE /v1/documents/{id}.
 
+GET lists the documents a caller may see by id, a page at a time (`?limit=` 1-1000, default 100; `?after=` the
+previous page's `last_id`; `has_more` says another page follows), as OpenAI's list endpoints page.
+
 Bodies are JSON ({"id", "text", "title", "metadata", "groups"}) or multipart form data (a `file` plus the
 same fields, metadata as a JSON string and groups comma-separated). Uploads are validated as ingest does
 (type by extension, size, encoding via the same loaders); the upload is written to a fresh temp folder
@@ -10,6 +13,7 @@ no-op, so there are never duplicates.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import shutil
@@ -18,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -34,6 +38,7 @@ DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/:]{0,199}$")
 GROUP = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_METADATA_KEYS = 32
 MAX_METADATA_CHARS = 8192
+LIST_LIMIT, MAX_LIST_LIMIT = 100, 1000  # documents per page of GET /v1/documents: the default and the most
 
 
 def check_doc_id(doc_id: str) -> str:
@@ -201,8 +206,15 @@ async def delete_document(doc_id: str, request: Request, caller: Caller = Depend
 
 
 @router.get("/v1/documents")
-async def list_documents(request: Request, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
-    """The live documents this caller may see."""
+async def list_documents(request: Request, caller: Caller = Depends(get_caller),
+                         limit: int = Query(LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT),
+                         after: str | None = Query(None, max_length=400)) -> dict[str, Any]:
+    """The live documents this caller may see, in id order: `limit` of them after the id `after` (which need not
+    exist any more: a page stays right when documents change between calls)."""
     service = request.app.state.service
-    docs = await run_in_threadpool(service.visible_documents, caller)
-    return {"object": "list", "data": [document_record(d) for d in docs]}
+    docs = sorted(await run_in_threadpool(service.visible_documents, caller), key=lambda d: d.doc_id)
+    start = 0 if after is None else bisect.bisect_right([d.doc_id for d in docs], after)
+    page = docs[start:start + limit]
+    return {"object": "list", "data": [document_record(d) for d in page],
+            "first_id": page[0].doc_id if page else None, "last_id": page[-1].doc_id if page else None,
+            "has_more": start + limit < len(docs)}

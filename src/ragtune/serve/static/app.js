@@ -119,9 +119,10 @@ async function loadModels() {
 }
 
 async function loadDocuments() {
-  const docs = await api("/v1/documents");
+  const docs = await api("/v1/documents?limit=1000");
   const list = $("doc-list");
   list.innerHTML = "";
+  if (docs.has_more) status("showing the first 1000 documents by id (GET /v1/documents?after=… pages on)");
   for (const doc of docs.data) {
     const li = document.createElement("li");
     li.dataset.id = doc.id;
