@@ -318,6 +318,25 @@ def test_the_search_starts_from_the_defaults_one_setting_at_a_time_then_tpe(tmp_
     assert again.calls == runner.calls  # seeded
 
 
+def test_after_the_sweep_the_settings_that_won_alone_are_tried_together(tmp_path: Path):
+    """k 5 (0.50) and bm25 (0.45) each beat the defaults (0.40) alone; the next trial puts them together (bm25 with
+    k 5: 0.90), before TPE — found in 5 trials whatever the sampler would have proposed."""
+    runner = FakeRunner(TABLE)
+    result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=3)
+    assert runner.calls[4] == {"mode": "bm25", "k": 5} and result.best.params == {"mode": "bm25", "k": 5}
+    worse = {**TABLE, ("bm25", 3): (0.35, 80.0)}  # one winner alone (k 5): no combination, TPE proposes the fifth
+    for seed in range(4):
+        alone = FakeRunner(worse)
+        search_arm("rag", SPACE, DEFAULTS, alone, tmp_path / f"alone{seed}", budget=5, seed=seed)
+        assert alone.calls[:4] == runner.calls[:4] and len(alone.calls) == 5
+    tight = FakeRunner(TABLE)  # budget 3 varies each setting once and has no trial left to combine them
+    search_arm("rag", SPACE, DEFAULTS, tight, tmp_path / "tight", budget=3, seed=3)
+    assert tight.calls == runner.calls[:3]
+    resumed = FakeRunner(TABLE)
+    search_arm("rag", SPACE, DEFAULTS, resumed, tmp_path, budget=5, seed=3, resume=True)
+    assert resumed.calls == []  # the combination is recorded like any trial
+
+
 def test_a_tie_keeps_the_defaults(tmp_path: Path):
     flat = {key: (0.5, 10.0) for key in TABLE}
     result = search_arm("rag", SPACE, DEFAULTS, FakeRunner(flat), tmp_path, budget=6)

@@ -5,8 +5,11 @@ A trial answers every validation question through the one answer path (ragtune.e
 and scores token F1 — the metric `compare` reports. When the whole grid fits in the budget every configuration
 is tried (optuna's GridSampler); otherwise the search goes module by module first — the arm's defaults, then the
 defaults with one setting changed at a time (`coordinate_sweep`: every setting's first other value before any
-second one, so even a small budget varies each setting once) — and a seeded TPE sampler, which learns from those
-trials, proposes the rest (sampler "coordinate+tpe"). A p95 latency
+second one, so even a small budget varies each setting once), then, when two or more settings beat the defaults
+changed alone, one trial with each of them at its best value together (`combined_winners`: the module-by-module
+step that puts the sweep's findings together; a budget that can vary every setting once and still hold it keeps a
+trial for it) — and a seeded TPE sampler, which learns from those trials, proposes the rest (sampler
+"coordinate+tpe"). A p95 latency
 limit and a serving-cost limit (USD per 1k queries: the cost model, ragtune.evaluate.cost, priced on the mean
 validation latency as `compare` prices an arm) are constraints: a trial over either is recorded as infeasible
 and never chosen, however good its F1.
@@ -47,7 +50,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,15 +225,21 @@ def search_arm(arm: str, space: SearchSpace, defaults: Mapping[str, Choice], run
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "trial N finished" line per trial on stderr
     try:
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-        if not grid:
-            study.enqueue_trial(defaults)  # the defaults are the first trial: the baseline the search must beat
-            for params in coordinate_sweep(space, defaults, budget - 1):
-                study.enqueue_trial(params)
         # TPE may propose a configuration again; those repeats cost nothing, and the cap ends a search that
         # keeps repeating itself before it has `target` distinct ones.
-        seen = run_trials(study, space, executor, target=target, max_asks=target if grid else 20 * target + 20,
-                          recorded=recorded, limits=limits, pruning=pruning,
-                          record=lambda trial: _append(trials_path, trial))
+        run = dict(space=space, executor=executor, max_asks=target if grid else 20 * target + 20, recorded=recorded,
+                   limits=limits, pruning=pruning, record=lambda trial: _append(trials_path, trial))
+        seen: dict[str, Trial] = {}
+        if not grid:
+            study.enqueue_trial(defaults)  # the defaults are the first trial: the baseline the search must beat
+            sweep = coordinate_sweep(space, defaults, sweep_limit(space, defaults, budget))
+            for params in sweep:
+                study.enqueue_trial(params)
+            seen = run_trials(study, target=min(target, 1 + len(sweep)), **run)
+            combined = combined_winners(defaults, seen.values())
+            if combined is not None and params_key(combined) not in seen:
+                study.enqueue_trial(combined)
+        seen = run_trials(study, target=target, seen=seen, **run)
     finally:
         optuna.logging.set_verbosity(verbosity)
     trials = sorted(seen.values(), key=lambda t: t.number)
@@ -262,6 +271,45 @@ def coordinate_sweep(space: SearchSpace, defaults: Mapping[str, Choice], limit: 
              for depth in range(max(map(len, others), default=0)) for options in others if depth < len(options)
              for name, value in [options[depth]]]
     return sweep[: max(limit, 0)]
+
+
+def sweep_limit(space: SearchSpace, defaults: Mapping[str, Choice], budget: int) -> int:
+    """How many one-setting changes the sweep may take of `budget` trials: all but the defaults' trial, less one
+    kept for combining the sweep's winners when the budget can still vary every setting once before it.
+
+    >>> from ragtune.workflows.search_space import Param
+    >>> space = SearchSpace((Param("k", (3, 5), ""), Param("mode", ("hybrid", "dense", "bm25"), "")))
+    >>> [sweep_limit(space, {"k": 3, "mode": "hybrid"}, budget) for budget in (2, 3, 4, 5, 12)]
+    [1, 2, 2, 3, 10]
+    """
+    varied = sum(any(value != defaults[p.name] for value in p.choices) for p in space.params)
+    return budget - 2 if budget - 2 >= varied else budget - 1
+
+
+def combined_winners(defaults: Mapping[str, Choice], trials: Iterable[Trial]) -> dict[str, Choice] | None:
+    """The defaults with each setting that beat them when changed alone (a feasible trial with a higher validation
+    F1) set to its best such value — when two or more settings did; else None (one winner is its own trial).
+
+    >>> from ragtune.workflows.trial_types import TrialMetrics
+    >>> def tried(f1, **params):
+    ...     return Trial(0, {"k": 3, "mode": "hybrid", **params}, TrialMetrics(f1, 0, 1, 1, 1), 0.0, True)
+    >>> combined_winners({"k": 3, "mode": "hybrid"}, [tried(0.4), tried(0.5, k=5), tried(0.45, mode="bm25"),
+    ...                                              tried(0.6, mode="dense", k=5), tried(0.3, mode="dense")])
+    {'k': 5, 'mode': 'bm25'}
+    """
+    defaults = dict(defaults)
+    base = next((t for t in trials if t.params == defaults and t.feasible), None)
+    if base is None:
+        return None
+    best: dict[str, tuple[Choice, float]] = {}
+    for trial in trials:
+        changed = [name for name in defaults if trial.params.get(name) != defaults[name]]
+        if not trial.feasible or len(changed) != 1 or trial.metrics.f1 <= base.metrics.f1:
+            continue
+        name = changed[0]
+        if name not in best or trial.metrics.f1 > best[name][1]:
+            best[name] = (trial.params[name], trial.metrics.f1)
+    return {**defaults, **{name: value for name, (value, _) in best.items()}} if len(best) >= 2 else None
 
 
 def _best(arm: str, trials: list[Trial], defaults: Mapping[str, Choice], limits: Limits) -> Trial:

@@ -124,16 +124,17 @@ class InProcessTrials:
 
 def run_trials(study: Any, space: SearchSpace, executor: TrialExecutor, *, target: int, max_asks: int,
                recorded: Mapping[str, Trial], limits: Limits, pruning: bool,
-               record: Callable[[Trial], None]) -> dict[str, Trial]:
+               record: Callable[[Trial], None], seen: Mapping[str, Trial] | None = None) -> dict[str, Trial]:
     """Ask the study for configurations until `target` distinct ones have results (or `max_asks` asks: TPE may
     keep proposing the same ones), running the new ones on `executor`; `record(trial)` as each finishes.
-    Returns every configuration's result by params_key (the recorded ones it was asked for included)."""
+    Returns every configuration's result by params_key (the recorded ones it was asked for included); `seen`:
+    the results of an earlier call on the same study, which count towards `target` (a search in phases)."""
     import optuna
 
-    seen: dict[str, Trial] = {}
+    seen = dict(seen or {})
     running: dict[int, tuple[str, dict[str, Choice], Any]] = {}  # number -> (key, params, optuna trial)
     waiting: dict[str, list[Any]] = {}  # key -> optuna trials asked again while it runs
-    next_number = max((t.number for t in recorded.values()), default=-1) + 1
+    next_number = max((t.number for t in (*recorded.values(), *seen.values())), default=-1) + 1
     asks = 0
     while True:
         while len(seen) + len(running) < target and asks < max_asks and len(running) < executor.width:
