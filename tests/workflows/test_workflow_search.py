@@ -3,6 +3,7 @@ trial runner (constraint, resume, grid vs TPE), and the runs-database record."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -14,7 +15,7 @@ from ragtune.errors import ConfigError, InputError
 from ragtune.evaluate.cost import CostModel
 from ragtune.types import Example
 from ragtune.workflows import search_space
-from ragtune.workflows.search import TrialMetrics, read_trials, search_arm
+from ragtune.workflows.search import TrialMetrics, combined_winners, read_trials, search_arm
 from ragtune.workflows.search_space import Param, SearchSpace, default_params, space_for
 from ragtune.workflows.validation_split import free_documents, split_by_document, synth_size, synthesize_validation
 
@@ -324,11 +325,13 @@ def test_after_the_sweep_the_settings_that_won_alone_are_tried_together(tmp_path
     runner = FakeRunner(TABLE)
     result = search_arm("rag", SPACE, DEFAULTS, runner, tmp_path, budget=5, seed=3)
     assert runner.calls[4] == {"mode": "bm25", "k": 5} and result.best.params == {"mode": "bm25", "k": 5}
-    worse = {**TABLE, ("bm25", 3): (0.35, 80.0)}  # one winner alone (k 5): no combination, TPE proposes the fifth
-    for seed in range(4):
-        alone = FakeRunner(worse)
-        search_arm("rag", SPACE, DEFAULTS, alone, tmp_path / f"alone{seed}", budget=5, seed=seed)
-        assert alone.calls[:4] == runner.calls[:4] and len(alone.calls) == 5
+    tried = {json.dumps(t.params, sort_keys=True): t for t in result.trials}
+    trial = lambda mode, k: tried[json.dumps({"k": k, "mode": mode}, sort_keys=True)]  # noqa: E731
+    sweep = [trial("hybrid", 3), trial("dense", 3), trial("hybrid", 5), trial("bm25", 3)]
+    assert combined_winners(DEFAULTS, sweep) == {"mode": "bm25", "k": 5}
+    assert combined_winners(DEFAULTS, sweep[:3]) is None  # one winner (k 5) is its own trial: nothing to combine
+    unfit = dataclasses.replace(sweep[3], feasible=False)  # over a limit (or pruned): never a winner
+    assert combined_winners(DEFAULTS, [*sweep[:3], unfit]) is None
     tight = FakeRunner(TABLE)  # budget 3 varies each setting once and has no trial left to combine them
     search_arm("rag", SPACE, DEFAULTS, tight, tmp_path / "tight", budget=3, seed=3)
     assert tight.calls == runner.calls[:3]

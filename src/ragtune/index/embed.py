@@ -63,7 +63,12 @@ class Embedder:
         self.precision = check_precision(precision)
         self.int8_graph = int8_graph_of(self.precision)
         self.model_path = model_path
-        self._st = SentenceTransformer(model_path, device="cpu")
+        try:
+            self._st = SentenceTransformer(model_path, device="cpu")
+        except (OSError, ValueError, KeyError) as exc:  # not a model folder: transformers' own error, as one line
+            detail = " ".join(str(exc).split())[:300]
+            raise ConfigError(f"embedding model folder {model_path!r} could not be loaded ({detail}); give a "
+                              "sentence-transformers or Hugging Face model folder, or 'bundled'") from None
         self._st.eval()
         get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
         self.dim = int(get_dim())
@@ -248,12 +253,7 @@ def get_embedder(name: str = BUNDLED, precision: str = "fp32") -> Embedder | Has
             path = resolve_embedder(name)
             model_id = BUNDLED_EMBEDDER_ID if name == BUNDLED else str(path.resolve())
             logger.debug("loading embedder %s (%s) from %s", model_id, precision, path)
-            try:
-                embedder = Embedder(str(path), model_id, precision)
-            except (OSError, ValueError, KeyError) as exc:  # not a model folder: transformers' own error, one line
-                detail = " ".join(str(exc).split())[:300]
-                raise ConfigError(f"embedding model folder {str(path)!r} could not be loaded ({detail}); give a "
-                                  "sentence-transformers or Hugging Face model folder, or 'bundled'") from None
+            embedder = Embedder(str(path), model_id, precision)
         _CACHE[key] = embedder
         return embedder
 

@@ -13,7 +13,6 @@ no-op, so there are never duplicates.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 import shutil
@@ -212,9 +211,9 @@ async def list_documents(request: Request, caller: Caller = Depends(get_caller),
     """The live documents this caller may see, in id order: `limit` of them after the id `after` (which need not
     exist any more: a page stays right when documents change between calls)."""
     service = request.app.state.service
-    docs = sorted(await run_in_threadpool(service.visible_documents, caller), key=lambda d: d.doc_id)
-    start = 0 if after is None else bisect.bisect_right([d.doc_id for d in docs], after)
-    page = docs[start:start + limit]
+    docs = sorted((d for d in await run_in_threadpool(service.visible_documents, caller)
+                   if after is None or d.doc_id > after), key=lambda d: d.doc_id)
+    page = docs[:limit]
     return {"object": "list", "data": [document_record(d) for d in page],
             "first_id": page[0].doc_id if page else None, "last_id": page[-1].doc_id if page else None,
-            "has_more": start + limit < len(docs)}
+            "has_more": len(docs) > limit}

@@ -297,7 +297,7 @@ def combined_winners(defaults: Mapping[str, Choice], trials: Iterable[Trial]) ->
     ...                                              tried(0.6, mode="dense", k=5), tried(0.3, mode="dense")])
     {'k': 5, 'mode': 'bm25'}
     """
-    defaults = dict(defaults)
+    defaults, trials = dict(defaults), list(trials)  # read twice: the defaults' trial, then the winners
     base = next((t for t in trials if t.params == defaults and t.feasible), None)
     if base is None:
         return None
