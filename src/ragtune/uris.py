@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _COLLAPSED = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):/(?!/)")
+_URI_LIKE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]+):(?:/|$)")
 
 
 def uri_scheme(value: str) -> str | None:
@@ -42,6 +43,19 @@ def index_uri(value: object, schemes: Collection[str]) -> str | None:
     if match and match.group(1).lower() in schemes:
         return f"{match.group(1)}://{text[match.end():]}"
     return None
+
+
+def uri_like_scheme(value: object) -> str | None:
+    """The scheme of an `--index` value that reads as a URI but is not a complete one: `scheme://...`, the
+    `scheme:/...` a `pathlib.Path` makes of it, or a bare `scheme:` (what `Path("postgresql://")` becomes). None
+    for a plain path (a one-letter scheme is a Windows drive, not a URI).
+
+    >>> uri_like_scheme("qdrant://h:1/c"), uri_like_scheme("postgresql:"), uri_like_scheme("runs/index")
+    ('qdrant', 'postgresql', None)
+    >>> uri_like_scheme("C:/index")
+    """
+    match = _URI_LIKE.match(str(value)) if isinstance(value, (str, PurePath)) else None
+    return match.group(1).lower() if match else None
 
 
 def redact_uri(uri: str) -> str:

@@ -4,11 +4,13 @@ name a running server (see tests/store/conftest.py)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig
-from ragtune.errors import ConfigError, InputError
+from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import HashEmbedder, Index
 from ragtune.index.embed import with_precision
 from ragtune.retrieve import open_retriever
@@ -135,6 +137,60 @@ def test_another_embedder_is_refused(location: str) -> None:
     other = Index.open(location, embedder=HashEmbedder(32))
     with pytest.raises(ConfigError):
         other.add_documents([Document("new.md", "Something new entirely.")])
+
+
+@pytest.mark.parametrize("into", ["same", "folder"])
+def test_reembed_copies_documents_and_chunks_with_new_vectors(location: str, backend: str, into: str, tmp_path) -> None:
+    """`ragtune reindex` from any backend into a new collection of the same one, or into a folder."""
+    from tests.store.conftest import drop_location, fresh_location
+
+    from ragtune.index.reembed import reembed_index
+
+    open_index(location).add_documents(corpus())
+    target = fresh_location(backend if into == "same" else "folder", tmp_path / "target")
+    try:
+        stats = reembed_index(location, target, "hash:32")
+        old, new = Index.open(location, embedder=HashEmbedder(64)), Index.open(target, embedder=HashEmbedder(32))
+        assert (stats.documents, stats.chunks, stats.dim) == (4, len(old), 32) and len(new) == len(old)
+        assert sorted((d.doc_id, d.hash, d.n_chunks, json.dumps(d.metadata, sort_keys=True)) for d in new.documents()) == \
+            sorted((d.doc_id, d.hash, d.n_chunks, json.dumps(d.metadata, sort_keys=True)) for d in old.documents())
+        assert sorted((c.chunk_id, c.text) for c in new.chunks()) == sorted((c.chunk_id, c.text) for c in old.chunks())
+        retriever = open_retriever(new, "dense")
+        assert doc_ids(retriever.retrieve(["Cats purr and sleep in the sun"], k=1)[0]) == ["cats.md"]
+        hits = retriever.retrieve(["salary reviews firmware budget"], k=4, filters={ACCESS_FIELD: ["eng"]})[0]
+        assert sorted(doc_ids(hits)) == ["boats.md", "cats.md", "eng.md"]  # the access groups came along: no hr.md
+        with pytest.raises(ConfigError, match="re-embed into a new|not empty"):
+            reembed_index(location, target, "hash:32")  # the target holds an index now: refused, kept
+        assert len(Index.open(target, embedder=HashEmbedder(32))) == len(old)
+    finally:
+        drop_location(target)
+
+
+def test_a_reembed_that_fails_midway_drops_its_new_collection(store_uri: str, tmp_path, monkeypatch) -> None:
+    from ragtune.errors import BackendError
+    from ragtune.index.reembed import reembed_index
+    from ragtune.store.milvus import MilvusStore
+    from ragtune.store.postgres import PostgresStore
+
+    source = tmp_path / "source"
+    open_index(str(source)).add_documents(corpus())
+    monkeypatch.setattr("ragtune.store.index.WRITE_DOCS", 1)  # one document per write
+    calls = []
+    for cls in (MilvusStore, PostgresStore):
+        real = cls.replace_documents
+
+        def failing(self, docs, chunks, vectors, real=real):
+            calls.append(len(docs))
+            if len(calls) == 3:
+                raise BackendError("the engine went away")
+            return real(self, docs, chunks, vectors)
+
+        monkeypatch.setattr(cls, "replace_documents", failing)
+    with pytest.raises(BackendError, match="went away"):
+        reembed_index(source, store_uri, "hash:32")
+    assert calls == [1, 1, 1]
+    with pytest.raises(NotBuiltError):
+        Index.open(store_uri, embedder=HashEmbedder(32))  # two documents were written, and dropped again
 
 
 class QuantisedHash(HashEmbedder):

@@ -98,3 +98,34 @@ def test_index_dispatches_uris_by_scheme_without_importing_the_store_layer() -> 
 
     with pytest.raises(ConfigError, match="unknown index URI scheme 'redis'"):
         Index.open("redis://h:1/c")
+
+
+@pytest.mark.parametrize("value", ["qdrant://127.0.0.1:6333/docs", "postgresql://", "milvus:"])
+def test_an_incomplete_or_unknown_uri_creates_no_folder(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """typer turns `--index qdrant://h/c` into Path('qdrant:/h/c') and `postgresql://` into 'postgresql:': once
+    these were folders an ingest filled; now one line, exit 2, and nothing on disk."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\nSome text.\n", encoding="utf-8")
+    assert _exit_code(["ingest", "docs", "--index", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "reads as a URI" in err and value.split(":")[0] + "://" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]
+    assert _exit_code(["search", "q", "--index", value]) == 2
+
+
+def test_an_existing_folder_named_like_a_scheme_still_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes:").mkdir()  # made by the user: an index may go there
+    Index.create("notes:")
+    assert len(Index.open(Path("notes:"))) == 0
+
+
+@pytest.mark.parametrize("port", ["99999", "port"])
+def test_a_bad_milvus_port_is_a_config_error(port: str) -> None:
+    pytest.importorskip("pymilvus")
+    with pytest.raises(ConfigError, match="bad Milvus URI .*[Pp]ort"):
+        Index.open(f"milvus://127.0.0.1:{port}/docs")
+

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         sync_graph(index, extractor=extractor)
         state, graph = load_graph(index)
         load_communities(index.path, state, graph)  # cached now: `graph show` and graph-global only read them
-        typer.echo(f"graph of {index_dir}: {graph.n_entities} entities, {graph.n_edges} edges over {graph.n_chunks} chunks")
+        typer.echo(f"graph of {getattr(index, 'uri', index_dir)}: {graph.n_entities} entities, {graph.n_edges} edges over {graph.n_chunks} chunks")
 
     @graph_app.command("show")
     def show(

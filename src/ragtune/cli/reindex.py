@@ -1,4 +1,4 @@
-"""`ragtune reindex DIR --embedder EMB_DIR --out DIR2 [--precision fp32|int8]`."""
+"""`ragtune reindex INDEX --embedder EMB_DIR --out NEW_INDEX [--precision fp32|int8]` (folders or store URIs)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("reindex")
     def reindex(
-        index_dir: Path = typer.Argument(..., help="The index to re-embed (left unchanged)."),
+        index_dir: Path = typer.Argument(..., help="The index to re-embed (left unchanged): a folder or a store URI."),
         embedder: str = typer.Option(..., "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder)."),
-        out: Path = typer.Option(..., "--out", help="New index folder (must not exist or be empty)."),
+        out: Path = typer.Option(..., "--out", help="New index: a folder (must not exist or be empty) or a store URI naming a new collection."),
         precision: str = typer.Option(None, "--precision", help="int8 (quantised ONNX Runtime encoder; the default for a sentence-transformers model) or fp32."),
     ) -> None:
         """Re-embed an index's chunks with another embedder into a new folder (no re-parsing; atomic)."""
         from ragtune.index.onnx_encoder import check_precision
         from ragtune.index.reembed import reembed_index
+        from ragtune.store.registry import store_uri
 
         stats = reembed_index(index_dir, out, embedder, check_precision(precision))
         typer.echo(f"re-embedded {stats.documents} documents, {stats.chunks} chunks with {stats.embedder_id} "
-                   f"({stats.dim} dims, {stats.precision}) into {out}")
+                   f"({stats.dim} dims, {stats.precision}) into {store_uri(out) or out}")

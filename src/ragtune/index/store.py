@@ -36,7 +36,7 @@ from ragtune.index.state import DocumentInfo, IndexState, IngestStats, docs_in_s
 from ragtune.progress import progress_task
 from ragtune.registry import INDEX_BACKEND_PROVIDERS, Registry
 from ragtune.types import Chunk, Document
-from ragtune.uris import index_uri, uri_scheme
+from ragtune.uris import index_uri, redact_uri, uri_like_scheme, uri_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Index:
         with another config, ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
         if (uri := _store_uri(path)) is not None:
             return _open_backend(uri, "open_or_create", config, embedder)
-        path = Path(path)
+        path = folder_path(path)
         if (path / mf.MANIFEST).is_file():
             existing = cls.open(path, embedder=embedder)
             config = with_precision(config, like=existing.config)
@@ -82,7 +82,7 @@ class Index:
         postgresql://) opens a store-backed index (ragtune.store.index.StoreIndex)."""
         if (uri := _store_uri(path)) is not None:
             return _open_backend(uri, "open", None, embedder)
-        path = Path(path)
+        path = folder_path(path)
         if not path.is_dir():
             raise NotBuiltError(f"no index at {path}; build it with `ragtune ingest PATH --index {path}`")
         manifest = mf.read_manifest(path)
@@ -112,7 +112,7 @@ class Index:
         another one: ConfigError. A URI (milvus://, postgresql://) opens a store-backed index."""
         if (uri := _store_uri(path)) is not None:
             return _open_backend(uri, "open_or_create", config, embedder)
-        path = Path(path)
+        path = folder_path(path)
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
             if config is not None and index.config != with_precision(config, like=index.config):
@@ -396,6 +396,20 @@ INDEX_BACKENDS: Registry[IndexBackend] = Registry("index URI scheme", providers=
 def _store_uri(location: Any) -> str | None:
     """The URI `location` names (an --index value), or None for a folder path."""
     return index_uri(location, INDEX_BACKENDS.names())
+
+
+def folder_path(location: str | os.PathLike) -> Path:
+    """An --index value that names no store, as a folder Path. ConfigError when no such folder exists and the value
+    reads as a URI (`qdrant://...`, or `postgresql:` as a Path makes of `postgresql://`): nothing is created."""
+    path = Path(location)
+    scheme = uri_like_scheme(location)
+    if scheme is not None and not path.exists():
+        known = ", ".join(f"{name}://" for name in INDEX_BACKENDS.names())
+        why = f"{scheme}:// is no index backend" if scheme not in INDEX_BACKENDS.names() else "it is not a complete one"
+        shown = index_uri(location, {scheme}) or str(location)  # the `//` a Path collapsed, put back
+        raise ConfigError(f"--index {redact_uri(shown)!r} reads as a URI but {why}: give a folder path or a "
+                          f"URI of {known} (e.g. milvus://HOST:PORT/COLLECTION)")
+    return path
 
 
 def _int8_graph_name(graph: int) -> str:

@@ -202,6 +202,31 @@ class StoreIndex:
             run_commit_hooks(self)
         return stats
 
+    def fill_new(self, documents: Sequence[Any], chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Fill this new collection with embedded rows (`ragtune reindex`): `documents` (DocumentInfo-like) in the
+        order of their chunks, WRITE_DOCS per write. ConfigError if it holds documents already; a failed write
+        drops the collection again."""
+        if len(self) or self._documents():
+            raise ConfigError(f"{self.uri} holds an index already; re-embed into a new collection")
+        self._check_embedder()  # creates the collection for this embedder
+        counts: dict[str, int] = {}
+        for chunk in chunks:
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+        start = 0
+        try:
+            for first in range(0, len(documents), WRITE_DOCS):
+                batch = documents[first:first + WRITE_DOCS]
+                n = sum(counts.get(d.doc_id, 0) for d in batch)
+                records = [StoredDocument(d.doc_id, d.hash, d.title, d.source, counts.get(d.doc_id, 0), dict(d.metadata))
+                           for d in batch]
+                self.store.replace_documents(records, chunks[start:start + n], np.asarray(vectors[start:start + n]))
+                start += n
+            self._flush()
+        except BaseException:
+            self.store.drop()
+            raise
+        self.reload()
+
     def _write(self, docs: list[Document], hashes: dict[str, str]) -> int:
         from ragtune.index.embed import chunk_embed_text, encode_in_steps
         from ragtune.ingest import chunk_documents, load_tokenizer

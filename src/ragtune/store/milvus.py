@@ -94,7 +94,10 @@ def parse_milvus_uri(uri: str) -> tuple[str, str | None, str, str | None]:
         raise ConfigError(
             f"bad Milvus collection name {collection!r} in {redact_uri(uri)}: letters, digits and _ (not first: digit)"
         )
-    port = parts.port or 19530
+    try:
+        port = parts.port or 19530
+    except ValueError as exc:  # a port out of range or not a number
+        raise ConfigError(f"bad Milvus URI {redact_uri(uri)}: {exc}") from None
     token = None
     if parts.username:
         token = unquote(parts.username) + (":" + unquote(parts.password) if parts.password else "")
