@@ -238,3 +238,28 @@ def test_tune_on_sentence_queries_only(tiny_st: Path, tmp_path: Path) -> None:
     assert result.pairs > 0 and result.val_pairs > 0 and manifest["validation"]["queries"] == result.val_pairs
     with pytest.raises(ConfigError, match="not both 0"):
         tune_embedder(index, tmp_path / "emb2", EmbedderTuneConfig(per_chunk=0), base=str(tiny_st))
+
+
+@pytest.mark.parametrize("backend", ["milvus", "postgres"])
+def test_tune_from_a_store_index(backend: str, tiny_st: Path, tmp_path: Path) -> None:
+    """finetune-embedder on milvus:// or postgresql:// (it once asked the store's snapshot for a BM25 it lacks)."""
+    from tests.store.conftest import drop_location, fresh_location
+
+    from ragtune.index import HashEmbedder
+
+    uris = [fresh_location(backend, tmp_path / "a"), fresh_location(backend, tmp_path / "b")]
+    try:
+        for uri, dim in zip(uris, (32, 16)):
+            Index.open_or_create(uri, IndexConfig(embed=EmbedConfig(model=f"hash:{dim}")),
+                                 embedder=HashEmbedder(dim)).add_documents(_docs(30))
+        config = EmbedderTuneConfig(per_chunk=2, epochs=1, batch_size=4, val_fraction=0.2)
+        folder = tune_embedder(_index(tmp_path, 30), tmp_path / "from-folder", config, base=str(tiny_st))
+        store = tune_embedder(Index.open(uris[0]), tmp_path / "emb", config, base=str(tiny_st))
+        manifest = json.loads((tmp_path / "emb" / MANIFEST).read_text())
+        assert manifest["source_index"] == uris[0] and (store.pairs, store.val_pairs) == (folder.pairs, folder.val_pairs)
+        with pytest.raises(InputError, match="has 32 dimensions, index .*://.* has 16"):
+            tune_embedder(Index.open(uris[1]), tmp_path / "emb2", config, base=str(tiny_st))
+        assert not (tmp_path / "emb2").exists()
+    finally:
+        for uri in uris:
+            drop_location(uri)

@@ -134,6 +134,27 @@ def test_a_chunk_size_is_built_once_and_identical_chunks_come_from_the_cache(set
     assert builds == [SMALL] and encoded == [] and len(reopened) == len(small)
 
 
+@pytest.mark.parametrize("backend", ["milvus", "postgres"])
+def test_a_store_index_is_re_chunked_into_folders(backend, setup, builds):
+    """`tune`/`compare --search` on milvus:// or postgresql://: the copies are local folders of the same
+    documents (it once failed on the store's manifest, which has no embedder id)."""
+    from tests.store.conftest import drop_location, fresh_location
+
+    uri = fresh_location(backend, setup["tmp"])
+    try:
+        store = Index.open_or_create(uri, IndexConfig(embed=EmbedConfig(model="hash:64")), embedder=HashEmbedder(64))
+        store.add_documents([*SHORT, *load_documents(["docs"]).documents])
+        chunks = ChunkIndexes.under(store, setup["tmp"] / "search")
+        small = chunks.get(SMALL)
+        assert isinstance(small, Index) and small.config.chunk.chunk_tokens == SMALL and len(small) > len(store)
+        assert {d.doc_id: d.hash for d in small.documents()} == {d.doc_id: d.hash for d in store.documents()}
+        assert chunks.describe(200)["index"] == uri and chunks.describe(SMALL)["rechunked"]
+        ChunkIndexes.under(Index.open(uri, embedder=HashEmbedder(64)), setup["tmp"] / "search").get(SMALL)
+        assert builds == [SMALL]  # the second run reuses the copy
+    finally:
+        drop_location(uri)
+
+
 def test_a_copy_of_other_documents_is_built_again(setup, builds):
     index = Index.open(setup["index"])
     ChunkIndexes.under(index, setup["tmp"] / "search").get(SMALL)

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune the dense embedder on queries from the index's chunks; use it with `ragtune reindex`."""
         from ragtune.index import Index
+        from ragtune.store.registry import store_uri
         from ragtune.train.embedder_tuning import EmbedderTuneConfig, tune_embedder
 
         config = EmbedderTuneConfig(per_chunk=per_chunk, sentence_queries=sentence_queries, epochs=epochs, seed=seed,
@@ -32,5 +33,5 @@ def register(app: typer.Typer) -> None:
         result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base, resume=resume)
         typer.echo(f"tuned on {result.pairs} queries ({result.val_pairs} held out) in {result.seconds:.0f}s, "
                    f"{result.epochs_run} epoch(s): validation recall@10 {result.val_recall_before:.3f} -> "
-                   f"{result.val_recall_after:.3f}; wrote {out} (re-embed: ragtune reindex {index_dir} "
+                   f"{result.val_recall_after:.3f}; wrote {out} (re-embed: ragtune reindex {store_uri(index_dir) or index_dir} "
                    f"--embedder {out} --out NEW)")

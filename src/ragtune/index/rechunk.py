@@ -56,13 +56,13 @@ class EmbeddingCache:
         return len(self._vectors)
 
     def add_index(self, index: Any) -> None:
-        """Remember every live chunk's vector of `index` (a folder Index) under its embedder id."""
-        state = index.state
-        manifest = state.manifest
-        if not manifest.embedder_id:
+        """Remember every live chunk's vector of `index` under its vectors id (a folder index; a store index keeps
+        its vectors in the engine, so its chunks are embedded again)."""
+        key = stored_vectors_id(index)
+        if not key or getattr(index, "is_store", False):
             return
-        texts = [chunk_embed_text(c.title, c.text) for c in state.chunks]
-        self.add(vectors_id(manifest.embedder_id, manifest.precision, manifest.int8_graph), texts, state.vectors)
+        state = index.state
+        self.add(key, [chunk_embed_text(c.title, c.text) for c in state.chunks], state.vectors)
 
     def add(self, embedder_id: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         for text, vector in zip(texts, vectors, strict=True):
@@ -79,6 +79,16 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.stack([self._vectors[(key, t)] for t in texts]).astype(np.float32, copy=False)
+
+
+def stored_vectors_id(index: Any) -> str:
+    """The vectors id (ragtune.index.embed.vectors_id) of what `index` holds: a folder's manifest's, a store's
+    config's; "" while it holds none."""
+    if getattr(index, "is_store", False):
+        stored = index.store.read_config()
+        return stored.embedder_id if stored is not None else ""
+    manifest = index.state.manifest
+    return vectors_id(manifest.embedder_id, manifest.precision, manifest.int8_graph) if manifest.embedder_id else ""
 
 
 class CachedEmbedder:

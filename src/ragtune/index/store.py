@@ -398,6 +398,11 @@ def _store_uri(location: Any) -> str | None:
     return index_uri(location, INDEX_BACKENDS.names())
 
 
+def index_location(index: Any) -> str:
+    """How messages and records name an open index: its folder, or a store index's URI (password redacted)."""
+    return str(getattr(index, "uri", None) or index.path)
+
+
 def folder_path(location: str | os.PathLike) -> Path:
     """An --index value that names no store, as a folder Path. ConfigError when no such folder exists and the value
     reads as a URI (`qdrant://...`, or `postgresql:` as a Path makes of `postgresql://`): nothing is created."""

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import ConfigError, InputError
+from ragtune.index.store import index_location
 from ragtune.progress import progress_task
 from ragtune.types import Chunk
 
@@ -249,11 +250,31 @@ def check_tunable(index: Any, base: str | None = None, chunks: int | None = None
     chunks or that embedder has no weights. Cheap: `compare --train` checks it before any work."""
     chunks = len(index) if chunks is None else chunks
     if chunks < MIN_CHUNKS:
-        raise InputError(f"index {index.path} has {chunks} chunks; embedder tuning needs at least {MIN_CHUNKS}")
+        raise InputError(f"index {index_location(index)} has {chunks} chunks; embedder tuning needs at least {MIN_CHUNKS}")
     base_name = base or index.config.embed.model
     if base_name.startswith("hash"):
         raise ConfigError(f"the index embedder {base_name!r} has no weights to tune; pass --base EMB_DIR or 'bundled'")
     return str(base_name)
+
+
+def _bm25_over(index: Any, chunks: list[Chunk]) -> Any:
+    """A BM25 index whose rows are `chunks`: a folder index's own (its rows are its chunks), else built here (a
+    store index searches BM25 in its engine, which knows no row numbers)."""
+    state = index.state
+    if hasattr(state, "bm25"):
+        return state.bm25(index.config)
+    from ragtune.index.bm25 import BM25Index
+    from ragtune.index.embed import chunk_embed_text
+
+    return BM25Index([chunk_embed_text(c.title, c.text) for c in chunks], index.config.bm25)
+
+
+def _stored_dim(index: Any) -> int:
+    """The dimension of the vectors an index holds (0: none yet)."""
+    if getattr(index, "is_store", False):
+        stored = index.store.read_config()
+        return int(stored.dim) if stored is not None else 0
+    return int(index.state.manifest.dim)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
@@ -318,17 +339,18 @@ def tune_embedder(
     started = time.perf_counter()
     pairs = pairs_from_qa_file(qa_file, {c.chunk_id: c for c in chunks}) if qa_file else synth_pairs(chunks, config)
     if len({c.doc_id for c in chunks}) < 2:
-        raise InputError(f"index {index.path} has one document; tuning needs several (negatives, validation split)")
-    pairs = mine_negatives(pairs, chunks, index.state.bm25(index.config))
+        raise InputError(f"index {index_location(index)} has one document; tuning needs several (negatives, validation split)")
+    pairs = mine_negatives(pairs, chunks, _bm25_over(index, chunks))
     train, val = split_by_document(pairs, config.val_fraction, config.seed)
     if len(train) < config.batch_size:
-        raise InputError(f"only {len(train)} training queries from index {index.path}; need at least {config.batch_size}")
+        raise InputError(f"only {len(train)} training queries from index {index_location(index)}; need at least {config.batch_size}")
 
     torch.manual_seed(config.seed)
     model = SentenceTransformer(str(base_dir), device="cpu")
     dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
-    if index.state.manifest.dim and dim != index.state.manifest.dim:
-        raise InputError(f"embedder {base_name} has {dim} dimensions, index {index.path} has {index.state.manifest.dim}")
+    index_dim = _stored_dim(index)
+    if index_dim and dim != index_dim:
+        raise InputError(f"embedder {base_name} has {dim} dimensions, index {index_location(index)} has {index_dim}")
     model.max_seq_length = min(model.max_seq_length or config.max_seq_length, config.max_seq_length)
     texts = _texts(chunks)
     text_of = {c.chunk_id: t for c, t in zip(chunks, texts)}
@@ -396,7 +418,7 @@ def tune_embedder(
     seconds = spent + time.perf_counter() - started
     manifest = {
         "base_embedder": str(base_name), "base_hash": folder_hash(base_dir), "data_hash": data_hash,
-        "source_index": str(index.path), "config": asdict(config), "qa_file": str(qa_file or ""),
+        "source_index": index_location(index), "config": asdict(config), "qa_file": str(qa_file or ""),
         "pairs": {"train": len(train), "validation": len(val)},
         "validation": {"recall@10_before": history[0], "recall@10_after": best, "per_epoch": history,
                        "queries": len(val_queries), "candidates": len(candidate_texts)},

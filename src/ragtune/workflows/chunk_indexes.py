@@ -27,7 +27,9 @@ from ragtune.index.rechunk import (
     EmbeddingCache,
     exact_documents,
     rechunk_index,
+    stored_vectors_id,
 )
+from ragtune.index.store import index_location
 from ragtune.types import Example
 from ragtune.workflows.search_space import chunk_config
 
@@ -80,7 +82,7 @@ class ChunkIndexes:
         """What best.json and results.json say about the index of `chunk_tokens`: its chunking and folder."""
         chunk = chunk_config(int(chunk_tokens), self.own)
         if chunk == self.own:
-            where = str(getattr(self.index, "path", self.index))
+            where = index_location(self.index)
         else:
             path = self.path_of(chunk_tokens)
             inside = relative_to is not None and path.is_relative_to(relative_to)
@@ -110,7 +112,7 @@ class ChunkIndexes:
         own = self.index.state.manifest
         theirs = kept.state.manifest
         return (kept.config == self.index.config.model_copy(update={"chunk": chunk_config(chunk_tokens, self.own)})
-                and (theirs.embedder_id, theirs.int8_graph) == (own.embedder_id, own.int8_graph)
+                and stored_vectors_id(kept) == stored_vectors_id(self.index)
                 and {d: e.hash for d, e in theirs.documents.items()} == {d: e.hash for d, e in own.documents.items()})
 
     def _build(self, chunk_tokens: int) -> Any:

@@ -226,9 +226,10 @@ def _runner(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks:
 
 def _spec(config: CompareConfig, arm: str, arm_config: GenerateConfig, chunks: ChunkIndexes,
           examples: list[Example]) -> TrialSpec:
-    index_path = str(getattr(chunks.index, "path", config.index))
-    if "://" not in index_path:  # absolute: a worker process need not share this one's working directory
-        index_path = str(Path(index_path).resolve())
+    if getattr(chunks.index, "is_store", False):
+        index_path = str(config.index)  # as given: the index's own URI is redacted
+    else:  # absolute: a worker process need not share this one's working directory
+        index_path = str(Path(chunks.index.path).resolve())
     return TrialSpec(arm, examples, arm_config, index_path, str(chunks.root.resolve()), k=config.k,
                      mode=config.mode, batch_size=config.batch_size, retrieve_options=config.retrieve_options())
 
