@@ -66,7 +66,7 @@ def page_text(page: dict) -> str:
 
 
 def detector_figures(pages: list[dict]) -> None:
-    from ragtune.serve.screening import find_injection
+    from ragtune.generate.screening import find_injection
 
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for page in pages:

@@ -142,3 +142,7 @@ class GenerateConfig(StrictModel):
     # "span": the answer is decoded as a span of them (local models; endpoints' replies are snapped instead).
     # ragtune.generate.extract.
     answer_form: Literal["free", "snap", "span"] = "free"
+    # Retrieved passages are screened for prompt injection before they reach the prompt (ragtune.generate.screening):
+    # "neutralise" replaces an offending sentence with a marker, "drop" leaves the passage out, "off" shows it as is.
+    # ask, compare and serve screen alike, so a served answer is the answer a report measured.
+    screening: Literal["neutralise", "drop", "off"] = "neutralise"

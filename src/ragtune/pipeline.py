@@ -20,6 +20,7 @@ from ragtune.generate.citations import choose_sources, valid_citations
 from ragtune.generate.extract import ANSWER_FORMS, snap_to_sources, source_of, span_text
 from ragtune.generate.prompts import build_messages, condense_answer, parse_answer
 from ragtune.generate.registry import backend_name
+from ragtune.generate.screening import SCREENING_MODES, screen_hits
 from ragtune.progress import progress_task
 from ragtune.retrieve.base import Filters, Retriever
 from ragtune.types import Embedder, Generation, Hit, Prediction
@@ -50,10 +51,13 @@ class AnswerSettings:
     batch_size: int | None = None
     embedder: Embedder | None = None
     answer_form: Literal["free", "snap", "span"] = "free"
+    screening: Literal["neutralise", "drop", "off"] = "neutralise"
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("guided", "plain"):
             raise InputError(f"prompt_style must be 'guided' or 'plain', got {self.prompt_style!r}")
+        if self.screening not in SCREENING_MODES:
+            raise InputError(f"screening must be one of {', '.join(SCREENING_MODES)}, got {self.screening!r}")
         if self.answer_form not in ANSWER_FORMS:
             raise InputError(f"answer_form must be one of {', '.join(ANSWER_FORMS)}, got {self.answer_form!r}")
         if self.context_sentences < 0:
@@ -82,12 +86,13 @@ class AnswerSettings:
         if keep is None:
             keep = DEFAULT_CONTEXT_SENTENCES if local else 0
         return cls(prompt_style=style, context_sentences=keep, max_new_tokens=config.max_new_tokens, embedder=embedder,
-                   answer_form=config.answer_form)
+                   answer_form=config.answer_form, screening=config.screening)
 
     def describe(self) -> dict[str, object]:
-        """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens, answer form."""
+        """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens, answer form,
+        screening."""
         return {"prompt_style": self.prompt_style, "context_sentences": self.context_sentences,
-                "max_new_tokens": self.max_new_tokens, "answer_form": self.answer_form}
+                "max_new_tokens": self.max_new_tokens, "answer_form": self.answer_form, "screening": self.screening}
 
 
 def retrieve(
@@ -116,8 +121,9 @@ def answer(
 ) -> list[Prediction]:
     """`retrieve` then `answer_from_hits`; retriever=None means closed-book (no sources in the prompt).
 
-    settings=None: AnswerSettings() (plain prompt, whole passages, 64 new tokens). Retrieval time is
-    amortised over the questions and reported as each prediction's retrieve_ms.
+    settings=None: AnswerSettings() (plain prompt, whole passages, 64 new tokens). The hits are screened for
+    prompt injection (`settings.screening`) as serve screens them. Retrieval time is amortised over the questions
+    and reported as each prediction's retrieve_ms.
 
     >>> preds = answer(["Who wrote it?"], generator, open_retriever(index, "hybrid"),  # doctest: +SKIP
     ...                AnswerSettings.resolve(config, index.embedder))
@@ -125,14 +131,17 @@ def answer(
     _check_questions(questions)
     if not questions:
         return []
+    settings = settings or AnswerSettings()
     hits_per_question = None
     retrieve_ms = 0.0
     if retriever is not None:
         start = time.perf_counter()
         hits_per_question = retrieve(questions, retriever, k=k, filters=filters)
+        if settings.screening != "off":  # as serve screens what it retrieves (ragtune.serve.service)
+            hits_per_question = screen_hits(hits_per_question, settings.screening)[0]
         retrieve_ms = (time.perf_counter() - start) * 1000 / len(questions)
-    return answer_from_hits(questions, hits_per_question, generator, settings or AnswerSettings(),
-                            arm=arm, qids=qids, retrieve_ms=retrieve_ms)
+    return answer_from_hits(questions, hits_per_question, generator, settings, arm=arm, qids=qids,
+                            retrieve_ms=retrieve_ms)
 
 
 def answer_from_hits(

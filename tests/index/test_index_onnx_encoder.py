@@ -81,6 +81,16 @@ def test_int8_graph_is_close_but_separate(tiny_transformer: SimpleNamespace, mod
         graph_for(tiny_transformer, model_dir, "int4")
 
 
+def test_an_int8_vector_does_not_depend_on_the_texts_encoded_beside_it(tiny_transformer: SimpleNamespace,
+                                                                        model_dir: Path) -> None:
+    """The int8 graph quantises activations with one scale per run: batched, a text's vector moved with its batch
+    partners, so a question retrieved differently asked alone (ask, serve) than in a batch (compare)."""
+    int8 = OnnxEncoder(tiny_transformer.tokenizer, graph_for(tiny_transformer, model_dir, "int8"), 64, precision="int8")
+    alone = np.concatenate([int8.encode([t]) for t in TEXTS])
+    assert np.array_equal(int8.encode(TEXTS, batch_size=64), alone)
+    assert np.array_equal(int8.encode(TEXTS[::-1], batch_size=2)[::-1], alone)
+
+
 class Int8Hash(HashEmbedder):
     """The hashing fake posing as a quantised embedder: what the index sees of precision and quantised graph."""
 

@@ -10,7 +10,7 @@ import pytest
 from serve_helpers import ADMIN_KEY, auth, make_app
 
 import ragtune
-from ragtune.serve.screening import REMOVED, find_injection, neutralise, screen_hits, screen_text
+from ragtune.generate.screening import REMOVED, find_injection, neutralise, screen_hits, screen_text
 from ragtune.types import Chunk, Document, Generation, Hit
 
 INJECTION_DIR = Path(ragtune.__file__).parent / "sample" / "injection"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from serve_helpers import ADMIN_KEY, DOCS, auth, make_app
 
-from ragtune.serve.screening import REMOVED, find_injection, neutralise, screen_text
-from ragtune.serve.screening_text import normalise
+from ragtune.generate.screening import REMOVED, find_injection, neutralise, screen_text
+from ragtune.generate.screening_text import normalise
 from ragtune.text import sentence_spans
 from ragtune.types import Document, Generation
 

@@ -85,3 +85,32 @@ def test_cancelled_jobs_are_skipped_and_errors_reach_callers():
         failing.submit("rag", "x", [], 8).result(5)
     assert failing.submit("rag", "y", [], 8).exception(5) is not None  # the worker survived the error
     failing.stop()
+
+
+def test_one_bad_prompt_fails_only_its_own_request():
+    """A prompt too long for the model raises for the whole batched generate call; the batch is then answered one
+    job at a time, so the callers batched with it still get their answers (once they got its 400)."""
+    from ragtune.errors import InputError
+
+    gate = threading.Event()
+    calls: list[list[str]] = []
+    started = threading.Event()
+
+    def model(arm, max_tokens, jobs):
+        started.set()
+        assert gate.wait(10)
+        calls.append([j.question for j in jobs])
+        if any(j.question == "poison" for j in jobs):
+            raise InputError("prompt of 8367 tokens exceeds the model's context")
+        return [Prediction(question=j.question, answer=j.question.upper(), arm=arm) for j in jobs]
+
+    worker = GenerationWorker(model, queue_size=8, max_batch=4, batch_wait_s=0.0)
+    worker.submit("rag", "first", [], 8)
+    assert started.wait(10)
+    innocent, poison, other = (worker.submit("rag", q, [], 8) for q in ("innocent", "poison", "other"))
+    gate.set()
+    assert innocent.result(5).answer == "INNOCENT" and other.result(5).answer == "OTHER"
+    with pytest.raises(InputError, match="exceeds the model's context"):
+        poison.result(5)
+    assert calls[1] == ["innocent", "poison", "other"] and calls[2:] == [["innocent"], ["poison"], ["other"]]
+    worker.stop()

@@ -1,4 +1,4 @@
-"""`ragtune ask "question" --index DIR [--k 5] [--json] [--closed-book] [--model M] [--adapter DIR]`."""
+"""`ragtune ask "question" --index DIR [--k 3] [--json] [--closed-book] [--model M] [--adapter DIR]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def ask(
         question: Optional[str] = typer.Argument(None, help="The question (or use --questions FILE)."),
         index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (ragtune ingest)."),
-        k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved and shown to the model."),
+        k: int = typer.Option(3, "-k", "--k", min=1, help="Passages retrieved and shown to the model (3, as compare and serve)."),
         mode: str = typer.Option("hybrid", "--mode", help=MODES_HELP),
         rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=2, max=200, help=RERANK_DEPTH_HELP),
         rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", min=0, max=1, help=RERANK_WEIGHT_HELP),
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (guided: worked examples before the question; auto: guided for a local model without --adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question (0: whole; default: 3 for local models, whole for endpoints)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
+        screening: str = typer.Option("neutralise", "--screening", help=SCREENING_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
         """Answer questions from the index with the LLM, citing the numbered sources it used."""
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,
             prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
+            screening=screening,
         )
         generator = load_generator(config)
         settings = AnswerSettings.resolve(config, index.embedder if index is not None else None)

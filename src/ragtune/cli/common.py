@@ -15,6 +15,8 @@ from typing import Any
 ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
                     "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
                     "snapped). Both cite the passage the span came from.")
+SCREENING_HELP = ("Prompt-injection screening of the retrieved passages: neutralise (an offending sentence is replaced "
+                  "by a marker) | drop (the passage is left out) | off. ask, compare and serve screen alike.")
 RERANK_DEPTH_HELP = "With a +rerank --mode: how many of the mode's hits the LLM reranks (default 10; fewer is faster)."
 RERANK_WEIGHT_HELP = ("With a +rerank --mode: the weight of the LLM's score against the mode's own, 0 to 1 "
                       "(default 0.7).")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
-        screening: str = typer.Option("neutralise", "--screening", help="Injection screening: neutralise | drop | off"),
+        screening: str = typer.Option("neutralise", "--screening", help=SCREENING_HELP),
         max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
         batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more questions."),
         queue_size: int = typer.Option(64, "--queue-size", help="Waiting questions before answering 429."),

@@ -27,7 +27,7 @@ from ragtune.retrieve import open_retriever
 from ragtune.access import ACCESS_FIELD
 from ragtune.serve.auth import GROUPS_FIELD, Caller, document_groups
 from ragtune.serve.metrics import Metrics
-from ragtune.serve.screening import screen_hits
+from ragtune.generate.screening import screen_hits
 from ragtune.serve.settings import ServeSettings
 from ragtune.serve.worker import GenerationWorker, Job
 from ragtune.types import Document, Hit, Prediction

@@ -84,7 +84,8 @@ class ServeSettings(RerankOptions):
         return GenerateConfig(model=self.model, adapter=adapter, model_name=model_name,
                               max_new_tokens=self.default_max_tokens,
                               batch_size=self.max_batch, stop_at_answer_line=True, prompt_style=self.prompt_style,
-                              context_sentences=self.context_sentences, answer_form=self.answer_form)
+                              context_sentences=self.context_sentences, answer_form=self.answer_form,
+                              screening=self.screening)
 
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:

@@ -183,11 +183,17 @@ class GenerationWorker:
                 predictions = self._answer_batch(arm, max_tokens, batch)
                 if len(predictions) != len(batch):
                     raise RagtuneError(f"answer_batch returned {len(predictions)} answers for {len(batch)} jobs")
-            except Exception as exc:  # noqa: BLE001 — handed to every waiting request, never kills the worker
+            except Exception as exc:  # noqa: BLE001 — handed to the waiting request(s), never kills the worker
+                if len(batch) > 1:  # one job's bad prompt (e.g. too long for the model) must not fail the others
+                    log.warning("generation failed for a batch of %d (arm %s): %s; answering each alone",
+                                len(batch), arm, exc)
+                    for job in batch:
+                        self._answer_alone(arm, max_tokens, job)
+                    self._running = 0
+                    continue
                 self._running = 0
-                log.exception("generation failed for a batch of %d (arm %s)", len(batch), arm)
-                for job in batch:
-                    job.future.set_exception(exc)
+                log.exception("generation failed (arm %s)", arm)
+                batch[0].future.set_exception(exc)
                 continue
             self.record(time.monotonic() - start, len(batch))
             self._running = 0
@@ -195,3 +201,14 @@ class GenerationWorker:
                 self._on_batch(len(batch))
             for job, prediction in zip(batch, predictions):
                 job.future.set_result(prediction)
+
+    def _answer_alone(self, arm: str, max_tokens: int, job: Job) -> None:
+        start = time.monotonic()
+        try:
+            (prediction,) = self._answer_batch(arm, max_tokens, [job])
+        except Exception as exc:  # noqa: BLE001 — this job's own error, for its request only
+            log.info("generation failed for one job (arm %s): %s", arm, exc)
+            job.future.set_exception(exc)
+            return
+        self.record(time.monotonic() - start, 1)
+        job.future.set_result(prediction)

@@ -31,11 +31,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragtune.serve.screening_text import normalise, unhide
+from ragtune.generate.screening_text import normalise, unhide
 from ragtune.text import sentence_spans
 from ragtune.types import Hit
 
 REMOVED = "[removed: possible prompt injection]"
+SCREENING_MODES = ("neutralise", "drop", "off")  # GenerateConfig.screening
 
 _I = re.IGNORECASE
 
