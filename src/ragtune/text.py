@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 
 # --- sentences ---------------------------------------------------------------------------------------------------
@@ -158,3 +159,16 @@ def bag_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
     precision = num_same / len(prediction_tokens)
     recall = num_same / len(gold_tokens)
     return 2 * precision * recall / (precision + recall)
+
+
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+
+
+def has_visible_text(text: str) -> bool:
+    r"""True when `text` has a letter, digit, mark, punctuation or symbol: not only spaces, control, format
+    (zero-width, BOM, bidi), private-use or unassigned characters, which `str.strip()` leaves in.
+
+    >>> has_visible_text("\u200b\ufeff\x00 "), has_visible_text(" ok ")
+    (False, True)
+    """
+    return any(unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)

@@ -235,3 +235,94 @@ def test_document_fields_must_be_strings(served, field):
     response = client.post("/v1/documents", headers=auth(ADMIN_KEY), json=body)
     assert response.status_code == 400 and f"'{field}' must be a string" in response.json()["error"]["message"]
     assert snapshot(index) == before
+
+
+# ---- found by a hostile probe of the server (session 19) --------------------------------------------------------
+@pytest.mark.parametrize("doc_id", ["dot/./victim", "dot/.", "a//b", "a/", "./a"])
+def test_ids_a_client_would_resolve_to_another_path_are_refused(served, doc_id):
+    """curl and browsers drop `./` from a URL: DELETE /v1/documents/dot/./victim deleted `dot/victim`."""
+    client, index, _ = served
+    before = snapshot(index)
+    response = send(client, "POST", "/v1/documents", '{"id": "%s", "text": "some text"}' % doc_id)
+    assert response.status_code == 400 and "empty segment" in response.json()["error"]["message"]
+    assert snapshot(index) == before
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ('{"id": "z.md", "text": "\\u200b\\u200b\\ufeff"}', "non-empty 'text'"),
+    ('{"id": "z.md", "text": "\\u0000\\u0000"}', "non-empty 'text'"),
+    ('{"id": "z.md", "text": "fine", "title": "%s"}' % ("T" * 501), "the limit is 500"),
+    ('{"id": "z.md", "text": "fine", "title": "T\\u0000itle"}', "control characters"),
+    ('{"id": "z.md", "text": "fine", "metadata": {"k\\u0000ey": "v"}}', "NUL"),
+])
+def test_documents_without_visible_text_or_with_a_runaway_title_are_refused(served, body, words):
+    """Zero-width or NUL text became empty chunks that ranked first for blank queries; a 2 MB title went into
+    every prompt that showed the document and made its questions fail as too long."""
+    client, index, _ = served
+    before = snapshot(index)
+    response = send(client, "POST", "/v1/documents", body)
+    assert response.status_code == 400 and words in response.json()["error"]["message"], response.text
+    assert snapshot(index) == before
+
+
+def test_a_long_stored_title_is_cut_in_the_prompt():
+    from ragtune.generate.prompts import MAX_TITLE_CHARS, format_sources
+    from ragtune.types import Chunk, Hit
+
+    shown = format_sources([Hit(Chunk("a#0", "a", "Body text.", title="T" * 5000), 1.0)])
+    assert shown == f"[1] {'T' * MAX_TITLE_CHARS}: Body text."
+
+
+@pytest.mark.parametrize("content", ['"\\u200b\\u200b\\u200b"', '"\\u0000\\u0000"', '"  \\ufeff "'])
+def test_a_question_without_visible_text_is_400(served, content):
+    client, _, generator = served
+    response = send(client, "POST", "/v1/chat/completions", CHAT % content)
+    assert response.status_code == 400 and "no user message with text content" in response.text
+    assert send(client, "POST", "/v1/search", '{"query": %s}' % content).status_code == 400
+    assert generator.prompts == []
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    ('"max_tokens": true', "max_tokens"), ('"max_tokens": "5"', "max_tokens"), ('"n": "1"', "n"),
+    ('"stream": "yes"', "stream"), ('"temperature": "hot"', "temperature"), ('"temperature": -5', "temperature"),
+    ('"top_p": 7', "top_p"), ('"logprobs": true', "logprobs"), ('"tools": [{"type": "function"}]', "tools"),
+    ('"response_format": {"type": "json_object"}', "response_format"),
+])
+def test_openai_fields_of_the_wrong_type_or_asking_for_missing_features_are_400(served, extra, words):
+    """Accepted before as `true` = 1 token, "5" = 5, or silently ignored: a client must not take an ignored request
+    for a granted one."""
+    client, _, generator = served
+    body = '{"model": "rag", %s, "messages": [{"role": "user", "content": "leave?"}]}' % extra
+    response = send(client, "POST", "/v1/chat/completions", body)
+    assert response.status_code == 400 and words in response.text, response.text
+    assert generator.prompts == []
+
+
+def test_accepted_sampling_fields_and_finish_reason_length(served):
+    client, _, _ = served
+    body = ('{"model": "rag", "temperature": 0.7, "top_p": 1, "logprobs": false, "tools": [], '
+            '"response_format": {"type": "text"}, "max_tokens": %d, "messages": [{"role": "user", "content": "leave?"}]}')
+    short, roomy = (send(client, "POST", "/v1/chat/completions", body % n).json() for n in (1, 200))
+    assert short["usage"]["completion_tokens"] >= 1 and short["choices"][0]["finish_reason"] == "length"
+    assert roomy["choices"][0]["finish_reason"] == "stop"
+
+
+def test_head_health_and_case_of_the_content_type(served):
+    client, index, _ = served
+    assert client.head("/healthz").status_code == 200 and client.head("/").status_code == 200
+    response = client.post("/v1/documents", content=b'{"id": "case.md", "text": "Case of a media type."}',
+                           headers={**auth(ADMIN_KEY), "content-type": "Application/JSON; charset=utf-8"})
+    assert response.status_code == 201, response.text
+
+
+def test_file_paths_are_shown_to_admins_only(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from ragtune.types import Document
+
+    docs = [Document("p.md", "A public page about boats.", "Boats", source="/srv/secret/share/p.md")]
+    app, _, _ = make_app(tmp_path, docs=docs)
+    with TestClient(app) as client:
+        plain = client.get("/v1/documents", headers=auth(PLAIN_KEY)).json()["data"]
+        admin = client.get("/v1/documents", headers=auth(ADMIN_KEY)).json()["data"]
+    assert [d["source"] for d in plain] == ["p.md"] and [d["source"] for d in admin] == ["/srv/secret/share/p.md"]

@@ -37,7 +37,9 @@ def test_stream_sends_decoded_text_then_sources(tmp_path, tiny_generator):
     chunks = events(streamed.text)
     assert streamed.text.rstrip().endswith("data: [DONE]")
     final = chunks[-1]
-    assert final["choices"][0]["finish_reason"] == "stop" and final["citations"] == plain["citations"]
+    # a random tiny LM talks until max_tokens stops it: "length", streamed or not
+    assert final["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"] == "length"
+    assert final["citations"] == plain["citations"]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     raw, _, sources = text.partition("\n\nSources:")
     # Greedy decoding, same prompt: the streamed raw reply parses to the answer the plain request returned.

@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.errors import InputError
         from ragtune.generate import load_generator
         from ragtune.pipeline import AnswerSettings, answer, prediction_to_dict, read_questions
+        from ragtune.text import has_visible_text
 
         check_adapter_folder(adapter, "--adapter")
         check_text(question, "the question")
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])
         if questions_file and question:
             raise InputError(f"give either a QUESTION argument or --questions, not both (got {question!r})")
-        if not questions_file and not (question or "").strip():
+        if not questions_file and not has_visible_text(question or ""):
             raise InputError("no question: pass QUESTION or --questions FILE")
         if index_dir is None and not closed_book:
             raise InputError("--index DIR is required (or pass --closed-book to answer without retrieval)")

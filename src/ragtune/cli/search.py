@@ -24,13 +24,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the ranked hits for a query: rank, score, document id, title and a snippet."""
         from ragtune.cli.common import check_text, one_line, print_json, rerank_options
+        from ragtune.text import has_visible_text
         from ragtune.errors import InputError
         from ragtune.index import Index
         from ragtune.retrieve import open_retriever
         from ragtune.retrieve.filters import parse_filter_args
 
         check_text(query, "the query")
-        if not query.strip():  # as the server's /v1/search: a blank query ranks nothing, it would list arbitrary hits
+        if not has_visible_text(query):  # as the server's /v1/search: a blank query ranks nothing, it would list arbitrary hits
             raise InputError("no query: pass the text to search for")
         options = rerank_options(mode, rerank_depth, rerank_weight)
         index = Index.open(index_dir)

@@ -109,6 +109,7 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self._end_ids = self._eos_ids if pad in self._eos_ids else [*self._eos_ids, pad]
         self._max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        self._specials: list[str] | None = None  # special-token strings, longest first (_as_text)
         self._vocab: Any = None  # token texts for span answers (ragtune.generate.extract), made on first use
         self._cache_keyword = "cache"  # generate's keyword for a prefilled cache (set by _prefix_cache)
         # One generate at a time per model (serve calls from threads; the CPU is the bottleneck anyway).
@@ -120,8 +121,25 @@ class HFGenerator:
         for messages in batch:
             if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
                 raise InputError(f"each conversation must be a non-empty list of {{role, content}} dicts: {messages!r}")
+            messages = [{**m, "content": self._as_text(m["content"])} for m in messages]
             prompts.append(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
         return prompts
+
+    def _as_text(self, content: Any) -> Any:
+        """Message text with the tokenizer's special-token strings broken by a zero-width space, so that a
+        `<|im_start|>` typed in a question or found in a passage is read as text, never as a role token (the
+        rendered prompt is tokenized with special tokens on, for the template's own)."""
+        if not isinstance(content, str):
+            return content
+        if getattr(self, "_specials", None) is None:
+            tokens = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            tokens |= {t.content for t in decoder.values() if getattr(t, "special", False)}
+            self._specials = sorted((t for t in tokens if len(t) > 1), key=len, reverse=True)
+        for token in self._specials:
+            if token in content:
+                content = content.replace(token, token[0] + "\u200b" + token[1:])
+        return content
 
     def generate(
         self, batch: list[Messages], max_new_tokens: int = 64, *, done: Callable[[str], bool] | None = None,
@@ -219,7 +237,7 @@ class HFGenerator:
             return [0] * len(batch)
         lengths, rendered = [], {}
         for messages, ids in zip(batch, encoded, strict=True):
-            head = messages[:-1]
+            head = [{**m, "content": self._as_text(m["content"])} for m in messages[:-1]]
             key = repr(head)
             if key not in rendered:
                 text = self.tokenizer.apply_chat_template(head, tokenize=False) if head else ""

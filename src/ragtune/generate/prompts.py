@@ -39,6 +39,9 @@ WORKED_EXAMPLES = (
 )
 
 
+MAX_TITLE_CHARS = 200  # of a source's title in a prompt: a long heading must not crowd out the passages
+
+
 def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     """Number sources from 1 in rank order ('[1] Title: text', [1] the best hit) and list them best last, so the
     most relevant passage sits right before the question.
@@ -57,7 +60,7 @@ def format_sources(hits: Sequence[Hit], max_chars: int = 1500) -> str:
     for number, hit in enumerate(hits, start=1):
         if not hit.chunk.text.strip():  # emptied by context compression: keep the numbering, skip the source
             continue
-        title = f"{hit.chunk.title}: " if hit.chunk.title else ""
+        title = f"{hit.chunk.title[:MAX_TITLE_CHARS]}: " if hit.chunk.title else ""
         lines.append(f"[{number}] {title}{hit.chunk.text[:max_chars].strip()}")
     return "\n\n".join(reversed(lines))
 

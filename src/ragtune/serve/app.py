@@ -202,7 +202,7 @@ def create_app(
             log.warning("%s answered %d: %s", _request.url.path, error.status_code, exc)
         return JSONResponse(error_body(str(error.detail), error.type, error.code), error.status_code, headers=error.headers)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])  # load balancers probe with HEAD
     async def healthz() -> dict[str, Any]:
         """Liveness: no key needed, no data served."""
         return {"status": "ok", "arms": list(settings.arms), "queue_depth": service.worker.depth()}
@@ -212,7 +212,7 @@ def create_app(
         get_caller(request)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/")
+    @app.api_route("/", methods=["GET", "HEAD"])
     async def index_page() -> FileResponse:
         """The web UI (static; it holds no data — every API call it makes needs a key)."""
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

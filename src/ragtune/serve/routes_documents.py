@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import tempfile
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse
 from ragtune.serve.auth import GROUPS_FIELD, Caller
 from ragtune.serve.deps import APIError, check_json, get_admin, get_caller
 from ragtune.serve.service import document_record
+from ragtune.text import has_visible_text
 from ragtune.types import Document
 
 router = APIRouter()
@@ -37,13 +39,27 @@ DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/:]{0,199}$")
 GROUP = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_METADATA_KEYS = 32
 MAX_METADATA_CHARS = 8192
+MAX_TITLE_CHARS = 500
 LIST_LIMIT, MAX_LIST_LIMIT = 100, 1000  # documents per page of GET /v1/documents: the default and the most
 
 
 def check_doc_id(doc_id: str) -> str:
-    if not DOC_ID.match(doc_id) or ".." in doc_id.split("/"):
-        raise APIError(400, f"bad document id {doc_id[:80]!r}: use 1-200 of letters, digits and . _ - / :")
+    """The id, or APIError 400. No `.`, `..` or empty path segment and no trailing `/`: clients (browsers, curl)
+    resolve those in a URL, so `DELETE /v1/documents/a/./b` would reach another document than the one named."""
+    if not DOC_ID.match(doc_id) or any(part in ("", ".", "..") for part in doc_id.split("/")):
+        raise APIError(400, f"bad document id {doc_id[:80]!r}: use 1-200 of letters, digits and . _ - / : "
+                            "(no '.', '..' or empty segment between slashes)")
     return doc_id
+
+
+def check_title(title: str) -> str:
+    """The title, or APIError 400: at most MAX_TITLE_CHARS, no control characters (it goes into every prompt and
+    source line that shows the document)."""
+    if len(title) > MAX_TITLE_CHARS:
+        raise APIError(400, f"title is {len(title)} characters; the limit is {MAX_TITLE_CHARS}")
+    if any(unicodedata.category(ch) == "Cc" for ch in title):
+        raise APIError(400, f"title {title[:80]!r} holds control characters")
+    return title
 
 
 def parse_groups(value: Any) -> list[str] | None:
@@ -90,9 +106,19 @@ def parse_metadata(value: Any) -> dict[str, Any]:
         check_json(value, "metadata")
     if not isinstance(value, dict):
         raise APIError(400, f"metadata must be a JSON object, got {type(value).__name__}")
+    if _has_nul(value):
+        raise APIError(400, "metadata holds a NUL character")
     if len(value) > MAX_METADATA_KEYS or len(json.dumps(value, default=str)) > MAX_METADATA_CHARS:
         raise APIError(400, f"metadata too large (at most {MAX_METADATA_KEYS} keys, {MAX_METADATA_CHARS} characters)")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
 
 
 def _safe_name(filename: str) -> str:
@@ -129,13 +155,13 @@ async def read_document(request: Request, doc_id: str | None) -> Document:
     settings = request.app.state.service.settings
     content_type = request.headers.get("content-type", "")
     upload = None
-    if content_type.startswith("multipart/form-data"):
+    if content_type.lower().startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=16)
         fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise APIError(400, "multipart upload needs a 'file' part")
-    elif content_type.startswith("application/json"):
+    elif content_type.lower().startswith("application/json"):
         fields = parse_json_body(await request.body())
     else:
         raise APIError(415, f"send application/json or multipart/form-data, not {content_type or 'nothing'!r}")
@@ -158,14 +184,14 @@ async def read_document(request: Request, doc_id: str | None) -> Document:
     metadata.pop("screened", None)  # reserved for screening results
     if groups:
         metadata[GROUPS_FIELD] = groups
-    title = str(fields.get("title") or "").strip()
+    title = check_title(str(fields.get("title") or "").strip())
     if upload is not None:
         data = await upload.read(settings.max_upload_bytes + 1)
         loaded = await run_in_threadpool(load_upload, data, upload.filename or "", doc_id, settings.max_upload_bytes)
         return Document(doc_id=doc_id, text=loaded.text, title=title or loaded.title,
                         source=f"upload:{_safe_name(upload.filename or '')}", metadata={**loaded.metadata, **metadata})
     text = fields.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not has_visible_text(text):
         raise APIError(400, "a JSON document needs a non-empty 'text' (or upload a file as multipart/form-data)")
     if len(text.encode("utf-8")) > settings.max_upload_bytes:
         raise APIError(413, f"text is larger than {settings.max_upload_bytes} bytes", code="file_too_large")
@@ -214,6 +240,6 @@ async def list_documents(request: Request, caller: Caller = Depends(get_caller),
     docs = sorted((d for d in await run_in_threadpool(service.visible_documents, caller)
                    if after is None or d.doc_id > after), key=lambda d: d.doc_id)
     page = docs[:limit]
-    return {"object": "list", "data": [document_record(d) for d in page],
+    return {"object": "list", "data": [document_record(d, full_source=caller.is_admin) for d in page],
             "first_id": page[0].doc_id if page else None, "last_id": page[-1].doc_id if page else None,
             "has_more": len(docs) > limit}

@@ -24,13 +24,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ragtune.errors import RagtuneError
 from ragtune.serve.auth import Caller
 from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator, retry_after_s
 from ragtune.serve.worker import QueueFullError
+from ragtune.text import has_visible_text
 from ragtune.types import Prediction
 
 router = APIRouter()
@@ -64,10 +65,11 @@ class ChatRequest(BaseModel):
 
     model: str
     messages: list[ChatMessage]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    stream: bool = False
-    n: int = 1
+    # strict: `true` is not 1 token and "5" is not 5, as OpenAI's API reads them
+    max_tokens: int | None = Field(None, strict=True)
+    max_completion_tokens: int | None = Field(None, strict=True)
+    stream: bool = Field(False, strict=True)
+    n: int = Field(1, strict=True)
 
     _valid_json = model_validator(mode="before")(json_validator)
 
@@ -90,6 +92,34 @@ def resolve_arm(request: Request, model: str) -> str:
     raise APIError(404, f"model {model!r} is not served here; available: {', '.join(arms)}", code="model_not_found")
 
 
+# OpenAI request fields ragtune accepts but does not use (answers are greedy), and the values each may take.
+_SAMPLING_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
+                    "frequency_penalty": (-2.0, 2.0)}
+
+
+def check_sampling(extra: dict[str, Any]) -> None:
+    """APIError 400 for a sampling field out of OpenAI's range, or a feature asked for that ragtune does not have
+    (tools, log-probabilities, JSON output): a client must not take an ignored request for a granted one."""
+    for name, (low, high) in _SAMPLING_RANGES.items():
+        value = extra.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not low <= value <= high):
+            raise APIError(400, f"{name} must be a number from {low:g} to {high:g}, got {value!r}", code=name)
+    if extra.get("tools") or extra.get("functions"):
+        raise APIError(400, "tools and function calling are not supported", code="tools")
+    if extra.get("logprobs") or extra.get("top_logprobs"):
+        raise APIError(400, "logprobs are not supported", code="logprobs")
+    response_format = extra.get("response_format")
+    if response_format is not None and (not isinstance(response_format, dict) or response_format.get("type") != "text"):
+        raise APIError(400, f"response_format {response_format!r} is not supported (only {{'type': 'text'}})",
+                       code="response_format")
+
+
+def finish_reason(prediction: Prediction, max_tokens: int) -> str:
+    """OpenAI's finish_reason: "length" when the answer used every token it was allowed, else "stop"."""
+    return "length" if prediction.completion_tokens >= max_tokens else "stop"
+
+
 def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:
     """(arm, question, max_tokens) after every request limit is checked."""
     settings = request.app.state.service.settings
@@ -100,8 +130,9 @@ def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:
         raise APIError(400, f"messages must hold 1..{settings.max_messages} messages, got {len(body.messages)}")
     users = [m for m in body.messages if m.role == "user"]
     question = message_text(users[-1]).strip() if users else ""
-    if not question:
+    if not has_visible_text(question):
         raise APIError(400, "no user message with text content")
+    check_sampling(body.model_extra or {})
     if len(question) > settings.max_question_chars:
         raise APIError(400, f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
                        code="question_too_long")
@@ -119,7 +150,7 @@ def answer_content(prediction: Prediction, cites: list[dict]) -> str:
     markers = "".join(f"[{c['number']}]" for c in cites)
     content = f"{text} {markers}".strip()
     if cites:
-        lines = [f"[{c['number']}] {c['title'] or c['doc_id']} ({c['doc_id']})" for c in cites]
+        lines = [f"[{c['number']}] {(c['title'] or c['doc_id'])[:200]} ({c['doc_id']})" for c in cites]
         content += "\n\nSources:\n" + "\n".join(lines)
     return content
 
@@ -233,7 +264,7 @@ async def chat_completions(body: ChatRequest, request: Request, caller: Caller =
         future, retrieved, deadline = await _submit(request, caller, arm, question, max_tokens, on_text)
         waiting = asyncio.ensure_future(_wait(request, future, retrieved, deadline))
         flags = retrieved.flags if retrieved else []
-        return StreamingResponse(_stream(waiting, pieces, flags, completion_id, created, arm, model_id),
+        return StreamingResponse(_stream(waiting, pieces, flags, completion_id, created, arm, model_id, max_tokens),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     future, retrieved, deadline = await _submit(request, caller, arm, question, max_tokens)
     flags = retrieved.flags if retrieved else []
@@ -245,7 +276,7 @@ async def chat_completions(body: ChatRequest, request: Request, caller: Caller =
         "created": created,
         "model": arm,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_content(prediction, cites)},
-                     "finish_reason": "stop", "logprobs": None}],
+                     "finish_reason": finish_reason(prediction, max_tokens), "logprobs": None}],
         "usage": {"prompt_tokens": prediction.prompt_tokens, "completion_tokens": prediction.completion_tokens,
                   "total_tokens": prediction.prompt_tokens + prediction.completion_tokens},
         "citations": cites,
@@ -261,7 +292,7 @@ def _sse(obj: Any) -> str:
 
 
 async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[dict], completion_id: str, created: int,
-                  arm: str, model_id: str):
+                  arm: str, model_id: str, max_tokens: int):
     """SSE chunks: the role, then the model's text as it is decoded (a local model), or the finished answer in
     word pieces (other backends), then the sources and a final chunk carrying `citations` and `ragtune`."""
     from ragtune.pipeline import citations
@@ -307,5 +338,5 @@ async def _stream(waiting: asyncio.Future, pieces: asyncio.Queue, flags: list[di
         await asyncio.sleep(0)
     usage = {"prompt_tokens": prediction.prompt_tokens, "completion_tokens": prediction.completion_tokens,
              "total_tokens": prediction.prompt_tokens + prediction.completion_tokens}
-    yield _sse(chunk({}, "stop", usage=usage, citations=cites, ragtune=ragtune_extra(prediction, cites, flags, model_id)))
+    yield _sse(chunk({}, finish_reason(prediction, max_tokens), usage=usage, citations=cites, ragtune=ragtune_extra(prediction, cites, flags, model_id)))
     yield "data: [DONE]\n\n"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ragtune.serve.auth import Caller
 from ragtune.serve.deps import APIError, get_caller, json_validator
+from ragtune.text import has_visible_text
 
 router = APIRouter()
 
@@ -50,8 +51,8 @@ async def search(body: SearchRequest, request: Request, caller: Caller = Depends
         raise APIError(400, f"give 'query' or 'queries' (1..{MAX_QUERIES} in all), got {len(queries)}")
     limit = service.settings.max_question_chars
     for query in queries:
-        if not query.strip() or len(query) > limit:
-            raise APIError(400, f"each query must be 1..{limit} characters, got {len(query)}")
+        if not has_visible_text(query) or len(query) > limit:
+            raise APIError(400, f"each query must be 1..{limit} characters with visible text, got {len(query)}")
     if body.filters and "groups" in body.filters:
         raise APIError(400, "access groups come from the API key; do not filter on 'groups'")
     results = await run_in_threadpool(service.retrieve, caller, queries, body.k, body.filters)

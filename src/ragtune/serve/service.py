@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from ragtune.arms import ARMS
@@ -186,14 +187,18 @@ class ServeService:
         return {"id": doc_id, "deleted": True, "chunks_removed": removed, "generation": index.generation}
 
 
-def document_record(info: Any) -> dict[str, Any]:
-    """The JSON shape of a document in GET /v1/documents."""
+def document_record(info: Any, full_source: bool = True) -> dict[str, Any]:
+    """The JSON shape of a document in GET /v1/documents. Without `full_source` (a caller who is not an admin) a
+    file source is its name only: where the server's files live is not for every reader."""
     metadata = {k: v for k, v in info.metadata.items() if k != GROUPS_FIELD}
+    source = info.source
+    if not full_source and source and source != "api" and not source.startswith("upload:"):
+        source = PurePath(source.replace("\\", "/")).name
     return {
         "id": info.doc_id,
         "object": "document",
         "title": info.title,
-        "source": info.source,
+        "source": source,
         "chunks": info.n_chunks,
         "groups": sorted(document_groups(info.metadata)),
         "metadata": metadata,
