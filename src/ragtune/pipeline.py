@@ -312,7 +312,11 @@ def read_questions(path: str | Path) -> tuple[list[str], list[str]]:
     if not path.is_file():
         raise InputError(f"questions file not found: {str(path)!r}")
     qids, questions = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
@@ -321,6 +325,8 @@ def read_questions(path: str | Path) -> tuple[list[str], list[str]]:
                 row = json.loads(line)
             except ValueError as exc:
                 raise InputError(f"{path}:{number}: invalid JSON: {exc}") from exc
+            except RecursionError:
+                raise InputError(f"{path}:{number}: invalid JSON: nested too deeply") from None
             question = row.get("question") if isinstance(row, dict) else None
             if not isinstance(question, str) or not question.strip():
                 raise InputError(f"{path}:{number}: no \"question\" string in {line[:80]!r}")

@@ -210,7 +210,17 @@ def list_runs(db_path: str | Path | None = None, limit: int = 50) -> list[RunRec
     """The most recent runs first."""
     if limit < 1:
         raise InputError(f"limit must be >= 1, got {limit}")
-    db = connect(db_path)
+    path = Path(db_path) if db_path is not None else default_db_path()
+    if not path.is_file():
+        return []  # listing creates no database
+    probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)  # look before writing a migration
+    try:
+        tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        probe.close()
+    if "runs" not in tables:
+        raise InputError(f"{path}: not a ragtune runs database (it holds no runs table); nothing was changed")
+    db = connect(path)
     try:
         rows = db.execute(_SELECT + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_record(db, row) for row in rows]

@@ -65,7 +65,7 @@ def test_default_path_follows_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path))
     assert default_db_path() == tmp_path / "runs.sqlite"
     assert list_runs() == []
-    assert (tmp_path / "runs.sqlite").is_file()
+    assert not (tmp_path / "runs.sqlite").exists()  # listing creates no database
 
 
 def test_tests_never_touch_the_users_runs_database():

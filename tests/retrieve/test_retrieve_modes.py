@@ -147,3 +147,32 @@ def test_hnsw_matches_exact_and_respects_filters(tmp_path: Path) -> None:
         assert len(rows) == 10 and np.all(rows % 2 == 0)
     reopened = DenseIndex(vectors, cache_dir=tmp_path, key="k1", backend="hnsw")
     assert [r[0].tolist() for r in reopened.search(queries, 5)] == [r[0].tolist() for r in ann.search(queries, 5)]
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid", "hybrid-convex"])
+def test_queries_are_embedded_through_encode_queries(tmp_path: Path, mode: str) -> None:
+    """An int8 embedder's encode_queries embeds each question alone (its batched vectors move with the batch);
+    every mode that embeds questions must go through it, never through the document path."""
+    from ragtune.index import HashEmbedder
+    from ragtune.types import Document
+
+    class QueriesApart(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__(64)
+            self.asked: list[list[str]] = []
+            self.documents = True
+
+        def encode(self, texts, *args, **kwargs):
+            assert self.documents, "questions went through the document path"
+            return super().encode(texts, *args, **kwargs)
+
+        def encode_queries(self, texts):
+            self.asked.append(list(texts))
+            return np.concatenate([super(QueriesApart, self).encode([t]) for t in texts])
+
+    embedder = QueriesApart()
+    index = Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:64")), embedder=embedder)
+    index.add_documents([Document("a", "kelp grows in the bay"), Document("b", "boats sail at dawn")])
+    embedder.documents = False
+    hits = open_retriever(index, mode).retrieve(["kelp bay", "boats dawn"], k=1)
+    assert [h[0].chunk.doc_id for h in hits] == ["a", "b"] and embedder.asked == [["kelp bay", "boats dawn"]]

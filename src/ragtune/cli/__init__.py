@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         context = exc.object[max(0, exc.start - 40) : exc.end + 40]
         _fail(f"error: a file name or argument is not valid UTF-8 text: {ascii(context)}", 2)
+    except UnicodeDecodeError as exc:  # a file read as text that is not UTF-8 (readers that can name it do)
+        bad = exc.object[exc.start] if exc.start < len(exc.object) else 0
+        _fail(f"error: a file given is not valid UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save it as "
+              "UTF-8", 2)
+    except RecursionError:  # JSON nested deeper than Python's parser goes (about 1,000 levels)
+        _fail("error: an input file holds JSON nested too deeply to read; flatten it", 2)
     except OSError as exc:  # a path the user named cannot be read or written: one line, not a traceback
         logging.getLogger(__name__).debug("OS error", exc_info=True)
         where = f": {exc.filename}" if exc.filename else ""

@@ -86,6 +86,10 @@ def register(app: typer.Typer) -> None:
             validation=validation, validation_questions=validation_questions,
             search_train_minutes=search_train_minutes, search_train_usd=search_train_usd, **options,
         )
+        if overwrite:
+            from ragtune.workflows.compare_inputs import check_replaceable
+
+            check_replaceable(config)  # never the index it reads, or a folder of other files
         executor = trials_on = None
         if ray and search:  # the search's trials on Ray; the test run answers here, with each arm's winner
             from ragtune.distributed.ray_cluster import check_address

@@ -83,6 +83,8 @@ def register(app: typer.Typer) -> None:
         built = build_training_set(examples, mode, index, distractors=distractors, p_oracle=p_oracle, seed=seed,
                                    quote=quote, context_sentences=context_sentences)
         if export:
+            if export.resolve() == Path(train).resolve():
+                raise ConfigError(f"--export {export} is the --train file; choose another path")
             export_jsonl(built, export)
         if export_only:
             if not export:

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option(None, "--precision", help="int8 (quantised ONNX Runtime encoder; the default for a sentence-transformers model) or fp32 (new index only)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Read, chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray]). On a cluster every node must see the files at the same paths."),
-        ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="Loading tasks and embedding actors with --ray."),
+        ray_workers: int = typer.Option(None, "--ray-workers", min=1, help="Loading tasks and embedding actors with --ray (default 2)."),
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
             from ragtune.distributed.ray_cluster import check_address
 
             ray = check_address(ray)  # a bad address fails before any work
+        elif ray_workers is not None:
+            raise ConfigError("--ray-workers applies with --ray only")
+        ray_workers = ray_workers or 2
         overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
         config = None
         if overrides or embedder or precision:
@@ -55,6 +58,11 @@ def register(app: typer.Typer) -> None:
                 stats = ray_add_documents(index, result.documents, workers=ray_workers, dedupe_content=True)
         else:
             result = load_documents(paths, follow_links=follow_links)
+            if not result.documents and not result.skipped:
+                from ragtune.errors import InputError
+
+                raise InputError(f"no documents found in {', '.join(map(str, paths))} (txt, md, html, pdf, jsonl, "
+                                 "json); nothing was indexed")
             stats = index.add_documents(result.documents, dedupe_content=True)  # one document per content
         typer.echo(
             f"documents: {stats.added} added, {stats.replaced} replaced, {stats.unchanged} unchanged; "

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def runs(
-        limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many recent runs."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1, max=1_000_000, help="How many recent runs."),
         db: Optional[Path] = typer.Option(None, "--db", help="Runs database (default: the cache dir's runs.sqlite)."),
         json_: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:

@@ -47,6 +47,6 @@ def register(app: typer.Typer) -> None:
         if not hits:
             typer.echo("no hits")
         for h in hits:
-            snippet = " ".join(h.chunk.text.split())[:160]
+            snippet = one_line(" ".join(h.chunk.text.split())[:160])  # a document's escape codes never reach the terminal
             typer.echo(f"{h.rank + 1:3d}. {h.score:8.4f}  {one_line(h.chunk.doc_id)}  {one_line(h.chunk.title)}\n"
                        f"     {snippet}")

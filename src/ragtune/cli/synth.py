@@ -28,8 +28,16 @@ def register(app: typer.Typer) -> None:
         from ragtune.index import Index
         from ragtune.train.synth import synthesize_qa, write_qa_jsonl
 
+        from ragtune.errors import ConfigError
+
         check_output_folder(out, "--out", kind="file")
-        chunks = Index.open(index).chunks()
+        opened = Index.open(index)
+        folder = getattr(opened, "path", None) if not getattr(opened, "is_store", False) else None
+        if folder is not None and Path(folder).resolve() in out.resolve().parents:
+            raise ConfigError(f"--out {out} is inside the index folder {folder}; write the questions elsewhere")
+        if rules_only and questions == "llm":
+            raise ConfigError("--rules-only writes rule questions; it cannot go with --questions llm")
+        chunks = opened.chunks()
         chunks = chunks[:limit_chunks] if limit_chunks else chunks
         needs_llm = not rules_only and (paraphrases > 0 or questions in ("llm", "auto") or round_trip)
         generator = _LazyGenerator(GenerateConfig(model=model)) if needs_llm else None

@@ -108,6 +108,8 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
         raise InputError(f"qrels file not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(lines, start=1):
         parts = line.strip().split("\t")
         if not line.strip() or (number == 1 and parts[0] == "query-id"):
@@ -136,7 +138,7 @@ def load_beir(root: str | Path, split: str = "test") -> BeirData:
             try:
                 record = json.loads(line)
                 all_queries[str(record["_id"])] = str(record["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
                 raise InputError(f"{root / 'queries.jsonl'}:{number}: bad query line ({exc})") from exc
     missing = [q for q in qrels if q not in all_queries]
     if missing:
@@ -254,6 +256,11 @@ def evaluate_beir(
         raise ConfigError(f"unknown retrieval mode(s) {bad}: choose from {', '.join(retrieval_modes())}")
     data = load_beir(root, split)
     index = build_beir_index(root, index_dir, index_config, embedder=embedder)
+    judged = {doc for docs in data.qrels.values() for doc in docs}
+    if judged and not judged & {d.doc_id for d in index.documents()}:  # every figure would be 0: say why instead
+        where = "it holds no documents" if len(index) == 0 else "it holds other documents"
+        raise InputError(f"none of the {len(judged)} documents the qrels judge is in the index ({where}): check "
+                         f"{Path(root) / 'corpus.jsonl'}" + (" and --index" if index_dir else ""))
     base = retrieve_config or RetrieveConfig()
     out = []
     for mode in modes:

@@ -63,7 +63,8 @@ def compress_hits(
 def _similarities(texts: list[str], per_question: list[tuple[int, list]], embedder: Embedder | None) -> list[np.ndarray]:
     """Per question, one score per sentence: embedding cosine, else the share of the question's words present."""
     if embedder is not None and texts:
-        vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
+        encode = getattr(embedder, "encode_queries", embedder.encode)  # each alone when int8: batch-free choices
+        vectors = np.asarray(encode(texts), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return [vectors[start + 1 : start + 1 + len(s)] @ vectors[start] for start, s in per_question]
     scores = []

@@ -107,6 +107,16 @@ class Embedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Embed questions (and the sentences compared with them): like `encode`, but an int8 embedder runs each
+        text alone, so a question's vector never depends on the questions asked with it (its graph quantises
+        activations per batch). ask and serve embed one question, compare a batch: they must retrieve alike."""
+        if self.precision != "int8" or len(texts) <= 1:
+            return self.encode(texts)
+        with self._lock:
+            encoder = self._onnx_query_encoder() or self._onnx_document_encoder()
+            return np.concatenate([encoder.encode([text]) for text in texts])
+
     def _onnx_query_encoder(self) -> Any:
         """The ONNX Runtime encoder for few-text calls, exported/loaded on first use (None: use torch)."""
         if not self._query_encoder_checked:

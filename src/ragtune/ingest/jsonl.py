@@ -12,6 +12,21 @@ from ragtune.ingest.decoding import read_text
 from ragtune.types import Document
 
 RESERVED_FIELDS = ("id", "_id", "title", "text", "metadata")
+MAX_DEPTH = 32  # of a line's JSON: metadata deeper than this is refused (the manifest must write it back)
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply `value` nests lists and objects, counting up to limit + 1 at most."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item
+                                                 if isinstance(item, list) else ())]
+        depth += 1
+    return depth
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_jsonl_line(line: str, default_id: str, source: str) -> Document | str:
@@ -21,11 +36,17 @@ def parse_jsonl_line(line: str, default_id: str, source: str) -> Document | str:
     become metadata (the nested dict wins on a clash).
     """
     try:
-        record: Any = json.loads(line)
+        record: Any = json.loads(line, parse_constant=_no_constant)  # NaN / Infinity: strict parsers refuse them
     except json.JSONDecodeError as exc:
         return f"malformed JSON ({exc.msg} at column {exc.colno})"
+    except ValueError as exc:
+        return f"malformed JSON ({exc})"
+    except RecursionError:
+        return "malformed JSON (nested too deeply)"
     if not isinstance(record, dict):
         return f"not a JSON object (got {type(record).__name__})"
+    if _depth(record) > MAX_DEPTH:
+        return f"metadata nested more than {MAX_DEPTH} levels deep"
     text = record.get("text")
     if not isinstance(text, str):
         return "no 'text' string field" if text is None else f"'text' is not a string (got {type(text).__name__})"

@@ -76,6 +76,8 @@ def load_squad(path: Path, doc_id: str, source: str) -> Iterator[Document | Skip
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise SkipFile(f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise SkipFile("malformed JSON (nested too deeply)") from None
     items = list(iter_squad(data, source))
     if not any(isinstance(item, Document) for item in items):
         raise SkipFile("empty (SQuAD file without paragraphs)")

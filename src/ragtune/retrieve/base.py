@@ -86,3 +86,10 @@ class Retriever(Protocol):
 def retrieve_one(retriever: Retriever, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
     """Single-query convenience wrapper around `retriever.retrieve`."""
     return retriever.retrieve([query], k=k, filters=filters)[0]
+
+
+def encode_queries(embedder: Any, queries: list[str]) -> Any:
+    """The queries' vectors through the embedder's `encode_queries` when it has one (an int8 embedder embeds each
+    alone there, so a question retrieves the same asked alone or in a batch), else its `encode`."""
+    encode = getattr(embedder, "encode_queries", None) or embedder.encode
+    return encode(queries)

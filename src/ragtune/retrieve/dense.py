@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ragtune.retrieve.base import Filters, RowRanking, SearchableIndex, SearchState
+from ragtune.retrieve.base import Filters, RowRanking, SearchableIndex, SearchState, encode_queries
 from ragtune.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class DenseRetriever:
         mask = state.metadata_index().mask(filters)
         if not queries:
             return state, []
-        vectors = self.index.embedder.encode(list(queries))  # (nq, dim)
+        vectors = encode_queries(self.index.embedder, list(queries))  # (nq, dim)
         return state, state.dense(self.index.config).search(vectors, k, mask)
 
     def retrieve(self, queries: list[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from ragtune.config import RetrieveConfig
-from ragtune.retrieve.base import Filters
+from ragtune.retrieve.base import Filters, encode_queries
 from ragtune.retrieve.hybrid import check_fusion, convex_fuse
 from ragtune.types import Hit
 
 
 def _embed(index: Any, queries: list[str]) -> np.ndarray:
     index.check_query_embedder()
-    return np.asarray(index.embedder.encode(list(queries)), dtype=np.float32)  # (nq, dim)
+    return np.asarray(encode_queries(index.embedder, list(queries)), dtype=np.float32)  # (nq, dim)
 
 
 class StoreDenseRetriever:

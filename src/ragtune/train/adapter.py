@@ -118,6 +118,9 @@ def merge_adapter(
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise ConfigError(f"output folder already exists: {str(out_dir)!r}")
+    adapter_at = Path(adapter_dir).resolve()
+    if out_dir.resolve() == adapter_at or out_dir.resolve() in adapter_at.parents:
+        raise ConfigError(f"--out {out_dir} holds the adapter being merged; choose another folder")
     model, tokenizer = load_adapted_model(adapter_dir, base_model)
     merged = model.merge_and_unload()
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")

@@ -137,6 +137,33 @@ class CompareInputs:
     adapters: dict[str, str | None]
 
 
+def check_replaceable(config: CompareConfig) -> None:
+    """For `compare --overwrite` (the CLI; `tune` and the demo overwrite their own folders): ConfigError unless the
+    existing --out may be deleted: an empty folder or an earlier run's, never a folder the run reads (the index,
+    the questions, an adapter) or holds one, never a folder of other files. And --resume goes without it."""
+    out = Path(config.out)
+    if config.resume:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if not out.exists():
+        return
+    where = out.resolve()
+    inputs = {"--index": config.index, "--questions": config.questions, "--adapter": config.adapter,
+              "--raft-adapter": config.raft_adapter, "--tuned-embedder": config.tuned_embedder,
+              "--freshness": config.freshness, "--train-data": config.train_data}
+    for flag, value in inputs.items():
+        if value and "://" not in str(value):
+            path = Path(value).resolve()
+            if path == where or where in path.parents:
+                raise ConfigError(f"--out {out} holds the {flag} this run reads; --overwrite would delete it: choose "
+                                  "another --out")
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run folder; --overwrite replaces run folders only")
+    entries = {p.name for p in out.iterdir()}
+    if entries and not entries & {"results.json", "predictions.jsonl"}:
+        raise ConfigError(f"--out {out} is not a ragtune run folder (no results.json or predictions.jsonl); "
+                          "--overwrite replaces run folders only: choose another --out")
+
+
 def check_inputs(config: CompareConfig, questions_needed: bool = True) -> CompareInputs:
     """Everything that can fail fast, checked before any long work. Without `questions_needed` (`ragtune tune`
     synthesising its validation questions) an empty config.questions means no questions."""

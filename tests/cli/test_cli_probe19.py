@@ -1,0 +1,159 @@
+"""Failures found by a hostile probe of the CLI (session 19): data lost to --overwrite and --out, tracebacks on
+deep or non-UTF-8 input, silent success on nothing, options that did nothing. One line, an exit status, nothing
+lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cli_tree import run_main
+
+from ragtune.config import EmbedConfig, IndexConfig
+from ragtune.index import Index
+from ragtune.types import Document
+
+
+def _line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> Path:
+    made = Index.create(tmp_path / "idx", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    made.add_documents([Document("a.md", "The harbour opened in 1952. Ilse Varga is the master.", "Harbour"),
+                        Document("b.md", "The kitchen serves soup on Tuesdays.", "Kitchen")])
+    return tmp_path / "idx"
+
+
+@pytest.fixture()
+def questions(tmp_path: Path) -> Path:
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "Who is the master?", "answer": "Ilse Varga"}) + "\n")
+    return path
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("target", ["index", "parent", "docs"])
+def test_compare_overwrite_never_deletes_what_it_reads_or_a_folder_of_other_files(index, questions, tmp_path,
+                                                                                target, capsys):
+    """`compare --out <the index> --overwrite` replaced the index by the run; `--out mydocs --overwrite` deleted a
+    folder of the user's files."""
+    out = {"index": index, "parent": tmp_path, "docs": tmp_path / "docs"}[target]
+    if target == "docs":
+        out.mkdir()
+        (out / "thesis.txt").write_text("important")
+    before = _files(tmp_path)
+    code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out", str(out),
+                             "--arms", "base", "--overwrite"], capsys)
+    assert code == 2
+    line = _line(err)
+    assert ("holds the --index" in line) if target != "docs" else ("not a ragtune run folder" in line)
+    assert _files(tmp_path) == before
+
+
+def test_compare_resume_and_overwrite_together_are_refused(index, questions, tmp_path, capsys):
+    code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out",
+                             str(tmp_path / "run"), "--arms", "base", "--overwrite", "--resume"], capsys)
+    assert code == 2 and "give one of them" in _line(err)
+
+
+def test_synth_out_inside_the_index_and_export_onto_its_input_are_refused(index, tmp_path, capsys):
+    manifest = (index / "manifest.json").read_text()
+    code, _, err = run_main(["synth", "--index", str(index), "--out", str(index / "manifest.json"), "--rules-only"],
+                            capsys)
+    assert code == 2 and "inside the index folder" in _line(err)
+    assert (index / "manifest.json").read_text() == manifest
+    code, _, err = run_main(["synth", "--index", str(index), "--out", str(tmp_path / "qa.jsonl"), "--rules-only",
+                             "--questions", "llm"], capsys)
+    assert code == 2 and "--rules-only" in _line(err)
+    train = tmp_path / "t.jsonl"
+    train.write_text(json.dumps({"question": "Who is the master?", "answer": "Ilse Varga"}) + "\n")
+    kept = train.read_text()
+    code, _, err = run_main(["finetune", "--train", str(train), "--out", str(tmp_path / "ad"), "--export-only",
+                             "--export", str(train), "--min-examples", "1"], capsys)
+    assert code == 2 and "is the --train file" in _line(err) and train.read_text() == kept
+
+
+def test_deep_or_non_finite_json_lines_are_skipped_not_a_traceback(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = ['{"id": "ok", "text": "kelp grows fast"}',
+             '{"id": "deep", "text": "x", "m": %s}' % ("[" * 3000 + "]" * 3000),
+             '{"id": "deepish", "text": "x", "m": %s}' % ("[" * 600 + "]" * 600),
+             '{"id": "nan", "text": "x", "score": NaN}']
+    (docs / "c.jsonl").write_text("\n".join(lines) + "\n")
+    code, out, err = run_main(["ingest", str(docs), "--index", str(tmp_path / "idx"), "--embedder", "hash:64"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "1 added" in out and "nested too deeply" in err and "32 levels" in err and "NaN is not valid JSON" in err
+    assert [d.doc_id for d in Index.open(tmp_path / "idx").documents()] == ["ok"]
+
+
+def test_a_non_utf8_questions_file_for_ask_is_one_line(index, tmp_path, capsys):
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"caf\xe9?\n")
+    code, _, err = run_main(["ask", "--questions", str(path), "--index", str(index)], capsys)
+    assert code == 2 and "not valid UTF-8" in _line(err) and "latin.txt" in err
+
+
+def test_runs_leaves_a_foreign_database_alone_and_caps_its_limit(tmp_path, capsys):
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE t (x)")
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    for path in (foreign, empty):
+        code, _, err = run_main(["runs", "--db", str(path)], capsys)
+        assert code == 2 and "not a ragtune runs database" in _line(err)
+    with sqlite3.connect(foreign) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["t"]
+    assert empty.read_bytes() == b""
+    code, _, err = run_main(["runs", "-n", "99999999999999999999"], capsys)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_eval_retrieval_with_no_usable_corpus_fails_instead_of_printing_zeros(tmp_path, capsys):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_bytes(b'{"_id": "d1", "text": "kelp"}\n\xff\xfe\n')
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "kelp?"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    code, _, err = run_main(["eval", "retrieval", str(beir), "--embedder", "hash:64", "--mode", "bm25"], capsys)
+    assert code == 2 and "none of the 1 documents the qrels judge is in the index" in err.splitlines()[-1]
+
+
+def test_search_snippets_never_carry_escape_codes(tmp_path, capsys):
+    made = Index.create(tmp_path / "idx", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    made.add_documents([Document("e.md", "kelp \x1b]0;pwned\x07 grows in the bay", "Esc")])
+    code, out, _ = run_main(["search", "kelp", "--index", str(tmp_path / "idx"), "--mode", "bm25"], capsys)
+    assert code == 0 and "\x1b" not in out and "\x07" not in out and "\\x1b" in out
+
+
+def test_ingest_of_nothing_and_options_that_would_do_nothing_are_errors(index, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_main(["ingest", str(tmp_path / "empty"), "--index", str(tmp_path / "new")], capsys)
+    assert code == 2 and "no documents found" in _line(err) and not (tmp_path / "new").exists()
+    code, _, err = run_main(["ingest", str(tmp_path / "empty"), "--index", str(tmp_path / "new"), "--ray-workers",
+                             "5"], capsys)
+    assert code == 2 and "--ray-workers applies with --ray only" in _line(err)
+    code, _, err = run_main(["ask", "Who?", "--closed-book", "--filter", "a=b", "--model", "bundled"], capsys)
+    assert code == 2 and "--closed-book" in _line(err)
+
+
+def test_merge_onto_its_own_adapter_is_refused(tmp_path):
+    from ragtune.errors import ConfigError
+    from ragtune.train import merge_adapter
+
+    adapter = tmp_path / "ad"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds the adapter being merged"):
+        merge_adapter(adapter, adapter, overwrite=True)
+    assert (adapter / "adapter_config.json").read_text() == "{}"
