@@ -57,6 +57,13 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def one_error_line(err: str) -> str:
+    """The one line stderr holds (and no traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 def assert_usage_error(code: int, out: str, err: str, argv: list[str]) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (argv, code, err)

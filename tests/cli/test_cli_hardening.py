@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from cli_tree import run_main
+from cli_tree import one_error_line, run_main
 
 from ragtune.cli import build_app
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture()
@@ -33,7 +27,7 @@ def test_compare_out_under_a_file_is_one_line_exit_2(tmp_path: Path, questions: 
             "--out", str(blocker / "run"), "--arms", "base"]
     code, _out, err = run_main(argv, capsys)
     assert code == 2
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "--out" in line and "a-file is a file, not a folder" in line
     assert blocker.read_text() == "not a folder"
 
@@ -48,7 +42,7 @@ def test_compare_questions_file_errors_speak_of_questions(tmp_path: Path, text: 
     path.write_text(text)
     code, _out, err = run_main(["compare", "--index", str(tmp_path / "no-index"), "--questions", str(path),
                                 "--out", str(tmp_path / "run"), "--arms", "base"], capsys)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert code == 2 and said in line and "training" not in line
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
@@ -57,7 +51,7 @@ def test_compare_out_that_is_a_file_is_one_line_exit_2(tmp_path: Path, questions
     (tmp_path / "run").write_text("x")
     code, _out, err = run_main(["compare", "--index", str(tmp_path), "--questions", str(questions),
                                 "--out", str(tmp_path / "run")], capsys)
-    assert code == 2 and "exists and is not a folder" in _one_error_line(err)
+    assert code == 2 and "exists and is not a folder" in one_error_line(err)
 
 
 @pytest.mark.parametrize("flag", ["--adapter", "--raft-adapter"])
@@ -67,13 +61,13 @@ def test_compare_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, questio
     code, _out, err = run_main(["compare", "--index", str(tmp_path / "no-index"), "--questions", str(questions),
                                 "--out", str(tmp_path / "run"), flag, str(not_adapter)], capsys)
     assert code == 2
-    assert f"{flag} {not_adapter}: not a LoRA adapter folder (no adapter_config.json)" in _one_error_line(err)
+    assert f"{flag} {not_adapter}: not a LoRA adapter folder (no adapter_config.json)" in one_error_line(err)
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
 
 def test_ask_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, capsys) -> None:
     code, _out, err = run_main(["ask", "q", "--closed-book", "--adapter", str(tmp_path)], capsys)
-    assert code == 2 and "not a LoRA adapter folder" in _one_error_line(err)
+    assert code == 2 and "not a LoRA adapter folder" in one_error_line(err)
 
 
 def test_ask_adapter_help_names_a_real_command() -> None:
@@ -89,7 +83,7 @@ def test_ask_adapter_help_names_a_real_command() -> None:
 ])
 def test_a_questions_or_train_file_that_is_a_directory_says_so(tmp_path: Path, argv, capsys) -> None:
     code, _out, err = run_main([a.format(dir=tmp_path) for a in argv], capsys)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert code == 2 and "is a directory" in line and "not found" not in line
 
 
@@ -100,7 +94,7 @@ def test_serve_on_a_busy_port_says_so_before_serving(tmp_path: Path, capsys) -> 
         port = busy.getsockname()[1]
         code, out, err = run_main(["serve", "--index", str(tmp_path / "no-index"), "--port", str(port)], capsys)
     assert code == 2
-    assert f"port {port} on 127.0.0.1 is in use" in _one_error_line(err)
+    assert f"port {port} on 127.0.0.1 is in use" in one_error_line(err)
     assert "serving" not in out + err and "loading" not in out + err
 
 
@@ -109,7 +103,7 @@ def test_serve_rejects_a_folder_that_is_not_an_adapter(tmp_path: Path, capsys) -
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     code, _out, err = run_main(["serve", "--arm", "ft", "--adapter", str(tmp_path), "--port", str(port)], capsys)
-    assert code == 2 and "not a LoRA adapter folder" in _one_error_line(err)
+    assert code == 2 and "not a LoRA adapter folder" in one_error_line(err)
 
 
 def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp_path: Path, capsys) -> None:
@@ -128,18 +122,18 @@ def test_search_hit_line_of_a_file_with_a_newline_in_its_name_stays_one_line(tmp
 def test_search_with_a_blank_query_is_one_line_exit_2(tmp_path: Path, query: str, capsys) -> None:
     """As the server's /v1/search answers 400: before, a blank query listed hits ranked by nothing."""
     code, _out, err = run_main(["search", query, "--index", str(tmp_path / "no-index")], capsys)
-    assert code == 2 and _one_error_line(err) == "error: no query: pass the text to search for"
+    assert code == 2 and one_error_line(err) == "error: no query: pass the text to search for"
 
 
 def test_runs_with_a_db_that_is_not_one_is_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "notes.txt").write_text("not sqlite, just text that is long enough to have a header" * 4)
     code, _out, err = run_main(["runs", "--db", str(tmp_path / "notes.txt")], capsys)
-    assert code == 2 and "not a ragtune runs database" in _one_error_line(err)
+    assert code == 2 and "not a ragtune runs database" in one_error_line(err)
 
 
 def test_runs_with_a_missing_db_creates_nothing(tmp_path: Path, capsys) -> None:
     code, _out, err = run_main(["runs", "--db", str(tmp_path / "new" / "runs.sqlite")], capsys)
-    assert code == 2 and "no runs database there" in _one_error_line(err)
+    assert code == 2 and "no runs database there" in one_error_line(err)
     assert not (tmp_path / "new").exists()
 
 
@@ -147,13 +141,13 @@ def test_synth_out_under_a_file_is_refused_before_any_work(tmp_path: Path, capsy
     (tmp_path / "a-file").write_text("x")
     code, _out, err = run_main(["synth", "--index", str(tmp_path / "no-index"), "--out",
                                 str(tmp_path / "a-file" / "qa.jsonl"), "--rules-only"], capsys)
-    assert code == 2 and "a-file is a file, not a folder" in _one_error_line(err)
+    assert code == 2 and "a-file is a file, not a folder" in one_error_line(err)
 
 
 @pytest.mark.parametrize("argv", [["search", "\udcff", "--index", "{dir}"], ["ask", "caf\udce9?", "--closed-book"]])
 def test_undecodable_argv_text_is_one_line_exit_2(tmp_path: Path, argv, capsys) -> None:
     code, _out, err = run_main([a.format(dir=tmp_path) for a in argv], capsys)
-    assert code == 2 and "is not valid UTF-8 text" in _one_error_line(err)
+    assert code == 2 and "is not valid UTF-8 text" in one_error_line(err)
 
 
 def test_a_file_name_that_is_not_utf8_gets_an_escaped_id_and_the_rest_is_ingested(tmp_path: Path, capsys) -> None:
@@ -186,7 +180,7 @@ def test_an_unknown_retrieval_mode_is_one_clean_line_exit_2(tmp_path: Path, mode
 
     Index.create(tmp_path / "ix", IndexConfig(embed=EmbedConfig(model="hash:64"))).add_documents([Document("a", "A.")])
     code, _out, err = run_main(["search", "x", "--index", str(tmp_path / "ix"), f"--mode={mode}"], capsys)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert code == 2 and "\\n" not in line and "pydantic" not in line
     assert line == f"error: unknown retrieval mode {mode!r}: choose one of dense, bm25, hybrid, hybrid-convex, " \
                    "dense+rerank, bm25+rerank, hybrid+rerank, hybrid-convex+rerank, graph-local, graph-global, " \
@@ -195,7 +189,7 @@ def test_an_unknown_retrieval_mode_is_one_clean_line_exit_2(tmp_path: Path, mode
 
 def test_an_invalid_setting_is_one_clean_line_exit_2(tmp_path: Path, capsys) -> None:
     code, _out, err = run_main(["ingest", str(tmp_path), "--index", str(tmp_path / "ix"), "--chunk-tokens", "3"], capsys)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert code == 2 and "\\n" not in line and "errors.pydantic.dev" not in line
     assert line == "error: bad chunking options: chunk_tokens: Input should be greater than or equal to 16 (got 3)"
 
@@ -223,10 +217,10 @@ def test_rerank_settings_without_a_rerank_mode_are_one_line_exit_2(tmp_path: Pat
     argv = [str(tmp_path / a) if a in ("IX", "Q", "OUT") else a for a in command]
     code, _out, err = run_main([*argv, "--mode", "hybrid", "--rerank-depth", "5"], capsys)
     assert code == 2
-    assert _one_error_line(err) == ("error: --rerank-depth applies to a +rerank mode only (got --mode hybrid; "
+    assert one_error_line(err) == ("error: --rerank-depth applies to a +rerank mode only (got --mode hybrid; "
                                     "e.g. --mode hybrid-convex+rerank)")
     code, _out, err = run_main([*argv, "--rerank-depth", "5", "--rerank-weight", "0.5"], capsys)
-    assert code == 2 and "--rerank-depth and --rerank-weight apply to a +rerank mode only" in _one_error_line(err)
+    assert code == 2 and "--rerank-depth and --rerank-weight apply to a +rerank mode only" in one_error_line(err)
     assert not (tmp_path / "OUT").exists() and not (tmp_path / "OUT.partial").exists()
 
 
@@ -234,7 +228,7 @@ def test_rerank_settings_without_a_rerank_mode_are_one_line_exit_2(tmp_path: Pat
                                              ("--rerank-weight", "1.5"), ("--rerank-weight", "-0.1")])
 def test_rerank_settings_out_of_range_are_one_line_exit_2(tmp_path: Path, flag, value, capsys) -> None:
     code, _out, err = run_main(["search", "x", "--index", str(tmp_path), "--mode", "bm25+rerank", flag, value], capsys)
-    assert code == 2 and f"Invalid value for '{flag}'" in _one_error_line(err)
+    assert code == 2 and f"Invalid value for '{flag}'" in one_error_line(err)
 
 
 def test_rerank_settings_in_a_config_need_a_rerank_mode() -> None:

@@ -9,17 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from cli_tree import run_main
+from cli_tree import one_error_line, run_main
 
 from ragtune.config import EmbedConfig, IndexConfig
 from ragtune.index import Index
 from ragtune.types import Document
-
-
-def _line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture()
@@ -54,7 +48,7 @@ def test_compare_overwrite_never_deletes_what_it_reads_or_a_folder_of_other_file
     code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out", str(out),
                              "--arms", "base", "--overwrite"], capsys)
     assert code == 2
-    line = _line(err)
+    line = one_error_line(err)
     assert ("holds the --index" in line) if target != "docs" else ("not a ragtune run folder" in line)
     assert _files(tmp_path) == before
 
@@ -62,24 +56,24 @@ def test_compare_overwrite_never_deletes_what_it_reads_or_a_folder_of_other_file
 def test_compare_resume_and_overwrite_together_are_refused(index, questions, tmp_path, capsys):
     code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out",
                              str(tmp_path / "run"), "--arms", "base", "--overwrite", "--resume"], capsys)
-    assert code == 2 and "give one of them" in _line(err)
+    assert code == 2 and "give one of them" in one_error_line(err)
 
 
 def test_synth_out_inside_the_index_and_export_onto_its_input_are_refused(index, tmp_path, capsys):
     manifest = (index / "manifest.json").read_text()
     code, _, err = run_main(["synth", "--index", str(index), "--out", str(index / "manifest.json"), "--rules-only"],
                             capsys)
-    assert code == 2 and "inside the index folder" in _line(err)
+    assert code == 2 and "inside the index folder" in one_error_line(err)
     assert (index / "manifest.json").read_text() == manifest
     code, _, err = run_main(["synth", "--index", str(index), "--out", str(tmp_path / "qa.jsonl"), "--rules-only",
                              "--questions", "llm"], capsys)
-    assert code == 2 and "--rules-only" in _line(err)
+    assert code == 2 and "--rules-only" in one_error_line(err)
     train = tmp_path / "t.jsonl"
     train.write_text(json.dumps({"question": "Who is the master?", "answer": "Ilse Varga"}) + "\n")
     kept = train.read_text()
     code, _, err = run_main(["finetune", "--train", str(train), "--out", str(tmp_path / "ad"), "--export-only",
                              "--export", str(train), "--min-examples", "1"], capsys)
-    assert code == 2 and "is the --train file" in _line(err) and train.read_text() == kept
+    assert code == 2 and "is the --train file" in one_error_line(err) and train.read_text() == kept
 
 
 def test_deep_or_non_finite_json_lines_are_skipped_not_a_traceback(tmp_path, capsys):
@@ -96,11 +90,11 @@ def test_deep_or_non_finite_json_lines_are_skipped_not_a_traceback(tmp_path, cap
     assert [d.doc_id for d in Index.open(tmp_path / "idx").documents()] == ["ok"]
 
 
-def test_a_non_utf8_questions_file_for_ask_is_one_line(index, tmp_path, capsys):
+def test_a_non_utf8_questions_file_for_ask_is_oneone_error_line(index, tmp_path, capsys):
     path = tmp_path / "latin.txt"
     path.write_bytes(b"caf\xe9?\n")
     code, _, err = run_main(["ask", "--questions", str(path), "--index", str(index)], capsys)
-    assert code == 2 and "not valid UTF-8" in _line(err) and "latin.txt" in err
+    assert code == 2 and "not valid UTF-8" in one_error_line(err) and "latin.txt" in err
 
 
 def test_runs_leaves_a_foreign_database_alone_and_caps_its_limit(tmp_path, capsys):
@@ -111,7 +105,7 @@ def test_runs_leaves_a_foreign_database_alone_and_caps_its_limit(tmp_path, capsy
     empty.write_bytes(b"")
     for path in (foreign, empty):
         code, _, err = run_main(["runs", "--db", str(path)], capsys)
-        assert code == 2 and "not a ragtune runs database" in _line(err)
+        assert code == 2 and "not a ragtune runs database" in one_error_line(err)
     with sqlite3.connect(foreign) as db:
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["t"]
     assert empty.read_bytes() == b""
@@ -139,12 +133,12 @@ def test_search_snippets_never_carry_escape_codes(tmp_path, capsys):
 def test_ingest_of_nothing_and_options_that_would_do_nothing_are_errors(index, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code, _, err = run_main(["ingest", str(tmp_path / "empty"), "--index", str(tmp_path / "new")], capsys)
-    assert code == 2 and "no documents found" in _line(err) and not (tmp_path / "new").exists()
+    assert code == 2 and "no documents found" in one_error_line(err) and not (tmp_path / "new").exists()
     code, _, err = run_main(["ingest", str(tmp_path / "empty"), "--index", str(tmp_path / "new"), "--ray-workers",
                              "5"], capsys)
-    assert code == 2 and "--ray-workers applies with --ray only" in _line(err)
+    assert code == 2 and "--ray-workers applies with --ray only" in one_error_line(err)
     code, _, err = run_main(["ask", "Who?", "--closed-book", "--filter", "a=b", "--model", "bundled"], capsys)
-    assert code == 2 and "--closed-book" in _line(err)
+    assert code == 2 and "--closed-book" in one_error_line(err)
 
 
 def test_merge_onto_its_own_adapter_is_refused(tmp_path):
