@@ -20,10 +20,13 @@ def validation_message(exc: ValueError) -> str:
         return " ".join(str(exc).split())
     parts = []
     for error in exc.errors():
+        if not error["loc"] and error["type"] == "value_error":  # a model-level check: its own words say it all
+            parts.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
         where = ".".join(str(p) for p in error["loc"]) or "value"
         got = repr(error["input"])
         got = got if len(got) <= 60 else got[:57] + "..."
-        parts.append(f"{where}: {error['msg']} (got {got})")
+        parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {got})")
     return "; ".join(parts)
 
 
@@ -146,3 +149,25 @@ class GenerateConfig(StrictModel):
     # "neutralise" replaces an offending sentence with a marker, "drop" leaves the passage out, "off" shows it as is.
     # ask, compare and serve screen alike, so a served answer is the answer a report measured.
     screening: Literal["neutralise", "drop", "off"] = "neutralise"
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def built_with_another(where: str, existing: BaseModel, asked: BaseModel) -> str:
+    """The message for an existing index whose config differs from the one a command asked for: only the
+    settings that differ, e.g. "index X was built with chunk.chunk_tokens=200 (asked 50); ...".
+
+    >>> built_with_another("ix", IndexConfig(), IndexConfig(chunk=ChunkConfig(chunk_tokens=50, overlap_tokens=8)))
+    'index ix was built with chunk.chunk_tokens=200 (asked 50), chunk.overlap_tokens=32 (asked 8); chunking and embedder options apply to a new index only: leave them out, or choose a new --index'
+    """
+    old, new = _flat(existing.model_dump()), _flat(asked.model_dump())
+    diffs = [f"{key}={old.get(key)!r} (asked {new.get(key)!r})".replace("'", "") for key in old if old.get(key) != new.get(key)]
+    return (f"index {where} was built with {', '.join(diffs) or 'another config'}; chunking and embedder options apply "
+            "to a new index only: leave them out, or choose a new --index")

@@ -151,3 +151,24 @@ def test_merge_onto_its_own_adapter_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="holds the adapter being merged"):
         merge_adapter(adapter, adapter, overwrite=True)
     assert (adapter / "adapter_config.json").read_text() == "{}"
+
+
+def test_messages_name_what_the_user_gave(index, tmp_path, capsys):
+    """Python-ish messages: two config dicts, a pydantic prefix and echo, a repr, 'format version None'."""
+    code, _, err = run_main(["ingest", str(tmp_path), "--index", str(index), "--chunk-tokens", "50"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "was built with chunk.chunk_tokens=200 (asked 50)" in line and "new index only" in line
+    code, _, err = run_main(["serve", "--index", str(index), "--arm", "nope"], capsys)
+    assert code == 2 and one_error_line(err).startswith("error: invalid setting: unknown arm 'nope' (choose from")
+    assert "Value error" not in err and "got {" not in err
+    code, _, err = run_main(["finetune-embedder", "--index", str(index), "--out", str(tmp_path / "fe"), "--per-chunk",
+                             "0", "--sentence-queries", "0"], capsys)
+    assert code == 2 and "cannot both be 0" in one_error_line(err) and "EmbedderTuneConfig" not in err
+    results = tmp_path / "run" / "results.json"
+    results.parent.mkdir()
+    results.write_text("{}")
+    code, _, err = run_main(["report", str(results)], capsys)
+    assert code == 2 and "is a file; give the run folder" in one_error_line(err)
+    (index / "manifest.json").write_text("{}")
+    code, _, err = run_main(["search", "kelp", "--index", str(index)], capsys)
+    assert code == 3 and "no format_version" in one_error_line(err) and "None" not in err

@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
         from ragtune.store.registry import store_uri
         from ragtune.train.embedder_tuning import EmbedderTuneConfig, tune_embedder
 
+        if per_chunk == 0 and sentence_queries == 0:
+            from ragtune.errors import ConfigError
+
+            raise ConfigError("--per-chunk and --sentence-queries cannot both be 0: no queries to tune on")
         config = EmbedderTuneConfig(per_chunk=per_chunk, sentence_queries=sentence_queries, epochs=epochs, seed=seed,
                                     max_chunks=max_chunks, batch_size=batch_size, mini_batch_size=mini_batch_size)
         result = tune_embedder(Index.open(index_dir), out, config, qa_file=qa, base=base, resume=resume)

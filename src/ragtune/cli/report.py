@@ -18,6 +18,13 @@ def register(app: typer.Typer) -> None:
         max_questions: int = typer.Option(500, "--max-questions", min=1, help="Questions in the drill-down."),
     ) -> None:
         """Re-render RUN_DIR/report.html, or with RUN_DIR2 write RUN_DIR2/comparison.html (A = RUN_DIR)."""
+        from ragtune.errors import InputError
+
+        for given in (run_dir, run_dir2):
+            if given is not None and given.is_file():
+                raise InputError(f"{given} is a file; give the run folder `ragtune compare` wrote (e.g. {given.parent})")
+        if out is not None and out.is_dir():
+            raise InputError(f"--out {out} is a folder; give the .html file to write")
         if run_dir2 is None:
             from ragtune.report.render import render_report
 

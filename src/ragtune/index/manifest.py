@@ -83,6 +83,8 @@ class Manifest:
     def from_json(cls, data: dict[str, Any], path: Path) -> Manifest:
         if not isinstance(data, dict):
             raise corrupt(path, MANIFEST, f"expected a JSON object, got {type(data).__name__}")
+        if "format_version" not in data:
+            raise corrupt(path, MANIFEST, "no format_version: not an index manifest")
         if data.get("format_version") != FORMAT_VERSION:
             raise NotBuiltError(
                 f"index {path} has format version {data.get('format_version')!r}; this ragtune reads {FORMAT_VERSION}"

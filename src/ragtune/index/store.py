@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.config import BUNDLED, IndexConfig
+from ragtune.config import BUNDLED, IndexConfig, built_with_another
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index import manifest as mf
 from ragtune.index.embed import (
@@ -67,9 +67,7 @@ class Index:
             existing = cls.open(path, embedder=embedder)
             config = with_precision(config, like=existing.config)
             if existing.config != config:
-                raise ConfigError(
-                    f"index {path} exists with another config: {existing.config.model_dump()} != {config.model_dump()}"
-                )
+                raise ConfigError(built_with_another(str(path), existing.config, config))
             return existing
         config = with_precision(config)
         mf.check_creatable(path)
@@ -116,9 +114,7 @@ class Index:
         if (path / mf.MANIFEST).is_file():
             index = cls.open(path, embedder=embedder)
             if config is not None and index.config != with_precision(config, like=index.config):
-                raise ConfigError(
-                    f"index {path} exists with another config: {index.config.model_dump()} != {config.model_dump()}"
-                )
+                raise ConfigError(built_with_another(str(path), index.config, with_precision(config, like=index.config)))
             return index
         mf.check_creatable(path)
         index = cls(path, config or IndexConfig(), embedder)  # nothing on disk until the first commit

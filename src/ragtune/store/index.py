@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.config import BUNDLED, IndexConfig
+from ragtune.config import BUNDLED, IndexConfig, built_with_another
 from ragtune.errors import ConfigError, InputError, NotBuiltError
 from ragtune.index.embed import embedder_for, stored_config, with_precision
 from ragtune.store.base import StoreConfig, StoredDocument, VectorStore
@@ -95,8 +95,7 @@ class StoreIndex:
         existing = _index_config(uri, stored)
         if config is not None and existing != with_precision(config, like=existing):
             store.close()
-            raise ConfigError(f"index {redact_uri(uri)} exists with another config: "
-                              f"{existing.model_dump()} != {config.model_dump()}")
+            raise ConfigError(built_with_another(redact_uri(uri), existing, with_precision(config, like=existing)))
         return cls(store, uri, existing, embedder)
 
     create = open_or_create
