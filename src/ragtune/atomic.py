@@ -52,17 +52,33 @@ def atomic_path(path: str | Path, mode: int = 0o644, suffix: str = ".tmp") -> It
     ...     np.save(tmp, table)
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OSError(f"{_file_above(target)} is a file, not a folder", ) from None
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{suffix}")
     try:
         yield tmp
         _fsync_file(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is not None and Path(exc.filename).name == tmp.name:  # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+def _file_above(path: Path) -> Path:
+    """The nearest parent of `path` that exists as a file (why its folder cannot be made)."""
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return path.parent
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -172,3 +172,35 @@ def test_messages_name_what_the_user_gave(index, tmp_path, capsys):
     (index / "manifest.json").write_text("{}")
     code, _, err = run_main(["search", "kelp", "--index", str(index)], capsys)
     assert code == 3 and "no format_version" in one_error_line(err) and "None" not in err
+
+
+def test_write_errors_name_the_path_given_not_a_temp_file(tmp_path, monkeypatch):
+    """'Is a directory: .emptyd.e6439d4f.tmp' and 'File exists: afile' named files the user never gave."""
+    from ragtune.atomic import write_text_atomic
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError, match="afile is a file, not a folder"):
+        write_text_atomic(tmp_path / "afile" / "r.html", "<html>")
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(PermissionError) as raised:
+        write_text_atomic(tmp_path / "r.html", "<html>")
+    assert raised.value.filename == str(tmp_path / "r.html") and not list(tmp_path.glob(".r.html*"))
+
+
+def test_a_read_only_index_says_so_when_written(index, monkeypatch, capsys):
+    """Was 'Permission denied: …/.write.lock' (root ignores modes, so the lock file's refusal is faked)."""
+    class ReadOnlyLock:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def acquire(self, *args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("ragtune.index.lock.FileLock", ReadOnlyLock)
+    code, _, err = run_main(["delete", "a.md", "--index", str(index)], capsys)
+    assert code == 2 and "is read-only here: cannot take its write lock" in one_error_line(err)
+    assert [d.doc_id for d in Index.open(index).documents()] == ["a.md", "b.md"]

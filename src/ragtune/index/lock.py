@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ragtune.errors import IndexBusyError, NotBuiltError
+from ragtune.errors import IndexBusyError, InputError, NotBuiltError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ def writer_lock(
     lock = FileLock(Path(index_dir) / LOCK_NAME, thread_local=False)
     try:
         lock.acquire(timeout=0)
+    except PermissionError:
+        raise InputError(f"index {index_dir} is read-only here: cannot take its write lock ({LOCK_NAME}); "
+                         "searching it works, writing needs write access") from None
     except Timeout:
         (on_wait or _say_waiting)(f"waiting for another writer on {index_dir} (up to {limit:.0f}s)…")
         try:
