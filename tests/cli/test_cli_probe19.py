@@ -204,3 +204,16 @@ def test_a_read_only_index_says_so_when_written(index, monkeypatch, capsys):
     code, _, err = run_main(["delete", "a.md", "--index", str(index)], capsys)
     assert code == 2 and "is read-only here: cannot take its write lock" in one_error_line(err)
     assert [d.doc_id for d in Index.open(index).documents()] == ["a.md", "b.md"]
+
+
+@pytest.mark.parametrize(("line", "result"), [
+    ('{"id": {"a": 1}, "text": "x"}', "'id' must be a string or an integer (got dict)"),
+    ('{"id": true, "text": "x"}', "'id' must be a string or an integer (got bool)"),
+    ('{"id": 7, "text": "x"}', "7"), ('{"id": "  ", "text": "x"}', "f:3"),
+])
+def test_jsonl_ids_are_strings_or_integers(line, result):
+    """A dict or a boolean id became Python text ("{'a': 1}", "True"); a blank id a blank document id."""
+    from ragtune.ingest.jsonl import parse_jsonl_line
+
+    parsed = parse_jsonl_line(line, "f:3", "f")
+    assert (parsed if isinstance(parsed, str) else parsed.doc_id) == result

@@ -53,7 +53,9 @@ def parse_jsonl_line(line: str, default_id: str, source: str) -> Document | str:
     if not text.strip():
         return "empty text"
     raw_id = record.get("id", record.get("_id"))
-    doc_id = default_id if raw_id is None or str(raw_id) == "" else str(raw_id)
+    if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int))):
+        return f"'id' must be a string or an integer (got {type(raw_id).__name__})"
+    doc_id = default_id if raw_id is None or not str(raw_id).strip() else str(raw_id)
     title = record.get("title")
     metadata = {k: v for k, v in record.items() if k not in RESERVED_FIELDS}
     nested = record.get("metadata")
