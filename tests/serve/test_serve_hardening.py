@@ -326,3 +326,15 @@ def test_file_paths_are_shown_to_admins_only(tmp_path):
         plain = client.get("/v1/documents", headers=auth(PLAIN_KEY)).json()["data"]
         admin = client.get("/v1/documents", headers=auth(ADMIN_KEY)).json()["data"]
     assert [d["source"] for d in plain] == ["p.md"] and [d["source"] for d in admin] == ["/srv/secret/share/p.md"]
+
+
+def test_guessing_keys_from_one_address_is_throttled(served):
+    """Wrong keys were never limited: 401 after 401. Now an address gets 10 a minute, then 429 with Retry-After;
+    callers with a valid key are not affected."""
+    client, _, _ = served
+    codes = [client.get("/v1/models", headers=auth(f"guess-{i:06d}")).status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    throttled = client.get("/v1/models", headers=auth("guess-again"))
+    assert "too many requests with a missing or invalid API key" in throttled.text
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert client.get("/v1/models", headers=auth(ADMIN_KEY)).status_code == 200

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 UPLOAD_PATHS = ("/v1/documents",)
+AUTH_FAILURES_PER_MINUTE = 10.0  # requests with a missing or wrong key, per client address, before 429s
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -176,6 +177,7 @@ def create_app(
     app.state.service = service
     app.state.keys = keys
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(AUTH_FAILURES_PER_MINUTE, AUTH_FAILURES_PER_MINUTE)
     app.state.metrics = metrics
     app.state.started = int(time.time())
     app.add_middleware(LimitsAndMetrics, settings=settings, metrics=metrics)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from ragtune.errors import BackendError, IndexBusyError, InputError, RagtuneError
-from ragtune.serve.auth import Caller, key_from_headers
+from ragtune.serve.auth import OPEN_CALLER, Caller, key_from_headers
 
 MAX_JSON_DEPTH = 32  # nesting of a request body (objects and arrays) beyond which it is refused
 BODY_PROBLEMS = ("invalid_text", "invalid_number", "too_deep", "invalid_content")  # codes of json_problem & co
@@ -123,10 +123,20 @@ def get_caller(request: Request) -> Caller:
     """Authenticate (401 on a missing/wrong key) and rate-limit (429) the request."""
     state = request.app.state
     caller = state.keys.lookup(key_from_headers(request.headers))
+    address = request.client.host if request.client else "unknown"
     if caller is None:
+        failures = getattr(state, "auth_failures", None)  # keys guessed from one address are throttled
+        retry = failures.acquire(f"addr-{address}") if failures is not None else None
+        if retry is not None:
+            state.metrics.inc("ragtune_rate_limited_total", reason="auth_failures")
+            wait = retry_after_s(retry)
+            raise APIError(429, f"too many requests with a missing or invalid API key from this address; retry in "
+                                f"{wait}s", "rate_limit_error", "too_many_auth_failures", headers={"Retry-After": str(wait)})
         raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer KEY')", "authentication_error",
                        "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-    retry_after = state.limiter.acquire(caller.identity)
+    # open (no keys): every caller is the same identity, so the limit goes per client address, as documented
+    bucket = f"addr-{address}" if caller.identity == OPEN_CALLER.identity else caller.identity
+    retry_after = state.limiter.acquire(bucket)
     if retry_after is not None:
         state.metrics.inc("ragtune_rate_limited_total", reason="rate_limit")
         wait = retry_after_s(retry_after)
