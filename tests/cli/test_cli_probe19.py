@@ -217,3 +217,15 @@ def test_jsonl_ids_are_strings_or_integers(line, result):
 
     parsed = parse_jsonl_line(line, "f:3", "f")
     assert (parsed if isinstance(parsed, str) else parsed.doc_id) == result
+
+
+def test_options_that_would_do_nothing_in_compare_and_ask(index, questions, tmp_path, capsys):
+    code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out",
+                             str(tmp_path / "run"), "--arms", "base", "--train-epochs", "2"], capsys)
+    assert code == 2 and "add --train" in one_error_line(err)
+    code, _, err = run_main(["compare", "--index", str(index), "--questions", str(questions), "--out",
+                             str(tmp_path / "run"), "--arms", "base", "--train", "--train-epochs", "-1"], capsys)
+    assert code == 2 and "train_epochs" in one_error_line(err)
+    code, _, err = run_main(["ask", "Who?", "--index", str(index), "--model-name", "foo"], capsys)
+    assert code == 2 and "--model-name names the model of an http(s) --model" in one_error_line(err)
+    assert not (tmp_path / "run").exists()

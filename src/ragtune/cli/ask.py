@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         check_adapter_folder(adapter, "--adapter")
         check_text(question, "the question")
         options = rerank_options(mode, rerank_depth, rerank_weight)
+        if model_name and not model.startswith(("http://", "https://")):
+            raise InputError("--model-name names the model of an http(s) --model endpoint; a local model has none")
         if closed_book and (filters or options):
             raise InputError("--closed-book answers without retrieval: --filter and --rerank-* do not apply")
         qids, questions = read_questions(questions_file) if questions_file else ([""], [question or ""])

@@ -42,7 +42,7 @@ class CompareConfig(RerankOptions):
     tuned_embedder: str | None = None  # embedder folder (finetune-embedder) the *_tr arms' re-embedded index uses
     train: bool = False  # train missing adapters as part of the run
     train_data: str | None = None  # QA file to train on (default: synthesised from the index)
-    train_epochs: float | None = None
+    train_epochs: float | None = Field(None, gt=0)
     train_minutes: float | None = Field(None, gt=0)  # --train: fit examples and epochs to this budget
     limit: int | None = Field(None, ge=1)
     seed: int = 0
@@ -253,6 +253,8 @@ def _check_search_options(config: CompareConfig) -> None:
         missing = "--train" if config.search else "--search TRIALS and --train"  # `tune` always searches
         raise ConfigError(f"{', '.join(budget)} budgets the training the settings search does: add {missing}, or "
                           "drop it")
+    if config.train_epochs is not None and not config.train:
+        raise ConfigError("--train-epochs is for the training --train does: add --train, or drop --train-epochs")
     if config.validation_questions is not None and config.validation != "synth":
         raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 
