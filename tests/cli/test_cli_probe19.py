@@ -229,3 +229,14 @@ def test_options_that_would_do_nothing_in_compare_and_ask(index, questions, tmp_
     code, _, err = run_main(["ask", "Who?", "--index", str(index), "--model-name", "foo"], capsys)
     assert code == 2 and "--model-name names the model of an http(s) --model" in one_error_line(err)
     assert not (tmp_path / "run").exists()
+
+
+def test_synth_and_ask_on_an_empty_index_say_so(tmp_path, capsys):
+    """synth wrote an empty QA file and ask answered with no sources, both exit 0."""
+    Index.create(tmp_path / "empty", IndexConfig(embed=EmbedConfig(model="hash:64")))
+    code, _, err = run_main(["synth", "--index", str(tmp_path / "empty"), "--out", str(tmp_path / "qa.jsonl"),
+                             "--rules-only"], capsys)
+    assert code == 2 and "is empty: ingest documents first" in one_error_line(err)
+    assert not (tmp_path / "qa.jsonl").exists()
+    code, _, err = run_main(["ask", "Who?", "--index", str(tmp_path / "empty")], capsys)
+    assert code == 2 and "is empty: ingest documents first" in one_error_line(err)

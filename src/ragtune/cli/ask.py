@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
             from ragtune.retrieve.filters import parse_filter_args
 
             index = Index.open(index_dir)
+            if len(index) == 0:
+                raise InputError(f"index {index_dir} is empty: ingest documents first (or pass --closed-book)")
             retriever = open_retriever(index, mode, **options)
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,

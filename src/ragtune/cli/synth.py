@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.index import Index
         from ragtune.train.synth import synthesize_qa, write_qa_jsonl
 
-        from ragtune.errors import ConfigError
+        from ragtune.errors import ConfigError, InputError
 
         check_output_folder(out, "--out", kind="file")
         opened = Index.open(index)
@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         if rules_only and questions == "llm":
             raise ConfigError("--rules-only writes rule questions; it cannot go with --questions llm")
         chunks = opened.chunks()
+        if not chunks:
+            raise InputError(f"index {index} is empty: ingest documents first (ragtune ingest)")
         chunks = chunks[:limit_chunks] if limit_chunks else chunks
         needs_llm = not rules_only and (paraphrases > 0 or questions in ("llm", "auto") or round_trip)
         generator = _LazyGenerator(GenerateConfig(model=model)) if needs_llm else None
