@@ -240,3 +240,14 @@ def test_synth_and_ask_on_an_empty_index_say_so(tmp_path, capsys):
     assert not (tmp_path / "qa.jsonl").exists()
     code, _, err = run_main(["ask", "Who?", "--index", str(tmp_path / "empty")], capsys)
     assert code == 2 and "is empty: ingest documents first" in one_error_line(err)
+
+
+def test_ctrl_c_says_interrupted(tmp_path, monkeypatch, capsys):
+    """typer turns Ctrl-C into an exit status of 130, which left stderr empty."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ragtune.ingest.load_documents", interrupted)
+    (tmp_path / "a.md").write_text("# A\nText.\n")
+    code, _, err = run_main(["ingest", str(tmp_path / "a.md"), "--index", str(tmp_path / "idx")], capsys)
+    assert code == 130 and one_error_line(err) == "interrupted" and not (tmp_path / "idx").exists()

@@ -156,7 +156,10 @@ def test_external_ingest_is_picked_up(served, monkeypatch):
     from ragtune.types import Document
 
     client, index, _ = served
-    monkeypatch.setattr(service_module, "RELOAD_EVERY_S", 0.0)
+    monkeypatch.setattr(service_module, "RELOAD_EVERY_S", 3600.0)  # a folder index is checked on every request
+    assert "parking.md" not in search_ids(client, "visitor parking aquarium")
     other = Index.open(index.path, embedder=HashEmbedder())
     other.add_documents([Document("parking.md", "Visitor parking is behind the aquarium.", "Parking")])
-    assert "parking.md" in search_ids(client, "visitor parking aquarium")
+    assert "parking.md" in search_ids(client, "visitor parking aquarium")  # the very next request
+    other.delete_documents(["parking.md"])  # a CLI delete was still found for up to 0.5 s
+    assert "parking.md" not in search_ids(client, "visitor parking aquarium")

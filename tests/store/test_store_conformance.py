@@ -193,6 +193,37 @@ def test_a_reembed_that_fails_midway_drops_its_new_collection(store_uri: str, tm
         Index.open(store_uri, embedder=HashEmbedder(32))  # two documents were written, and dropped again
 
 
+def test_precomputed_chunks_and_vectors_are_written_as_given(location: str) -> None:
+    """What `ingest --ray` hands over (Ray workers chunk and embed); a store index once refused the keyword."""
+    from ragtune.ingest import chunk_documents, load_tokenizer
+
+    index = open_index(location)
+    docs = corpus()
+    (cats,) = [d for d in docs if d.doc_id == "cats.md"]
+    chunks = chunk_documents([cats], CONFIG.chunk, load_tokenizer("bundled"))
+    vectors = HashEmbedder(64).encode(["submarine periscope torpedo"] * len(chunks))  # not what cats.md says
+    stats = index.add_documents(docs, precomputed={"cats.md": (chunks, vectors)})
+    assert stats.added == 4
+    hits = open_retriever(index, "dense").retrieve(["submarine periscope torpedo"], k=1)[0]
+    assert doc_ids(hits) == ["cats.md"]  # its vectors are the ones given
+    assert sorted(c.chunk_id for c in index.chunks() if c.doc_id == "cats.md") == sorted(c.chunk_id for c in chunks)
+
+
+def test_compare_runs_on_every_backend(location: str, backend: str, tiny_lm_dir, tmp_path) -> None:
+    """compare on milvus:// or postgresql:// failed reading the URI as a folder (the index's size on disk)."""
+    from ragtune.workflows.compare import CompareConfig, run_compare
+
+    open_index(location).add_documents(corpus())
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "q", "question": "What do cats do?", "answer": "purr", "doc_id": "cats.md"})
+                         + "\n")
+    run = run_compare(CompareConfig(index=location, questions=str(questions), out=str(tmp_path / "run"), arms=("rag",),
+                                    model=str(tiny_lm_dir), max_new_tokens=8, runs_db=str(tmp_path / "runs.db")))
+    index = json.loads((run / "results.json").read_text())["setup"]["index"]
+    assert index["path"] == location and index["documents"] == 4
+    assert (index["size_bytes"] is None) == (backend != "folder")
+
+
 class QuantisedHash(HashEmbedder):
     """The hashing fake posing as an int8 embedder of one quantised graph format."""
 

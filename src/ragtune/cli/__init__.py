@@ -158,5 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         from ragtune.config import validation_message
 
         _fail(f"error: invalid setting: {validation_message(exc)}", 2)
+    if result == 130:  # typer turns Ctrl-C into an exit status of 130 before it reaches here: say so, as above
+        _fail("interrupted", 130)
     if isinstance(result, int) and result != 0:
         sys.exit(result)

@@ -206,7 +206,12 @@ def _needing_embedding(index: Index, docs: Sequence[Document], dedupe_content: b
     from ragtune.ingest import document_hash
 
     latest = {d.doc_id: d for d in docs}  # the last version of an id given twice, as add_documents keeps
+    hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
+    if getattr(index, "is_store", False):  # the documents a store holds, as its own add_documents plans with
+        from types import SimpleNamespace
+
+        live = SimpleNamespace(documents={d.doc_id: d for d in index.store.list_documents()})
+        return make_plan(live, latest, hashes, dedupe_content).todo
     if not (index.path / mf.MANIFEST).is_file():
         return list(latest.values())
-    hashes = {doc_id: document_hash(doc) for doc_id, doc in latest.items()}
     return make_plan(mf.read_manifest(index.path), latest, hashes, dedupe_content).todo

@@ -54,6 +54,7 @@ class Index:
         self._embedder = embedder
         self._state: IndexState | None = None
         self._state_lock = threading.Lock()
+        self._manifest_stamp: tuple[int, ...] | None = None  # the manifest file reload() last read
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
@@ -141,10 +142,19 @@ class Index:
         return self.state.generation
 
     def reload(self) -> None:
-        """Pick up commits made by another process or Index instance (cheap when nothing changed)."""
+        """Pick up commits made by another process or Index instance (one stat when nothing changed: a commit
+        renames a new manifest into place, so its inode, size or time changes)."""
         if self._state is not None and not (self.path / mf.MANIFEST).is_file() and self._state.generation == 0:
             return  # a new index whose folder no commit has created yet
+        try:
+            seen = (self.path / mf.MANIFEST).stat()
+            stamp: tuple[int, ...] | None = (seen.st_ino, seen.st_size, seen.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._manifest_stamp and self._state is not None:
+            return
         manifest = mf.read_manifest(self.path)
+        self._manifest_stamp = stamp
         with self._state_lock:
             if self._state is not None and self._state.generation == manifest.generation:
                 return

@@ -35,7 +35,7 @@ from ragtune.types import Document, Hit, Prediction
 
 log = logging.getLogger(__name__)
 
-RELOAD_EVERY_S = 0.5  # how often readers look for commits made by another process (our own are immediate)
+RELOAD_EVERY_S = 0.5  # how often a store index is asked for commits made by another process (our own are immediate)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class ServeService:
         if self.index is None:
             raise InputError("this server has no index (start it with --index DIR)")
         now = time.monotonic()
-        if now - self._last_reload > RELOAD_EVERY_S:  # commits by another process (e.g. `ragtune ingest`)
+        # commits by another process (e.g. `ragtune ingest`): a folder index checks on every request (one stat of
+        # its manifest), a store index at most every RELOAD_EVERY_S (a query to the engine)
+        if not getattr(self.index, "is_store", False) or now - self._last_reload > RELOAD_EVERY_S:
             self._last_reload = now
             self.index.reload()
         return self.index

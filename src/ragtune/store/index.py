@@ -170,9 +170,11 @@ class StoreIndex:
         return [c for c in found if c is not None]
 
     # ---- writing -------------------------------------------------------------------------------------------
-    def add_documents(self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None) -> Any:
+    def add_documents(self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None,
+                      *, precomputed: Any = None) -> Any:
         """Add or replace documents (see ragtune.index.Index.add_documents). `lock_timeout_s` is accepted for
-        the same signature; the engine arbitrates concurrent writers."""
+        the same signature; the engine arbitrates concurrent writers. `precomputed` (doc id -> its chunks and
+        vectors, from Ray workers) spares those documents the chunking and embedding here."""
         from ragtune.index.plan import latest_documents, make_plan
         from ragtune.index.state import IngestStats
 
@@ -184,7 +186,7 @@ class StoreIndex:
         if plan.todo:
             self._check_embedder()
             for start in range(0, len(plan.todo), WRITE_DOCS):
-                chunks_added += self._write(plan.todo[start:start + WRITE_DOCS], hashes)
+                chunks_added += self._write(plan.todo[start:start + WRITE_DOCS], hashes, precomputed or {})
         removed = sum(live[d.doc_id].n_chunks for d in plan.todo if d.doc_id in live)
         if plan.todo:
             self._flush()
@@ -226,18 +228,25 @@ class StoreIndex:
             raise
         self.reload()
 
-    def _write(self, docs: list[Document], hashes: dict[str, str]) -> int:
+    def _write(self, docs: list[Document], hashes: dict[str, str], precomputed: Any = None) -> int:
         from ragtune.index.embed import chunk_embed_text, encode_in_steps
         from ragtune.ingest import chunk_documents, load_tokenizer
 
+        ready = {d.doc_id: precomputed[d.doc_id] for d in docs if precomputed and d.doc_id in precomputed}
+        rest = [d for d in docs if d.doc_id not in ready]
         model_name = self.config.embed.model
-        tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
-        chunks = chunk_documents(docs, self.config.chunk, tokenizer)
-        texts = [chunk_embed_text(c.title, c.text) for c in chunks]
+        new_chunks: list[Chunk] = []
+        if rest:
+            tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
+            new_chunks = chunk_documents(rest, self.config.chunk, tokenizer)
+        texts = [chunk_embed_text(c.title, c.text) for c in new_chunks]
         if texts:
-            vectors = encode_in_steps(self.embedder, texts, self.config.embed.batch_size, lambda n: None)
+            new_vectors = encode_in_steps(self.embedder, texts, self.config.embed.batch_size, lambda n: None)
         else:
-            vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
+            new_vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        chunks = [c for doc_id in ready for c in ready[doc_id][0]] + new_chunks
+        parts = [np.asarray(ready[doc_id][1], dtype=np.float32).reshape(-1, self.embedder.dim) for doc_id in ready]
+        vectors = np.concatenate([*parts, np.asarray(new_vectors, dtype=np.float32)]) if parts else new_vectors
         counts: dict[str, int] = {}
         for chunk in chunks:
             counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1

@@ -31,6 +31,7 @@ from ragtune.evaluate.scoring import score_run
 from ragtune.generate import load_generator, release_generators
 from ragtune.graph import follow_index_commits
 from ragtune.index import Index
+from ragtune.index.store import index_location
 from ragtune.ingest import load_documents
 from ragtune.pipeline import AnswerSettings
 from ragtune.progress import progress_task
@@ -241,10 +242,12 @@ class _Group:
 
 def _describe_setup(config: CompareConfig, index: Any) -> dict[str, Any]:
     """results.json's "setup": models, index, retrieval and decoding; the arms are filled in as they run."""
+    is_store = getattr(index, "is_store", False)  # a store's URI as the index names it: its password redacted
     return {
         "models": {"llm": config.model, "embedder": index.config.embed.model, "package_version": __version__},
-        "index": {"path": str(config.index), "chunks": len(index), "documents": len(index.documents()),
-                  "size_bytes": dir_size_bytes(config.index)},
+        "index": {"path": index_location(index) if is_store else str(config.index), "chunks": len(index),
+                  "documents": len(index.documents()),
+                  "size_bytes": None if is_store else dir_size_bytes(config.index)},  # a store's size is the engine's
         "retrieval": {"mode": config.mode, "k": config.k},
         "decoding": {"max_new_tokens": config.max_new_tokens, "greedy": True},
         "arms": {},
