@@ -224,6 +224,32 @@ def test_compare_runs_on_every_backend(location: str, backend: str, tiny_lm_dir,
     assert (index["size_bytes"] is None) == (backend != "folder")
 
 
+def test_rows_a_killed_milvus_writer_left_are_removed_by_the_next_ingest(tmp_path) -> None:
+    """Milvus has no multi-statement transactions: killed after a changed document's new rows but before its record,
+    a writer left both versions, and a re-run with the recorded content ('unchanged') kept them."""
+    from tests.store.conftest import drop_location, fresh_location
+
+    from ragtune.store.base import StoredDocument
+
+    uri = fresh_location("milvus", tmp_path)
+    try:
+        index = open_index(uri)
+        index.add_documents(corpus())
+        before = len(index)
+        (cats,) = [d for d in index.documents() if d.doc_id == "cats.md"]
+        stray = [c for c in index.chunks() if c.doc_id == "cats.md"]
+        record = StoredDocument("cats.md", "0" * 64, "Cats", cats.source, len(stray))
+        store = index.store
+        store.client.upsert(store.collection, [store._chunk_row(c, record.hash, np.ones(64, np.float32) / 8.0, c.text)
+                                               for c in stray])  # the new version's rows, no record: the kill
+        store.flush()
+        assert store.count() == before + len(stray)
+        stats = open_index(uri).add_documents(corpus())  # the recorded content again: unchanged
+        assert stats.unchanged == 4 and Index.open(uri, embedder=HashEmbedder(64)).store.count() == before
+    finally:
+        drop_location(uri)
+
+
 class QuantisedHash(HashEmbedder):
     """The hashing fake posing as an int8 embedder of one quantised graph format."""
 

@@ -181,6 +181,7 @@ class StoreIndex:
         latest, hashes = latest_documents(docs)
         self.reload()
         live = {d.doc_id: d for d in self._documents()}
+        self._remove_stray_rows(list(live.values()))
         plan = make_plan(SimpleNamespace(documents=live), latest, hashes, dedupe_content)
         chunks_added = 0
         if plan.todo:
@@ -254,6 +255,17 @@ class StoreIndex:
                    for d in docs]
         self.store.replace_documents(records, chunks, np.asarray(vectors, dtype=np.float32))
         return len(chunks)
+
+    def _remove_stray_rows(self, live: list[StoredDocument]) -> None:
+        """More rows than the records count: a killed writer's rows of another version (engines without
+        multi-statement transactions, Milvus); removed before planning, so an unchanged re-run heals them."""
+        remove = getattr(self.store, "remove_stray_rows", None)
+        if remove is None or not live or self.store.count() <= sum(d.n_chunks for d in live):
+            return
+        logger.warning("index %s holds rows of other document versions (a writer was killed): removing them", self.uri)
+        remove(live)
+        self._flush()
+        self.reload()
 
     def _check_embedder(self) -> None:
         """Create the collection for this embedder, or check it is the one the collection was built with."""

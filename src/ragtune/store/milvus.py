@@ -306,6 +306,16 @@ class MilvusStore:
         return self._analyze(list(texts)) if self._analyze is not None else list(texts)
 
     @_engine_call
+    def remove_stray_rows(self, docs: Sequence[StoredDocument]) -> None:
+        """Delete chunk rows of another version than each document's record: what a writer killed between writing
+        a changed document's new rows and its record leaves (a re-run that finds the old content unchanged would
+        keep them, and searches would return both versions)."""
+        for start in range(0, len(docs), DELETE_BATCH):
+            expr = " or ".join(f"(doc_id == {_lit(d.doc_id)} and doc_hash != {_lit(d.hash)})"
+                               for d in docs[start:start + DELETE_BATCH])
+            self.client.delete(self.collection, filter=expr)
+
+    @_engine_call
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if self.read_config() is None:
             return 0
