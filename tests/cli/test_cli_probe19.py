@@ -251,3 +251,9 @@ def test_ctrl_c_says_interrupted(tmp_path, monkeypatch, capsys):
     (tmp_path / "a.md").write_text("# A\nText.\n")
     code, _, err = run_main(["ingest", str(tmp_path / "a.md"), "--index", str(tmp_path / "idx")], capsys)
     assert code == 130 and one_error_line(err) == "interrupted" and not (tmp_path / "idx").exists()
+
+
+def test_an_empty_ray_address_is_an_error_not_no_ray(tmp_path, capsys):
+    (tmp_path / "a.md").write_text("# A\nText.\n")
+    code, _, err = run_main(["ingest", str(tmp_path / "a.md"), "--index", str(tmp_path / "idx"), "--ray", ""], capsys)
+    assert code == 2 and "bad --ray address ''" in one_error_line(err) and not (tmp_path / "idx").exists()

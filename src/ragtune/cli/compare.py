@@ -91,12 +91,12 @@ def register(app: typer.Typer) -> None:
 
             check_replaceable(config)  # never the index it reads, or a folder of other files
         executor = trials_on = None
-        if ray and search:  # the search's trials on Ray; the test run answers here, with each arm's winner
+        if ray is not None and search:  # the search's trials on Ray; the test run answers here, with each arm's winner
             from ragtune.distributed.ray_cluster import check_address
             from ragtune.distributed.ray_trials import RayTrials
 
             trials_on = RayTrials(check_address(ray), workers=ray_workers)
-        elif ray:
+        elif ray is not None:
             from ragtune.distributed.ray_cluster import check_address
             from ragtune.distributed.ray_compare import RayAnswerExecutor
 

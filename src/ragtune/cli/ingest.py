@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from ragtune.index import Index
         from ragtune.ingest import load_documents
 
-        if ray:
+        if ray is not None:
             from ragtune.distributed.ray_cluster import check_address
 
             ray = check_address(ray)  # a bad address fails before any work
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
-        if ray:
+        if ray is not None:
             from ragtune.distributed.ray_cluster import ray_session
             from ragtune.distributed.ray_ingest import load_on_ray, ray_add_documents
             from ragtune.ingest import discover

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
                             train_data=str(train_data) if train_data else None, train_epochs=train_epochs,
                             search_train_minutes=search_train_minutes, search_train_usd=search_train_usd)
         trials_on = None
-        if ray:
+        if ray is not None:
             from ragtune.distributed.ray_cluster import check_address
             from ragtune.distributed.ray_trials import RayTrials
 
