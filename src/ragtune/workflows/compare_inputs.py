@@ -201,8 +201,6 @@ def check_inputs(config: CompareConfig, questions_needed: bool = True) -> Compar
                               f"{config.model!r} is local")
         adapters = _adapter_paths(config, resolve_llm(config.model))
     _check_tuned_retriever(config, index)
-    if config.train_minutes and not config.train:
-        raise ConfigError("--train-minutes is a budget for --train: add --train, or drop --train-minutes")
     if config.freshness and not Path(config.freshness).is_dir():
         raise InputError(f"freshness folder not found: {config.freshness!r}")
     return CompareInputs(index, examples, adapters)
@@ -253,8 +251,11 @@ def _check_search_options(config: CompareConfig) -> None:
         missing = "--train" if config.search else "--search TRIALS and --train"  # `tune` always searches
         raise ConfigError(f"{', '.join(budget)} budgets the training the settings search does: add {missing}, or "
                           "drop it")
-    if config.train_epochs is not None and not config.train:
-        raise ConfigError("--train-epochs is for the training --train does: add --train, or drop --train-epochs")
+    training = [flag for flag, value in (("--train-epochs", config.train_epochs), ("--train-minutes", config.train_minutes))
+                if value is not None]
+    if training and not config.train:
+        raise ConfigError(f"{' and '.join(training)} shape{'s' if len(training) == 1 else ''} the training --train does: "
+                          "add --train, or drop " + ("it" if len(training) == 1 else "them"))
     if config.validation_questions is not None and config.validation != "synth":
         raise ConfigError("--validation-questions sizes synthesised validation: add --validation synth, or drop it")
 
