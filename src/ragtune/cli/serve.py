@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("hybrid", "--mode", help=f"Retrieval: {MODES_HELP}"),
         rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", min=2, max=200, help=RERANK_DEPTH_HELP),
         rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", min=0, max=1, help=RERANK_WEIGHT_HELP),
-        k: int = typer.Option(3, "-k", "--k", help="Passages per question."),
+        k: int = typer.Option(3, "-k", "--k", min=1, help="Passages per question."),
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
