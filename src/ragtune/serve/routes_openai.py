@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ragtune.errors import RagtuneError
+from ragtune.generate.prompts import MAX_TITLE_CHARS
 from ragtune.serve.auth import Caller
 from ragtune.serve.deps import APIError, error_body, error_for, get_caller, json_validator, retry_after_s
 from ragtune.serve.worker import QueueFullError
@@ -150,7 +151,7 @@ def answer_content(prediction: Prediction, cites: list[dict]) -> str:
     markers = "".join(f"[{c['number']}]" for c in cites)
     content = f"{text} {markers}".strip()
     if cites:
-        lines = [f"[{c['number']}] {(c['title'] or c['doc_id'])[:200]} ({c['doc_id']})" for c in cites]
+        lines = [f"[{c['number']}] {(c['title'] or c['doc_id'])[:MAX_TITLE_CHARS]} ({c['doc_id']})" for c in cites]
         content += "\n\nSources:\n" + "\n".join(lines)
     return content
 

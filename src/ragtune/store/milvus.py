@@ -24,10 +24,8 @@ import functools
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
@@ -44,6 +42,7 @@ from ragtune.store.base import (
     row_id,
     rrf_merge,
 )
+from ragtune.store.milvus_expr import cut, lit, lit_list, parse_milvus_uri
 from ragtune.types import Chunk, Hit
 from ragtune.uris import redact_uri
 
@@ -57,7 +56,6 @@ DELETE_BATCH = 200  # documents per delete expression
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
 MAX_ID = 4096
 CHUNK_FIELDS = ["chunk_id", "doc_id", "text", "title", "position", "source", "meta"]
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 # Real Milvus: the built-in English analyzer (stemming, stop words), like the folder index's bm25s settings.
 # Milvus Lite knows only the standard tokenizer: there ragtune writes (and asks with) the terms the folder index's
 # BM25 sees — bm25s's stopwords and stemmer (`analyze`) — so keyword ranking matches it (SciFact bm25 nDCG@10
@@ -65,44 +63,6 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 # with the config; a collection made before keeps raw text.
 ANALYZERS = ({"type": "english"}, {"tokenizer": "standard"})
 T = TypeVar("T")
-
-
-def _lit(value: str) -> str:
-    """A Milvus expression string literal."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(_lit(v) for v in values) + "]"
-
-
-def _cut(text: str, limit: int) -> str:
-    """text cut to at most `limit` UTF-8 bytes (Milvus VARCHAR lengths are bytes)."""
-    data = text.encode("utf-8")
-    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
-
-
-def parse_milvus_uri(uri: str) -> tuple[str, str | None, str, str | None]:
-    """(client uri, token, collection, db name) from milvus[+http|+https]://[USER:PASS@]HOST:PORT/COLLECTION[?db=D]."""
-    parts = urlsplit(uri)
-    scheme = "https" if parts.scheme.lower() == "milvus+https" else "http"
-    if not parts.hostname:
-        raise ConfigError(f"bad Milvus URI {redact_uri(uri)}: expected milvus://HOST:PORT/COLLECTION")
-    collection = parts.path.strip("/")
-    if not _NAME.match(collection):
-        raise ConfigError(
-            f"bad Milvus collection name {collection!r} in {redact_uri(uri)}: letters, digits and _ (not first: digit)"
-        )
-    try:
-        port = parts.port or 19530
-    except ValueError as exc:  # a port out of range or not a number
-        raise ConfigError(f"bad Milvus URI {redact_uri(uri)}: {exc}") from None
-    token = None
-    if parts.username:
-        token = unquote(parts.username) + (":" + unquote(parts.password) if parts.password else "")
-    db = (parse_qs(parts.query).get("db") or [None])[0]
-    return f"{scheme}://{parts.hostname}:{port}", token, collection, db
 
 
 def open_milvus_store(uri: str) -> MilvusStore:
@@ -275,29 +235,26 @@ class MilvusStore:
         hash_of = {d.doc_id: d.hash for d in docs}
         for start in range(0, len(chunks), WRITE_BATCH):
             batch = chunks[start:start + WRITE_BATCH]
-            search_texts = self._search_texts([f"{_cut(c.title, MAX_ID)}\n{c.text}" if c.title else c.text for c in batch])
+            search_texts = self._search_texts([f"{cut(c.title, MAX_ID)}\n{c.text}" if c.title else c.text for c in batch])
             rows = [self._chunk_row(c, hash_of[c.doc_id], v, t)
                     for c, v, t in zip(batch, vectors[start:start + WRITE_BATCH], search_texts)]
             self.client.upsert(self.collection, rows)
         for start in range(0, len(docs), WRITE_BATCH):
             self.client.upsert(self.docs_collection, [
-                {"doc_id": d.doc_id, "hash": d.hash, "title": _cut(d.title, MAX_ID), "source": _cut(d.source, MAX_ID),
+                {"doc_id": d.doc_id, "hash": d.hash, "title": cut(d.title, MAX_ID), "source": cut(d.source, MAX_ID),
                  "n_chunks": d.n_chunks, "meta": d.metadata, "v": [0.0, 0.0]}
                 for d in docs[start:start + WRITE_BATCH]
             ])
-        for start in range(0, len(docs), DELETE_BATCH):
-            expr = " or ".join(f"(doc_id == {_lit(d.doc_id)} and doc_hash != {_lit(d.hash)})"
-                               for d in docs[start:start + DELETE_BATCH])
-            self.client.delete(self.collection, filter=expr)
+        self.remove_stray_rows(docs)  # the old version's rows, now that the records name the new one
 
     @staticmethod
     def _chunk_row(chunk: Chunk, doc_hash: str, vector: np.ndarray, search_text: str) -> dict[str, Any]:
         """One row; search_text is title + text as the BM25 function gets it (`_search_texts`)."""
-        title = _cut(chunk.title, MAX_ID)
+        title = cut(chunk.title, MAX_ID)
         return {
             "pk": row_id(doc_hash, chunk.chunk_id), "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id,
-            "doc_hash": doc_hash, "title": title, "source": _cut(chunk.source, MAX_ID), "position": chunk.position,
-            "text": _cut(chunk.text, MAX_TEXT), "search_text": _cut(search_text, MAX_TEXT),
+            "doc_hash": doc_hash, "title": title, "source": cut(chunk.source, MAX_ID), "position": chunk.position,
+            "text": cut(chunk.text, MAX_TEXT), "search_text": cut(search_text, MAX_TEXT),
             "meta": chunk.metadata, "terms": filter_terms(chunk), "groups": chunk_groups(chunk), "vec": vector.tolist(),
         }
 
@@ -307,11 +264,10 @@ class MilvusStore:
 
     @_engine_call
     def remove_stray_rows(self, docs: Sequence[StoredDocument]) -> None:
-        """Delete chunk rows of another version than each document's record: what a writer killed between writing
-        a changed document's new rows and its record leaves (a re-run that finds the old content unchanged would
-        keep them, and searches would return both versions)."""
+        """Delete chunk rows of another version than each document's record: a replaced document's old rows, and
+        what a writer killed between a changed document's new rows and its record leaves (StoreIndex calls it then)."""
         for start in range(0, len(docs), DELETE_BATCH):
-            expr = " or ".join(f"(doc_id == {_lit(d.doc_id)} and doc_hash != {_lit(d.hash)})"
+            expr = " or ".join(f"(doc_id == {lit(d.doc_id)} and doc_hash != {lit(d.hash)})"
                                for d in docs[start:start + DELETE_BATCH])
             self.client.delete(self.collection, filter=expr)
 
@@ -322,7 +278,7 @@ class MilvusStore:
         removed = 0
         ids = list(dict.fromkeys(doc_ids))
         for start in range(0, len(ids), DELETE_BATCH):
-            expr = f"doc_id in {_list(ids[start:start + DELETE_BATCH])}"
+            expr = f"doc_id in {lit_list(ids[start:start + DELETE_BATCH])}"
             removed += self._count(self.collection, expr)
             self.client.delete(self.collection, filter=expr)  # chunks first: a kill leaves a listed document
             self.client.delete(self.docs_collection, filter=expr)
@@ -369,7 +325,7 @@ class MilvusStore:
         ids = list(dict.fromkeys(chunk_ids))
         for start in range(0, len(ids), 1000):
             part = ids[start:start + 1000]
-            for row in self.client.query(self.collection, filter=f"chunk_id in {_list(part)}",
+            for row in self.client.query(self.collection, filter=f"chunk_id in {lit_list(part)}",
                                          output_fields=CHUNK_FIELDS, limit=len(part) * 4):
                 found[row["chunk_id"]] = _chunk(row)
         return [found.get(c) for c in chunk_ids]
@@ -388,10 +344,10 @@ class MilvusStore:
         plan = plan_filters(filters)
         if plan.empty:
             return None
-        clauses = [f"array_contains_any(terms, {_list(list(terms))})" for terms in plan.any_of]
+        clauses = [f"array_contains_any(terms, {lit_list(list(terms))})" for terms in plan.any_of]
         if plan.access_groups is not None:
             public = "array_length(groups) == 0"
-            clauses.append(f"({public} or array_contains_any(groups, {_list(list(plan.access_groups))}))"
+            clauses.append(f"({public} or array_contains_any(groups, {lit_list(list(plan.access_groups))}))"
                            if plan.access_groups else public)
         return " and ".join(clauses)
 
