@@ -70,3 +70,9 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield loc
     finally:
         drop_location(loc)
+
+
+@pytest.fixture(params=["milvus", "postgres"])
+def engine_uri(request: pytest.FixtureRequest) -> str:
+    """A server base URI for each engine backend (skips as backend_base_uri does)."""
+    return backend_base_uri(request.param)

@@ -42,7 +42,9 @@ CONFIG = StoreConfig("hash:16", 16, {"chunk": {"chunk_tokens": 32}})
 def test_parse_uri_collection_and_passthrough() -> None:
     conninfo, name = parse_uri("postgresql://me:pw@db.example:5433/rag?collection=docs_v2&sslmode=require")
     assert (conninfo, name) == ("postgresql://me:pw@db.example:5433/rag?sslmode=require", "docs_v2")
-    assert parse_uri("postgres://me@h/rag")[1] == "ragtune"
+    assert parse_uri("postgres://me@h/rag?collection=ragtune")[1] == "ragtune"
+    with pytest.raises(ConfigError, match=r"names no collection: add \?collection=NAME"):
+        parse_uri("postgresql://me:pw@h/rag?sslmode=require")  # no silent default table
     with pytest.raises(ConfigError, match="bad collection name 'Robert;drop'"):
         parse_uri("postgresql://me@h/rag?collection=Robert;drop")
 

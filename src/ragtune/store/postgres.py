@@ -49,12 +49,15 @@ SELECT_CHUNK = ", ".join(f"c.{c}" for c in CHUNK_COLS)
 def parse_uri(uri: str) -> tuple[str, str]:
     """`postgresql://USER@HOST:PORT/DATABASE?collection=NAME` -> (libpq conninfo, collection name).
 
-    The collection defaults to 'ragtune'; other query parameters (sslmode=..., ...) pass through to libpq."""
+    The collection must be named (as a Milvus URI's path must): a default would let two teams' commands share one
+    table unawares. Other query parameters (sslmode=..., ...) pass through to libpq."""
     parts = urlsplit(uri)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
         raise ConfigError(f"not a PostgreSQL URI: {redact_uri(uri)!r} (expected postgresql://USER@HOST:PORT/DATABASE?collection=NAME)")
     query = parse_qs(parts.query, keep_blank_values=True)
-    names = query.pop("collection", ["ragtune"])
+    if "collection" not in query:
+        raise ConfigError(f"{redact_uri(uri)} names no collection: add ?collection=NAME (tables rt_NAME and rt_NAME_docs)")
+    names = query.pop("collection")
     collection = names[-1].strip()
     if not NAME.match(collection):
         raise ConfigError(f"bad collection name {collection!r} in {redact_uri(uri)}: use 1-41 of lowercase letters, "
