@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -13,9 +14,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def validation_message(exc: ValueError) -> str:
+def validation_message(exc: ValueError, names: Mapping[str, str] | None = None) -> str:
     """A settings error as one clean line: pydantic's multi-line ValidationError becomes
-    "field: message (got value); other: message"; any other ValueError its text with whitespace collapsed."""
+    "field: message (got value); other: message"; any other ValueError its text with whitespace collapsed.
+    `names` renames fields for the reader (e.g. a CLI's {"rate_limit_per_minute": "--rate-limit"})."""
     if not isinstance(exc, ValidationError):
         return " ".join(str(exc).split())
     parts = []
@@ -24,6 +26,7 @@ def validation_message(exc: ValueError) -> str:
             parts.append(str(error["msg"]).removeprefix("Value error, "))
             continue
         where = ".".join(str(p) for p in error["loc"]) or "value"
+        where = (names or {}).get(where, where)
         got = repr(error["input"])
         got = got if len(got) <= 60 else got[:57] + "..."
         parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {got})")
@@ -40,7 +43,7 @@ class ChunkConfig(StrictModel):
     def _overlap_smaller(self) -> ChunkConfig:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError(
-                f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+                f"the overlap ({self.overlap_tokens} tokens) must be smaller than a chunk ({self.chunk_tokens} tokens)"
             )
         return self
 

@@ -191,7 +191,7 @@ def test_an_invalid_setting_is_one_clean_line_exit_2(tmp_path: Path, capsys) -> 
     code, _out, err = run_main(["ingest", str(tmp_path), "--index", str(tmp_path / "ix"), "--chunk-tokens", "3"], capsys)
     line = one_error_line(err)
     assert code == 2 and "\\n" not in line and "errors.pydantic.dev" not in line
-    assert line == "error: bad chunking options: chunk_tokens: Input should be greater than or equal to 16 (got 3)"
+    assert line == "error: bad chunking options: --chunk-tokens: Input should be greater than or equal to 16 (got 3)"
 
 
 def test_validation_message_is_one_line_per_error():

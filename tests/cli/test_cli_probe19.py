@@ -159,7 +159,7 @@ def test_messages_name_what_the_user_gave(index, tmp_path, capsys):
     line = one_error_line(err)
     assert code == 2 and "was built with chunk.chunk_tokens=200 (asked 50)" in line and "new index only" in line
     code, _, err = run_main(["serve", "--index", str(index), "--arm", "nope"], capsys)
-    assert code == 2 and one_error_line(err).startswith("error: invalid setting: unknown arm 'nope' (choose from")
+    assert code == 2 and one_error_line(err).startswith("error: bad serve option: unknown arm 'nope' (choose from")
     assert "Value error" not in err and "got {" not in err
     code, _, err = run_main(["finetune-embedder", "--index", str(index), "--out", str(tmp_path / "fe"), "--per-chunk",
                              "0", "--sentence-queries", "0"], capsys)

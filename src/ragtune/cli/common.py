@@ -102,3 +102,6 @@ def check_text(value: str | None, what: str) -> None:
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+CHUNK_FLAGS = {"chunk_tokens": "--chunk-tokens", "overlap_tokens": "--overlap"}  # ChunkConfig fields -> their flags

@@ -27,6 +27,7 @@ def retrieval(
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
     from ragtune.cli.common import print_json, rerank_options
+    from ragtune.cli.common import CHUNK_FLAGS
     from ragtune.config import RERANK_SUFFIX, ChunkConfig, EmbedConfig, IndexConfig, RetrieveConfig, validation_message
     from ragtune.errors import ConfigError
     from ragtune.evaluate.retrieval import evaluate_beir
@@ -43,7 +44,7 @@ def retrieval(
     try:
         index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision else None
     except ValueError as exc:
-        raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
+        raise ConfigError(f"bad chunking options: {validation_message(exc, CHUNK_FLAGS)}") from None
     results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir, index_config=index_config,
                             retrieve_config=RetrieveConfig(**options))
     if as_json:

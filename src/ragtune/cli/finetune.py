@@ -12,6 +12,14 @@ import typer
 MIN_EXAMPLES = 8
 
 
+# FinetuneConfig fields -> the flags that set them, so a bad value's error names what the user typed
+SETTING_FLAGS = {
+    "base_model": "--base-model", "epochs": "--epochs", "lr": "--lr", "lora_r": "--lora-r", "batch_size": "--batch-size",
+    "grad_accum": "--grad-accum", "max_len": "--max-len", "seed": "--seed", "checkpoint_every": "--checkpoint-every",
+    "num_threads": "--threads",
+}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune_command(
@@ -22,7 +30,7 @@ def register(app: typer.Typer) -> None:
         base_model: str = typer.Option("bundled", "--base-model", help="'bundled' or a local HF causal-LM folder."),
         epochs: int = typer.Option(10, "--epochs"),
         lr: float = typer.Option(1e-3, "--lr"),
-        lora_r: int = typer.Option(16, "--lora-r"),
+        lora_r: int = typer.Option(16, "--lora-r", min=1),
         lora_dropout: float = typer.Option(0.0, "--lora-dropout", min=0.0, max=0.99, help="LoRA dropout."),
         batch_size: int = typer.Option(8, "--batch-size"),
         grad_accum: int = typer.Option(1, "--grad-accum"),
@@ -34,8 +42,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing adapter folder."),
         holdout: float = typer.Option(0.0, "--holdout", help="Hold out this fraction BY DOCUMENT (OUT/heldout.jsonl)."),
-        distractors: int = typer.Option(3, "--distractors", help="RAFT: distractor chunks per example."),
-        p_oracle: float = typer.Option(0.8, "--p-oracle", help="RAFT: fraction of examples that keep the oracle."),
+        distractors: int = typer.Option(3, "--distractors", min=0, help="RAFT: distractor chunks per example."),
+        p_oracle: float = typer.Option(0.8, "--p-oracle", min=0.0, max=1.0, help="RAFT: fraction of examples that keep the oracle."),
         quote: bool = typer.Option(False, "--quote", help="RAFT: quote the supporting sentence before the answer "
                                    "(chain of thought; for larger models: the bundled 135M does better without)."),
         context_sentences: int = typer.Option(0, "--context-sentences", min=0, help="RAFT / sft-context: cut passages to the N sentences closest to the question, as `ask` and `compare` do for local models (default 0: whole passages, which measured better)."),
@@ -71,7 +79,9 @@ def register(app: typer.Typer) -> None:
                                     checkpoint_every=checkpoint_every, checkpoint_layers=checkpoint_layers,
                                     qlora=qlora, num_threads=threads)
         except ValueError as exc:
-            raise ConfigError(f"bad fine-tuning option: {validation_message(exc)}") from None
+            raise ConfigError(f"bad fine-tuning option: {validation_message(exc, SETTING_FLAGS)}") from None
+        if not 0.0 <= holdout < 1.0:
+            raise ConfigError(f"--holdout is the share of documents held out: at least 0 and below 1 (got {holdout})")
         if train_minutes and (nproc > 1 or resume):
             raise ConfigError("--train-minutes plans a fresh one-process run: drop --nproc / --resume")
         if not export_only:

@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add documents to an index; unchanged ones are skipped, changed ones replaced. Exit 1 if any file was skipped."""
         from ragtune.cli.common import one_line
+        from ragtune.cli.common import CHUNK_FLAGS
         from ragtune.config import ChunkConfig, EmbedConfig, IndexConfig, validation_message
         from ragtune.errors import ConfigError
         from ragtune.graph import follow_index_commits
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
             try:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:
-                raise ConfigError(f"bad chunking options: {validation_message(exc)}") from None
+                raise ConfigError(f"bad chunking options: {validation_message(exc, CHUNK_FLAGS)}") from None
         follow_index_commits()  # an existing entity graph is updated in the same commit
         index = Index.open_or_create(index_dir, config)
         if ray is not None:

@@ -10,6 +10,15 @@ import typer
 from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
+# ServeSettings fields -> the flags that set them, so a bad value's error names what the user typed
+SETTING_FLAGS = {
+    "port": "--port", "k": "-k", "retrieve_mode": "--mode", "prompt_style": "--prompt-style",
+    "context_sentences": "--context-sentences", "answer_form": "--answer-form", "screening": "--screening",
+    "max_batch": "--max-batch", "batch_wait_ms": "--batch-wait-ms", "queue_size": "--queue-size",
+    "rate_limit_per_minute": "--rate-limit", "rate_limit_burst": "--rate-burst", "request_timeout_s": "--request-timeout",
+}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
@@ -43,6 +52,8 @@ def register(app: typer.Typer) -> None:
 
         from ragtune.arms import parse_adapter_model_names
         from ragtune.cli.common import check_adapter_folder, rerank_options
+        from ragtune.config import validation_message
+        from ragtune.errors import ConfigError
         from ragtune.progress import set_progress
         from ragtune.serve.app import create_app
         from ragtune.serve.settings import ServeSettings
@@ -52,17 +63,20 @@ def register(app: typer.Typer) -> None:
         check_adapter_folder(adapter, "--adapter")
         check_adapter_folder(raft_adapter, "--raft-adapter")
         set_progress(False)  # per-request progress bars would flood the server log
-        settings = ServeSettings(
-            index=str(index) if index else None, arms=tuple(arms), model=model, model_name=model_name,
-            adapter_model_names=parse_adapter_model_names(adapter_model_names),
-            adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
-            host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
-            **options,
-            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
-            screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
-            rate_limit_per_minute=rate_limit,
-            rate_limit_burst=rate_burst, request_timeout_s=request_timeout,
-        )
+        try:
+            settings = ServeSettings(
+                index=str(index) if index else None, arms=tuple(arms), model=model, model_name=model_name,
+                adapter_model_names=parse_adapter_model_names(adapter_model_names),
+                adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
+                host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
+                **options,
+                prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
+                screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
+                rate_limit_per_minute=rate_limit,
+                rate_limit_burst=rate_burst, request_timeout_s=request_timeout,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"bad serve option: {validation_message(exc, SETTING_FLAGS)}") from None
         typer.echo(f"loading {', '.join(settings.arms)} ...", err=True)
         application = create_app(settings)
         typer.echo(f"ragtune serving {', '.join(settings.arms)} on http://{host}:{port}/ (web UI at /)", err=True)
