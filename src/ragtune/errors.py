@@ -1,5 +1,9 @@
 """One small error hierarchy. The CLI turns any RagtuneError into one clear line and a non-zero exit."""
 
+from __future__ import annotations
+
+import os
+
 
 class RagtuneError(Exception):
     """Base class of every error ragtune raises on purpose."""
@@ -52,3 +56,26 @@ class IndexBusyError(RagtuneError):
 
 class IndexCorruptError(NotBuiltError):
     """An index file is damaged; the message names the file (and line) and how to recover."""
+
+
+def require_input_file(path: str | os.PathLike[str], what: str) -> None:
+    """InputError naming `what` ('questions file', ...) unless path is a regular file: a folder, a FIFO or a device
+    is said to be one (reading a FIFO would wait for a writer forever), a missing path is 'not found'.
+
+    >>> require_input_file("/", "questions file")
+    Traceback (most recent call last):
+    ...
+    ragtune.errors.InputError: questions file '/' is a directory, not a file
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {str(path)!r}") from None
+    except OSError as exc:
+        raise InputError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{what} {str(path)!r} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what} {str(path)!r} is not a regular file (a pipe or a device): give a file")

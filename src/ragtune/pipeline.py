@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from ragtune.config import GenerateConfig
-from ragtune.errors import BackendError, InputError
+from ragtune.errors import BackendError, InputError, require_input_file
 from ragtune.generate.base import Generator, generate_spans
 from ragtune.generate.citations import choose_sources, valid_citations
 from ragtune.generate.extract import ANSWER_FORMS, snap_to_sources, source_of, span_text
@@ -307,10 +307,7 @@ def read_questions(path: str | Path) -> tuple[list[str], list[str]]:
     import json
 
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"questions file {str(path)!r} is a directory, not a file")
-    if not path.is_file():
-        raise InputError(f"questions file not found: {str(path)!r}")
+    require_input_file(path, "questions file")
     qids, questions = [], []
     try:
         text = path.read_text(encoding="utf-8")

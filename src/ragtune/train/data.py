@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import InputError
+from ragtune.errors import InputError, require_input_file
 from ragtune.types import Example
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,7 @@ def load_examples(path: str | Path, *, allow_empty: bool = False) -> LoadedExamp
     >>> loaded.examples[0].question, loaded.errors  # doctest: +SKIP
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"training file {str(path)!r} is a directory, not a file")
-    if not path.is_file():
-        raise InputError(f"training file not found: {str(path)!r}")
+    require_input_file(path, "training file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

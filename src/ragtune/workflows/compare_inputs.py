@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from ragtune.adapters import check_adapter
 from ragtune.arms import ARMS, DEFAULT_ARMS, endpoint_model_name
 from ragtune.config import BUNDLED, GenerateConfig, RerankOptions, RetrieveMode
-from ragtune.errors import ConfigError, InputError, NotBuiltError
+from ragtune.errors import ConfigError, InputError, NotBuiltError, require_input_file
 from ragtune.evaluate.cost import CostModel, Scenario
 from ragtune.evaluate.harness import gold_doc_ids
 from ragtune.index import Index
@@ -81,10 +81,7 @@ class CompareConfig(RerankOptions):
 def load_questions(path: str | Path, limit: int | None = None) -> list[Example]:
     """Evaluation questions from ragtune QA JSONL or SQuAD JSON; malformed entries are a clear error."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"questions file {str(path)!r} is a directory, not a file")
-    if not path.is_file():
-        raise InputError(f"questions file not found: {str(path)!r}")
+    require_input_file(path, "questions file")
     loaded = load_examples(path, allow_empty=True)  # the errors are reported below, as questions (not training)
     if loaded.errors:
         shown = "; ".join(loaded.errors[:3])
