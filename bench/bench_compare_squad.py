@@ -11,6 +11,7 @@ from the same paragraphs by `ragtune.train.synth` — never on the SQuAD questio
     .venv/bin/python bench/bench_compare_squad.py --arms rag --search 12   # searched vs default settings (issue #17)
     .venv/bin/python bench/bench_compare_squad.py --arms rag --mode hybrid-convex  # score fusion instead of RRF
     .venv/bin/python bench/bench_compare_squad.py --arms rag --answer-form span    # answers copied from the passages
+    .venv/bin/python bench/bench_compare_squad.py --arms rag --answer-pick evidence  # the best-backed of k + 1 answers
 
 (the rules write 314 questions from the 245 paragraphs at --per-chunk 4; training them for 2 epochs takes ~30 min
 here, the comparison ~10 min; --raft-adapter DIR skips the training.)
@@ -34,9 +35,9 @@ SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
 PEER = {"rag": {"f1": 0.095, "exact_match": 0.00}}  # LlamaIndex 0.14, top-3, SmolLM2, measured on this machine
 
 
-def subset(articles: int) -> dict:
+def subset(articles: int, first: int = 0) -> dict:
     data = json.loads(SQUAD.read_text(encoding="utf-8"))
-    return {"version": data.get("version", "1.1"), "data": data["data"][:articles]}
+    return {"version": data.get("version", "1.1"), "data": data["data"][first : first + articles]}
 
 
 def write_questions(squad: dict, n: int, seed: int, path: Path) -> int:
@@ -52,14 +53,14 @@ def write_questions(squad: dict, n: int, seed: int, path: Path) -> int:
     return len(rows)
 
 
-def prepare(work: Path, articles: int, n_questions: int, seed: int):
+def prepare(work: Path, articles: int, n_questions: int, seed: int, first: int = 0):
     """The work folder: the SQuAD subset as a corpus file, the sampled questions (questions.jsonl) and the index
     over the subset (built once, reused). Returns (index, questions path, number of questions)."""
     from ragtune.index import Index
     from ragtune.ingest import load_documents
 
     work.mkdir(parents=True, exist_ok=True)
-    squad = subset(articles)
+    squad = subset(articles, first)
     corpus = work / "squad_subset.json"
     corpus.write_text(json.dumps(squad), encoding="utf-8")
     questions = work / "questions.jsonl"
@@ -74,6 +75,8 @@ def prepare(work: Path, articles: int, n_questions: int, seed: int):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=4)
+    parser.add_argument("--first-article", type=int, default=0,
+                        help="skip this many articles first (another sample than the bench's own, e.g. 10)")
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--train-examples", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=1)
@@ -84,6 +87,9 @@ def main() -> int:
     parser.add_argument("--mode", default="hybrid", help="retrieval mode of the arms that retrieve (compare --mode)")
     parser.add_argument("--answer-form", default="free", choices=("free", "snap", "span"),
                         help="compare --answer-form: snap / span answer with a span of the passages shown")
+    parser.add_argument("--answer-pick", default="joint", choices=("joint", "evidence"),
+                        help="compare --answer-pick: evidence also answers from each passage alone and keeps the "
+                             "answer best backed by a sentence")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/squad-bench-work")
     parser.add_argument("--out", default="runs/squad-bench")
@@ -104,7 +110,7 @@ def main() -> int:
     from ragtune.workflows.train_arms import train_adapters
 
     work = Path(args.work)
-    index, questions, n_questions = prepare(work, args.articles, args.questions, args.seed)
+    index, questions, n_questions = prepare(work, args.articles, args.questions, args.seed, args.first_article)
 
     arms = parse_arms(args.arms)
     raft = args.raft_adapter
@@ -130,7 +136,7 @@ def main() -> int:
     tuned = any(ARMS[a].tuned_retriever for a in arms)
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
                            raft_adapter=raft, k=args.k, mode=args.mode, seed=args.seed, overwrite=True,
-                           answer_form=args.answer_form,
+                           answer_form=args.answer_form, answer_pick=args.answer_pick,
                            tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None,
                            search=args.search)
     t0 = time.perf_counter()
@@ -149,10 +155,12 @@ def main() -> int:
                   f"({found['validation_questions']} validation); chosen {found['params']}; "
                   f"{found['trials']} trials in {found['search_s']:.0f}s")
     results = json.loads((run_dir / "results.json").read_text())
-    print(f"\nSQuAD v1.1 dev, first {args.articles} articles, {n_questions} questions, top-{args.k}")
+    where = f"first {args.articles}" if not args.first_article else \
+        f"{args.articles} (from article {args.first_article}; no peer figures for them)"
+    print(f"\nSQuAD v1.1 dev, {where} articles, {n_questions} questions, top-{args.k}")
     print(f"{'arm':8} {'F1':>6} {'EM':>6}   peer (LlamaIndex) F1/EM")
     for arm, entry in results["arms"].items():
-        peer = PEER.get(arm)
+        peer = PEER.get(arm) if not args.first_article else None
         ref = f"{peer['f1']:.3f}/{peer['exact_match']:.2f}" if peer else ""
         print(f"{arm:8} {entry['metrics']['f1']:6.3f} {entry['metrics']['exact_match']:6.3f}   {ref}")
     return 0

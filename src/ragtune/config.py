@@ -148,6 +148,9 @@ class GenerateConfig(StrictModel):
     # "span": the answer is decoded as a span of them (local models; endpoints' replies are snapped instead).
     # ragtune.generate.extract.
     answer_form: Literal["free", "snap", "span"] = "free"
+    # "joint": one answer from all k passages. "evidence": also one from each passage alone (k + 1 generations),
+    # keeping the answer whose backing sentence is closest to the question (ragtune.generate.evidence).
+    answer_pick: Literal["joint", "evidence"] = "joint"
     # Retrieved passages are screened for prompt injection before they reach the prompt (ragtune.generate.screening):
     # "neutralise" replaces an offending sentence with a marker, "drop" leaves the passage out, "off" shows it as is.
     # ask, compare and serve screen alike, so a served answer is the answer a report measured.

@@ -6,6 +6,7 @@ the numbers in a report are the numbers a user gets. `answer` = `retrieve` + `an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from ragtune.config import GenerateConfig
 from ragtune.errors import BackendError, InputError, require_input_file
 from ragtune.generate.base import Generator, generate_spans
 from ragtune.generate.citations import choose_sources, valid_citations
+from ragtune.generate.evidence import ANSWER_PICKS
 from ragtune.generate.extract import ANSWER_FORMS, snap_to_sources, source_of, span_text
 from ragtune.generate.prompts import build_messages, condense_answer, parse_answer
 from ragtune.generate.registry import backend_name
@@ -52,12 +54,15 @@ class AnswerSettings:
     embedder: Embedder | None = None
     answer_form: Literal["free", "snap", "span"] = "free"
     screening: Literal["neutralise", "drop", "off"] = "neutralise"
+    answer_pick: Literal["joint", "evidence"] = "joint"
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("guided", "plain"):
             raise InputError(f"prompt_style must be 'guided' or 'plain', got {self.prompt_style!r}")
         if self.screening not in SCREENING_MODES:
             raise InputError(f"screening must be one of {', '.join(SCREENING_MODES)}, got {self.screening!r}")
+        if self.answer_pick not in ANSWER_PICKS:
+            raise InputError(f"answer_pick must be one of {', '.join(ANSWER_PICKS)}, got {self.answer_pick!r}")
         if self.answer_form not in ANSWER_FORMS:
             raise InputError(f"answer_form must be one of {', '.join(ANSWER_FORMS)}, got {self.answer_form!r}")
         if self.context_sentences < 0:
@@ -86,13 +91,14 @@ class AnswerSettings:
         if keep is None:
             keep = DEFAULT_CONTEXT_SENTENCES if local else 0
         return cls(prompt_style=style, context_sentences=keep, max_new_tokens=config.max_new_tokens, embedder=embedder,
-                   answer_form=config.answer_form, screening=config.screening)
+                   answer_form=config.answer_form, screening=config.screening, answer_pick=config.answer_pick)
 
     def describe(self) -> dict[str, object]:
         """The JSON-able part (for a run's setup record): prompt style, context sentences, max tokens, answer form,
         screening."""
         return {"prompt_style": self.prompt_style, "context_sentences": self.context_sentences,
-                "max_new_tokens": self.max_new_tokens, "answer_form": self.answer_form, "screening": self.screening}
+                "max_new_tokens": self.max_new_tokens, "answer_form": self.answer_form, "screening": self.screening,
+                "answer_pick": self.answer_pick}
 
 
 def retrieve(
@@ -205,8 +211,51 @@ def answer_from_hits(
             predictions.extend(_prediction(questions, hits, generations, start_index, retrieve_ms, generate_ms, arm,
                                            qids, passages, constrained))
             task.advance(len(chunk))
+    if settings.answer_pick == "evidence" and with_sources:
+        predictions = _pick_by_evidence(questions, hits, predictions, generator, settings, arm)
     log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
+
+
+def _pick_by_evidence(
+    questions: Sequence[str], hits: list[list[Hit] | None], joint: list[Prediction], generator: Generator,
+    settings: AnswerSettings, arm: str,
+) -> list[Prediction]:
+    """answer_pick "evidence": answer again from each passage alone (the same settings, passages cut alike), then
+    keep per question the candidate — the joint answer first, then passage 1, 2, ... — whose backing sentence is
+    closest to the question (ragtune.generate.evidence). Tokens and times count every generation; the kept
+    answer's citation is the passage it came from (the joint answer keeps its own)."""
+    from ragtune.generate.evidence import evidence_scores, pick
+
+    owners = [(i, j) for i, h in enumerate(hits) if h for j in range(len(h))]
+    alone = answer_from_hits([questions[i] for i, _ in owners], [[hits[i][j]] for i, j in owners], generator,
+                             dataclasses.replace(settings, answer_pick="joint"),
+                             arm=f"{arm}, each passage alone" if arm else "each passage alone")  # (a progress label)
+    by_question: dict[int, list[Prediction]] = {}
+    for (i, _), prediction in zip(owners, alone, strict=True):
+        by_question.setdefault(i, []).append(prediction)
+    asked = sorted(by_question)
+    candidates = []
+    for i in asked:
+        passages = [hit.chunk.text for hit in hits[i] or []]
+        number = source_of(joint[i].answer, passages)
+        candidates.append([(joint[i].answer, passages[number - 1] if number else "")]
+                          + [(p.answer, passages[j]) for j, p in enumerate(by_question[i])])
+    scores = evidence_scores([questions[i] for i in asked], candidates, settings.embedder)
+    out = list(joint)
+    for i, per_candidate in zip(asked, scores, strict=True):
+        extra = by_question[i]
+        best = pick(per_candidate)
+        kept = joint[i] if best == 0 else extra[best - 1]
+        out[i] = dataclasses.replace(
+            joint[i], answer=kept.answer, cited=joint[i].cited if best == 0 else (best,),
+            retrieve_ms=joint[i].retrieve_ms + sum(p.retrieve_ms for p in extra),
+            generate_ms=joint[i].generate_ms + sum(p.generate_ms for p in extra),
+            prompt_tokens=joint[i].prompt_tokens + sum(p.prompt_tokens for p in extra),
+            completion_tokens=joint[i].completion_tokens + sum(p.completion_tokens for p in extra),
+            answer_tokens=kept.completion_tokens,
+        )
+    return out
 
 
 def _check_questions(questions: Sequence[str]) -> None:

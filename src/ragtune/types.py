@@ -83,6 +83,12 @@ class Prediction:
     completion_tokens: int = 0
     arm: str = ""
     qid: str = ""
+    answer_tokens: int | None = None  # the kept answer's own completion tokens when several were generated, else None
+
+    @property
+    def kept_answer_tokens(self) -> int:
+        """Tokens the kept answer was generated in (completion_tokens counts every generation paid for)."""
+        return self.completion_tokens if self.answer_tokens is None else self.answer_tokens
 
 
 class Embedder(Protocol):

@@ -47,19 +47,19 @@ def parity_index(tmp_path: Path, monkeypatch) -> Path:
 
 
 def _ask(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid",
-         rerank: dict | None = None) -> dict:
+         rerank: dict | None = None, pick: str = "joint") -> dict:
     from ragtune.cli import build_app
 
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in (rerank or {}).items()]
     result = CliRunner().invoke(build_app(), ["ask", question, "--index", str(index), "--model", model, "-k", str(K),
                                               "--mode", mode, "--max-new-tokens", str(MAX_TOKENS), "--json",
-                                              "--answer-form", form, *flags])
+                                              "--answer-form", form, "--answer-pick", pick, *flags])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
 def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free", mode: str = "hybrid",
-           rerank: dict | None = None) -> dict:
+           rerank: dict | None = None, pick: str = "joint") -> dict:
     from fastapi.testclient import TestClient
 
     from ragtune.serve.app import create_app
@@ -67,7 +67,7 @@ def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free"
     from ragtune.serve.settings import ServeSettings
 
     app = create_app(ServeSettings(index=str(index), arms=("rag",), model=model, k=K, retrieve_mode=mode,
-                                   answer_form=form, **(rerank or {})),
+                                   answer_form=form, answer_pick=pick, **(rerank or {})),
                      keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
     with TestClient(app) as client:
         reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),
@@ -79,14 +79,15 @@ def _serve(index: Path, model: str, question: str = QUESTION, form: str = "free"
 
 def _compare(index: Path, model: str, tmp_path: Path, question: str = QUESTION,
              gold: tuple[str, str] = ("Anwen Lark", "kitchen"), form: str = "free", mode: str = "hybrid",
-             rerank: dict | None = None) -> dict:
+             rerank: dict | None = None, pick: str = "joint") -> dict:
     from ragtune.workflows.compare import CompareConfig, run_compare
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "q", "question": question, "answer": gold[0], "doc_id": gold[1]}) + "\n")
     run = run_compare(CompareConfig(index=str(index), questions=str(questions), out=str(tmp_path / "run"),
                                     arms=("rag",), model=model, max_new_tokens=MAX_TOKENS, k=K, mode=mode,
-                                    runs_db=str(tmp_path / "runs.db"), answer_form=form, **(rerank or {})))
+                                    runs_db=str(tmp_path / "runs.db"), answer_form=form, answer_pick=pick,
+                                    **(rerank or {})))
     (row,) = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     return row
 
@@ -138,6 +139,36 @@ def test_span_answers_are_the_same_through_ask_serve_and_compare(parity_index, t
     assert asked["answer"] in " ".join(cited["text"].split())
     assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
+
+
+def test_evidence_picked_answers_are_the_same_through_ask_serve_and_compare(parity_index, tiny_lm_dir, tmp_path):
+    """--answer-pick evidence on the real (random) local model: k + 1 generations and one kept answer, the same
+    whichever way it is asked (a streamed request gets the kept answer too, not the first generation's tokens)."""
+    from fastapi.testclient import TestClient
+
+    from ragtune.serve.app import create_app
+    from ragtune.serve.auth import KeyStore, parse_key_entries
+    from ragtune.serve.settings import ServeSettings
+
+    model = str(tiny_lm_dir)
+    asked = _ask(parity_index, model, pick="evidence")
+    served = _serve(parity_index, model, pick="evidence")
+    compared = _compare(parity_index, model, tmp_path, pick="evidence")
+    assert asked["answer"]
+    assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
+    assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
+    joint = _ask(parity_index, model)
+    assert asked["tokens"]["prompt"] > joint["tokens"]["prompt"]  # every generation is counted
+    app = create_app(ServeSettings(index=str(parity_index), arms=("rag",), model=model, k=K, answer_pick="evidence"),
+                     keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
+    with TestClient(app) as client:
+        reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),
+                            json={"model": "rag", "max_tokens": MAX_TOKENS, "stream": True,
+                                  "messages": [{"role": "user", "content": QUESTION}]})
+    events = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: {")]
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+    assert reply.status_code == 200 and text.startswith(asked["answer"]), text
+    assert events[-1]["ragtune"]["answer"] == asked["answer"]
 
 
 @pytest.mark.slow

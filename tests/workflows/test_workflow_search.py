@@ -55,11 +55,11 @@ def test_every_arm_has_a_space_and_closed_book_arms_search_only_answering():
     for arm, spec in ARMS.items():
         names = space_for(arm).names
         if spec.retrieval:
-            assert names == ("chunk_tokens", "mode", "k", "context_sentences", "answer_form", "prompt_style",
-                             "max_new_tokens")
+            assert names == ("chunk_tokens", "mode", "k", "context_sentences", "answer_form", "answer_pick",
+                             "prompt_style", "max_new_tokens")
         else:  # a closed-book arm retrieves nothing: no chunk size, mode or k to search
             assert names == ("prompt_style", "max_new_tokens")
-    assert space_for("rag").size == 2 * 4 * 2 * 2 * 3 * 2 * 2 and space_for("base").size == 4
+    assert space_for("rag").size == 2 * 4 * 2 * 2 * 3 * 2 * 2 * 2 and space_for("base").size == 4
     assert space_for("rag").grid()["answer_form"] == ["free", "snap", "span"]
     assert space_for("rag").grid()["chunk_tokens"] == [128, 320]
 
@@ -68,7 +68,7 @@ def test_the_defaults_join_the_space_when_they_are_not_in_it():
     defaults = default_params("rag", mode="hybrid", k=4, prompt_style="guided", context_sentences=3, max_new_tokens=7,
                               chunk_tokens=200)
     assert defaults == {"chunk_tokens": 200, "mode": "hybrid", "k": 4, "context_sentences": 3,
-                        "answer_form": "free", "prompt_style": "guided", "max_new_tokens": 7}
+                        "answer_form": "free", "answer_pick": "joint", "prompt_style": "guided", "max_new_tokens": 7}
     widened = space_for("rag").including(defaults)
     assert widened.grid()["k"] == [4, 3, 5] and widened.grid()["max_new_tokens"] == [7, 32, 64]
     assert widened.grid()["chunk_tokens"] == [200, 128, 320]  # the index's own size is the default

@@ -60,7 +60,7 @@ def test_tune_writes_split_trials_and_best(setup):
     trials = _lines(out / "trials.jsonl")
     assert len(trials) == 3 and result.sampler == "coordinate+tpe"
     assert trials[0]["params"] == {"chunk_tokens": 200, "mode": "hybrid", "k": 2, "context_sentences": 3,
-                                   "answer_form": "free", "prompt_style": "guided", "max_new_tokens": 4}  # the arm's defaults come first
+                                   "answer_form": "free", "answer_pick": "joint", "prompt_style": "guided", "max_new_tokens": 4}  # the arm's defaults come first
     assert all(t["validation"]["n"] == len(split["validation"]) and t["feasible"] for t in trials)
     best = json.loads((out / "best.json").read_text())
     assert best["params"] in [t["params"] for t in trials]

@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from ragtune.config import validation_message
 
-        _fail(f"error: invalid setting: {validation_message(exc)}", 2)
+        from ragtune.cli.common import ANSWER_FLAGS
+
+        _fail(f"error: invalid setting: {validation_message(exc, ANSWER_FLAGS)}", 2)
     if result == 130:  # typer turns Ctrl-C into an exit status of 130 before it reaches here: say so, as above
         _fail("interrupted", 130)
     if isinstance(result, int) and result != 0:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, ANSWER_PICK_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain (guided: worked examples before the question; auto: guided for a local model without --adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question (0: whole; default: 3 for local models, whole for endpoints)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
+        answer_pick: str = typer.Option("joint", "--answer-pick", help=ANSWER_PICK_HELP),
         screening: str = typer.Option("neutralise", "--screening", help=SCREENING_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, timings} as JSON."),
     ) -> None:
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         config = GenerateConfig(
             model=model, model_name=model_name, adapter=str(adapter) if adapter else None,
             max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_answer_line=True,
-            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
+            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form, answer_pick=answer_pick,
             screening=screening,
         )
         generator = load_generator(config)

@@ -12,6 +12,9 @@ from typing import Any
 
 # --mode's help: the built-in retrieval modes (ragtune.retrieve.MODES and RERANKED_MODES, which this light module
 # must not import; a test keeps them equal)
+ANSWER_PICK_HELP = ("joint | evidence: evidence also answers from each passage alone (k + 1 generations) and keeps "
+                    "the answer whose backing sentence is closest to the question (small local models: +0.057 F1 "
+                    "on SQuAD)")
 ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
                     "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
                     "snapped). Both cite the passage the span came from.")
@@ -105,3 +108,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 CHUNK_FLAGS = {"chunk_tokens": "--chunk-tokens", "overlap_tokens": "--overlap"}  # ChunkConfig fields -> their flags
+# GenerateConfig fields that ask, compare and serve set with one flag each: a bad value's error names the flag
+ANSWER_FLAGS = {"prompt_style": "--prompt-style", "context_sentences": "--context-sentences",
+                "answer_form": "--answer-form", "answer_pick": "--answer-pick", "screening": "--screening",
+                "max_new_tokens": "--max-new-tokens"}

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, ANSWER_PICK_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain: guided puts worked examples before the question (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question (0: whole; default: 3 for local models, whole for endpoints)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
+        answer_pick: str = typer.Option("joint", "--answer-pick", help=ANSWER_PICK_HELP),
         screening: str = typer.Option("neutralise", "--screening", help=SCREENING_HELP),
         freshness: Optional[Path] = typer.Option(None, "--freshness", help="Folder of updated documents + questions.jsonl on the changed facts."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same --out."),
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
             train_minutes=train_minutes,
             limit=limit, seed=seed, k=k, mode=mode, model=model, model_name=model_name,
             adapter_model_names=parse_adapter_model_names(adapter_model_names), max_new_tokens=max_new_tokens,
-            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form, screening=screening, freshness=str(freshness) if freshness else None, resume=resume, overwrite=overwrite,
+            prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form, answer_pick=answer_pick, screening=screening, freshness=str(freshness) if freshness else None, resume=resume, overwrite=overwrite,
             scenario={"knowledge_change": knowledge_change, "latency_budget_ms": latency_budget_ms,
                       "queries_per_day": queries_per_day, "training_budget_usd": training_budget_usd,
                       "needs_citations": needs_citations},

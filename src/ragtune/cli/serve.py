@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
+from ragtune.cli.common import ANSWER_FORM_HELP, ANSWER_PICK_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 # ServeSettings fields -> the flags that set them, so a bad value's error names what the user typed
 SETTING_FLAGS = {
     "port": "--port", "k": "-k", "retrieve_mode": "--mode", "prompt_style": "--prompt-style",
-    "context_sentences": "--context-sentences", "answer_form": "--answer-form", "screening": "--screening",
+    "context_sentences": "--context-sentences", "answer_form": "--answer-form", "answer_pick": "--answer-pick",
+    "screening": "--screening",
     "max_batch": "--max-batch", "batch_wait_ms": "--batch-wait-ms", "queue_size": "--queue-size",
     "rate_limit_per_minute": "--rate-limit", "rate_limit_burst": "--rate-burst", "request_timeout_s": "--request-timeout",
 }
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
         prompt_style: str = typer.Option("auto", "--prompt-style", help="auto | guided | plain, as in `ask` (auto: guided for arms without an adapter)."),
         context_sentences: Optional[int] = typer.Option(None, "--context-sentences", min=0, help="Cut passages to the N sentences closest to the question, as in `ask` (0: whole; default: 3 for local models)."),
         answer_form: str = typer.Option("free", "--answer-form", help=ANSWER_FORM_HELP),
+        answer_pick: str = typer.Option("joint", "--answer-pick", help=ANSWER_PICK_HELP),
         screening: str = typer.Option("neutralise", "--screening", help=SCREENING_HELP),
         max_batch: int = typer.Option(8, "--max-batch", help="Concurrent questions answered in one generate call."),
         batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more questions."),
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 adapter=str(adapter) if adapter else None, raft_adapter=str(raft_adapter) if raft_adapter else None,
                 host=host, port=port, api_keys_file=str(api_keys) if api_keys else None, retrieve_mode=mode, k=k,
                 **options,
-                prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form,
+                prompt_style=prompt_style, context_sentences=context_sentences, answer_form=answer_form, answer_pick=answer_pick,
                 screening=screening, max_batch=max_batch, batch_wait_ms=batch_wait_ms, queue_size=queue_size,
                 rate_limit_per_minute=rate_limit,
                 rate_limit_burst=rate_burst, request_timeout_s=request_timeout,

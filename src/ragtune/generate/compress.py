@@ -47,7 +47,7 @@ def compress_hits(
         sentences = [(i, s) for i, hit in enumerate(hits) for s in split_sentences(" ".join(hit.chunk.text.split()))]
         per_question.append((len(texts), sentences))
         texts += [question, *(s for _, s in sentences)]
-    scores = _similarities(texts, per_question, embedder)
+    scores = sentence_similarities(texts, per_question, embedder)
     out = []
     for (start, sentences), hits, sims in zip(per_question, hits_per_question, scores, strict=True):
         chosen = set(np.argsort(-sims, kind="stable")[:keep].tolist())
@@ -60,7 +60,7 @@ def compress_hits(
     return out
 
 
-def _similarities(texts: list[str], per_question: list[tuple[int, list]], embedder: Embedder | None) -> list[np.ndarray]:
+def sentence_similarities(texts: list[str], per_question: list[tuple[int, list]], embedder: Embedder | None) -> list[np.ndarray]:
     """Per question, one score per sentence: embedding cosine, else the share of the question's words present."""
     if embedder is not None and texts:
         encode = getattr(embedder, "encode_queries", embedder.encode)  # each alone when int8: batch-free choices

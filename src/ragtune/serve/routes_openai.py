@@ -118,7 +118,7 @@ def check_sampling(extra: dict[str, Any]) -> None:
 
 def finish_reason(prediction: Prediction, max_tokens: int) -> str:
     """OpenAI's finish_reason: "length" when the answer used every token it was allowed, else "stop"."""
-    return "length" if prediction.completion_tokens >= max_tokens else "stop"
+    return "length" if prediction.kept_answer_tokens >= max_tokens else "stop"
 
 
 def validate_chat(request: Request, body: ChatRequest) -> tuple[str, str, int]:

@@ -44,6 +44,7 @@ class ServeSettings(RerankOptions):
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, as ask/compare
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, as ask/compare
     answer_form: Literal["free", "snap", "span"] = "free"  # GenerateConfig.answer_form, as ask/compare
+    answer_pick: Literal["joint", "evidence"] = "joint"  # GenerateConfig.answer_pick, as ask/compare
 
     api_keys_file: str | None = None
     api_keys_env: str = "RAGTUNE_API_KEYS"
@@ -85,7 +86,7 @@ class ServeSettings(RerankOptions):
                               max_new_tokens=self.default_max_tokens,
                               batch_size=self.max_batch, stop_at_answer_line=True, prompt_style=self.prompt_style,
                               context_sentences=self.context_sentences, answer_form=self.answer_form,
-                              screening=self.screening)
+                              answer_pick=self.answer_pick, screening=self.screening)
 
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:

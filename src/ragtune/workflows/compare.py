@@ -375,6 +375,7 @@ def _describe_settings(arm_config: GenerateConfig, arm_setup: dict[str, Any],
     arm_setup["prompt_style"] = settings.prompt_style
     arm_setup["context_sentences"] = settings.context_sentences
     arm_setup["answer_form"] = settings.answer_form
+    arm_setup["answer_pick"] = settings.answer_pick
     arm_setup["screening"] = settings.screening
     return settings
 

@@ -56,6 +56,7 @@ class CompareConfig(RerankOptions):
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
     answer_form: Literal["free", "snap", "span"] = "free"  # GenerateConfig.answer_form, for every arm
+    answer_pick: Literal["joint", "evidence"] = "joint"  # GenerateConfig.answer_pick, for every arm
     screening: Literal["neutralise", "drop", "off"] = "neutralise"  # GenerateConfig.screening, for every arm
     freshness: str | None = None
     resume: bool = False
@@ -278,7 +279,7 @@ def arm_generate_config(config: CompareConfig, adapters: dict[str, str | None], 
                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                           stop_at_answer_line=True, prompt_style=config.prompt_style,
                           context_sentences=config.context_sentences, answer_form=config.answer_form,
-                          screening=config.screening)
+                          answer_pick=config.answer_pick, screening=config.screening)
 
 
 def remote_model(config: CompareConfig, arm: str) -> str | None:

@@ -77,6 +77,8 @@ RETRIEVAL = (
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
     Param("answer_form", ("free", "snap", "span"),
           "snap: the answer replaced by the closest span of the passages shown; span: decoded as one"),
+    Param("answer_pick", ("joint", "evidence"),
+          "evidence: also answer from each passage alone and keep the answer best backed by a sentence"),
 )
 ANSWER = (
     Param("prompt_style", ("guided", "plain"), "guided: worked examples before the question"),
@@ -111,7 +113,8 @@ def space_for(arm: str, *, train: bool = False) -> SearchSpace:
 
 
 def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_sentences: int,
-                   max_new_tokens: int, answer_form: str = "free", chunk_tokens: int = ChunkConfig().chunk_tokens,
+                   max_new_tokens: int, answer_form: str = "free", answer_pick: str = "joint",
+                   chunk_tokens: int = ChunkConfig().chunk_tokens,
                    training: Mapping[str, Choice] | None = None) -> dict[str, Choice]:
     """The settings `arm` runs with when nothing is searched, restricted to its space's names (`chunk_tokens`:
     the index's own chunk size; `training`: {"epochs", "lr"} its adapter is trained with when the search trains it).
@@ -124,6 +127,7 @@ def default_params(arm: str, *, mode: str, k: int, prompt_style: str, context_se
     """
     every = {"chunk_tokens": chunk_tokens, "mode": mode, "k": k, "context_sentences": context_sentences,
              "prompt_style": prompt_style, "max_new_tokens": max_new_tokens, "answer_form": answer_form,
+             "answer_pick": answer_pick,
              **(training or {})}
     return {name: every[name] for name in space_for(arm, train=training is not None).names}
 
@@ -148,7 +152,7 @@ def chunk_config(chunk_tokens: int, own: ChunkConfig) -> ChunkConfig:
     return ChunkConfig(chunk_tokens=chunk_tokens, overlap_tokens=min(overlap, chunk_tokens - 1))
 
 
-ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens", "answer_form")  # the AnswerSettings fields searched
+ANSWER_SETTINGS = ("prompt_style", "context_sentences", "max_new_tokens", "answer_form", "answer_pick")  # AnswerSettings fields searched
 
 
 def with_params(settings: AnswerSettings, params: Mapping[str, Any]) -> AnswerSettings:

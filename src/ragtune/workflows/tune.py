@@ -239,7 +239,7 @@ def _defaults(config: CompareConfig, arm: str, runner: AnswerTrials, index: Any)
     trained = None if runner.defaults is None else {"epochs": runner.defaults[0], "lr": runner.defaults[1]}
     return default_params(arm, mode=config.mode, k=config.k, prompt_style=base.prompt_style,
                           context_sentences=base.context_sentences, max_new_tokens=base.max_new_tokens,
-                          answer_form=base.answer_form,
+                          answer_form=base.answer_form, answer_pick=base.answer_pick,
                           chunk_tokens=index.config.chunk.chunk_tokens, training=trained)
 
 
