@@ -11,7 +11,10 @@ backs an answer tells them apart far better than the reader's own likelihood. SQ
 top 3, bundled 135M model, guided prompt, 3 context sentences; `python bench/bench_compare_squad.py --arms rag
 --answer-pick evidence|joint`): F1 0.219 joint -> 0.276 evidence (+0.057, 95% CI +0.023..+0.096, paired p 0.002;
 23 better, 10 worse), EM 0.140 -> 0.200, faithfulness 0.69 -> 0.82, for k + 1 generations (p50 629 -> 2214 ms).
-The reader's own mean answer log-probability as the picker instead: F1 0.150 (a probe, not in the repo).
+The picker was chosen on those questions; on articles 10-13 (`--first-article 10`, 200 questions, never used to
+develop it) the gain did not hold: 0.224 -> 0.228 (+0.005, CI -0.019..+0.032, p 0.72; 8 better, 18 worse). So
+"joint" is the default and the search (ragtune.workflows.search_space) judges "evidence" per corpus. The reader's
+own mean answer log-probability as the picker: F1 0.150 on the bench (a probe, not in the repo).
 """
 
 from __future__ import annotations
