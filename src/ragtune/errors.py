@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 
 class RagtuneError(Exception):
@@ -67,8 +68,6 @@ def require_input_file(path: str | os.PathLike[str], what: str) -> None:
     ...
     ragtune.errors.InputError: questions file '/' is a directory, not a file
     """
-    import stat
-
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

@@ -237,7 +237,7 @@ def _pick_by_evidence(
     asked = sorted(by_question)
     candidates = []
     for i in asked:
-        passages = [hit.chunk.text for hit in hits[i] or []]
+        passages = [hit.chunk.text for hit in hits[i]]
         number = source_of(joint[i].answer, passages)
         candidates.append([(joint[i].answer, passages[number - 1] if number else "")]
                           + [(p.answer, passages[j]) for j, p in enumerate(by_question[i])])

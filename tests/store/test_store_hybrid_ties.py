@@ -1,6 +1,7 @@
 """An engine that fuses hybrid search itself (Milvus's RRFRanker, PostgreSQL's one statement) ranks exactly as the
 client-side fusion of its own dense and keyword rankings, ties included: equal fused scores break by the best
-single rank, then by chunk id (ragtune.retrieve.rrf_fuse's rule), so a store index answers as a folder does."""
+single rank, then by chunk id (ragtune.retrieve.rrf_fuse's rule). (Ties *within* one engine ranking, e.g. equal
+BM25 scores, are ordered by the engine and may still differ from a folder index's row order.)"""
 
 from __future__ import annotations
 

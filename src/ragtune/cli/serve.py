@@ -7,14 +7,12 @@ from typing import Optional
 
 import typer
 
-from ragtune.cli.common import ANSWER_FORM_HELP, ANSWER_PICK_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
+from ragtune.cli.common import ANSWER_FLAGS, ANSWER_FORM_HELP, ANSWER_PICK_HELP, MODES_HELP, RERANK_DEPTH_HELP, RERANK_WEIGHT_HELP, SCREENING_HELP
 
 
 # ServeSettings fields -> the flags that set them, so a bad value's error names what the user typed
 SETTING_FLAGS = {
-    "port": "--port", "k": "-k", "retrieve_mode": "--mode", "prompt_style": "--prompt-style",
-    "context_sentences": "--context-sentences", "answer_form": "--answer-form", "answer_pick": "--answer-pick",
-    "screening": "--screening",
+    **ANSWER_FLAGS, "port": "--port", "k": "-k", "retrieve_mode": "--mode",
     "max_batch": "--max-batch", "batch_wait_ms": "--batch-wait-ms", "queue_size": "--queue-size",
     "rate_limit_per_minute": "--rate-limit", "rate_limit_burst": "--rate-burst", "request_timeout_s": "--request-timeout",
 }

@@ -52,17 +52,17 @@ def evidence_scores(
     >>> evidence_scores(["Who won?"], [[("Denver", "Denver won the game."), ("Paris", "Denver won.")]])
     [[0.5, -2.0]]
     """
-    per_question, texts, held = [], [], []
+    per_question, texts, counts = [], [], []
     for question, pairs in zip(questions, candidates, strict=True):
         sentences = []
         for number, (answer, passage) in enumerate(pairs):
             sentences += [(number, s) for s in holding_sentences(answer, passage)]
         per_question.append((len(texts), sentences))
         texts += [question, *(s for _, s in sentences)]
-        held.append(len(pairs))
+        counts.append(len(pairs))
     sims = sentence_similarities(texts, per_question, embedder)
     out = []
-    for (_, sentences), n, scores in zip(per_question, held, sims, strict=True):
+    for (_, sentences), n, scores in zip(per_question, counts, sims, strict=True):
         best = [NOT_HELD] * n
         for (number, _), score in zip(sentences, scores):
             best[number] = max(best[number], float(score))
