@@ -58,6 +58,9 @@ class EmbedConfig(StrictModel):
     # sentence-transformers model (bundled, a folder), fp32 for a registered embedder ('hash'). A stored config
     # without one holds fp32 vectors (made before int8 existed): ragtune.index.embed.stored_config.
     precision: Literal["fp32", "int8"] | None = None
+    # Sentence windows (ragtune.index.windows): 0, off; N also embeds every run of N consecutive sentences of each
+    # chunk, and dense search scores a chunk by its best window. Folder indexes only.
+    windows: int = Field(0, ge=0, le=8)
 
 
 class BM25Config(StrictModel):
@@ -166,14 +169,21 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# IndexConfig settings -> the flag that sets them (ingest, eval retrieval): what built_with_another names
+INDEX_FLAGS = {"chunk.chunk_tokens": "--chunk-tokens", "chunk.overlap_tokens": "--overlap", "embed.model": "--embedder",
+               "embed.precision": "--precision", "embed.windows": "--windows"}
+
+
 def built_with_another(where: str, existing: BaseModel, asked: BaseModel) -> str:
     """The message for an existing index whose config differs from the one a command asked for: only the
-    settings that differ, e.g. "index X was built with chunk.chunk_tokens=200 (asked 50); ...".
+    settings that differ, by the flag that sets them (INDEX_FLAGS; a setting without one by its config path),
+    e.g. "index X was built with --chunk-tokens 200 (asked 50); ...".
 
     >>> built_with_another("ix", IndexConfig(), IndexConfig(chunk=ChunkConfig(chunk_tokens=50, overlap_tokens=8)))
-    'index ix was built with chunk.chunk_tokens=200 (asked 50), chunk.overlap_tokens=32 (asked 8); chunking and embedder options apply to a new index only: leave them out, or choose a new --index'
+    'index ix was built with --chunk-tokens 200 (asked 50), --overlap 32 (asked 8); chunking and embedder options apply to a new index only: leave them out, or choose a new --index'
     """
     old, new = _flat(existing.model_dump()), _flat(asked.model_dump())
-    diffs = [f"{key}={old.get(key)!r} (asked {new.get(key)!r})".replace("'", "") for key in old if old.get(key) != new.get(key)]
+    named = {key: f"{INDEX_FLAGS[key]} " if key in INDEX_FLAGS else f"{key}=" for key in old}
+    diffs = [f"{named[key]}{old.get(key)} (asked {new.get(key)})" for key in old if old.get(key) != new.get(key)]
     return (f"index {where} was built with {', '.join(diffs) or 'another config'}; chunking and embedder options apply "
             "to a new index only: leave them out, or choose a new --index")

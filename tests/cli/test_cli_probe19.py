@@ -157,7 +157,7 @@ def test_messages_name_what_the_user_gave(index, tmp_path, capsys):
     """Python-ish messages: two config dicts, a pydantic prefix and echo, a repr, 'format version None'."""
     code, _, err = run_main(["ingest", str(tmp_path), "--index", str(index), "--chunk-tokens", "50"], capsys)
     line = one_error_line(err)
-    assert code == 2 and "was built with chunk.chunk_tokens=200 (asked 50)" in line and "new index only" in line
+    assert code == 2 and "was built with --chunk-tokens 200 (asked 50)" in line and "new index only" in line
     code, _, err = run_main(["serve", "--index", str(index), "--arm", "nope"], capsys)
     assert code == 2 and one_error_line(err).startswith("error: bad serve option: unknown arm 'nope' (choose from")
     assert "Value error" not in err and "got {" not in err

@@ -23,6 +23,7 @@ def retrieval(
     overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks of the cached index (default 32)."),
     embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (e.g. from finetune-embedder) for the cached index."),
     precision: str = typer.Option(None, "--precision", help="int8 (the default for a sentence-transformers model) or fp32 embeddings for the cached index."),
+    windows: int = typer.Option(None, "--windows", min=0, max=8, help="Sentence windows of the cached index (default 0, off; 2: a chunk's dense score is its best 2-sentence window)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """nDCG@10, Recall@10/100 and MRR@10 (BEIR / pytrec_eval definitions; doc score = max over chunks)."""
@@ -35,14 +36,14 @@ def retrieval(
     reranked = [m for m in modes if m.endswith(RERANK_SUFFIX)]  # the settings need one of the modes to rerank
     options = rerank_options((reranked or modes or ["hybrid"])[0], rerank_depth, rerank_weight)
     overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
-    if (overrides or embedder or precision) and index_dir is not None:
-        raise ConfigError("--chunk-tokens/--overlap/--embedder/--precision shape the cached index; "
+    if (overrides or embedder or precision or windows is not None) and index_dir is not None:
+        raise ConfigError("--chunk-tokens/--overlap/--embedder/--precision/--windows shape the cached index; "
                           "an existing --index keeps its own chunking and embedder")
     from ragtune.index.onnx_encoder import check_precision
 
-    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision))
+    embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision), windows=windows or 0)
     try:
-        index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision else None
+        index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision or windows is not None else None
     except ValueError as exc:
         raise ConfigError(f"bad chunking options: {validation_message(exc, CHUNK_FLAGS)}") from None
     results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir, index_config=index_config,

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         overlap: int = typer.Option(None, "--overlap", help="Overlap tokens between chunks (new index only; default 32)."),
         embedder: str = typer.Option(None, "--embedder", help="'bundled' or a sentence-transformers folder (new index only)."),
         precision: str = typer.Option(None, "--precision", help="int8 (quantised ONNX Runtime encoder; the default for a sentence-transformers model) or fp32 (new index only)."),
+        windows: int = typer.Option(None, "--windows", min=0, max=8, help="Also embed every run of this many sentences of a chunk; dense search scores a chunk by its best window (new folder index only; default 0, off; 2 lifts SciFact dense nDCG@10, see the README)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symbolic links that leave the given paths, and linked folders."),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Read, chunk and embed on Ray: 'local' (a loopback instance), 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (extra ragtune[ray]). On a cluster every node must see the files at the same paths."),
         ray_workers: int = typer.Option(None, "--ray-workers", min=1, help="Loading tasks and embedding actors with --ray (default 2)."),
@@ -38,10 +39,10 @@ def register(app: typer.Typer) -> None:
         ray_workers = ray_workers or 2
         overrides = {k: v for k, v in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap)) if v is not None}
         config = None
-        if overrides or embedder or precision:
+        if overrides or embedder or precision or windows is not None:
             from ragtune.index.onnx_encoder import check_precision
 
-            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision))
+            embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision), windows=windows or 0)
             try:
                 config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed)
             except ValueError as exc:

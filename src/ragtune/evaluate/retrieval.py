@@ -154,7 +154,10 @@ def beir_index_dir(root: str | Path, config: IndexConfig) -> Path:
     with open(Path(root) / "corpus.jsonl", "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    digest.update(json.dumps(config.model_dump(), sort_keys=True).encode())
+    dumped = config.model_dump()
+    if not config.embed.windows:  # an index without sentence windows keeps the folder it had before they existed
+        dumped["embed"].pop("windows")
+    digest.update(json.dumps(dumped, sort_keys=True).encode())
     return cache_dir() / "beir" / digest.hexdigest()[:16]
 
 

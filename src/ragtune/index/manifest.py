@@ -5,6 +5,8 @@ Layout of an index folder:
     config.json                the resolved IndexConfig (for people; the manifest has it too)
     segments/<name>.chunks.jsonl   chunk records, one JSON object a line (never modified after the commit)
     segments/<name>.vectors.npy    (rows, dim) float32 L2-normalised vectors, row-aligned with the chunks
+    segments/<name>.windows.npy    with sentence windows (embed.windows > 0): the windows' vectors, and
+    segments/<name>.wcounts.npy    how many windows each chunk row has (ragtune.index.windows)
     .write.lock                the writer lock
 
 A commit writes new segments under fresh names (tmp file, fsync, rename), then replaces the manifest; a
@@ -159,17 +161,24 @@ def _chunk_record(chunk: Chunk) -> dict[str, Any]:
     }
 
 
-def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
-    """Write one immutable segment (chunks jsonl + vectors npy), each file fsync'd and renamed into place."""
-    if len(chunks) != len(vectors):
-        raise ValueError(f"segment {name}: {len(chunks)} chunks but {len(vectors)} vectors")
+def write_segment(index_dir: Path, name: str, chunks: list[Chunk], vectors: np.ndarray, windows: Any = None) -> None:
+    """Write one immutable segment (chunks jsonl + vectors npy, and the sentence windows' two arrays when given),
+    each file fsync'd and renamed into place."""
+    if len(chunks) != len(vectors) or (windows is not None and len(windows) != len(chunks)):
+        raise ValueError(f"segment {name}: {len(chunks)} chunks but {len(vectors)} vectors"
+                         + (f" and {len(windows)} window counts" if windows is not None else ""))
     seg_dir = Path(index_dir) / SEGMENTS
     seg_dir.mkdir(exist_ok=True)
     # line by line: a big segment is never one string in memory
     write_lines_atomic(seg_dir / f"{name}.chunks.jsonl",
                        (json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n" for chunk in chunks))
-    with atomic_path(seg_dir / f"{name}.vectors.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+    arrays = {"vectors": np.ascontiguousarray(vectors, dtype=np.float32)}
+    if windows is not None:
+        arrays["windows"] = np.ascontiguousarray(windows.vectors, dtype=np.float32)
+        arrays["wcounts"] = np.asarray(windows.counts, dtype=np.int64)
+    for kind, array in arrays.items():
+        with atomic_path(seg_dir / f"{name}.{kind}.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, array)
 
 
 def _missing(index_dir: Path, path: Path) -> NotBuiltError:
@@ -207,9 +216,10 @@ def read_segment_chunks(index_dir: Path, name: str) -> list[Chunk]:
     return chunks
 
 
-def read_segment_vectors(index_dir: Path, name: str, dim: int = 0) -> np.ndarray:
-    """The (rows, dim) vectors of one segment, memory-mapped; IndexCorruptError if the file is damaged."""
-    path = Path(index_dir) / SEGMENTS / f"{name}.vectors.npy"
+def read_segment_vectors(index_dir: Path, name: str, dim: int = 0, kind: str = "vectors") -> np.ndarray:
+    """The (rows, dim) vectors (`kind` "windows": window vectors) of one segment, memory-mapped; IndexCorruptError
+    if the file is damaged."""
+    path = Path(index_dir) / SEGMENTS / f"{name}.{kind}.npy"
     where = f"{SEGMENTS}/{path.name}"
     try:
         vectors = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -220,6 +230,27 @@ def read_segment_vectors(index_dir: Path, name: str, dim: int = 0) -> np.ndarray
     if vectors.ndim != 2 or (dim and vectors.shape[1] != dim) or vectors.dtype.kind != "f":
         raise corrupt(Path(index_dir), where, f"expected (rows, {dim or 'dim'}) floats, found {vectors.shape} {vectors.dtype}")
     return vectors
+
+
+def read_segment_windows(index_dir: Path, name: str, rows: int, dim: int = 0) -> Any:
+    """The sentence windows (ragtune.index.windows.Windows) of one segment of `rows` chunk rows, memory-mapped;
+    NotBuiltError if missing, IndexCorruptError if they do not fit the segment."""
+    from ragtune.index.windows import Windows
+
+    vectors = read_segment_vectors(index_dir, name, dim, kind="windows")
+    path = Path(index_dir) / SEGMENTS / f"{name}.wcounts.npy"
+    try:
+        counts = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _missing(Path(index_dir), path) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise corrupt(Path(index_dir), f"{SEGMENTS}/{path.name}", f"not a readable .npy array ({exc})") from None
+    try:
+        if counts.shape != (rows,) or counts.dtype.kind not in "iu":
+            raise ValueError(f"expected {rows} window counts, found {counts.shape} {counts.dtype}")
+        return Windows(vectors, counts.astype(np.int64))
+    except ValueError as exc:
+        raise corrupt(Path(index_dir), f"{SEGMENTS}/{path.name}", str(exc)) from None
 
 
 def collect_garbage(index_dir: Path, manifest: Manifest) -> int:

@@ -63,6 +63,10 @@ class EmbeddingCache:
             return
         state = index.state
         self.add(key, [chunk_embed_text(c.title, c.text) for c in state.chunks], state.vectors)
+        if state.windows is not None:  # sentence windows' vectors, keyed by their texts as well
+            from ragtune.index.windows import window_texts
+
+            self.add(key, window_texts(state.chunks, index.config.embed.windows)[0], state.windows.vectors)
 
     def add(self, embedder_id: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         for text, vector in zip(texts, vectors, strict=True):

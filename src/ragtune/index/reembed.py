@@ -1,7 +1,7 @@
 """Re-embed an index with another embedder into a new index: chunks reused as stored (no re-parsing), atomically.
 
 >>> reembed_index("my-index", "my-index-tuned", "runs/emb-tuned")  # doctest: +SKIP
-ReembedStats(documents=12, chunks=80, embedder_id='/abs/runs/emb-tuned', dim=384, precision='fp32')
+ReembedStats(documents=12, chunks=80, embedder_id='/abs/runs/emb-tuned', dim=384, precision='fp32', windows=0)
 
 The live rows are written as one segment (dead rows are not re-embedded) into a temp folder beside the target,
 which is renamed into place once its manifest is written: a crash or an error leaves no half index. A store
@@ -35,14 +35,16 @@ class ReembedStats:
     embedder_id: str
     dim: int
     precision: str
+    windows: int = 0  # sentence-window size of the new index (ragtune.index.windows; 0: none)
 
 
 def reembed_index(
     source: str | os.PathLike, target: str | os.PathLike, embedder_name: str, precision: str | None = None,
-    embedder: Any = None,
+    embedder: Any = None, windows: int | None = None,
 ) -> ReembedStats:
     """Write `target`: the chunks and documents of `source`, embedded by `embedder_name` at `precision` (None: the
-    embedder's default, int8 for a sentence-transformers model; ragtune.index.embed.default_precision).
+    embedder's default, int8 for a sentence-transformers model; ragtune.index.embed.default_precision), with
+    sentence windows of `windows` sentences (0: none; None: as `source` has them; ragtune.index.windows).
 
     Either side may be a folder or a store URI (milvus://, postgresql://): a new store collection is written in
     batches and dropped again if the writing fails."""
@@ -64,10 +66,14 @@ def reembed_index(
         documents, chunks = _in_chunk_order(old_index.documents(), old_index.chunks())
     finally:
         getattr(old_index, "close", lambda: None)()
-    embed = EmbedConfig(model=embedder_name, batch_size=old.embed.batch_size, precision=precision)
+    embed = EmbedConfig(model=embedder_name, batch_size=old.embed.batch_size, precision=precision,
+                        windows=old.embed.windows if windows is None else windows)
     config = with_precision(old.model_copy(update={"embed": embed}))
     embedder = embedder or embedder_for(config.embed)
     if target_uri is not None:
+        from ragtune.index.store import check_no_windows
+
+        check_no_windows(target_uri, config)  # before anything is embedded
         return _reembed_into_store(target_uri, config, embedder, documents, chunks)
 
     target_at = Path(target_at)
@@ -75,8 +81,9 @@ def reembed_index(
     tmp.mkdir(parents=True)
     try:
         vectors = _embed(tmp, config, embedder, chunks)
+        windows = Index(tmp, config, embedder).embed_windows(chunks)  # None unless the index keeps sentence windows
         name = mf.new_segment_name(1)
-        mf.write_segment(tmp, name, chunks, vectors)
+        mf.write_segment(tmp, name, chunks, vectors, windows)
         entries = {}
         start = 0
         counts = _counts(chunks)
@@ -100,7 +107,7 @@ def reembed_index(
         mf.fsync_dir(target_at.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ReembedStats(len(entries), len(chunks), new.embedder_id, new.dim, new.precision)
+    return ReembedStats(len(entries), len(chunks), new.embedder_id, new.dim, new.precision, config.embed.windows)
 
 
 def _same(source: Any, target: Any) -> bool:

@@ -58,6 +58,8 @@ class IndexState:
             by_segment.setdefault(entry.segment, []).append((entry.start, entry.n_chunks))
         chunks: list[Chunk] = []
         vector_parts: list[np.ndarray] = []
+        window_parts: list[Any] = []
+        with_windows = window_size(manifest) > 0
         for name in manifest.segments:
             ranges = by_segment.get(name)
             if not ranges:
@@ -72,9 +74,17 @@ class IndexState:
                 )
             chunks.extend(seg_chunks[int(r)] for r in rows)
             vector_parts.append(np.asarray(seg_vectors[rows], dtype=np.float32))
+            if with_windows:
+                window_parts.append(mf.read_segment_windows(index_dir, name, len(seg_chunks), manifest.dim).select(rows))
         dim = manifest.dim or 1
         self.chunks = chunks
         self.vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, dim), dtype=np.float32)
+        # the sentence windows of the live rows (ragtune.index.windows), row-aligned; None for an index without
+        self.windows: Any = None
+        if with_windows:
+            from ragtune.index.windows import concat
+
+            self.windows = concat(window_parts, dim)
         self.row_of = {c.chunk_id: i for i, c in enumerate(chunks)}
         self._lock = threading.Lock()
         self._dense: Any = None
@@ -86,9 +96,14 @@ class IndexState:
         """The DenseIndex over this state's vectors (built once)."""
         with self._lock:
             if self._dense is None:
-                from ragtune.index.dense import DenseIndex
+                if self.windows is not None:  # a chunk scored by its best sentence window
+                    from ragtune.index.windows import WindowDenseIndex
 
-                self._dense = DenseIndex(self.vectors, cache_dir=self._index_dir / "ann", key=self.cache_key())
+                    self._dense = WindowDenseIndex(self.windows, cache_dir=self._index_dir / "ann", key=self.cache_key())
+                else:
+                    from ragtune.index.dense import DenseIndex
+
+                    self._dense = DenseIndex(self.vectors, cache_dir=self._index_dir / "ann", key=self.cache_key())
             return self._dense
 
     def bm25(self, config: IndexConfig) -> Any:
@@ -132,6 +147,12 @@ def load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 
                 raise
             manifest = newer
     raise AssertionError("unreachable")
+
+
+def window_size(manifest: mf.Manifest) -> int:
+    """The sentence-window size an index's config records (0: none; ragtune.index.windows)."""
+    embed = manifest.config.get("embed") if isinstance(manifest.config, dict) else None
+    return int((embed or {}).get("windows") or 0) if isinstance(embed, dict) else 0
 
 
 def docs_in_state_order(manifest: mf.Manifest) -> list[tuple[str, mf.DocEntry]]:

@@ -40,6 +40,8 @@ from ragtune.uris import index_uri, redact_uri, uri_like_scheme, uri_scheme
 
 logger = logging.getLogger(__name__)
 
+# doc id -> its chunks, their (n, dim) vectors and sentence windows (ragtune.index.windows.Windows, or None)
+Prepared = tuple[list[Chunk], np.ndarray, Any]
 EMBED_STEP = 512  # texts per encode call: large enough to keep sentence-transformers' batching efficient
 COMPACT_MIN_DEAD = 64  # compact only when tombstones outnumber live rows and there are at least this many
 MAX_PLANS = 3  # plan-and-embed rounds without the lock before a writer embeds the rest under it
@@ -213,12 +215,12 @@ class Index:
         the commit, the manifest) is the same; documents it does not cover are chunked and embedded here.
         """
         latest, hashes = latest_documents(docs)
-        prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}  # doc id -> its chunks and vectors
+        prepared: dict[str, Prepared] = {}  # doc id -> its chunks, vectors and sentence windows
         for doc_id, (chunks, vectors) in (precomputed or {}).items():
             if doc_id in latest:
                 vectors = np.asarray(vectors, dtype=np.float32)
                 _check_precomputed(doc_id, chunks, vectors, self.embedder.dim)
-                prepared[doc_id] = (list(chunks), vectors)
+                prepared[doc_id] = (list(chunks), vectors, None)  # windows, if any, are embedded here
 
         for attempt in range(MAX_PLANS):
             manifest = self._read_manifest_or_empty()
@@ -227,6 +229,7 @@ class Index:
                 self.reload()
                 return _stats(plan, 0, 0)
             self._prepare([d for d in plan.todo if d.doc_id not in prepared], manifest, prepared)
+            self._fill_windows([d.doc_id for d in plan.todo], prepared)
             self._ensure_folder()
             with writer_lock(self.path, timeout_s=lock_timeout_s):
                 current = mf.read_manifest(self.path)
@@ -246,8 +249,8 @@ class Index:
         logger.info("index %s: %s", self.path, stats)
         return stats
 
-    def _prepare(self, docs: list[Document], manifest: mf.Manifest, prepared: dict[str, tuple[list[Chunk], np.ndarray]]) -> None:
-        """Chunk and embed docs (no lock held) into prepared[doc_id]."""
+    def _prepare(self, docs: list[Document], manifest: mf.Manifest, prepared: dict[str, Prepared]) -> None:
+        """Chunk and embed docs (and their sentence windows) (no lock held) into prepared[doc_id]."""
         if not docs:
             return
         from ragtune.ingest import chunk_documents, load_tokenizer
@@ -257,15 +260,42 @@ class Index:
         tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
         chunks = chunk_documents(docs, self.config.chunk, tokenizer)
         vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
+        windows = self.embed_windows(chunks)
         spans: dict[str, list[int]] = {}  # a document's chunks are consecutive: [first row, end row)
         for row, chunk in enumerate(chunks):
             spans.setdefault(chunk.doc_id, [row, row])[1] = row + 1
         for doc in docs:
             start, end = spans.get(doc.doc_id, (0, 0))
-            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end])  # a view, not a copy
+            doc_windows = windows.select(np.arange(start, end)) if windows is not None else None
+            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end], doc_windows)  # vectors: a view
+
+    def embed_windows(self, chunks: Sequence[Chunk]) -> Any:
+        """The sentence windows of `chunks` (ragtune.index.windows.Windows) embedded by this index's embedder, or
+        None when its config keeps none."""
+        size = self.config.embed.windows
+        if not size:
+            return None
+        from ragtune.index.windows import embed_windows
+
+        return embed_windows(chunks, size, lambda texts: self._embed(texts, "Embedding sentence windows"))
+
+    def _fill_windows(self, doc_ids: Sequence[str], prepared: dict[str, Prepared]) -> None:
+        """Embed the sentence windows of prepared documents that came without them (precomputed by Ray workers)."""
+        if not self.config.embed.windows:
+            return
+        todo = [d for d in doc_ids if d in prepared and prepared[d][2] is None]
+        if not todo:
+            return
+        chunks = [c for d in todo for c in prepared[d][0]]
+        windows = self.embed_windows(chunks)
+        start = 0
+        for doc_id in todo:
+            doc_chunks, vectors, _ = prepared[doc_id]
+            prepared[doc_id] = (doc_chunks, vectors, windows.select(np.arange(start, start + len(doc_chunks))))
+            start += len(doc_chunks)
 
     def _commit_plan(
-        self, manifest: mf.Manifest, plan: Plan, hashes: dict[str, str], prepared: dict[str, tuple[list[Chunk], np.ndarray]]
+        self, manifest: mf.Manifest, plan: Plan, hashes: dict[str, str], prepared: dict[str, Prepared]
     ) -> tuple[int, int]:
         """Write the planned documents' segment and commit (caller holds the lock). Returns (chunks added, removed)."""
         self._check_embedder(manifest)
@@ -273,17 +303,24 @@ class Index:
         name = mf.new_segment_name(generation)
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
+        window_parts: list[Any] = []
         starts: dict[str, int] = {}
         for doc in plan.todo:
-            doc_chunks, doc_vectors = prepared[doc.doc_id]
+            doc_chunks, doc_vectors, doc_windows = prepared[doc.doc_id]
             starts[doc.doc_id] = len(chunks)
             chunks.extend(doc_chunks)
             parts.append(np.asarray(doc_vectors, dtype=np.float32))
+            window_parts.append(doc_windows)
         if len(parts) == 1:
             vectors = parts[0]
         else:
             vectors = np.concatenate(parts) if parts else np.zeros((0, manifest.dim or 1), dtype=np.float32)
-        mf.write_segment(self.path, name, chunks, vectors)
+        windows = None
+        if self.config.embed.windows:
+            from ragtune.index.windows import concat
+
+            windows = concat(window_parts, self.embedder.dim)
+        mf.write_segment(self.path, name, chunks, vectors, windows)
         removed = sum(manifest.documents[d.doc_id].n_chunks for d in plan.todo if d.doc_id in manifest.documents)
         manifest.segments[name] = len(chunks)
         for doc in plan.todo:
@@ -321,10 +358,10 @@ class Index:
             self._commit(manifest, manifest.generation + 1)
         return removed
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], what: str = "Embedding") -> np.ndarray:
         embedder = self.embedder
         parts = []
-        with progress_task("Embedding", total=len(texts)) as task:
+        with progress_task(what, total=len(texts)) as task:
             for start in range(0, len(texts), EMBED_STEP):
                 batch = texts[start : start + EMBED_STEP]
                 parts.append(encode_in_steps(embedder, batch, self.config.embed.batch_size, task.advance))
@@ -374,13 +411,20 @@ class Index:
         """Rewrite the live rows into one new segment (no re-embedding); old segments become garbage."""
         state = IndexState(self.path, manifest)
         name = mf.new_segment_name(generation)
-        mf.write_segment(self.path, name, state.chunks, state.vectors)
+        mf.write_segment(self.path, name, state.chunks, state.vectors, state.windows)
         start = 0
         for _doc_id, entry in docs_in_state_order(manifest):
             entry.segment, entry.start = name, start
             start += entry.n_chunks
         manifest.segments = {name: len(state.chunks)}
         logger.info("index %s: compacted into %s (%d live rows)", self.path, name, len(state.chunks))
+
+
+def check_no_windows(uri: str, config: IndexConfig | None) -> None:
+    """ConfigError when a store index (milvus://, postgresql://) is asked to keep sentence windows."""
+    if config is not None and config.embed.windows:
+        raise ConfigError(f"{redact_uri(uri)}: sentence windows (--windows {config.embed.windows}) are kept by folder "
+                          "indexes only; leave --windows out for a store, or give a folder --index")
 
 
 def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, dim: int) -> None:
@@ -429,6 +473,7 @@ def _int8_graph_name(graph: int) -> str:
 
 def _open_backend(uri: str, how: str, config: IndexConfig | None, embedder: TextEmbedder | None) -> Any:
     scheme = uri_scheme(uri) or ""
+    check_no_windows(uri, config)
     return INDEX_BACKENDS.get(scheme)(uri, how, config, embedder)
 
 
