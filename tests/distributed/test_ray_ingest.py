@@ -71,6 +71,25 @@ def test_ray_ingest_equals_the_single_process_index(ray_local, tmp_path):
 
 
 @SLOW
+def test_ray_workers_embed_the_sentence_windows_as_the_single_process_path_does(ray_local, tmp_path):
+    from ragtune.distributed.ray_ingest import ray_add_documents
+
+    config = _config().model_copy(update={"embed": EmbedConfig(model="hash:64", windows=2)})
+    docs = _docs(6)
+    plain = Index.create(tmp_path / "plain", config)
+    plain.add_documents(docs)
+    distributed = Index.create(tmp_path / "ray", config)
+    ray_add_documents(distributed, docs, workers=2)
+    _assert_same_index(distributed, plain)
+    rows = {c.chunk_id: i for i, c in enumerate(plain.chunks())}
+    order = [rows[c.chunk_id] for c in distributed.chunks()]
+    plain_windows = plain.state.windows.select(order)
+    assert distributed.state.windows.counts.tolist() == plain_windows.counts.tolist()
+    assert distributed.state.windows.counts.sum() > len(order)  # several windows a chunk
+    np.testing.assert_allclose(distributed.state.windows.vectors, plain_windows.vectors, atol=1e-5)
+
+
+@SLOW
 def test_only_new_or_changed_documents_go_to_ray(ray_local, tmp_path, monkeypatch):
     from ragtune.distributed import ray_ingest
 

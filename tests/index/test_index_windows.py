@@ -145,6 +145,17 @@ def test_precomputed_chunks_get_their_windows_embedded_here(tmp_path: Path) -> N
     assert index.state.windows.counts.tolist() == made.state.windows.counts.tolist()
 
 
+def test_precomputed_windows_that_do_not_fit_their_chunks_are_refused(tmp_path: Path) -> None:
+    from ragtune.errors import InputError
+
+    index = Index.create(tmp_path / "ix", WINDOWED)
+    chunk = Chunk("a#0", "a", "One. Two.")
+    wrong = Windows(np.zeros((3, 64), np.float32), np.array([1, 2]))  # two chunks' windows for one chunk
+    with pytest.raises(InputError, match="sentence windows of 'a' do not match"):
+        index.add_documents([Document("a", "One. Two.")], precomputed={"a": ([chunk], np.zeros((1, 64), np.float32), wrong)})
+    assert Index.open(tmp_path / "ix").state.manifest.generation == 0 and not any((tmp_path / "ix" / mf.SEGMENTS).iterdir())
+
+
 def test_another_window_size_is_another_config_and_a_store_refuses_windows(tmp_path: Path) -> None:
     Index.create(tmp_path / "ix", WINDOWED).add_documents(DOCS[:1])
     with pytest.raises(ConfigError, match=r"--windows 2 \(asked 0\)"):

@@ -134,17 +134,27 @@ class ChunkEmbedWorker:
         chunks = chunk_documents(docs, self.config.chunk, self.tokenizer)
         texts = [chunk_embed_text(c.title, c.text) for c in chunks]
         vectors = encode_in_steps(self.embedder, texts, self.config.embed.batch_size, lambda n: None)
-        return {"chunk": np.array([json.dumps(dataclasses.asdict(c)) for c in chunks], dtype=object),
-                "vector": vectors,  # (n_chunks, dim)
-                "vectors_id": np.array([self.vectors_id] * len(chunks), dtype=object)}
+        out = {"chunk": np.array([json.dumps(dataclasses.asdict(c)) for c in chunks], dtype=object),
+               "vector": vectors,  # (n_chunks, dim)
+               "vectors_id": np.array([self.vectors_id] * len(chunks), dtype=object)}
+        if self.config.embed.windows:  # sentence windows: each chunk's (count, dim) float32 block, as bytes
+            from ragtune.index.windows import embed_windows
+
+            windows = embed_windows(chunks, self.config.embed.windows, lambda t: encode_in_steps(
+                self.embedder, t, self.config.embed.batch_size, lambda n: None))
+            ends = np.cumsum(windows.counts)
+            out["windows"] = np.array([windows.vectors[e - n : e].astype(np.float32).tobytes()
+                                       for e, n in zip(ends, windows.counts)], dtype=object)
+        return out
 
 
 def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1,
                  docs_per_batch: int = DOCS_PER_BATCH, vectors_id: str | None = None,
-                 ) -> dict[str, tuple[list[Chunk], np.ndarray]]:
+                 ) -> dict[str, tuple[Any, ...]]:
     """Chunk and embed docs with `workers` Ray actors (Ray must be connected: see ray_session).
 
-    Returns doc id -> (its chunks in order, their vectors), the form `Index.add_documents(precomputed=...)` takes.
+    Returns doc id -> (its chunks in order, their vectors), plus their sentence windows
+    (ragtune.index.windows.Windows) when `config.embed.windows`: the form `Index.add_documents(precomputed=...)` takes.
     `vectors_id`: the driver's embedder's (ragtune.index.embed.vectors_id); ConfigError when a worker's vectors
     have another (another model, precision or int8 graph on that node).
     """
@@ -161,7 +171,7 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
         compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)),  # `workers` actors, each loads the model once
         runtime_env={"env_vars": worker_env()},
     )
-    by_doc: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+    by_doc: dict[str, list[tuple[Chunk, np.ndarray, np.ndarray | None]]] = {}
     with progress_task("Embedding (Ray)", total=len(docs)) as task:  # documents: a batch holds whole documents
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
             made = {str(v) for v in batch["vectors_id"]}
@@ -169,16 +179,23 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
                 raise ConfigError(f"a Ray worker embedded with {sorted(made - {vectors_id})[0]!r}, not this index's "
                                   f"{vectors_id!r}: every node needs the same ragtune, embedder and precision")
             vectors = np.asarray(batch["vector"], dtype=np.float32)
+            windows = batch["windows"] if config.embed.windows else [None] * len(vectors)
             seen = set()
-            for text, vector in zip(batch["chunk"], vectors):
+            for text, vector, window_bytes in zip(batch["chunk"], vectors, windows):
                 chunk = Chunk(**json.loads(text))
-                by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
+                block = None if window_bytes is None else np.frombuffer(window_bytes, np.float32).reshape(-1, vectors.shape[1])
+                by_doc.setdefault(chunk.doc_id, []).append((chunk, vector, block))
                 seen.add(chunk.doc_id)
             task.advance(len(seen))
-    out: dict[str, tuple[list[Chunk], np.ndarray]] = {}
-    for doc_id, pairs in by_doc.items():
-        pairs.sort(key=lambda p: p[0].position)
-        out[doc_id] = ([c for c, _ in pairs], np.stack([v for _, v in pairs]))
+    out: dict[str, tuple[Any, ...]] = {}
+    for doc_id, rows in by_doc.items():
+        rows.sort(key=lambda r: r[0].position)
+        out[doc_id] = ([c for c, _, _ in rows], np.stack([v for _, v, _ in rows]))
+        if config.embed.windows:
+            from ragtune.index.windows import Windows
+
+            blocks = [w for _, _, w in rows]
+            out[doc_id] += (Windows(np.concatenate(blocks), np.array([len(b) for b in blocks], dtype=np.int64)),)
     return out
 
 

@@ -193,7 +193,7 @@ class Index:
     # ---- writing -------------------------------------------------------------------------------------------
     def add_documents(
         self, docs: Iterable[Document], dedupe_content: bool = False, lock_timeout_s: float | None = None,
-        *, precomputed: Mapping[str, tuple[list[Chunk], np.ndarray]] | None = None,
+        *, precomputed: Mapping[str, tuple[Any, ...]] | None = None,
     ) -> IngestStats:
         """Add or replace documents in one atomic commit. Unchanged documents (same id and content hash)
         are skipped without re-embedding; a document id given twice keeps its last version.
@@ -209,18 +209,20 @@ class Index:
         writer committed meanwhile, the plan is re-made against its state and only what is new is embedded.
         IndexBusyError if the lock is not free within `lock_timeout_s` (default: see `index.lock`).
 
-        `precomputed` maps a doc id to its chunks and their (n, dim) vectors, made elsewhere (Ray workers,
-        ragtune.distributed.ray_ingest) with this index's chunking config and embedder, for this version of the
-        document; those documents are not chunked or embedded again. Everything else (planning, dedupe, the lock,
+        `precomputed` maps a doc id to its chunks and their (n, dim) vectors (and, optionally, their sentence
+        windows, ragtune.index.windows.Windows; embedded here when missing and the config keeps windows), made
+        elsewhere (Ray workers, ragtune.distributed.ray_ingest) with this index's chunking config and embedder, for
+        this version of the document; those documents are not chunked or embedded again. Everything else (planning, dedupe, the lock,
         the commit, the manifest) is the same; documents it does not cover are chunked and embedded here.
         """
         latest, hashes = latest_documents(docs)
         prepared: dict[str, Prepared] = {}  # doc id -> its chunks, vectors and sentence windows
-        for doc_id, (chunks, vectors) in (precomputed or {}).items():
+        for doc_id, (chunks, vectors, *windows) in (precomputed or {}).items():
             if doc_id in latest:
                 vectors = np.asarray(vectors, dtype=np.float32)
-                _check_precomputed(doc_id, chunks, vectors, self.embedder.dim)
-                prepared[doc_id] = (list(chunks), vectors, None)  # windows, if any, are embedded here
+                doc_windows = windows[0] if windows and self.config.embed.windows else None  # None: embedded here
+                _check_precomputed(doc_id, chunks, vectors, self.embedder.dim, doc_windows)
+                prepared[doc_id] = (list(chunks), vectors, doc_windows)
 
         for attempt in range(MAX_PLANS):
             manifest = self._read_manifest_or_empty()
@@ -427,8 +429,11 @@ def check_no_windows(uri: str, config: IndexConfig | None) -> None:
                           "indexes only; leave --windows out for a store, or give a folder --index")
 
 
-def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, dim: int) -> None:
+def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, dim: int, windows: Any = None) -> None:
     shape_ok = vectors.ndim == 2 and len(vectors) == len(chunks) and (not len(chunks) or vectors.shape[1] == dim)
+    if windows is not None and (len(windows) != len(chunks) or (len(windows.vectors) and windows.vectors.shape[1] != dim)):
+        raise InputError(f"precomputed sentence windows of {doc_id!r} do not match: {len(windows)} window counts for "
+                         f"{len(chunks)} chunks, window vectors of shape {tuple(windows.vectors.shape)} (dim {dim})")
     if not shape_ok or any(c.doc_id != doc_id for c in chunks):
         raise InputError(
             f"precomputed chunks of {doc_id!r} do not match: {len(chunks)} chunks, vectors of shape "
