@@ -212,8 +212,9 @@ class Index:
         `precomputed` maps a doc id to its chunks and their (n, dim) vectors (and, optionally, their sentence
         windows, ragtune.index.windows.Windows; embedded here when missing and the config keeps windows), made
         elsewhere (Ray workers, ragtune.distributed.ray_ingest) with this index's chunking config and embedder, for
-        this version of the document; those documents are not chunked or embedded again. Everything else (planning, dedupe, the lock,
-        the commit, the manifest) is the same; documents it does not cover are chunked and embedded here.
+        this version of the document; those documents are not chunked or embedded again. Everything else (planning,
+        dedupe, the lock, the commit, the manifest) is the same; documents it does not cover are chunked and embedded
+        here.
         """
         latest, hashes = latest_documents(docs)
         prepared: dict[str, Prepared] = {}  # doc id -> its chunks, vectors and sentence windows
@@ -241,6 +242,7 @@ class Index:
                     if new and attempt < MAX_PLANS - 1:
                         continue  # embed those without the lock, then try again
                     self._prepare(new, current, prepared)
+                    self._fill_windows([d.doc_id for d in plan.todo], prepared)
                     manifest = current
                 if not plan.todo:
                     self.reload()
