@@ -52,6 +52,26 @@ def test_window_texts_cover_runs_of_sentences_and_a_short_chunk_is_one_window() 
     assert window_texts(chunks, 5)[0] == ["T One. Two. Three.", "Only one sentence"]
 
 
+def test_each_distinct_window_text_is_embedded_once_and_a_whole_chunk_reuses_its_vector() -> None:
+    from ragtune.index.windows import embed_windows
+
+    chunks = [Chunk("a#0", "a", "One. Two. Three.", "T"), Chunk("a#1", "a", "Two. Three. Four.", "T"),
+              Chunk("b#0", "b", "Alone here.", "")]
+    chunk_vectors = HashEmbedder(16).encode([chunk_embed_text(c.title, c.text) for c in chunks])
+    asked: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        asked.extend(texts)
+        return HashEmbedder(16).encode(texts)
+
+    windows = embed_windows(chunks, 2, embed, chunk_vectors)
+    assert asked == ["T One. Two.", "T Two. Three.", "T Three. Four."]  # "T Two. Three." once; "Alone here." reused
+    assert windows.counts.tolist() == [2, 2, 1]
+    texts, _ = window_texts(chunks, 2)
+    assert np.allclose(windows.vectors, HashEmbedder(16).encode(texts))
+    assert embed_windows([], 2, embed, chunk_vectors[:0]).vectors.shape == (0, 16)
+
+
 def test_windows_select_and_concat_keep_each_rows_windows_together() -> None:
     vectors = np.arange(12, dtype=np.float32).reshape(6, 2)
     windows = Windows(vectors, np.array([1, 3, 2]))

@@ -141,7 +141,7 @@ class ChunkEmbedWorker:
             from ragtune.index.windows import embed_windows
 
             windows = embed_windows(chunks, self.config.embed.windows, lambda t: encode_in_steps(
-                self.embedder, t, self.config.embed.batch_size, lambda n: None))
+                self.embedder, t, self.config.embed.batch_size, lambda n: None), vectors)
             ends = np.cumsum(windows.counts)
             out["windows"] = np.array([windows.vectors[e - n : e].astype(np.float32).tobytes()
                                        for e, n in zip(ends, windows.counts)], dtype=object)

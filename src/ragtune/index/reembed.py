@@ -81,7 +81,7 @@ def reembed_index(
     tmp.mkdir(parents=True)
     try:
         vectors = _embed(tmp, config, embedder, chunks)
-        windows = Index(tmp, config, embedder).embed_windows(chunks)  # None unless the index keeps sentence windows
+        windows = Index(tmp, config, embedder).embed_windows(chunks, vectors)  # None unless the index keeps windows
         name = mf.new_segment_name(1)
         mf.write_segment(tmp, name, chunks, vectors, windows)
         entries = {}

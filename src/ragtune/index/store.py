@@ -264,7 +264,7 @@ class Index:
         tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
         chunks = chunk_documents(docs, self.config.chunk, tokenizer)
         vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-        windows = self.embed_windows(chunks)
+        windows = self.embed_windows(chunks, vectors)
         spans: dict[str, list[int]] = {}  # a document's chunks are consecutive: [first row, end row)
         for row, chunk in enumerate(chunks):
             spans.setdefault(chunk.doc_id, [row, row])[1] = row + 1
@@ -273,15 +273,16 @@ class Index:
             doc_windows = windows.select(np.arange(start, end)) if windows is not None else None
             prepared[doc.doc_id] = (chunks[start:end], vectors[start:end], doc_windows)  # vectors: a view
 
-    def embed_windows(self, chunks: Sequence[Chunk]) -> Any:
-        """The sentence windows of `chunks` (ragtune.index.windows.Windows) embedded by this index's embedder, or
-        None when its config keeps none."""
+    def embed_windows(self, chunks: Sequence[Chunk], vectors: np.ndarray | None = None) -> Any:
+        """The sentence windows of `chunks` (ragtune.index.windows.Windows) embedded by this index's embedder (a
+        window that is a whole chunk takes its row of `vectors`, the chunks' own), or None when its config keeps
+        none."""
         size = self.config.embed.windows
         if not size:
             return None
         from ragtune.index.windows import embed_windows
 
-        return embed_windows(chunks, size, lambda texts: self._embed(texts, "Embedding sentence windows"))
+        return embed_windows(chunks, size, lambda texts: self._embed(texts, "Embedding sentence windows"), vectors)
 
     def _fill_windows(self, doc_ids: Sequence[str], prepared: dict[str, Prepared]) -> None:
         """Embed the sentence windows of prepared documents that came without them (precomputed by Ray workers)."""
@@ -291,7 +292,7 @@ class Index:
         if not todo:
             return
         chunks = [c for d in todo for c in prepared[d][0]]
-        windows = self.embed_windows(chunks)
+        windows = self.embed_windows(chunks, np.concatenate([prepared[d][1] for d in todo]))
         start = 0
         for doc_id in todo:
             doc_chunks, vectors, _ = prepared[doc_id]
