@@ -4,9 +4,9 @@ dense search that scores a chunk by its best window (max-sim over its windows).
 A 200-token chunk's single vector blurs several statements; a query usually matches one or two sentences. Scoring
 a chunk by the window closest to the query keeps the chunk as the unit that is returned (and read by the
 generator) while matching at sentence grain (the "sentence window" / small-to-big idea). On SciFact TEST, bundled
-MiniLM, no training (`python bench/bench_retrieval.py --windows 2`; README, "Sentence windows"): int8 dense
-nDCG@10 0.667 -> 0.695, hybrid 0.727 -> 0.728, for 3.6x the vectors and ~2.5x the embedding time. Opt-in
-(`ingest --windows 2`) for that cost.
+MiniLM, no training (`python bench/bench_retrieval.py --windows 2 [--precision fp32]`; README, "Sentence
+windows"): dense nDCG@10 int8 0.667 -> 0.695, fp32 0.668 -> 0.703; hybrid within +-0.006; for 3.6x the vectors
+and ~2.7x the embedding time. Opt-in (`ingest --windows 2`) for that cost.
 
 A chunk of fewer than N sentences has one window, its whole text; every chunk has at least one. Windows are
 embedded as chunks are (title prefixed, `chunk_embed_text`), by the index's embedder at the index's precision.
