@@ -193,6 +193,19 @@ def test_missing_window_files_say_the_index_is_incomplete(tmp_path: Path) -> Non
         Index.open(tmp_path / "ix")
 
 
+def test_window_counts_that_do_not_fit_the_segment_say_which_file_is_corrupt(tmp_path: Path) -> None:
+    from ragtune.errors import IndexCorruptError
+
+    Index.create(tmp_path / "ix", WINDOWED).add_documents(DOCS)
+    counts = next((tmp_path / "ix" / mf.SEGMENTS).glob("*.wcounts.npy"))
+    np.save(counts, np.array([1, 2, 3]))
+    with pytest.raises(IndexCorruptError, match=r"wcounts.npy.*expected 6 window counts"):
+        Index.open(tmp_path / "ix")
+    np.save(counts, np.full(6, 99))  # more windows than the vectors file holds
+    with pytest.raises(IndexCorruptError, match="window vectors do not match counts"):
+        Index.open(tmp_path / "ix")
+
+
 def test_reembed_carries_windows_or_drops_them_when_asked(tmp_path: Path) -> None:
     Index.create(tmp_path / "src", WINDOWED).add_documents(DOCS)
     assert reembed_index(tmp_path / "src", tmp_path / "same", "hash:32").windows == 2
