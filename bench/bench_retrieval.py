@@ -1,6 +1,7 @@
 """SciFact retrieval quality and latency: ragtune bm25 / dense / hybrid / hybrid-convex vs LlamaIndex's figures.
 
-    .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--windows 2] [--precision fp32] [--tune]
+    .venv/bin/python bench/bench_retrieval.py [--split test] [--chunk-tokens 200 --overlap 32] [--tune]
+        [--windows 2] [--precision fp32]
     .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex,hybrid-convex+rerank [--rerank-weight W]
         [--rerank-depth N]
     .venv/bin/python bench/bench_retrieval.py --modes hybrid-convex --tune-rerank 300 [--tune-rerank-depths 5,10,20]
@@ -36,7 +37,8 @@ def main() -> int:
     ap.add_argument("--chunk-tokens", type=int, default=None)
     ap.add_argument("--overlap", type=int, default=None)
     ap.add_argument("--modes", default="bm25,dense,hybrid,hybrid-convex")
-    ap.add_argument("--precision", choices=("fp32", "int8"), default=None, help="index vectors (default: the model's, int8)")
+    ap.add_argument("--precision", choices=("fp32", "int8"), default=None,
+                    help="index vectors (default: the model's, int8)")
     ap.add_argument("--windows", type=int, default=0,
                     help="sentence windows of the index (ragtune.index.windows; 0: none, the default)")
     ap.add_argument("--embedder", default="bundled", help="'hash' gives a BM25-only run without the embedding cost")
@@ -64,7 +66,8 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = IndexConfig(chunk=chunk, embed=EmbedConfig(model=args.embedder, windows=args.windows, precision=args.precision))
+    embed = EmbedConfig(model=args.embedder, windows=args.windows, precision=args.precision)
+    config = IndexConfig(chunk=chunk, embed=embed)
     t0 = time.perf_counter()
     index = build_beir_index(DATA, config=config)
     print(f"index: {len(index.documents())} docs, {len(index)} chunks, chunk={chunk.model_dump()}, "

@@ -43,7 +43,8 @@ def retrieval(
 
     embed = EmbedConfig(model=embedder or "bundled", precision=check_precision(precision), windows=windows or 0)
     try:
-        index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if overrides or embedder or precision or windows is not None else None
+        shaped = overrides or embedder or precision or windows is not None
+        index_config = IndexConfig(chunk=ChunkConfig(**overrides), embed=embed) if shaped else None
     except ValueError as exc:
         raise ConfigError(f"bad chunking options: {validation_message(exc, CHUNK_FLAGS)}") from None
     results = evaluate_beir(beir_dir, split=split, modes=modes, index_dir=index_dir, index_config=index_config,

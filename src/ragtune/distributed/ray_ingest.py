@@ -183,7 +183,8 @@ def embed_on_ray(docs: Sequence[Document], config: IndexConfig, workers: int = 1
             seen = set()
             for text, vector, window_bytes in zip(batch["chunk"], vectors, windows):
                 chunk = Chunk(**json.loads(text))
-                block = None if window_bytes is None else np.frombuffer(window_bytes, np.float32).reshape(-1, vectors.shape[1])
+                block = (None if window_bytes is None
+                         else np.frombuffer(window_bytes, np.float32).reshape(-1, vectors.shape[1]))
                 by_doc.setdefault(chunk.doc_id, []).append((chunk, vector, block))
                 seen.add(chunk.doc_id)
             task.advance(len(seen))

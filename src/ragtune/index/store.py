@@ -434,7 +434,8 @@ def check_no_windows(uri: str, config: IndexConfig | None) -> None:
 
 def _check_precomputed(doc_id: str, chunks: Sequence[Chunk], vectors: np.ndarray, dim: int, windows: Any = None) -> None:
     shape_ok = vectors.ndim == 2 and len(vectors) == len(chunks) and (not len(chunks) or vectors.shape[1] == dim)
-    if windows is not None and (len(windows) != len(chunks) or (len(windows.vectors) and windows.vectors.shape[1] != dim)):
+    wrong_dim = windows is not None and len(windows.vectors) and windows.vectors.shape[1] != dim
+    if windows is not None and (len(windows) != len(chunks) or wrong_dim):
         raise InputError(f"precomputed sentence windows of {doc_id!r} do not match: {len(windows)} window counts for "
                          f"{len(chunks)} chunks, window vectors of shape {tuple(windows.vectors.shape)} (dim {dim})")
     if not shape_ok or any(c.doc_id != doc_id for c in chunks):
