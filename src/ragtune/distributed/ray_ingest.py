@@ -142,9 +142,8 @@ class ChunkEmbedWorker:
 
             windows = embed_windows(chunks, self.config.embed.windows, lambda t: encode_in_steps(
                 self.embedder, t, self.config.embed.batch_size, lambda n: None), vectors)
-            ends = np.cumsum(windows.counts)
-            out["windows"] = np.array([windows.vectors[e - n : e].astype(np.float32).tobytes()
-                                       for e, n in zip(ends, windows.counts)], dtype=object)
+            out["windows"] = np.array([windows.vectors[s : s + n].astype(np.float32).tobytes()
+                                       for s, n in zip(windows.starts, windows.counts)], dtype=object)
         return out
 
 

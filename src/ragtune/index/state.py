@@ -14,7 +14,7 @@ import numpy as np
 from ragtune.config import IndexConfig
 from ragtune.errors import NotBuiltError
 from ragtune.index import manifest as mf
-from ragtune.index.embed import chunk_embed_text
+from ragtune.index.embed import chunk_embed_text, stored_config
 from ragtune.types import Chunk
 
 
@@ -59,7 +59,7 @@ class IndexState:
         chunks: list[Chunk] = []
         vector_parts: list[np.ndarray] = []
         window_parts: list[Any] = []
-        with_windows = window_size(manifest) > 0
+        with_windows = stored_config(manifest.config).embed.windows > 0
         for name in manifest.segments:
             ranges = by_segment.get(name)
             if not ranges:
@@ -147,12 +147,6 @@ def load_state(path: Path, manifest: mf.Manifest | None = None, attempts: int = 
                 raise
             manifest = newer
     raise AssertionError("unreachable")
-
-
-def window_size(manifest: mf.Manifest) -> int:
-    """The sentence-window size an index's config records (0: none; ragtune.index.windows)."""
-    embed = manifest.config.get("embed") if isinstance(manifest.config, dict) else None
-    return int((embed or {}).get("windows") or 0) if isinstance(embed, dict) else 0
 
 
 def docs_in_state_order(manifest: mf.Manifest) -> list[tuple[str, mf.DocEntry]]:

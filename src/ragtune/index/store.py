@@ -254,7 +254,7 @@ class Index:
         return stats
 
     def _prepare(self, docs: list[Document], manifest: mf.Manifest, prepared: dict[str, Prepared]) -> None:
-        """Chunk and embed docs (and their sentence windows) (no lock held) into prepared[doc_id]."""
+        """Chunk and embed docs (no lock held) into prepared[doc_id]; their sentence windows follow in _fill_windows."""
         if not docs:
             return
         from ragtune.ingest import chunk_documents, load_tokenizer
@@ -264,14 +264,12 @@ class Index:
         tokenizer = load_tokenizer(BUNDLED if model_name.startswith("hash") else model_name)
         chunks = chunk_documents(docs, self.config.chunk, tokenizer)
         vectors = self._embed([chunk_embed_text(c.title, c.text) for c in chunks])
-        windows = self.embed_windows(chunks, vectors)
         spans: dict[str, list[int]] = {}  # a document's chunks are consecutive: [first row, end row)
         for row, chunk in enumerate(chunks):
             spans.setdefault(chunk.doc_id, [row, row])[1] = row + 1
         for doc in docs:
             start, end = spans.get(doc.doc_id, (0, 0))
-            doc_windows = windows.select(np.arange(start, end)) if windows is not None else None
-            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end], doc_windows)  # vectors: a view
+            prepared[doc.doc_id] = (chunks[start:end], vectors[start:end], None)  # a view, not a copy
 
     def embed_windows(self, chunks: Sequence[Chunk], vectors: np.ndarray | None = None) -> Any:
         """The sentence windows of `chunks` (ragtune.index.windows.Windows) embedded by this index's embedder (a
@@ -285,7 +283,8 @@ class Index:
         return embed_windows(chunks, size, lambda texts: self._embed(texts, "Embedding sentence windows"), vectors)
 
     def _fill_windows(self, doc_ids: Sequence[str], prepared: dict[str, Prepared]) -> None:
-        """Embed the sentence windows of prepared documents that came without them (precomputed by Ray workers)."""
+        """Embed, in one pass, the sentence windows of the prepared documents that have none yet (chunked here, or
+        precomputed without them)."""
         if not self.config.embed.windows:
             return
         todo = [d for d in doc_ids if d in prepared and prepared[d][2] is None]
