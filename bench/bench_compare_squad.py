@@ -85,8 +85,9 @@ def main() -> int:
     parser.add_argument("--arms", default="base,rag,raft")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mode", default="hybrid", help="retrieval mode of the arms that retrieve (compare --mode)")
-    parser.add_argument("--answer-form", default="free", choices=("free", "snap", "span"),
-                        help="compare --answer-form: snap / span answer with a span of the passages shown")
+    parser.add_argument("--answer-form", default="free", choices=("free", "snap", "span", "free-or-span"),
+                        help="compare --answer-form: snap / span answer with a span of the passages shown; "
+                             "free-or-span only where no passage holds the free answer")
     parser.add_argument("--answer-pick", default="joint", choices=("joint", "evidence"),
                         help="compare --answer-pick: evidence also answers from each passage alone and keeps the "
                              "answer best backed by a sentence")

@@ -271,3 +271,40 @@ def test_span_answers_with_a_local_model_are_spans_of_the_passages_shown(tiny_lm
     assert AnswerSettings(answer_form="span").describe()["answer_form"] == "span"
     with pytest.raises(InputError, match="answer_form"):
         AnswerSettings(answer_form="quote")
+
+
+class SpanningGenerator(ScriptedGenerator):
+    """A scripted generator that can constrain spans: asked with `spans_of`, it answers with a script of spans."""
+
+    constrains_spans = True
+
+    def __init__(self, script, spans, batch_size=8):
+        super().__init__(script, batch_size)
+        self.spans = spans
+        self.span_batches = []
+
+    def generate(self, batch, max_new_tokens=64, spans_of=None):
+        if spans_of is None:
+            return super().generate(batch, max_new_tokens)
+        self.span_batches.append(batch)
+        replies = [next(r for key, r in self.spans.items() if key in m[-1]["content"].split("Question:")[-1])
+                   for m in batch]
+        return [Generation(text=r, prompt_tokens=100, completion_tokens=1) for r in replies]
+
+
+def test_free_or_span_decodes_again_only_the_answers_no_passage_holds():
+    """answer_form "free-or-span": a free answer a passage holds stays as written, with the model's own citation;
+    one no passage holds ("Bonn") is decoded again as a span, which cites its passage and counts both generations;
+    a generator that cannot constrain snaps that answer instead, without asking again."""
+    script = {"France": "Paris [2]", "Germany": "Bonn", "tower": "1889"}
+    generator = SpanningGenerator(script, {"Germany": "Berlin"})
+    preds = answer(QUESTIONS, generator, FakeRetriever(), AnswerSettings(answer_form="free-or-span"), k=2)
+    assert [p.answer for p in preds] == ["Paris", "Berlin", "1889"]
+    assert preds[0].cited == (2,) and preds[1].cited == (1,)  # the model's [2]; the passage holding "Berlin"
+    assert len(generator.span_batches) == 1 and len(generator.span_batches[0]) == 1  # only "Bonn" again
+    assert preds[1].prompt_tokens > 100 and preds[1].completion_tokens == 2 and preds[0].prompt_tokens < 100
+    endpoint = ScriptedGenerator({**script, "Germany": "the capital Berlin, surely"})
+    snapped = answer(QUESTIONS, endpoint, FakeRetriever(), AnswerSettings(answer_form="free-or-span"), k=2)
+    assert [p.answer for p in snapped] == ["Paris", "Berlin is the capital", "1889"]
+    assert len(endpoint.batches) == 2  # 3 questions in batches of 2: nothing generated twice
+    assert AnswerSettings.resolve(GenerateConfig(answer_form="free-or-span")).answer_form == "free-or-span"

@@ -149,8 +149,9 @@ class GenerateConfig(StrictModel):
     context_sentences: int | None = Field(None, ge=0)
     # "free": the model writes its answer. "snap": its answer is replaced by the closest span of the passages shown.
     # "span": the answer is decoded as a span of them (local models; endpoints' replies are snapped instead).
+    # "free-or-span": the model's answer when a passage shown holds it, else decoded again as a span.
     # ragtune.generate.extract.
-    answer_form: Literal["free", "snap", "span"] = "free"
+    answer_form: Literal["free", "snap", "span", "free-or-span"] = "free"
     # "joint": one answer from all k passages. "evidence": also one from each passage alone (k + 1 generations),
     # keeping the answer whose backing sentence is closest to the question (ragtune.generate.evidence).
     answer_pick: Literal["joint", "evidence"] = "joint"

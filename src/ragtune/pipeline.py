@@ -40,7 +40,9 @@ class AnswerSettings:
     to that many sentences closest to the question (ragtune.generate.compress; 0 = whole passages), scored
     with `embedder` (the index's embedder) or by word overlap when it is None. answer_form: 'free' (the model's
     words) | 'snap' (the model's answer replaced by the closest span of the passages shown) | 'span' (decoded
-    as a span of them); ragtune.generate.extract; questions without passages answer freely. batch_size: questions per generate call (None: the generator's own, else 8). Build it with
+    as a span of them) | 'free-or-span' (the model's words when a passage shown holds them, else decoded again as
+    a span); ragtune.generate.extract; questions without passages answer freely. batch_size: questions per
+    generate call (None: the generator's own, else 8). Build it with
     `AnswerSettings.resolve`, as ask, compare and serve do, so that "auto" means the same everywhere.
 
     >>> AnswerSettings.resolve(GenerateConfig(model="bundled")).prompt_style
@@ -52,7 +54,7 @@ class AnswerSettings:
     max_new_tokens: int = 64
     batch_size: int | None = None
     embedder: Embedder | None = None
-    answer_form: Literal["free", "snap", "span"] = "free"
+    answer_form: Literal["free", "snap", "span", "free-or-span"] = "free"
     screening: Literal["neutralise", "drop", "off"] = "neutralise"
     answer_pick: Literal["joint", "evidence"] = "joint"
 
@@ -203,11 +205,15 @@ def answer_from_hits(
                             for h in shown[start_index : start_index + step]]
             if settings.answer_form == "span":
                 generations, constrained = generate_spans(generator, chunk, settings.max_new_tokens, passages)
-            else:  # free, or snap: generated freely, then snapped to the passages
+            else:  # free, snap or free-or-span: generated freely (then snapped, or checked against the passages)
                 generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
-            generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             if len(generations) != len(chunk):
                 raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(chunk)} prompts")
+            if settings.answer_form == "free-or-span":
+                generations, passages, constrained = _span_unheld(
+                    generator, chunk, generations, passages, questions[start_index : start_index + step],
+                    settings.max_new_tokens)
+            generate_ms = (time.perf_counter() - start) * 1000 / len(chunk)
             predictions.extend(_prediction(questions, hits, generations, start_index, retrieve_ms, generate_ms, arm,
                                            qids, passages, constrained))
             task.advance(len(chunk))
@@ -215,6 +221,38 @@ def answer_from_hits(
         predictions = _pick_by_evidence(questions, hits, predictions, generator, settings, arm)
     log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
+
+
+def _span_unheld(
+    generator: Generator, chunk: list, generations: list[Generation], passages: list[list[str] | None],
+    questions: Sequence[str], max_new_tokens: int,
+) -> tuple[list[Generation], list[list[str] | None], bool]:
+    """answer_form "free-or-span": a free answer that a passage shown holds stays as written (its row's passages
+    become None: answered freely); one that none holds is decoded again as a span of them (`generate_spans`; its
+    tokens count both generations). A generator that cannot constrain its decoding is not asked again: its answer
+    is snapped to the passages instead, as "span" does. Returns the generations, the passages per row and whether
+    the span rows were constrained."""
+    unheld = []
+    for row, (generation, shown) in enumerate(zip(generations, passages, strict=True)):
+        if shown is None:
+            continue
+        text = condense_answer(parse_answer(generation.text).answer, questions[row])
+        if text and source_of(text, shown) is not None:
+            passages[row] = None
+        else:
+            unheld.append(row)
+    if not unheld or not getattr(generator, "constrains_spans", False):
+        return generations, passages, False
+    spans, constrained = generate_spans(generator, [chunk[row] for row in unheld], max_new_tokens,
+                                        [passages[row] for row in unheld])
+    if len(spans) != len(unheld):
+        raise BackendError(f"{generator.model_id} returned {len(spans)} answers for {len(unheld)} prompts")
+    out = list(generations)
+    for row, span in zip(unheld, spans, strict=True):
+        first = generations[row]
+        out[row] = Generation(span.text, first.prompt_tokens + span.prompt_tokens,
+                              first.completion_tokens + span.completion_tokens)
+    return out, passages, constrained
 
 
 def _pick_by_evidence(

@@ -141,9 +141,12 @@ def test_span_answers_are_the_same_through_ask_serve_and_compare(parity_index, t
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
 
 
-def test_evidence_picked_answers_are_the_same_through_ask_serve_and_compare(parity_index, tiny_lm_dir, tmp_path):
-    """--answer-pick evidence on the real (random) local model: k + 1 generations and one kept answer, the same
-    whichever way it is asked (a streamed request gets the kept answer too, not the first generation's tokens)."""
+@pytest.mark.parametrize(("pick", "form"), [("evidence", "free"), ("joint", "free-or-span")])
+def test_answers_generated_twice_are_the_same_through_ask_serve_and_compare(pick, form, parity_index, tiny_lm_dir,
+                                                                           tmp_path):
+    """--answer-pick evidence (k + 1 generations, one kept answer) and --answer-form free-or-span (the random local
+    model's free answer is held by no passage: decoded again as a span) are the same whichever way they are asked;
+    a streamed request gets the kept answer too, not the first generation's tokens."""
     from fastapi.testclient import TestClient
 
     from ragtune.serve.app import create_app
@@ -151,15 +154,19 @@ def test_evidence_picked_answers_are_the_same_through_ask_serve_and_compare(pari
     from ragtune.serve.settings import ServeSettings
 
     model = str(tiny_lm_dir)
-    asked = _ask(parity_index, model, pick="evidence")
-    served = _serve(parity_index, model, pick="evidence")
-    compared = _compare(parity_index, model, tmp_path, pick="evidence")
+    asked = _ask(parity_index, model, pick=pick, form=form)
+    served = _serve(parity_index, model, pick=pick, form=form)
+    compared = _compare(parity_index, model, tmp_path, pick=pick, form=form)
     assert asked["answer"]
     assert (served["ragtune"]["answer"], served["citations"]) == (asked["answer"], asked["citations"])
     assert (compared["answer"], compared["citations"]) == (asked["answer"], asked["citations"])
     joint = _ask(parity_index, model)
     assert asked["tokens"]["prompt"] > joint["tokens"]["prompt"]  # every generation is counted
-    app = create_app(ServeSettings(index=str(parity_index), arms=("rag",), model=model, k=K, answer_pick="evidence"),
+    if form == "free-or-span":
+        (cited,) = [c for c in asked["citations"] if c["cited"]]
+        assert asked["answer"] != joint["answer"] and asked["answer"] in " ".join(cited["text"].split())
+    app = create_app(ServeSettings(index=str(parity_index), arms=("rag",), model=model, k=K, answer_pick=pick,
+                                   answer_form=form),
                      keys=KeyStore(parse_key_entries([f"{ADMIN_KEY}=admin"], "test")))
     with TestClient(app) as client:
         reply = client.post("/v1/chat/completions", headers=auth(ADMIN_KEY),

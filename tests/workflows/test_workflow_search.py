@@ -59,8 +59,8 @@ def test_every_arm_has_a_space_and_closed_book_arms_search_only_answering():
                              "prompt_style", "max_new_tokens")
         else:  # a closed-book arm retrieves nothing: no chunk size, mode or k to search
             assert names == ("prompt_style", "max_new_tokens")
-    assert space_for("rag").size == 2 * 4 * 2 * 2 * 3 * 2 * 2 * 2 and space_for("base").size == 4
-    assert space_for("rag").grid()["answer_form"] == ["free", "snap", "span"]
+    assert space_for("rag").size == 2 * 4 * 2 * 2 * 4 * 2 * 2 * 2 and space_for("base").size == 4
+    assert space_for("rag").grid()["answer_form"] == ["free", "free-or-span", "snap", "span"]
     assert space_for("rag").grid()["chunk_tokens"] == [128, 320]
 
 

@@ -15,9 +15,10 @@ from typing import Any
 ANSWER_PICK_HELP = ("joint | evidence: evidence also answers from each passage alone (k + 1 generations) and keeps "
                     "the answer whose backing sentence is closest to the question (SQuAD, bundled model: F1 +0.057 "
                     "on the bench's articles, +0.005 on others; compare --search tries it per corpus)")
-ANSWER_FORM_HELP = ("free | snap | span: snap replaces the answer by the closest span of the passages shown; span "
-                    "decodes it as one (a local model is held to the passages as it decodes; an endpoint's reply is "
-                    "snapped). Both cite the passage the span came from.")
+ANSWER_FORM_HELP = ("free | snap | span | free-or-span: snap replaces the answer by the closest span of the passages "
+                    "shown; span decodes it as one (a local model is held to the passages as it decodes; an endpoint's "
+                    "reply is snapped); free-or-span keeps an answer a passage holds and decodes any other again as a "
+                    "span. Spans cite the passage they came from.")
 SCREENING_HELP = ("Prompt-injection screening of the retrieved passages: neutralise (an offending sentence is replaced "
                   "by a marker) | drop (the passage is left out) | off. ask, compare and serve screen alike.")
 RERANK_DEPTH_HELP = "With a +rerank --mode: how many of the mode's hits the LLM reranks (default 10; fewer is faster)."

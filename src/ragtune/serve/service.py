@@ -143,8 +143,9 @@ class ServeService:
         hits = [job.hits or [] for job in jobs] if self.arm_specs[arm].retrieval else None
         settings = replace(self.answer_settings[arm], max_new_tokens=max_tokens, batch_size=len(jobs))
         generator = self.generators[arm]
-        if len(jobs) == 1 and jobs[0].on_text is not None and settings.answer_pick == "joint":
-            # (several candidate answers are generated with "evidence": the kept one is streamed when chosen)
+        if len(jobs) == 1 and jobs[0].on_text is not None and settings.answer_pick == "joint" \
+                and settings.answer_form != "free-or-span":
+            # (evidence and free-or-span may generate twice: the kept answer is streamed when chosen)
             from ragtune.serve.streaming import StreamingGenerator
 
             generator = StreamingGenerator(generator, jobs[0].on_text)

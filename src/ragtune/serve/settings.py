@@ -43,7 +43,7 @@ class ServeSettings(RerankOptions):
     k: int = Field(3, ge=1, le=20)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, as ask/compare
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, as ask/compare
-    answer_form: Literal["free", "snap", "span"] = "free"  # GenerateConfig.answer_form, as ask/compare
+    answer_form: Literal["free", "snap", "span", "free-or-span"] = "free"  # GenerateConfig.answer_form, as ask/compare
     answer_pick: Literal["joint", "evidence"] = "joint"  # GenerateConfig.answer_pick, as ask/compare
 
     api_keys_file: str | None = None

@@ -55,7 +55,7 @@ class CompareConfig(RerankOptions):
     batch_size: int = Field(COMPARE_BATCH_SIZE, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
-    answer_form: Literal["free", "snap", "span"] = "free"  # GenerateConfig.answer_form, for every arm
+    answer_form: Literal["free", "snap", "span", "free-or-span"] = "free"  # GenerateConfig.answer_form, for every arm
     answer_pick: Literal["joint", "evidence"] = "joint"  # GenerateConfig.answer_pick, for every arm
     screening: Literal["neutralise", "drop", "off"] = "neutralise"  # GenerateConfig.screening, for every arm
     freshness: str | None = None

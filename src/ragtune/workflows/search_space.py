@@ -75,8 +75,10 @@ RETRIEVAL = (
     Param("mode", ("hybrid", "hybrid-convex", "dense", "bm25"), "retrieval mode (ragtune.retrieve)"),
     Param("k", (3, 5), "passages retrieved per question"),
     Param("context_sentences", (3, 0), "sentences kept per passage, closest to the question (0: whole passages)"),
-    Param("answer_form", ("free", "snap", "span"),
-          "snap: the answer replaced by the closest span of the passages shown; span: decoded as one"),
+    # free-or-span first: the one-at-a-time sweep tries each setting's first other value before any second one
+    Param("answer_form", ("free", "free-or-span", "snap", "span"),
+          "free-or-span: an answer no passage shown holds decoded again as a span of them; snap: the answer "
+          "replaced by the closest span of the passages shown; span: decoded as one"),
     Param("answer_pick", ("joint", "evidence"),
           "evidence: also answer from each passage alone and keep the answer best backed by a sentence"),
 )
