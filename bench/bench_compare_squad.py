@@ -100,6 +100,8 @@ def main() -> int:
     parser.add_argument("--search", type=int, default=None,
                         help="compare --search: trials per arm on a validation split of the questions (by paragraph); "
                              "prints each arm's searched vs default F1 on the rest")
+    parser.add_argument("--validation-share", type=float, default=None,
+                        help="with --search: the share of the questions searched on (compare's default 0.3)")
     args = parser.parse_args()
     if not SQUAD.is_file():
         print(f"SQuAD data not found at {SQUAD}; nothing to benchmark.")
@@ -139,7 +141,8 @@ def main() -> int:
                            raft_adapter=raft, k=args.k, mode=args.mode, seed=args.seed, overwrite=True,
                            answer_form=args.answer_form, answer_pick=args.answer_pick,
                            tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None,
-                           search=args.search)
+                           search=args.search,
+                           **({"validation_share": args.validation_share} if args.validation_share else {}))
     t0 = time.perf_counter()
     run_dir = run_compare(config)
     print_run_summary(run_dir)

@@ -207,8 +207,7 @@ def answer_from_hits(
                 generations, constrained = generate_spans(generator, chunk, settings.max_new_tokens, passages)
             else:  # free, snap or free-or-span: generated freely (then snapped, or checked against the passages)
                 generations = generator.generate(chunk, max_new_tokens=settings.max_new_tokens)
-            if len(generations) != len(chunk):
-                raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(chunk)} prompts")
+            _check_count(generator, generations, chunk)
             if settings.answer_form == "free-or-span":
                 generations, passages, constrained = _span_unheld(
                     generator, chunk, generations, passages, questions[start_index : start_index + step],
@@ -221,6 +220,12 @@ def answer_from_hits(
         predictions = _pick_by_evidence(questions, hits, predictions, generator, settings, arm)
     log.debug("answered %d questions (arm=%r, with sources=%d)", len(questions), arm, len(with_sources))
     return predictions
+
+
+def _check_count(generator: Generator, generations: Sequence[Generation], prompts: Sequence[object]) -> None:
+    """One answer per prompt, or a BackendError naming the model (a backend that drops or adds answers)."""
+    if len(generations) != len(prompts):
+        raise BackendError(f"{generator.model_id} returned {len(generations)} answers for {len(prompts)} prompts")
 
 
 def _span_unheld(
@@ -245,8 +250,7 @@ def _span_unheld(
         return generations, passages, False
     spans, constrained = generate_spans(generator, [chunk[row] for row in unheld], max_new_tokens,
                                         [passages[row] for row in unheld])
-    if len(spans) != len(unheld):
-        raise BackendError(f"{generator.model_id} returned {len(spans)} answers for {len(unheld)} prompts")
+    _check_count(generator, spans, unheld)
     out = list(generations)
     for row, span in zip(unheld, spans, strict=True):
         first = generations[row]
