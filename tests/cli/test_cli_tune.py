@@ -102,3 +102,29 @@ def test_without_optuna_the_search_names_the_extra(index_and_questions, tmp_path
     argv += ["--search", "2", "--arms", "base"] if command == "compare" else []
     code, _out, err = run_main(argv, capsys)
     assert code == 4 and err.strip().splitlines() == ["error: optuna is not installed: pip install 'ragtune[search]'"]
+
+
+def test_tune_says_why_the_defaults_stayed(index_and_questions, tmp_path, capsys, monkeypatch):
+    """A kept default is explained on the console as in the report: the lead, its p, the level and what lead the
+    validation split could have confirmed."""
+    from ragtune.workflows import tune
+
+    versus = {"trial": 3, "delta_f1": 0.04, "p_value": 0.088, "n": 122, "alpha": 0.00625, "family_alpha": 0.05,
+              "compared": 8, "switched": False, "detectable_f1": 0.081}
+    validation = {"f1": 0.227, "latency_ms_p95": 2061.0}
+
+    class Kept:
+        arm, trials, sampler = "rag", [object()] * 9, "coordinate+tpe"
+
+        def to_dict(self):
+            return {"params": {"k": 3}, "validation": validation, "default_validation": validation,
+                    "versus_defaults": versus}
+
+    monkeypatch.setattr(tune, "run_tune", lambda config, trials_on=None: Kept())
+    index, questions = index_and_questions
+    code, out, err = run_main(["tune", "--index", index, "--questions", questions, "--out", str(tmp_path / "o")],
+                              capsys)
+    assert code == 0, err
+    assert ("The defaults were kept: the best trial (3) led by +0.040 F1 on 122 validation questions, paired "
+            "p=0.088, not below 0.00625 (0.05 over the 8 trials it was the best of)") in out
+    assert "122 validation questions confirm a lead of about +0.081 F1" in out

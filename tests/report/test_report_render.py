@@ -184,6 +184,10 @@ def test_report_search_section_says_whether_the_winner_beat_the_defaults(fake_ru
                                "compared": 5}
     assert search_sections(results)[0]["versus"].endswith(
         "p=0.016, not below 0.01 (0.05 over the 5 trials it was the best of) — too little evidence to change settings.")
+    info["versus_defaults"]["detectable_f1"] = 0.081  # what the split could confirm (search._confirmed)
+    assert search_sections(results)[0]["versus"].endswith(
+        "— too little evidence to change settings. 12 validation questions confirm a lead of about +0.081 F1 "
+        "(80% power at that level); more questions or a larger --validation-share confirm smaller ones.")
     info.pop("versus_defaults")
     assert search_sections(results)[0]["versus"] == ""
     info["test_versus_defaults"] = {"delta_f1": -0.024, "ci95": [-0.07, 0.02], "p_value": 0.31, "n": 140}

@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"validation F1 {best['validation']['f1']:.3f} (defaults {default.get('f1', float('nan')):.3f}), "
                    f"p95 {best['validation']['latency_ms_p95']:,.0f} ms"
                    + (f", ${cost:.6f} per 1k queries" if cost is not None else "") + f" → {out / 'best.json'}")
+        if (best.get("versus_defaults") or {}).get("switched") is False:
+            from ragtune.report.render import describe_versus_defaults
+
+            typer.echo(describe_versus_defaults(best["versus_defaults"]))
         training = best.get("training") or {}
         if training.get("searched"):
             typer.echo(f"training: {training['epochs']} epoch(s) at lr {training['lr']:g} → {out / training['adapter']} "

@@ -9,8 +9,10 @@ otherwise), the interval on the difference from a paired bootstrap. `holm` adjus
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -117,6 +119,24 @@ def paired_test(
     lo, hi = bootstrap_ci(d, seed=seed, n_resamples=n_resamples, alpha=alpha)
     p_value, method = sign_flip_p_value(d, seed=seed, n_resamples=n_resamples)
     return PairedTest(delta=float(d.mean()), ci=(lo, hi), p_value=p_value, n=int(d.size), method=method)
+
+
+def detectable_difference(differences: Sequence[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference that a two-sided paired test at `alpha` on this many questions finds with
+    probability `power`, at the spread the paired differences show (normal approximation): what a validation split
+    of this size can confirm at all. 0 when the differences do not vary.
+
+    >>> round(detectable_difference([0.5, -0.5] * 50, alpha=0.05), 3)
+    0.141
+    """
+    _check(DEFAULT_RESAMPLES, alpha)
+    if not 0 < power < 1:
+        raise InputError(f"power must be in (0, 1), got {power}")
+    d = _as_array(differences, "differences")
+    if d.size < 2:
+        return math.inf
+    z = NormalDist().inv_cdf
+    return float((z(1 - alpha / 2) + z(power)) * d.std(ddof=1) / math.sqrt(d.size))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

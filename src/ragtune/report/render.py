@@ -223,7 +223,7 @@ def search_sections(results: dict) -> list[dict[str, Any]]:
             "trials": info.get("trials"), "feasible": info.get("feasible_trials"), "sampler": info.get("sampler"),
             "max_p95_ms": info.get("max_p95_ms"), "max_cost_per_1k": info.get("max_cost_per_1k"),
             "plotted": len(points), "infeasible": sum(1 for t in points if not t.get("feasible")),
-            "versus": _versus_defaults(info.get("versus_defaults")),
+            "versus": describe_versus_defaults(info.get("versus_defaults")),
             "index": _rechunked_note(info.get("index")), "skipped": info.get("skipped_trials") or 0,
             "pruned": info.get("pruned_trials") or 0, "training": _training_note(info.get("training")),
         })
@@ -261,7 +261,7 @@ def _on_test(versus: dict | None) -> str:
     return f" (95% CI {low:+.3f} to {high:+.3f}, paired p={versus['p_value']:.3f} on {versus['n']} test questions)"
 
 
-def _versus_defaults(versus: dict | None) -> str:
+def describe_versus_defaults(versus: dict | None) -> str:
     """How the search's best trial fared against the defaults on validation (workflows.search._confirmed)."""
     if not versus:
         return ""
@@ -271,8 +271,12 @@ def _versus_defaults(versus: dict | None) -> str:
         alpha += f" ({versus['family_alpha']:g} over the {versus['compared']} trials it was the best of)"
     if versus["switched"]:
         return f"Trial {versus['trial']} replaced the defaults: {figures} < {alpha}."
-    return (f"The defaults were kept: the best trial ({versus['trial']}) led by {figures}, "
+    kept = (f"The defaults were kept: the best trial ({versus['trial']}) led by {figures}, "
             f"not below {alpha} — too little evidence to change settings.")
+    if versus.get("detectable_f1") and versus["delta_f1"] > 0:  # what this split could confirm (search._confirmed)
+        kept += (f" {versus['n']} validation questions confirm a lead of about {versus['detectable_f1']:+.3f} F1 "
+                 f"(80% power at that level); more questions or a larger --validation-share confirm smaller ones.")
+    return kept
 
 
 def _payback_rows(results: dict) -> list[dict[str, str]]:

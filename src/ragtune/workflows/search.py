@@ -20,7 +20,8 @@ from (Bonferroni: the best of m noisy comparisons clears 0.05 by luck far more o
 questions the top of many trials is mostly luck, and a search must not leave an arm worse than its defaults. On
 SQuAD a k=5 that beat the defaults on 60 validation questions by +0.057, p=0.011 (best of 6 alternatives) lost
 on the 140 test questions by -0.024; at 0.05/6 the defaults would have stayed. best.json holds the chosen settings
-and that comparison.
+and that comparison, with the lead the split could confirm at that level (`detectable_f1`, 80% power): how
+many more questions a kept default would need.
 
 Each trial is appended to trials.jsonl as it finishes; with `resume` a configuration already recorded there is
 not answered again. A configuration that cannot be run (a chunk size whose index cannot be rebuilt, an adapter
@@ -58,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune.errors import ConfigError, InputError, MissingExtraError
 from ragtune.evaluate.cost import CostModel
 from ragtune.evaluate.run_files import write_text_atomic
-from ragtune.evaluate.stats import paired_test
+from ragtune.evaluate.stats import detectable_difference, paired_test
 from ragtune.workflows.search_space import Choice, SearchSpace
 from ragtune.workflows.trial_types import (  # noqa: F401  (re-exported: search's public names)
     NOT_RUN,
@@ -338,12 +339,15 @@ def _confirmed(best: Trial, trials: list[Trial], defaults: Mapping[str, Choice],
     alpha = SWITCH_ALPHA / compared
     test = paired_test(best.metrics.f1_scores, default.metrics.f1_scores, seed=seed)
     switched = test.delta > 0 and test.p_value < alpha
+    differences = [a - b for a, b in zip(best.metrics.f1_scores, default.metrics.f1_scores, strict=True)]
+    detectable = detectable_difference(differences, alpha=alpha)
     versus = {"trial": best.number, "delta_f1": round(test.delta, 4), "p_value": round(test.p_value, 4),
               "n": test.n, "alpha": round(alpha, 6), "family_alpha": SWITCH_ALPHA, "compared": compared,
-              "switched": switched}
+              "switched": switched, "detectable_f1": round(detectable, 4) if math.isfinite(detectable) else None}
     if not switched:
         logger.info("trial %d beat the defaults by %+.3f F1 on validation, p=%.3f ≥ %g (%g over %d trials): the "
-                    "defaults stay", best.number, test.delta, test.p_value, alpha, SWITCH_ALPHA, compared)
+                    "defaults stay (%d validation questions confirm a lead of about %+.3f at that level)",
+                    best.number, test.delta, test.p_value, alpha, SWITCH_ALPHA, compared, test.n, detectable)
     return (best if switched else default), versus
 
 
