@@ -158,6 +158,8 @@ def main() -> int:
                   f"({found['gain_f1']:+.3f}{paired}) on {found['test_questions']} test questions "
                   f"({found['validation_questions']} validation); chosen {found['params']}; "
                   f"{found['trials']} trials in {found['search_s']:.0f}s")
+            if found["why"]:
+                print(f"  {found['why']}")
     results = json.loads((run_dir / "results.json").read_text())
     where = f"first {args.articles}" if not args.first_article else \
         f"{args.articles} (from article {args.first_article}; no peer figures for them)"

@@ -60,4 +60,7 @@ def test_search_demo_reports_the_searched_and_default_test_figures(corpus, tmp_p
     assert gain["searched_f1"] == results["arms"]["rag"]["metrics"]["f1"] == found["test"]["f1"]
     assert gain["default_f1"] == found["default_test"]["f1"] and gain["params"] == found["params"]
     assert gain["test_questions"] + gain["validation_questions"] == len(QUESTIONS)
+    versus = found["versus_defaults"]  # why the settings changed or stayed, worded as in the report
+    assert versus is None and gain["why"] == "" or gain["why"].startswith(
+        f"Trial {versus['trial']} replaced" if versus["switched"] else "The defaults were kept")
     assert (run / "search" / "rag" / "trials.jsonl").is_file()  # the same files as `compare --search`

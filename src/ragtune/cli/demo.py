@@ -34,4 +34,6 @@ def register(app: typer.Typer) -> None:
                            f"defaults ({arm['gain_f1']:+.3f}) on {arm['test_questions']} questions; "
                            f"{arm['trials']} trial(s) on {arm['validation_questions']} validation questions in "
                            f"{arm['search_s']:.0f} s; chosen {json.dumps(arm['params'])}")
+                if arm["why"]:
+                    typer.echo(f"  {arm['why']}")
             typer.echo(f"search report: {run_dir / SEARCH_FOLDER / 'report.html'}")

@@ -197,12 +197,14 @@ def search_demo(config: Any, trials: int, out: Path, arms: tuple[str, ...] = SEA
 def search_gains(run_dir: Path) -> list[dict[str, Any]]:
     """Per searched arm of a `demo --search` run (RUN/search/results.json): the searched and the default settings'
     test F1 (and their paired test when the search changed the settings), the chosen settings, the trials and the
-    search's seconds."""
+    search's seconds; `why`: the validation test that switched or kept the settings, as the report words it."""
+    from ragtune.report.render import describe_versus_defaults
+
     results = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
     search = results["search"]
     return [{"arm": arm, "searched_f1": found["test"]["f1"], "default_f1": found["default_test"]["f1"],
              "gain_f1": found["gain_f1"], "test_versus": found.get("test_versus_defaults"), "params": found["params"],
-             "default_params": found["default_params"],
+             "default_params": found["default_params"], "why": describe_versus_defaults(found.get("versus_defaults")),
              "trials": found["trials"], "search_s": found["search_s"], "test_questions": search["test_questions"],
              "validation_questions": search["validation_questions"]}
             for arm, found in search["arms"].items()]
