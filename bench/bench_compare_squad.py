@@ -91,6 +91,8 @@ def main() -> int:
     parser.add_argument("--answer-pick", default="joint", choices=("joint", "evidence"),
                         help="compare --answer-pick: evidence also answers from each passage alone and keeps the "
                              "answer best backed by a sentence")
+    parser.add_argument("--max-new-tokens", type=int, default=32,
+                        help="answer length (the figures in the README are at 32; compare's own default is 64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/squad-bench-work")
     parser.add_argument("--out", default="runs/squad-bench")
@@ -139,6 +141,7 @@ def main() -> int:
     tuned = any(ARMS[a].tuned_retriever for a in arms)
     config = CompareConfig(index=str(work / "index"), questions=str(questions), out=args.out, arms=tuple(arms),
                            raft_adapter=raft, k=args.k, mode=args.mode, seed=args.seed, overwrite=True,
+                           max_new_tokens=args.max_new_tokens,
                            answer_form=args.answer_form, answer_pick=args.answer_pick,
                            tuned_embedder=args.tuned_embedder, train=tuned and args.tuned_embedder is None,
                            search=args.search,

@@ -93,7 +93,7 @@ def main() -> None:
 
     def compare(name: str, executor) -> dict:
         config = CompareConfig(index=str(work / "handbook"), questions=str(questions), out=str(work / name),
-                               arms=arms, batch_size=8, seed=0)
+                               arms=arms, batch_size=8, seed=0, max_new_tokens=32)
         t0 = time.perf_counter()
         run = run_compare(config, executor=executor)
         seconds = time.perf_counter() - t0

@@ -51,7 +51,7 @@ class CompareConfig(RerankOptions):
     model: str = BUNDLED
     model_name: str | None = None  # http(s) --model: the remote model of the untuned arms (else URL #fragment)
     adapter_model_names: dict[str, str] = Field(default_factory=dict)  # http(s) --model: "sft"/"raft" -> remote name
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(64, ge=1)  # as ask, compare and serve on the command line (GenerateConfig)
     batch_size: int = Field(COMPARE_BATCH_SIZE, ge=1)
     prompt_style: Literal["auto", "guided", "plain"] = "auto"  # GenerateConfig.prompt_style, for every arm
     context_sentences: int | None = Field(None, ge=0)  # GenerateConfig.context_sentences, for every arm
