@@ -124,7 +124,7 @@ def paired_test(
 def detectable_difference(differences: Sequence[float], alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest true mean difference that a two-sided paired test at `alpha` on this many questions finds with
     probability `power`, at the spread the paired differences show (normal approximation): what a validation split
-    of this size can confirm at all. 0 when the differences do not vary.
+    of this size can confirm at all. 0 when the differences do not vary; infinite for fewer than two.
 
     >>> round(detectable_difference([0.5, -0.5] * 50, alpha=0.05), 3)
     0.141
