@@ -13,8 +13,8 @@ import pytest
 from ragtune.arms import ARMS
 from ragtune.errors import ConfigError, InputError
 from ragtune.evaluate.cost import CostModel
-from ragtune.types import Example
 from ragtune.evaluate.stats import detectable_difference
+from ragtune.types import Example
 from ragtune.workflows import search_space
 from ragtune.workflows.search import TrialMetrics, combined_winners, read_trials, search_arm
 from ragtune.workflows.search_space import Param, SearchSpace, default_params, space_for
@@ -463,7 +463,9 @@ def test_the_switch_is_judged_against_how_many_trials_the_winner_was_picked_from
     versus = many.versus_defaults
     assert versus["compared"] == 5 and versus["alpha"] == 0.01 and versus["family_alpha"] == 0.05
     assert 0.01 <= versus["p_value"] < 0.05 and versus["switched"] is False
-    differences = [b - d for b, d in zip(better, default)]  # the lead the 10 questions could confirm at 0.01
+    # the lead these 10 questions could confirm at 0.01: (2.576 + 0.842) * sd 0.2415 / sqrt(10)
+    assert versus["detectable_f1"] == pytest.approx(0.261, abs=1e-3)
+    differences = [b - d for b, d in zip(better, default)]  # the winner minus the defaults, question by question
     assert versus["detectable_f1"] == pytest.approx(detectable_difference(differences, alpha=0.01), abs=1e-4)
     one = SearchSpace((Param("mode", ("hybrid", "bm25"), ""), Param("k", (3,), "")))
     table = {("hybrid", 3): default, ("bm25", 3): better}
